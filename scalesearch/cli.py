@@ -1,0 +1,84 @@
+"""Hydra entry points: ``scalesearch`` (the search), ``scalesearch-generate``,
+``scalesearch-report``, ``scalesearch-ablate``, ``scalesearch-nas``.
+
+Every app composes ``conf/`` against the structured configs of :mod:`scalesearch.config`
+(validation), runs in the Hydra run directory, and turns a user error (a bad value)
+into one line on stderr and exit code 2 — the traceback only with HYDRA_FULL_ERROR=1.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from . import config as C
+
+log = logging.getLogger("scalesearch")
+
+# conf/ lives at the project root beside the package (editable install / checkout)
+CONF_DIR = os.environ.get("SCALESEARCH_CONF", str(Path(__file__).resolve().parent.parent / "conf"))
+
+cs = ConfigStore.instance()
+cs.store(name="search_schema", node=C.SearchAppConfig)
+cs.store(name="generate_schema", node=C.GenerateConfig)
+
+
+class UserError(Exception):
+    """A bad value from the user: reported as one line, exit code 2."""
+
+
+def friendly_errors(fn):
+    """Report user errors (ValueError, OSError, UserError) as one line and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (UserError, ValueError, OSError, KeyError) as e:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"scalesearch: error: {msg}", file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def run_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def to_object(cfg: DictConfig):
+    """The validated dataclass behind a composed config."""
+    return OmegaConf.to_object(cfg)
+
+
+# ---------------------------------------------------------------- generate
+@hydra.main(config_path=CONF_DIR, config_name="generate", version_base="1.3")
+@friendly_errors
+def generate_main(cfg: DictConfig) -> None:
+    from .generate import run_generate
+
+    run_generate(to_object(cfg), run_dir())
+
+
+# ---------------------------------------------------------------- search
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@friendly_errors
+def search_main(cfg: DictConfig) -> float | None:
+    from .search import run_search
+
+    best = run_search(to_object(cfg), run_dir())
+    return None if best is None else best.get("accuracy_mean")
+
+
+def main() -> None:  # console script `scalesearch`
+    search_main()
