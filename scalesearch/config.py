@@ -100,8 +100,10 @@ class SearchConfig:
     sampler_kwargs: dict[str, Any] = field(default_factory=dict)
     storage: Optional[str] = None  # e.g. sqlite:///optuna.db (relative paths: in the run dir)
     # measured cost ratio (rounded proxy vs B0 proxy) allowed off the target
-    cost_tolerance: float = 0.35
+    cost_tolerance: float = 0.5
     filter_measured: bool = False  # drop candidates off the measured target instead of flagging
+    # proxy resolution = round(base_resolution * gamma) to a multiple of this (1: nearest pixel)
+    resolution_multiple: int = 1
     # Ray Tune
     scheduler: str = "none"  # none | asha
     grace_period: int = 1

@@ -47,3 +47,30 @@ def cifar_folder(tmp_path_factory):
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(tar.extractfile(m).read())
     return root
+
+
+def compose_search(*overrides):
+    """Real Hydra composition of conf/config.yaml → a validated SearchAppConfig."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from scalesearch.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return OmegaConf.to_object(cfg)
+
+
+# tiny budgets used by the search tests (a trial trains in a few seconds on one core)
+TINY = ["proxy.epochs=1", "dataset.train_size=200", "dataset.val_size=100", "proxy.batch_size=50",
+        "dataset.image_size=32", "report.enabled=false", "family_phis=[0,1,2]"]
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray for the in-process search tests (run_search reuses it, never shuts it down)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
