@@ -81,9 +81,11 @@ class EfficientNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                r = 1.0 / m.out_features**0.5
-                nn.init.uniform_(m.weight, -r, r)
+                nn.init.normal_(m.weight, std=0.01)  # small logits at init: loss starts at ln(classes)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, MBConv) and m.residual:
+                nn.init.zeros_(m.project.bn.weight)  # each residual block starts as the identity
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))

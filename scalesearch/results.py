@@ -19,10 +19,10 @@ __all__ = ["COLUMNS", "read_results", "aggregate", "select_best", "summary_markd
 COLUMNS = [
     "trial_id", "trial_index", "alpha", "beta", "gamma", "seed", "product", "resolution", "cost_ratio",
     "cost_flag", "accuracy", "loss", "epochs", "params", "macs", "activations", "images_per_s", "wall_s",
-    "status", "error", "node",
+    "status", "error", "failures", "node", "finished_at",
 ]
-NUMERIC = {"alpha", "beta", "gamma", "product", "cost_ratio", "accuracy", "loss", "images_per_s", "wall_s"}
-INTEGER = {"trial_index", "seed", "resolution", "epochs", "params", "macs", "activations"}
+NUMERIC = {"finished_at", "alpha", "beta", "gamma", "product", "cost_ratio", "accuracy", "loss", "images_per_s", "wall_s"}
+INTEGER = {"failures", "trial_index", "seed", "resolution", "epochs", "params", "macs", "activations"}
 
 
 def _parse(row: dict) -> dict:

@@ -156,6 +156,8 @@ def _trial_row(trial) -> dict:
                gamma=r.get("gamma", t.get("gamma")))
     if row["trial_index"] is None:
         row["trial_index"] = t.get("index")
+    row["failures"] = trial.num_failures
+    row["finished_at"] = r.get("timestamp") if trial.status in ("TERMINATED", "ERROR") else None
     if trial.status == "ERROR":
         row["status"] = "error"
         err = trial.get_error() if hasattr(trial, "get_error") else None
