@@ -82,3 +82,35 @@ def search_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:  # console script `scalesearch`
     search_main()
+
+
+# ---------------------------------------------------------------- other apps
+def hydra_app(config_name: str, schema_name: str, schema, job):
+    """A Hydra app over ``conf/<config_name>.yaml`` validated against ``schema`` (a dataclass,
+    stored as ``schema_name``): ``job(cfg_object, run_dir)`` runs with one-line user errors."""
+    cs.store(name=schema_name, node=schema)
+
+    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
+    @friendly_errors
+    def app(cfg: DictConfig):
+        return job(to_object(cfg), run_dir())
+
+    return app
+
+
+def report_main() -> None:  # console script `scalesearch-report`
+    from .report import ReportAppConfig, run_report_app
+
+    hydra_app("report", "report_schema", ReportAppConfig, run_report_app)()
+
+
+def ablate_main() -> None:  # console script `scalesearch-ablate`
+    from .ablation import AblateAppConfig, run_ablate_app
+
+    hydra_app("ablate", "ablate_schema", AblateAppConfig, run_ablate_app)()
+
+
+def nas_main() -> None:  # console script `scalesearch-nas`
+    from .nas import NASAppConfig, run_nas_app
+
+    hydra_app("nas", "nas_schema", NASAppConfig, run_nas_app)()
