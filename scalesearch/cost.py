@@ -55,3 +55,10 @@ def count_cost(model: nn.Module, resolution: int, in_channels: int = 3) -> Cost:
             h.remove()
         model.train(was_training)
     return Cost(count_params(model), counter.get_total_flops() // 2, activations, resolution)
+
+
+def estimate_train_memory(cost: Cost, batch_size: int, bytes_per_activation: int = 2) -> int:
+    """Rough upper estimate (bytes) of the GPU memory a training step needs: parameters,
+    gradients and optimizer state in fp32 (4 copies), plus the conv outputs kept for backward
+    (bf16) times 4 for the BN/activation/SE tensors saved beside each of them."""
+    return 16 * cost.params + 4 * bytes_per_activation * cost.activations * batch_size

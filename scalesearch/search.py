@@ -142,9 +142,37 @@ def proxy_trial(config: dict, data_ref=None, settings: SearchAppConfig = None, t
                      "error": f"measured cost ratio {ratio:.2f} is off target {target}"})
         return
     candidate = Candidate(depth=coeffs.alpha, width=coeffs.beta, resolution=res)
-    final = train_proxy(candidate, data, budget, seed=seed, baseline=baseline,
-                        report=lambda m: tune.report({**static, **m, "final": False}))
+    share = settings.search.gpus_per_trial
+    if share > 0 and torch.cuda.is_available():
+        check_gpu_memory(coeffs, res, data, baseline, budget.batch_size, share)
+    try:
+        final = train_proxy(candidate, data, budget, seed=seed, baseline=baseline,
+                            report=lambda m: tune.report({**static, **m, "final": False}))
+    except torch.cuda.OutOfMemoryError:
+        raise RuntimeError(
+            f"CUDA out of memory training alpha={coeffs.alpha} beta={coeffs.beta} gamma={coeffs.gamma} at {res}px, "
+            f"batch {budget.batch_size}, with search.gpus_per_trial={share} ({_share_note(share)}); lower "
+            "proxy.batch_size or raise search.gpus_per_trial") from None
     tune.report({**static, **final, "final": True})
+
+
+def _share_note(share: float) -> str:
+    return f"{int(1 / share)} trials per GPU" if share < 1 else "one GPU per trial"
+
+
+def check_gpu_memory(coeffs, res, data, baseline, batch_size, share) -> None:
+    """Refuse a trial whose estimated training memory exceeds its share of the GPU."""
+    from .cost import estimate_train_memory
+
+    m = build_model(spec=baseline, depth=coeffs.alpha, width=coeffs.beta, num_classes=data.num_classes,
+                    in_channels=data.in_channels)
+    need = estimate_train_memory(count_cost(m, res, in_channels=data.in_channels), batch_size)
+    have = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory * min(1.0, share)
+    if need > have:
+        raise RuntimeError(
+            f"trial needs about {need / 2**30:.1f} GiB of GPU memory (alpha={coeffs.alpha}, beta={coeffs.beta}, {res}px, "
+            f"batch {batch_size}) but search.gpus_per_trial={share} gives it {have / 2**30:.1f} GiB "
+            f"({_share_note(share)}); lower proxy.batch_size or raise search.gpus_per_trial")
 
 
 # ---------------------------------------------------------------- live results
