@@ -176,7 +176,9 @@ def check_gpu_memory(coeffs, res, data, baseline, batch_size, share) -> None:
 
 
 # ---------------------------------------------------------------- live results
-def _trial_row(trial) -> dict:
+def _trial_row(trial, ended: str | None = None) -> dict:
+    """One results.csv row from a Tune trial. ``ended`` ("complete" | "error") is passed by the
+    callbacks, which fire before Tune updates the trial's status."""
     r = dict(trial.last_result or {})
     t = trial.config.get("trial", trial.config)
     row = {k: r.get(k) for k in COLUMNS}
@@ -185,16 +187,17 @@ def _trial_row(trial) -> dict:
     if row["trial_index"] is None:
         row["trial_index"] = t.get("index")
     row["failures"] = trial.num_failures
-    row["finished_at"] = r.get("timestamp") if trial.status in ("TERMINATED", "ERROR") else None
-    if trial.status == "ERROR":
+    row["finished_at"] = r.get("timestamp") if status in ("TERMINATED", "ERROR") else None
+    status = {"complete": "TERMINATED", "error": "ERROR"}.get(ended, trial.status)
+    if status == "ERROR":
         row["status"] = "error"
         err = trial.get_error() if hasattr(trial, "get_error") else None
         lines = [ln.strip() for ln in str(err or "unknown error").splitlines() if ln.strip()]
         row["error"] = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1])[:300]
-    elif trial.status == "TERMINATED":
+    elif status == "TERMINATED":
         row["status"] = r.get("status", "ok") if r.get("final") else "stopped"
     else:
-        row["status"] = trial.status.lower()
+        row["status"] = status.lower()
     if row["status"] == "stopped":
         row["error"] = f"stopped early by the scheduler after epoch {r.get('epoch')}"
     for k in ("accuracy", "loss", "images_per_s", "wall_s", "cost_ratio"):
@@ -217,8 +220,8 @@ def make_results_writer(path: Path, total: int):
         def __init__(self, path: str, total: int):
             self.path, self.total, self._last = str(path), total, 0.0
 
-        def _write(self, trials):
-            rows = sorted((_trial_row(t) for t in trials), key=_sort_key)
+        def _write(self, trials, ended=None, how=None):
+            rows = sorted((_trial_row(t, how if t is ended else None) for t in trials), key=_sort_key)
             atomic_write_csv(self.path, rows, COLUMNS)
             return rows
 
@@ -227,19 +230,19 @@ def make_results_writer(path: Path, total: int):
                 self._last = time.time()
                 self._write(trials)
 
-        def _ended(self, trials, trial):
-            rows = self._write(trials)
+        def _ended(self, trials, trial, how):
+            rows = self._write(trials, trial, how)
             done = sum(r["status"] in ("ok", "error", "diverged", "filtered", "stopped") for r in rows)
-            r = _trial_row(trial)
+            r = _trial_row(trial, how)
             acc = "" if r["accuracy"] is None else f" accuracy {r['accuracy']:.4f}"
             log.info("[%d/%d] alpha=%s beta=%s gamma=%s seed=%s: %s%s", done, self.total, r["alpha"], r["beta"],
                      r["gamma"], r["seed"], r["status"], acc)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            self._ended(trials, trial)
+            self._ended(trials, trial, "complete")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self._ended(trials, trial)
+            self._ended(trials, trial, "error")
 
     return ResultsWriter(path, total)
 
