@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -52,6 +53,39 @@ def friendly_errors(fn):
     return wrapper
 
 
+def checked_output_dir(app):
+    """Check an explicit ``hydra.run.dir`` / ``hydra.sweep.dir`` before Hydra creates it (Hydra
+    reports a failed mkdir with a traceback): one line on stderr and exit 2 instead."""
+
+    @functools.wraps(app)
+    def entry(*args, **kwargs):
+        try:
+            _check_output_dirs(sys.argv[1:])
+        except UserError as e:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"scalesearch: error: {e}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        return app(*args, **kwargs)
+
+    return entry
+
+
+def _check_output_dirs(argv: list[str]) -> None:
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key.lstrip("+~") not in ("hydra.run.dir", "hydra.sweep.dir"):
+            continue
+        path = Path(value.split("${", 1)[0] or ".")  # interpolations (${now:...}) are Hydra's to resolve
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise UserError(f"{key}={value} cannot be created: {existing} is not a directory; allowed: a writable directory")
+        try:
+            tempfile.TemporaryFile(dir=existing).close()
+        except OSError as e:
+            raise UserError(f"{key}={value} is not writable ({existing}: {e.strerror}); allowed: a writable directory") from None
+
+
 def run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
@@ -62,6 +96,7 @@ def to_object(cfg: DictConfig):
 
 
 # ---------------------------------------------------------------- generate
+@checked_output_dir
 @hydra.main(config_path=CONF_DIR, config_name="generate", version_base="1.3")
 @friendly_errors
 def generate_main(cfg: DictConfig) -> None:
@@ -71,6 +106,7 @@ def generate_main(cfg: DictConfig) -> None:
 
 
 # ---------------------------------------------------------------- search
+@checked_output_dir
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def search_main(cfg: DictConfig) -> float | None:
@@ -90,6 +126,7 @@ def hydra_app(config_name: str, schema_name: str, schema, job):
     stored as ``schema_name``): ``job(cfg_object, run_dir)`` runs with one-line user errors."""
     cs.store(name=schema_name, node=schema)
 
+    @checked_output_dir
     @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
     @friendly_errors
     def app(cfg: DictConfig):

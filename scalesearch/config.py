@@ -17,6 +17,8 @@ __all__ = [
     "ModelConfig",
     "SearchAppConfig",
     "GenerateConfig",
+    "ReportAppConfig",
+    "AblateAppConfig",
 ]
 
 
@@ -76,9 +78,12 @@ class ProxyConfig:
     augment: bool = True
     dropout: Optional[float] = None  # None: the spec's (0.2)
     drop_path: Optional[float] = None  # None: the spec's (0.2)
+    # images (a fixed random subset of the training split) whose batch statistics replace the BN
+    # running averages before each evaluation ("precise BN"; 0: off)
+    bn_recalibration: int = 512
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast on CUDA
-    channels_last: bool = True  # on CUDA
+    channels_last: bool = True  # on CUDA and CPU (~2x faster there for this net)
     compile: str = "off"  # off | auto | on (torch.compile on a fixed shape)
     threads: Optional[int] = None  # torch CPU threads per trial (None: cpus_per_trial)
     fault: FaultConfig = field(default_factory=FaultConfig)
@@ -132,6 +137,9 @@ class ReportConfig:
     compare_paper: bool = False
     pick_rule: str = "marginal"  # marginal | knee
     min_gain_per_doubling: float = 0.01
+    family_seeds: int = 1  # proxy seeds per trained family member (mean ± std when > 1)
+    top_k: int = 5  # candidates in the seed-spread table
+    ablation: bool = False  # also run the Fig. 8 ablation (as scalesearch-ablate) into the run dir
 
 
 @dataclass
@@ -167,3 +175,26 @@ class GenerateConfig:
     allow_off_constraint: bool = False
     resolution_multiple: int = 8
     baseline: Optional[str] = None
+
+
+@dataclass
+class ReportAppConfig:
+    """``scalesearch-report``: re-render (and, with report.train_family, complete) a run's report."""
+
+    run_dir: str = "???"  # a search run directory (results.csv, best.json, family.json)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    verbose: int = 1
+
+
+@dataclass
+class AblateAppConfig:
+    """``scalesearch-ablate``: depth-, width-, resolution-only vs compound scaling of B0 at matched MACs."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    run_dir: Optional[str] = None  # a search run: its best.json gives the compound variant; results go there
+    phis: list[int] = field(default_factory=lambda: [1, 2])  # nominal cost 2^φ
+    compound: Optional[list[str]] = None  # best (run_dir's best.json) and/or paper; None: both (paper alone without run_dir)
+    seeds: int = 1
+    seed: int = 0
+    verbose: int = 1

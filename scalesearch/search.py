@@ -27,7 +27,7 @@ from .cost import count_cost
 from .generate import load_baseline, write_family
 from .io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
 from .model import build_model
-from .results import COLUMNS, aggregate, select_best, summary_markdown
+from .results import COLUMNS, aggregate, read_results, select_best, summary_markdown
 from .scaling import Coefficients, family, round_resolution
 from .space import load_space
 
@@ -37,6 +37,9 @@ __all__ = ["run_search", "validate", "candidate_cost"]
 
 STRATEGIES = ("grid", "optuna")
 SCHEDULERS = ("none", "asha")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "onecycle")
+COMPILE = ("off", "auto", "on")
 
 
 # ---------------------------------------------------------------- validation
@@ -47,6 +50,16 @@ def validate(cfg: SearchAppConfig) -> None:
         raise ValueError(f"search.strategy={s.strategy!r} is unknown; allowed: {', '.join(STRATEGIES)}")
     if s.scheduler not in SCHEDULERS:
         raise ValueError(f"search.scheduler={s.scheduler!r} is unknown; allowed: {', '.join(SCHEDULERS)}")
+    for name, value, allowed in (("proxy.optimizer", p.optimizer, OPTIMIZERS), ("proxy.schedule", p.schedule, SCHEDULES),
+                                 ("proxy.compile", p.compile, COMPILE)):
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r} is unknown; allowed: {', '.join(allowed)}")
+    dev = p.device
+    if dev not in ("auto", "cpu") and not dev.startswith("cuda"):
+        raise ValueError(f"proxy.device={dev!r} is not a device; allowed: auto, cpu, cuda, cuda:N")
+    if dev.startswith("cuda") and s.gpus_per_trial == 0:
+        raise ValueError(f"proxy.device={dev!r} needs search.gpus_per_trial > 0 (Ray hides GPUs from trials without a "
+                         "GPU share); allowed: proxy.device=cpu|auto, or a GPU share")
     checks = [
         ("search.n_seeds", s.n_seeds, s.n_seeds >= 1, ">= 1"),
         ("search.num_samples", s.num_samples, s.num_samples >= 1, ">= 1"),
@@ -73,6 +86,24 @@ def validate(cfg: SearchAppConfig) -> None:
         if not isinstance(getattr(optuna.samplers, s.sampler, None), type):
             raise ValueError(f"search.sampler={s.sampler!r} is not an optuna sampler; allowed: TPESampler, RandomSampler, "
                              "CmaEsSampler, QMCSampler, GPSampler, ... (a class in optuna.samplers)")
+
+
+def check_environment(cfg: SearchAppConfig) -> None:
+    """What can be checked about this machine / the cluster address before the run directory is
+    touched, data are decoded or Ray starts (so that such errors come back in seconds)."""
+    c, s = cfg.cluster, cfg.search
+    if c.address:
+        _check_address(c.address)
+        return  # the cluster's resources are checked once connected (check_resources)
+    gpus = c.num_gpus if c.num_gpus is not None else torch.cuda.device_count()
+    if s.gpus_per_trial > gpus:
+        raise ValueError(f"search.gpus_per_trial={s.gpus_per_trial} but this machine has {gpus} GPU(s) for Ray; "
+                         "allowed: 0 here, or cluster.address of a cluster with GPUs")
+    cpus = c.num_cpus if c.num_cpus is not None else os.cpu_count() or 1
+    if s.cpus_per_trial > cpus:
+        raise ValueError(f"search.cpus_per_trial={s.cpus_per_trial} but Ray gets {cpus} CPU(s) here; allowed: <= {cpus}")
+    if cfg.proxy.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"proxy.device={cfg.proxy.device!r} but this machine has no CUDA GPU; allowed: cpu or auto")
 
 
 def config_fingerprint(cfg: SearchAppConfig) -> str:
@@ -104,8 +135,13 @@ def cost_flag(ratio: float, target: float, tolerance: float) -> str:
 
 
 # ---------------------------------------------------------------- the trial
-def proxy_trial(config: dict, data_ref=None, settings: SearchAppConfig = None, target: float = 2.0) -> None:
-    """One Ray Tune trial: train the proxy of one candidate with one seed, report every epoch."""
+def proxy_trial(config: dict, data_ref=None, settings: SearchAppConfig = None, target: float = 2.0,
+                recorded: dict | None = None) -> None:
+    """One Ray Tune trial: train the proxy of one candidate with one seed, report every epoch.
+
+    ``recorded`` (on resume) maps trial ids and grid indices to the finished rows of the interrupted
+    search's results.csv: a trial found there reports its row again instead of training (Ray's
+    experiment state, saved every few seconds, may be older than results.csv)."""
     import ray
     from ray import tune
 
@@ -113,9 +149,14 @@ def proxy_trial(config: dict, data_ref=None, settings: SearchAppConfig = None, t
     from .proxy import Candidate, train_proxy
 
     t = config.get("trial", config)
+    index = t.get("index")
+    row = _recorded_row(recorded, tune.get_context().get_trial_id(), index)
+    if row is not None:
+        tune.report({settings.search.metric: row.get(settings.search.metric) or 0.0, "epoch": row.get("epochs") or 0,
+                     "final": row["status"] != "stopped", "recorded_row": row})
+        return
     coeffs = Coefficients(float(t["alpha"]), float(t["beta"]), float(t["gamma"]))
     seed = settings.seed + int(t.get("seed_index", config.get("__trial_index__", 0)))
-    index = t.get("index")
     fault = settings.proxy.fault
     if index is not None and index in fault.fail_trials:
         raise RuntimeError(f"injected failure in trial {index} (proxy.fault.fail_trials)")
@@ -176,11 +217,42 @@ def check_gpu_memory(coeffs, res, data, baseline, batch_size, share) -> None:
 
 
 # ---------------------------------------------------------------- live results
-def _trial_row(trial, ended: str | None = None) -> dict:
+FINISHED = ("ok", "diverged", "filtered", "stopped")  # statuses with results: never trained again on resume
+
+
+def _recorded_row(recorded: dict | None, trial_id: str, index) -> dict | None:
+    if not recorded:
+        return None
+    return recorded.get(trial_id) or (recorded.get(int(index)) if index is not None else None)
+
+
+def read_recorded(path: Path) -> dict:
+    """Finished rows of an interrupted search's results.csv, by trial id and by grid index."""
+    if not path.exists():
+        return {}
+    out = {}
+    for r in read_results(path):
+        if r["status"] in FINISHED:
+            if isinstance(r.get("finished_at"), float) and r["finished_at"].is_integer():
+                r["finished_at"] = int(r["finished_at"])  # Ray's integer timestamp, written back unchanged
+            out[r["trial_id"]] = r
+            if r["trial_index"] is not None:
+                out[r["trial_index"]] = r
+    return out
+
+
+def _trial_row(trial, ended: str | None = None, recorded: dict | None = None) -> dict:
     """One results.csv row from a Tune trial. ``ended`` ("complete" | "error") is passed by the
-    callbacks, which fire before Tune updates the trial's status."""
+    callbacks, which fire before Tune updates the trial's status. A trial that an interrupted run
+    recorded as finished (``recorded``, see :func:`read_recorded`) keeps that row."""
     r = dict(trial.last_result or {})
     t = trial.config.get("trial", trial.config)
+    status = {"complete": "TERMINATED", "error": "ERROR"}.get(ended, trial.status)
+    if r.get("recorded_row"):
+        return dict(r["recorded_row"])
+    old = _recorded_row(recorded, trial.trial_id, t.get("index")) if status not in ("TERMINATED", "ERROR") else None
+    if old is not None:
+        return dict(old)
     row = {k: r.get(k) for k in COLUMNS}
     row.update(trial_id=trial.trial_id, alpha=r.get("alpha", t.get("alpha")), beta=r.get("beta", t.get("beta")),
                gamma=r.get("gamma", t.get("gamma")))
@@ -188,7 +260,6 @@ def _trial_row(trial, ended: str | None = None) -> dict:
         row["trial_index"] = t.get("index")
     row["failures"] = trial.num_failures
     row["finished_at"] = r.get("timestamp") if status in ("TERMINATED", "ERROR") else None
-    status = {"complete": "TERMINATED", "error": "ERROR"}.get(ended, trial.status)
     if status == "ERROR":
         row["status"] = "error"
         err = trial.get_error() if hasattr(trial, "get_error") else None
@@ -215,13 +286,17 @@ def make_results_writer(path: Path, total: int):
 
     class ResultsWriter(Callback):
         """Rewrites results.csv (atomically) from all trials whenever one reports or ends;
-        logs one progress line per finished trial."""
+        logs one progress line per finished trial. On resume, the rows that results.csv already
+        holds as finished stay there until their trials have reported them again."""
 
         def __init__(self, path: str, total: int):
-            self.path, self.total, self._last = str(path), total, 0.0
+            self.path, self.total, self._last, self.recorded = str(path), total, 0.0, {}
+
+        def setup(self, **info):
+            self.recorded = read_recorded(Path(self.path))
 
         def _write(self, trials, ended=None, how=None):
-            rows = sorted((_trial_row(t, how if t is ended else None) for t in trials), key=_sort_key)
+            rows = sorted((_trial_row(t, how if t is ended else None, self.recorded) for t in trials), key=_sort_key)
             atomic_write_csv(self.path, rows, COLUMNS)
             return rows
 
@@ -232,7 +307,7 @@ def make_results_writer(path: Path, total: int):
 
         def _ended(self, trials, trial, how):
             rows = self._write(trials, trial, how)
-            done = sum(r["status"] in ("ok", "error", "diverged", "filtered", "stopped") for r in rows)
+            done = sum(r["status"] in ("error", *FINISHED) for r in rows)
             r = _trial_row(trial, how)
             acc = "" if r["accuracy"] is None else f" accuracy {r['accuracy']:.4f}"
             log.info("[%d/%d] alpha=%s beta=%s gamma=%s seed=%s: %s%s", done, self.total, r["alpha"], r["beta"],
@@ -272,8 +347,8 @@ def init_ray(cfg: SearchAppConfig) -> bool:
     if c.address:
         _check_address(c.address)
         ray.init(address=c.address, **kwargs)
-    else:
-        ray.init(num_cpus=c.num_cpus, num_gpus=c.num_gpus, include_dashboard=c.include_dashboard,
+    else:  # "local": a new local Ray, never the last `ray start` cluster of this machine (which may be dead)
+        ray.init(address="local", num_cpus=c.num_cpus, num_gpus=c.num_gpus, include_dashboard=c.include_dashboard,
                  dashboard_host=c.dashboard_host, **kwargs)
     return True
 
@@ -289,9 +364,6 @@ def check_resources(cfg: SearchAppConfig) -> None:
     if cfg.search.cpus_per_trial > cpus:
         raise ValueError(f"search.cpus_per_trial={cfg.search.cpus_per_trial} but the Ray cluster has {cpus:g} CPU(s); "
                          f"allowed: <= {cpus:g}")
-    dev = cfg.proxy.device
-    if dev.startswith("cuda") and cfg.search.gpus_per_trial == 0:
-        raise ValueError(f"proxy.device={dev!r} needs search.gpus_per_trial > 0 (Ray hides GPUs from trials without a GPU share)")
 
 
 # ---------------------------------------------------------------- run directory
@@ -300,7 +372,13 @@ def _prepare_run_dir(cfg: SearchAppConfig, run_dir: Path) -> Path:
     fp = config_fingerprint(cfg)
     state = run_dir / "search.json"
     has_search = (run_dir / "tune").exists()
-    if cfg.resume and not has_search:
+    if has_search and not cfg.resume:
+        raise ValueError(f"{run_dir} already holds a search; allowed: resume=true to continue it, or a new hydra.run.dir")
+    if cfg.resume and state.exists():
+        # this run dir holds the interrupted search (tune/ is missing if it stopped before Ray started)
+        if read_json(state).get("fingerprint") != fp:
+            raise ValueError(f"resume=true but {run_dir} holds a search with different settings; allowed: the same settings")
+    elif cfg.resume and not has_search:
         # a fresh Hydra run dir: continue the newest unfinished sibling run of the same config
         siblings = []
         for d in run_dir.parent.glob("*/search.json"):
@@ -308,17 +386,13 @@ def _prepare_run_dir(cfg: SearchAppConfig, run_dir: Path) -> Path:
                 s = read_json(d)
             except (OSError, ValueError):
                 continue
-            if d.parent != run_dir and s.get("fingerprint") == fp and s.get("status") != "complete":
+            if s.get("fingerprint") == fp and s.get("status") != "complete":
                 siblings.append(d.parent)
         if not siblings:
             raise ValueError(f"resume=true but no unfinished search with this configuration was found in {run_dir.parent}; "
                              "allowed: resume=true with the same settings (and hydra.run.dir) as the interrupted search")
         run_dir = max(siblings, key=lambda d: d.stat().st_mtime)
         log.info("resuming the interrupted search in %s", run_dir)
-    elif has_search and not cfg.resume:
-        raise ValueError(f"{run_dir} already holds a search; allowed: resume=true to continue it, or a new hydra.run.dir")
-    elif has_search and state.exists() and read_json(state).get("fingerprint") != fp:
-        raise ValueError(f"resume=true but {run_dir} holds a search with different settings; allowed: the same settings")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write_test"
@@ -344,6 +418,9 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
 
     validate(cfg)
     space = load_space(cfg.search.space)
+    if cfg.search.strategy == "optuna":
+        space.alpha_bounds()  # fail fast on a space whose product can never equal the target
+    check_environment(cfg)
     run_dir = _prepare_run_dir(cfg, Path(run_dir).resolve())
     baseline = load_baseline(cfg.model.baseline)
     fp = config_fingerprint(cfg)
@@ -354,8 +431,6 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
     data = load_data(cfg.dataset)
     log.info("dataset %s: %d train / %d val images, %d classes, base resolution %d", data.name, len(data.train_y),
              len(data.val_y), data.num_classes, data.base_resolution)
-    if cfg.proxy.device.startswith("cuda") and not torch.cuda.is_available() and not cfg.cluster.address:
-        raise ValueError(f"proxy.device={cfg.proxy.device!r} but this machine has no CUDA GPU; allowed: cpu or auto")
 
     s = cfg.search
     if s.strategy == "grid":
@@ -382,7 +457,6 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
         from ray.tune.search import Repeater
         from ray.tune.search.optuna import OptunaSearch
 
-        space.alpha_bounds()  # fail fast on an impossible space
         sampler_cls = getattr(optuna.samplers, s.sampler)
         kwargs = dict(s.sampler_kwargs)
         if "seed" in sampler_cls.__init__.__code__.co_varnames:
@@ -404,8 +478,11 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
         check_resources(cfg)
         data_ref = {f.name: getattr(data, f.name).numpy() if torch.is_tensor(getattr(data, f.name)) else getattr(data, f.name)
                     for f in dataclasses.fields(data)}
+        tune_dir = run_dir / "tune"
+        restore = tune.Tuner.can_restore(str(tune_dir))
+        recorded = read_recorded(run_dir / "results.csv") if restore else {}
         trainable = tune.with_resources(
-            tune.with_parameters(proxy_trial, data_ref=data_ref, settings=cfg, target=space.target),
+            tune.with_parameters(proxy_trial, data_ref=data_ref, settings=cfg, target=space.target, recorded=recorded),
             {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial},
         )
         scheduler = None
@@ -415,9 +492,9 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
             scheduler = ASHAScheduler(time_attr="epoch", max_t=max(cfg.proxy.epochs, s.grace_period),
                                       grace_period=s.grace_period, reduction_factor=s.reduction_factor)
         writer = make_results_writer(run_dir / "results.csv", total)
-        tune_dir = run_dir / "tune"
-        if tune.Tuner.can_restore(str(tune_dir)):
-            log.info("restoring the Ray Tune experiment in %s (completed trials are kept)", tune_dir)
+        if restore:
+            log.info("restoring the Ray Tune experiment in %s (%d finished trials are kept)", tune_dir,
+                     len({r["trial_id"] for r in recorded.values()}))
             tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False,
                                        param_space=param_space or None)

@@ -1,0 +1,394 @@
+"""Datasets for proxy runs, decoded once into uint8 tensors.
+
+Every loader returns a :class:`ProxyData`: uint8 ``[N, C, H, W]`` train/validation tensors and
+int64 labels. Images are decoded **once** per process (a cache keyed by the dataset config) and,
+with ``disk_cache=true``, once per machine (``<root>/.scalesearch_cache/<key>.pt``, keyed by the
+file list with sizes and mtimes, written atomically, read with ``weights_only=True``). Trials never
+decode again: they move the uint8 splits to their device and :func:`resize`, :func:`augment` and
+:func:`normalize` each batch there.
+
+Registry (:data:`DATASETS`, extend with ``@register_dataset("name")``):
+
+* ``synthetic`` — built in, generated from ``seed``, no files (design below).
+* ``imagefolder`` — ``root/train/<class>/*`` with ``root/val|valid|validation|test/<class>/*``, or
+  one tree ``root/<class>/*`` (also ``root/train`` alone) split per class by a seeded
+  ``val_fraction``. Any format PIL reads (decoded on a thread pool); grayscale, palette and RGBA
+  become RGB.
+  Cache size: ``cache_resolution`` if set (shorter side resized to it, centre crop); else the
+  native size when the images share one square size (checked on a sample of 256), else
+  ``2 * base_resolution``, so that candidates up to γ = 2 still see real detail.
+* ``cifar10``, ``cifar100``, ``svhn``, ``fashionmnist`` — torchvision datasets in ``root``
+  (``download`` passed through), at native size; FashionMNIST keeps its single channel
+  (``in_channels == 1``, the model's stem is built for it).
+
+``train_per_class`` / ``val_per_class`` cap each class, picking images by ``seed``.
+
+**The synthetic dataset** is the embedded default and is built so that all three scaling
+dimensions matter. Each class is a *combination* of a coarse shape (disc, square, triangle, ring,
+cross) and a fine texture filling it (stripes at one of two orientations, period 2.2–4.5 px at the
+native 64 px). The shapes survive any downsampling; the stripes do not: at resolution R their
+period is ``p·R/64`` px and they vanish below the Nyquist limit of 2 px, so the share of images
+whose texture is visible grows smoothly with R from 32 to 64 px — resolution (γ) helps. Shapes are
+randomly placed, sized, rotated and coloured on a noisy gradient background, and a class is only
+known from shape *and* texture together, which gives depth (α) and width (β) something to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.transforms.v2 import functional as TF
+
+from .io import atomic_write_bytes
+
+log = logging.getLogger("scalesearch")
+
+__all__ = ["ProxyData", "DATASETS", "register_dataset", "load_data", "resize", "augment", "normalize"]
+
+
+@dataclass
+class ProxyData:
+    name: str
+    train_x: torch.Tensor  # uint8 [N, C, H, W]
+    train_y: torch.Tensor  # int64 [N]
+    val_x: torch.Tensor  # uint8 [M, C, H, W]
+    val_y: torch.Tensor  # int64 [M]
+    num_classes: int
+    classes: list[str] = field(default_factory=list)
+    base_resolution: int = 32
+    fingerprint: str = ""
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+
+DATASETS: dict[str, Callable] = {}
+_MEMORY_CACHE: dict[tuple, ProxyData] = {}
+_KEY_FIELDS = ("name", "root", "base_resolution", "cache_resolution", "train_per_class", "val_per_class",
+               "val_fraction", "skip_corrupt", "seed", "num_classes", "image_size", "train_size", "val_size")
+
+
+def register_dataset(name: str):
+    """Decorator: ``@register_dataset("mine") def mine(cfg) -> ProxyData``."""
+
+    def deco(fn):
+        DATASETS[name] = fn
+        return fn
+
+    return deco
+
+
+def load_data(cfg) -> ProxyData:
+    """The dataset a ``DatasetConfig`` describes, decoded once per process."""
+    name = str(cfg.name).lower()
+    if name not in DATASETS:
+        raise ValueError(f"dataset.name={cfg.name!r} is unknown; allowed: {', '.join(sorted(DATASETS))}")
+    if cfg.base_resolution < 16:
+        raise ValueError(f"dataset.base_resolution={cfg.base_resolution} is below 16; allowed: >= 16")
+    key = tuple(str(getattr(cfg, k, None)) for k in _KEY_FIELDS)
+    if key not in _MEMORY_CACHE:
+        data = DATASETS[name](cfg)
+        if data.num_classes < 2:
+            raise ValueError(f"dataset {name} has {data.num_classes} class(es); allowed: at least 2")
+        _MEMORY_CACHE[key] = data
+    return _MEMORY_CACHE[key]
+
+
+def _fingerprint(*tensors: torch.Tensor) -> str:
+    """Content hash of the decoded tensors."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(str(tuple(t.shape)).encode())
+        h.update(memoryview(t.contiguous().numpy()).cast("B"))
+    return h.hexdigest()[:16]
+
+
+def _per_class_subset(y: torch.Tensor, cap: int | None, seed: int) -> torch.Tensor:
+    """Sorted indices keeping at most ``cap`` samples of each class, chosen by ``seed``."""
+    if cap is None:
+        return torch.arange(len(y))
+    if cap < 1:
+        raise ValueError(f"per-class cap {cap} is below 1; allowed: >= 1 or null")
+    g = torch.Generator().manual_seed(seed)
+    keep = [idx[torch.randperm(len(idx), generator=g)[:cap]] for idx in
+            (torch.nonzero(y == c).flatten() for c in torch.unique(y))]
+    return torch.sort(torch.cat(keep)).values
+
+
+# ---------------------------------------------------------------- synthetic
+SHAPES = ("disc", "square", "triangle", "ring", "cross")
+TEXTURES = ("vertical", "horizontal")
+
+
+def _synthetic_chunk(y: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    n = len(y)
+    shape, texture = y % len(SHAPES), y // len(SHAPES)
+    u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    lin = torch.linspace(-1, 1, size)
+    yy, xx = torch.meshgrid(lin, lin, indexing="ij")
+    cx, cy = (u(n, 1, 1) - 0.5) * 0.4, (u(n, 1, 1) - 0.5) * 0.4
+    r = 0.5 + 0.2 * u(n, 1, 1)
+    th = (u(n, 1, 1) - 0.5) * 0.5  # +-14 deg
+    dx, dy = xx - cx, yy - cy
+    pu, pv = dx * torch.cos(th) + dy * torch.sin(th), -dx * torch.sin(th) + dy * torch.cos(th)
+    d = torch.sqrt(dx**2 + dy**2)
+    masks = torch.stack([
+        d < r,  # disc
+        torch.maximum(pu.abs(), pv.abs()) < 0.8 * r,  # square
+        (pv > -0.5 * r) & (pv - 1.732 * pu < r) & (pv + 1.732 * pu < r),  # triangle
+        (d < r) & (d > 0.55 * r),  # ring
+        ((pu.abs() < 0.3 * r) & (pv.abs() < r)) | ((pv.abs() < 0.3 * r) & (pu.abs() < r)),  # cross
+    ], 1)
+    mask = masks[torch.arange(n), shape].float().unsqueeze(1)
+    # fine stripes: period 2.2-4.5 px at the native size, vertical or horizontal (+-12 deg jitter)
+    period = 2.2 + 2.3 * u(n, 1, 1)
+    ang = texture.view(n, 1, 1) * (math.pi / 2) + (u(n, 1, 1) - 0.5) * 0.4
+    px, py = (xx + 1) * (size - 1) / 2, (yy + 1) * (size - 1) / 2
+    phase = u(n, 1, 1) * 2 * math.pi
+    stripes = (torch.sin(2 * math.pi * (px * torch.cos(ang) + py * torch.sin(ang)) / period + phase) > 0).float().unsqueeze(1)
+    # stripes of a dark and a bright colour (mean ~0.5) on a background that is either dark or bright,
+    # so the shape stays visible when the stripes blur away
+    c1, c2 = 0.3 * u(n, 3, 1, 1), 0.7 + 0.3 * u(n, 3, 1, 1)
+    fg = c1 * stripes + c2 * (1 - stripes)
+    dark = (u(n, 1, 1, 1) < 0.5).float()
+    b1, b2 = 0.15 * u(n, 3, 1, 1), 0.15 * u(n, 3, 1, 1)
+    ramp = ((xx * torch.cos(th) + yy * torch.sin(th)) * 0.5 + 0.5).unsqueeze(1)
+    bg = b1 * ramp + b2 * (1 - ramp)
+    bg = dark * bg + (1 - dark) * (1 - bg)
+    img = bg * (1 - mask) + fg * mask + 0.06 * torch.randn(n, 3, size, size, generator=g)
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _synthetic_split(n: int, num_classes: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]
+    x = torch.cat([_synthetic_chunk(y[i : i + 512], size, g) for i in range(0, n, 512)])
+    return x, y
+
+
+@register_dataset("synthetic")
+def synthetic(cfg) -> ProxyData:
+    k, size = int(cfg.num_classes), int(cfg.image_size)
+    if not 2 <= k <= len(SHAPES) * len(TEXTURES):
+        raise ValueError(f"dataset.num_classes={k} for synthetic; allowed: 2..{len(SHAPES) * len(TEXTURES)} "
+                         f"({len(SHAPES)} shapes x {len(TEXTURES)} textures)")
+    if size < 16:
+        raise ValueError(f"dataset.image_size={size} is below 16; allowed: >= 16")
+    if cfg.train_size < k or cfg.val_size < k:
+        raise ValueError(f"dataset.train_size={cfg.train_size}, val_size={cfg.val_size}; "
+                         f"allowed: >= num_classes ({k})")
+    tx, ty = _synthetic_split(int(cfg.train_size), k, size, int(cfg.seed) * 2 + 1)
+    vx, vy = _synthetic_split(int(cfg.val_size), k, size, int(cfg.seed) * 2 + 2)
+    classes = [f"{SHAPES[c % len(SHAPES)]}-{TEXTURES[c // len(SHAPES)]}" for c in range(k)]
+    return ProxyData("synthetic", tx, ty, vx, vy, k, classes, int(cfg.base_resolution), _fingerprint(tx, vx))
+
+
+# ---------------------------------------------------------------- image folders
+def _scan(split: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
+    """(files, labels, class names) of ``split/<class>/**/<image>``."""
+    dirs = sorted(p for p in split.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not dirs:
+        raise ValueError(f"dataset.root: {split} has no class folders; allowed: {split}/<class>/<images>")
+    names = classes if classes is not None else [d.name for d in dirs]
+    files, labels = [], []
+    for d in dirs:
+        if d.name not in names:
+            raise ValueError(f"dataset.root: class folder {d} is not among the training classes; allowed: {names}")
+        imgs = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+        if not imgs:
+            raise ValueError(f"dataset.root: class folder {d} holds no images; allowed: {' '.join(IMG_EXTENSIONS)}")
+        files += imgs
+        labels += [names.index(d.name)] * len(imgs)
+    return files, labels, names
+
+
+def _split(files: list[Path], labels: list[int], fraction: float, seed: int):
+    """Hold out ``fraction`` of every class (at least one image), chosen by ``seed``."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"dataset.val_fraction={fraction}; allowed: 0 < val_fraction < 1")
+    g = torch.Generator().manual_seed(seed)
+    y = torch.tensor(labels)
+    val = set()
+    for c in torch.unique(y):
+        idx = torch.nonzero(y == c).flatten()
+        val.update(idx[torch.randperm(len(idx), generator=g)][: max(1, round(len(idx) * fraction))].tolist())
+    pick = lambda keep: ([files[i] for i in keep], [labels[i] for i in keep])  # noqa: E731
+    return *pick([i for i in range(len(files)) if i not in val]), *pick(sorted(val))
+
+
+def _decode(path: Path, size: int) -> torch.Tensor | None:
+    """uint8 RGB ``[3, size, size]`` (shorter side resized to ``size``, centre crop), None if unreadable."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale while still >= size
+            img = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    if tuple(img.shape[-2:]) != (size, size):
+        img = TF.center_crop(TF.resize(img, [size], antialias=True), [size, size])
+    return img
+
+
+def _decode_all(files: list[Path], size: int, skip_corrupt: bool) -> tuple[torch.Tensor, list[int]]:
+    """Decode ``files`` on a thread pool into one uint8 ``[N, 3, size, size]``; indices kept."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL releases the GIL while decoding
+        images = list(pool.map(lambda p: _decode(p, size), files))
+    bad = [f for f, im in zip(files, images) if im is None]
+    if bad and not skip_corrupt:
+        raise ValueError(f"dataset.root: unreadable or corrupt image {bad[0]} ({len(bad)} in all); "
+                         "allowed: readable images, or dataset.skip_corrupt=true to skip them")
+    if bad:
+        warnings.warn(f"skipped {len(bad)} unreadable image(s) (dataset.skip_corrupt=true), e.g. {bad[0]}",
+                      stacklevel=3)
+    keep = [i for i, im in enumerate(images) if im is not None]
+    if not keep:
+        raise ValueError(f"dataset.root: none of the {len(files)} images could be read")
+    return torch.stack([images[i] for i in keep]), keep
+
+
+def _cache_size(cfg, files: list[Path], sample: int = 256) -> int:
+    """``cache_resolution``; else the native size if the images share one square size (judged on
+    ``sample`` files spread over the list; any other image is resized to it); else 2·base."""
+    if cfg.cache_resolution:
+        return int(cfg.cache_resolution)
+    sizes = set()
+    for p in files[:: max(1, len(files) // sample)]:
+        try:
+            with Image.open(p) as im:
+                sizes.add(im.size)
+        except (OSError, SyntaxError, ValueError):
+            pass
+    if len(sizes) == 1 and (s := sizes.pop())[0] == s[1]:
+        return s[0]
+    return 2 * int(cfg.base_resolution)
+
+
+@register_dataset("imagefolder")
+def imagefolder(cfg) -> ProxyData:
+    if not cfg.root:
+        raise ValueError("dataset.root is not set; allowed: a directory root/train/<class>/* with "
+                         "root/val|test/<class>/*, or root/<class>/*")
+    root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        raise ValueError(f"dataset.root={str(root)!r} does not exist or is not a directory; "
+                         "allowed: an image-folder directory")
+    seed = int(cfg.seed)
+    train_dir = root / "train" if (root / "train").is_dir() else root
+    val_dir = next((root / s for s in ("val", "valid", "validation", "test") if (root / s).is_dir()), None)
+    tf, tl, classes = _scan(train_dir)
+    if len(classes) < 2:
+        raise ValueError(f"dataset.root: {train_dir} has {len(classes)} class folder ({classes[0]}); allowed: at least 2")
+    if val_dir is not None and train_dir != root:
+        vf, vl, _ = _scan(val_dir, classes)
+    else:
+        tf, tl, vf, vl = _split(tf, tl, cfg.val_fraction, seed)
+    ti = _per_class_subset(torch.tensor(tl), cfg.train_per_class, seed).tolist()
+    vi = _per_class_subset(torch.tensor(vl), cfg.val_per_class, seed + 1).tolist()
+    tf, tl, vf, vl = [tf[i] for i in ti], [tl[i] for i in ti], [vf[i] for i in vi], [vl[i] for i in vi]
+
+    h = hashlib.sha256(repr((cfg.cache_resolution, cfg.base_resolution, bool(cfg.skip_corrupt))).encode())
+    for p in tf + vf:
+        st = p.stat()
+        h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    cache_file = root / ".scalesearch_cache" / f"{h.hexdigest()[:24]}.pt"
+    if cfg.disk_cache and cache_file.exists():
+        c = torch.load(cache_file, weights_only=True)
+        log.info("loaded decoded images from %s", cache_file)
+        tx, ty, vx, vy = c["train_x"], c["train_y"], c["val_x"], c["val_y"]
+    else:
+        size = _cache_size(cfg, tf + vf)
+        log.info("decoding %d images at %dx%d (once)", len(tf) + len(vf), size, size)
+        x, keep = _decode_all(tf + vf, size, cfg.skip_corrupt)
+        y, is_train = torch.tensor(tl + vl)[keep], torch.tensor(keep) < len(tf)
+        tx, ty, vx, vy = x[is_train], y[is_train], x[~is_train], y[~is_train]
+        if cfg.disk_cache:
+            buf = io.BytesIO()
+            torch.save({"train_x": tx, "train_y": ty, "val_x": vx, "val_y": vy}, buf)
+            try:
+                atomic_write_bytes(cache_file, buf.getvalue())
+            except OSError as e:
+                warnings.warn(f"could not write the decoded-image cache {cache_file}: {e}", stacklevel=2)
+    return ProxyData("imagefolder", tx, ty, vx, vy, len(classes), classes, int(cfg.base_resolution),
+                     _fingerprint(tx, vx))
+
+
+# ---------------------------------------------------------------- torchvision datasets
+def _torchvision(name: str, cls_name: str, train_args: dict, val_args: dict) -> None:
+    def loader(cfg) -> ProxyData:
+        import torchvision.datasets
+
+        if not cfg.root:
+            raise ValueError(f"dataset.root is not set for {name}; allowed: the directory holding {cls_name} "
+                             "(with dataset.download=true it is fetched there)")
+        splits = []
+        for args in (train_args, val_args):
+            try:
+                ds = getattr(torchvision.datasets, cls_name)(str(Path(cfg.root).expanduser()),
+                                                             download=bool(cfg.download), **args)
+            except RuntimeError as e:
+                raise ValueError(f"dataset.root={str(cfg.root)!r}: {cls_name} not found there ({str(e).splitlines()[0]}); "
+                                 "allowed: a directory holding it, or dataset.download=true with internet") from None
+            x = torch.as_tensor(np.asarray(ds.data))
+            x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2) if x.shape[-1] == 3 else x  # → NCHW
+            y = torch.as_tensor(np.asarray(ds.targets if hasattr(ds, "targets") else ds.labels)).long()
+            splits.append((x, y))
+        (tx, ty), (vx, vy) = splits
+        classes = list(getattr(ds, "classes", None) or [str(c) for c in range(int(ty.max()) + 1)])
+        ti = _per_class_subset(ty, cfg.train_per_class, int(cfg.seed))
+        vi = _per_class_subset(vy, cfg.val_per_class, int(cfg.seed) + 1)
+        tx, ty, vx, vy = tx[ti].contiguous(), ty[ti], vx[vi].contiguous(), vy[vi]
+        if cfg.cache_resolution:
+            tx, vx = resize(tx, int(cfg.cache_resolution)), resize(vx, int(cfg.cache_resolution))
+        return ProxyData(name, tx, ty, vx, vy, len(classes), classes, int(cfg.base_resolution), _fingerprint(tx, vx))
+
+    register_dataset(name)(loader)
+
+
+_torchvision("cifar10", "CIFAR10", {"train": True}, {"train": False})
+_torchvision("cifar100", "CIFAR100", {"train": True}, {"train": False})
+_torchvision("svhn", "SVHN", {"split": "train"}, {"split": "test"})
+_torchvision("fashionmnist", "FashionMNIST", {"train": True}, {"train": False})
+
+
+# ---------------------------------------------------------------- on-device batch transforms
+def resize(x: torch.Tensor, resolution: int, chunk: int = 2048) -> torch.Tensor:
+    """A uint8 ``[N, C, H, W]`` batch at ``resolution``² (antialiased bilinear), on ``x``'s device,
+    in chunks so that whole splits fit; returned as is when already that size."""
+    if tuple(x.shape[-2:]) == (resolution, resolution):
+        return x
+    return torch.cat([TF.resize(x[i : i + chunk], [resolution, resolution], antialias=True)
+                      for i in range(0, len(x), chunk)])
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int) -> torch.Tensor:
+    """Per-image random crop from a ``pad``-pixel zero-padded batch, and a random horizontal flip.
+    Random numbers come from ``generator``, which lives on ``x``'s device (no host sync)."""
+    n, _, h, w = x.shape
+    dev = x.device
+    oy, ox = torch.randint(0, 2 * pad + 1, (2, n, 1), generator=generator, device=dev)
+    flip = torch.rand(n, 1, generator=generator, device=dev) < 0.5
+    cols = torch.arange(w, device=dev)
+    iy = (oy + torch.arange(h, device=dev))[:, :, None]  # [n, h, 1]
+    ix = (ox + torch.where(flip, w - 1 - cols, cols))[:, None, :]  # [n, 1, w]: the flip is a reversed index
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    return xp[torch.arange(n, device=dev)[:, None, None], :, iy, ix].permute(0, 3, 1, 2)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """uint8 → float32 with roughly zero mean and unit variance (one fixed affine map for every
+    dataset, so no statistics have to be computed or stored)."""
+    return (x.float() - 127.5) / 64.0

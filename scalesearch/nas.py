@@ -1,0 +1,669 @@
+"""Architecture search for the baseline (MnasNet-style), then optionally the coefficient search on it.
+
+EfficientNet-B0 came from a multi-objective search maximising ``ACC(m) × [cost(m) / T]^w``
+(w = −0.07). ``scalesearch-nas`` does the same for the user's data and budget:
+
+* :class:`BlockSpace` — a block-level space (``search_spaces/blocks.yaml``): per stage kernel,
+  expansion, repeats, SE ratio and output channels; stage count and strides fixed. Every point is a
+  :class:`~scalesearch.spec.ModelSpec` for :func:`scalesearch.model.build_model`; B0 is one point.
+  :meth:`BlockSpace.define_by_run` is the Optuna define-by-run space.
+* :func:`run_nas` — Optuna on Ray Tune (``OptunaSearch``), one proxy training per candidate
+  (``train_proxy`` with the candidate as the baseline, unscaled, at the base resolution).
+  ``nas.objective=weighted``: one objective ``accuracy × (cost / target)^w`` (TPE by default);
+  ``nas.objective=pareto``: two objectives, max accuracy and min cost (NSGA-II by default).
+  The cost is the measured MACs per image (``nas.cost=macs``) or the measured inference latency on the
+  trial's device (``nas.cost=latency``). Writes ``results.csv``, ``pareto.json``/``.md``,
+  ``plots/pareto.png`` and ``baseline.json`` (the ok trial with the best weighted objective: always a
+  point of the Pareto front), which ``model.baseline=…/baseline.json`` feeds to the coefficient search.
+* :func:`run_nas_app` — the Hydra job; with ``chain.search=true`` it then runs
+  :func:`scalesearch.search.run_search` on the found baseline in ``<run_dir>/coefficients``
+  (results, best coefficients, the scaled family).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import yaml
+
+from .config import ClusterConfig, DatasetConfig, ModelConfig, ProxyConfig, ReportConfig, SearchAppConfig, SearchConfig
+from .cost import count_cost
+from .io import atomic_write_csv, atomic_write_json, atomic_write_text
+from .model import build_model
+from .spec import B0, ModelSpec, StageSpec, round_channels
+from .space import SPACES_DIR
+
+log = logging.getLogger("scalesearch")
+
+__all__ = [
+    "StageChoices", "BlockSpace", "load_block_space", "arch_string", "objective_value", "pareto_front", "measure_latency",
+    "NASConfig", "ChainConfig", "NASAppConfig", "validate_nas", "run_nas", "run_nas_app", "COLUMNS",
+]
+
+CHOICE_KEYS = ("kernel", "expand_ratio", "se_ratio", "repeats_delta", "channel_mult")
+STAGE_KEYS = {"stride", "out_channels", "repeats", *CHOICE_KEYS}
+TOP_KEYS = {"description", "stem_channels", "head_channels", "min_repeats", "choices", "stages"}
+PARAMS = ("kernel", "expand_ratio", "se_ratio", "repeats", "out_channels")  # per stage, in the spec
+OBJECTIVES = ("weighted", "pareto")
+COSTS = {"macs": "MACs per image", "latency": "ms per batch"}
+
+
+# ---------------------------------------------------------------- the space
+@dataclass(frozen=True)
+class StageChoices:
+    """The values one stage may take (its stride is fixed)."""
+
+    stride: int
+    kernel: tuple[int, ...]
+    expand_ratio: tuple[int, ...]
+    se_ratio: tuple[float, ...]
+    repeats: tuple[int, ...]
+    out_channels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class BlockSpace:
+    """A block-level space: one :class:`StageChoices` per stage, fixed stem and head."""
+
+    stages: tuple[StageChoices, ...]
+    stem_channels: int = 32
+    head_channels: int = 1280
+    name: str = "blocks"
+
+    @property
+    def size(self) -> int:
+        """Number of distinct architectures in the space."""
+        return math.prod(len(getattr(s, k)) for s in self.stages for k in PARAMS)
+
+    def define_by_run(self, trial) -> dict:
+        """Optuna define-by-run: one categorical per stage and choice (``s<i>_<param>``)."""
+        return {f"s{i}_{k}": trial.suggest_categorical(f"s{i}_{k}", list(getattr(s, k)))
+                for i, s in enumerate(self.stages) for k in PARAMS}
+
+    def spec(self, params: dict) -> ModelSpec:
+        """The :class:`ModelSpec` of a point (the dict :meth:`define_by_run` returns)."""
+        return ModelSpec(
+            stages=tuple(StageSpec(expand_ratio=int(params[f"s{i}_expand_ratio"]), kernel=int(params[f"s{i}_kernel"]),
+                                   stride=s.stride, out_channels=int(params[f"s{i}_out_channels"]),
+                                   repeats=int(params[f"s{i}_repeats"]), se_ratio=float(params[f"s{i}_se_ratio"]))
+                         for i, s in enumerate(self.stages)),
+            stem_channels=self.stem_channels, head_channels=self.head_channels)
+
+    def params_of(self, spec: ModelSpec) -> dict:
+        """The point of ``spec`` (inverse of :meth:`spec`); ValueError if it is not in the space."""
+        if len(spec.stages) != len(self.stages):
+            raise ValueError(f"spec has {len(spec.stages)} stages; space {self.name} has {len(self.stages)}")
+        if (spec.stem_channels, spec.head_channels) != (self.stem_channels, self.head_channels):
+            raise ValueError(f"spec stem/head channels {spec.stem_channels}/{spec.head_channels}; space {self.name} "
+                             f"fixes {self.stem_channels}/{self.head_channels}")
+        params = {}
+        for i, (st, ch) in enumerate(zip(spec.stages, self.stages)):
+            if st.stride != ch.stride:
+                raise ValueError(f"stage {i} stride {st.stride}; space {self.name} fixes {ch.stride}")
+            for k in PARAMS:
+                if getattr(st, k) not in getattr(ch, k):
+                    raise ValueError(f"stage {i} {k}={getattr(st, k)} is not in space {self.name}; "
+                                     f"allowed: {list(getattr(ch, k))}")
+                params[f"s{i}_{k}"] = getattr(st, k)
+        return params
+
+    def contains(self, spec: ModelSpec) -> bool:
+        try:
+            self.params_of(spec)
+        except ValueError:
+            return False
+        return spec == self.spec(self.params_of(spec))
+
+
+def arch_string(spec: ModelSpec) -> str:
+    """One line per network: ``<repeats>xMB<expand>-k<kernel>-c<channels>[-se<ratio>]`` per stage."""
+    return " ".join(f"{s.repeats}xMB{s.expand_ratio}-k{s.kernel}-c{s.out_channels}" + (f"-se{s.se_ratio:g}" if s.se_ratio else "")
+                    for s in spec.stages)
+
+
+def _resolve_space_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if not p.suffix:
+        p = SPACES_DIR / f"{name_or_path}.yaml"
+    if not p.is_file():
+        raise ValueError(f"nas.space={name_or_path!r} not found; allowed: blocks or a path to a .yaml file")
+    return p
+
+
+def _choice_list(where: str, key: str, value) -> list:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ValueError(f"space {where}: {key}=[] admits no value (contradictory); allowed: a non-empty list")
+    return values
+
+
+def _check_values(where: str, key: str, values: list, ok, allowed: str) -> None:
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
+            raise ValueError(f"space {where}: {key}={v!r} is outside what the builder accepts; allowed: {allowed}")
+
+
+_RULES = {  # choice key → (test, allowed)
+    "kernel": (lambda v: isinstance(v, int) and v >= 1 and v % 2 == 1, "odd integers >= 1 (padding k//2 keeps the size)"),
+    "expand_ratio": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
+    "se_ratio": (lambda v: 0 <= v <= 1, "numbers in [0, 1] (0: no squeeze-excite)"),
+    "repeats_delta": (lambda v: isinstance(v, int), "integers (added to the stage's repeats)"),
+    "channel_mult": (lambda v: v > 0 and math.isfinite(v), "numbers > 0"),
+}
+
+
+def load_block_space(name_or_path: str = "blocks") -> BlockSpace:
+    """Load and validate ``search_spaces/<name>.yaml`` (or a path): one-line ValueErrors for an empty
+    or contradictory file, unknown keys, or values the model builder does not accept."""
+    p = _resolve_space_path(name_or_path)
+    where = p.name
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"space {where} is not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(f"space {where} is empty or not a mapping; allowed: keys {sorted(TOP_KEYS)}")
+    unknown = set(raw) - TOP_KEYS
+    if unknown:
+        raise ValueError(f"space {where}: unknown keys {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
+    choices = raw.get("choices") or {}
+    if not isinstance(choices, dict) or set(choices) - set(CHOICE_KEYS):
+        bad = sorted(set(choices) - set(CHOICE_KEYS)) if isinstance(choices, dict) else choices
+        raise ValueError(f"space {where}: unknown choices {bad}; allowed: {list(CHOICE_KEYS)}")
+    stages = raw.get("stages")
+    if not isinstance(stages, list) or not stages or not all(isinstance(s, dict) for s in stages):
+        raise ValueError(f"space {where}: stages must be a non-empty list of mappings "
+                         "({stride, out_channels, repeats[, choice overrides]})")
+    fixed = {}
+    for key in ("stem_channels", "head_channels", "min_repeats"):
+        v = raw.get(key, {"stem_channels": 32, "head_channels": 1280, "min_repeats": 1}[key])
+        ok = (v >= 1) if key == "min_repeats" else (v >= 8 and v % 8 == 0)
+        if isinstance(v, bool) or not isinstance(v, int) or not ok:
+            raise ValueError(f"space {where}: {key}={v!r}; allowed: " +
+                             ("an integer >= 1" if key == "min_repeats" else "a multiple of 8 (the builder's channel rounding)"))
+        fixed[key] = v
+    out = []
+    for i, st in enumerate(stages):
+        at = f"{where} stage {i}"
+        unknown = set(st) - STAGE_KEYS
+        if unknown:
+            raise ValueError(f"space {at}: unknown keys {sorted(unknown)}; allowed: {sorted(STAGE_KEYS)}")
+        for key, rule in (("stride", lambda v: v in (1, 2)), ("out_channels", lambda v: v >= 1), ("repeats", lambda v: v >= 1)):
+            v = st.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or not rule(v):
+                raise ValueError(f"space {at}: {key}={v!r}; allowed: " +
+                                 ("1 or 2 (strides are fixed per stage)" if key == "stride" else "an integer >= 1"))
+        vals = {}
+        for key in CHOICE_KEYS:
+            if key not in st and key not in choices:
+                raise ValueError(f"space {at}: no {key} choices; allowed: a list under choices: or in the stage")
+            vals[key] = _choice_list(at, key, st.get(key, choices.get(key)))
+            _check_values(at, key, vals[key], *_RULES[key])
+        repeats = sorted({st["repeats"] + d for d in vals["repeats_delta"] if st["repeats"] + d >= fixed["min_repeats"]})
+        if not repeats:
+            raise ValueError(f"space {at}: repeats {st['repeats']} + repeats_delta {vals['repeats_delta']} leaves no block "
+                             f"count >= min_repeats {fixed['min_repeats']} (contradictory); allowed: deltas that keep one")
+        out.append(StageChoices(
+            stride=st["stride"],
+            kernel=tuple(sorted(set(vals["kernel"]))),
+            expand_ratio=tuple(sorted(set(vals["expand_ratio"]))),
+            se_ratio=tuple(sorted({float(v) for v in vals["se_ratio"]})),
+            repeats=tuple(repeats),
+            out_channels=tuple(sorted({round_channels(st["out_channels"] * m) for m in vals["channel_mult"]})),
+        ))
+    return BlockSpace(stages=tuple(out), stem_channels=fixed["stem_channels"], head_channels=fixed["head_channels"],
+                      name=p.stem)
+
+
+# ---------------------------------------------------------------- objective, front, latency
+def objective_value(accuracy: float, cost: float, target: float, w: float) -> float:
+    """MnasNet's reward ``accuracy × (cost / target)^w``."""
+    return float(accuracy) * (float(cost) / float(target)) ** float(w)
+
+
+def _dominates(a: dict, b: dict) -> bool:
+    return (a["accuracy"] >= b["accuracy"] and a["cost"] <= b["cost"]
+            and (a["accuracy"] > b["accuracy"] or a["cost"] < b["cost"]))
+
+
+def pareto_front(rows: list[dict]) -> list[dict]:
+    """The ``ok`` rows no other ``ok`` row dominates (higher or equal accuracy at lower or equal
+    cost, strictly better in one), by increasing cost."""
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("accuracy") is not None and r.get("cost") is not None]
+    return sorted((r for r in ok if not any(_dominates(o, r) for o in ok)), key=lambda r: (r["cost"], -r["accuracy"]))
+
+
+@torch.no_grad()
+def measure_latency(model: torch.nn.Module, resolution: int, *, in_channels: int = 3, batch: int = 8,
+                    device: str | torch.device = "cpu", channels_last: bool = True, amp: bool = True,
+                    min_run_time: float = 0.2, threads: int | None = None) -> float:
+    """Median inference latency (ms per batch of ``batch`` images at ``resolution``²) of ``model`` in eval
+    mode on ``device``: warm-up, then ``torch.utils.benchmark.Timer.blocked_autorange`` (CUDA-synchronised)."""
+    from torch.utils.benchmark import Timer
+
+    device = torch.device(device)
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    model = model.to(device, memory_format=fmt).eval()
+    x = torch.randn(batch, in_channels, resolution, resolution, device=device).contiguous(memory_format=fmt)
+    use_amp = amp and device.type == "cuda"
+
+    def forward():
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            return model(x)
+
+    for _ in range(3):
+        forward()
+    timer = Timer("forward()", globals={"forward": forward}, num_threads=threads or torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+# ---------------------------------------------------------------- config
+@dataclass
+class NASConfig:
+    space: str = "blocks"  # a file in search_spaces/ (name or path)
+    objective: str = "weighted"  # weighted: accuracy × (cost/target)^w | pareto: max accuracy, min cost
+    w: float = -0.07  # MnasNet's soft constraint; > 0 rewards cost (warned)
+    cost: str = "macs"  # macs (measured, per image at base resolution) | latency (ms per batch, measured)
+    target_macs: Optional[float] = None  # None: the MACs of B0 on this data at base resolution
+    target_latency_ms: Optional[float] = None  # None: B0's latency measured by the driver before the search
+    latency_batch: int = 8
+    latency_min_run_time: float = 0.2  # seconds of timed repeats (torch.utils.benchmark blocked_autorange)
+    num_samples: int = 20
+    sampler: str = "auto"  # auto: TPESampler (weighted), NSGAIISampler (pareto); or any optuna.samplers class
+    sampler_kwargs: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0  # sampler seed and proxy training seed (the same for every candidate)
+    include_b0: bool = True  # evaluate B0 first (when it is in the space): the found baseline is compared to it
+
+
+@dataclass
+class ChainConfig:
+    search: bool = False  # then run the coefficient search on the found baseline (run_dir/coefficients)
+    report: bool = False  # the coefficient search's report (report.enabled)
+    family_phis: list[int] = field(default_factory=lambda: list(range(8)))
+
+
+@dataclass
+class NASAppConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    # Ray resources of the NAS trials (cpus/gpus_per_trial, max_concurrent_trials, max_failures) and the
+    # settings of the chained coefficient search
+    search: SearchConfig = field(default_factory=SearchConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    nas: NASConfig = field(default_factory=NASConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    verbose: int = 1
+
+
+def coefficient_config(cfg: NASAppConfig, baseline_json: Path | str) -> SearchAppConfig:
+    """The coefficient search's config for the chain: same data, budget, cluster; the found baseline."""
+    return SearchAppConfig(dataset=cfg.dataset, proxy=cfg.proxy, search=cfg.search, cluster=cfg.cluster,
+                           report=ReportConfig(enabled=cfg.chain.report), model=ModelConfig(baseline=str(baseline_json)),
+                           seed=cfg.nas.seed, verbose=cfg.verbose, family_phis=list(cfg.chain.family_phis))
+
+
+def _sampler(cfg: NASAppConfig):
+    import optuna
+
+    n = cfg.nas
+    name = n.sampler if n.sampler != "auto" else ("TPESampler" if n.objective == "weighted" else "NSGAIISampler")
+    cls = getattr(optuna.samplers, name, None)
+    if not isinstance(cls, type):
+        raise ValueError(f"nas.sampler={n.sampler!r} is not an optuna sampler; allowed: auto, TPESampler, NSGAIISampler, "
+                         "RandomSampler, ... (a class in optuna.samplers)")
+    kwargs = dict(n.sampler_kwargs)
+    if "seed" in inspect.signature(cls).parameters:
+        kwargs.setdefault("seed", n.seed)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"nas.sampler_kwargs={kwargs} do not fit {name} ({e})") from None
+
+
+def validate_nas(cfg: NASAppConfig) -> BlockSpace:
+    """Reject bad values before anything starts (one-line ValueErrors); warn on a positive w. Returns the space."""
+    from .search import validate
+
+    n = cfg.nas
+    if n.objective not in OBJECTIVES:
+        raise ValueError(f"nas.objective={n.objective!r} is unknown; allowed: {', '.join(OBJECTIVES)}")
+    if n.cost not in COSTS:
+        raise ValueError(f"nas.cost={n.cost!r} is unknown; allowed: {', '.join(COSTS)}")
+    checks = [("nas.num_samples", n.num_samples, n.num_samples >= 1, ">= 1"),
+              ("nas.w", n.w, math.isfinite(n.w), "a finite number (MnasNet: -0.07)"),
+              ("nas.latency_batch", n.latency_batch, n.latency_batch >= 1, ">= 1"),
+              ("nas.latency_min_run_time", n.latency_min_run_time, n.latency_min_run_time > 0, "> 0 (seconds)")]
+    for key in ("target_macs", "target_latency_ms"):
+        v = getattr(n, key)
+        if v is not None:
+            checks.append((f"nas.{key}", v, v > 0, "> 0 or null (B0's cost)"))
+    for name, value, ok, allowed in checks:
+        if not ok:
+            raise ValueError(f"{name}={value}; allowed: {allowed}")
+    if n.w > 0:
+        warnings.warn(f"nas.w={n.w} is positive: the objective accuracy × (cost/target)^w then rewards cost "
+                      "(MnasNet uses w=-0.07)", UserWarning, stacklevel=2)
+    _sampler(cfg)
+    validate(coefficient_config(cfg, "baseline.json"))  # proxy budget, Ray resources, dataset, chained search
+    if cfg.search.scheduler != "none" and not cfg.chain.search:
+        log.warning("search.scheduler=%s applies to the chained coefficient search only; NAS trials run to the end",
+                    cfg.search.scheduler)
+    return load_block_space(n.space)
+
+
+# ---------------------------------------------------------------- the trial
+def _data_from_ref(data_ref: dict):
+    from .data import ProxyData
+
+    with warnings.catch_warnings():  # zero-copy views of the shared object-store arrays (read-only)
+        warnings.simplefilter("ignore", UserWarning)
+        return ProxyData(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in data_ref.items()})
+
+
+def nas_trial(config: dict, data_ref=None, settings: NASAppConfig = None, space: BlockSpace = None,
+              target: float = 1.0) -> None:
+    """One Ray Tune trial: build the candidate spec, measure its cost, proxy-train it, report every epoch."""
+    import ray
+    from ray import tune
+
+    from .proxy import Candidate, resolve_device, train_proxy
+
+    n, budget = settings.nas, settings.proxy
+    if budget.threads is None:
+        budget = dataclasses.replace(budget, threads=max(1, int(settings.search.cpus_per_trial)))
+    torch.set_num_threads(budget.threads)
+    data = _data_from_ref(data_ref)
+    spec = space.spec(config)
+    model = build_model(spec=spec, num_classes=data.num_classes, in_channels=data.in_channels)
+    c = count_cost(model, data.base_resolution, data.in_channels)
+    if n.cost == "macs":
+        cost = float(c.macs)
+    else:
+        cost = measure_latency(model, data.base_resolution, in_channels=data.in_channels, batch=n.latency_batch,
+                               device=resolve_device(budget.device), channels_last=budget.channels_last,
+                               amp=budget.amp, min_run_time=n.latency_min_run_time, threads=budget.threads)
+    del model
+    static = {"arch": arch_string(spec), "is_b0": spec == B0, "blocks": spec.num_blocks, "params": c.params,
+              "macs": c.macs, "activations": c.activations, "cost_kind": n.cost, "cost": cost,
+              "node": ray.get_runtime_context().get_node_id()[:12]}
+
+    def report(m: dict, final: bool) -> None:
+        tune.report({**static, **m, "objective": objective_value(m["accuracy"], cost, target, n.w), "final": final})
+
+    final = train_proxy(Candidate(1.0, 1.0, data.base_resolution), data, budget, seed=n.seed, baseline=spec,
+                        report=lambda m: report(m, False))
+    report({k: v for k, v in final.items() if k not in static}, True)
+
+
+# ---------------------------------------------------------------- results
+COLUMNS = ["trial_index", "trial_id", "arch", "is_b0", "blocks", "accuracy", "loss", "epochs", "params", "macs", "activations",
+           "cost_kind", "cost", "objective", "pareto", "images_per_s", "wall_s", "status", "error", "failures", "node",
+           "finished_at"]
+
+
+def _row(index: int, trial, space: BlockSpace, status: str | None = None) -> dict:
+    """One results.csv row; ``status`` overrides the trial's (callbacks run before Tune updates it)."""
+    r = dict(trial.last_result or {})
+    status = status or trial.status
+    row = {k: r.get(k) for k in COLUMNS}
+    row.update(trial_index=index, trial_id=trial.trial_id, failures=trial.num_failures, pareto=None)
+    if row["arch"] is None:
+        try:
+            spec = space.spec(trial.config)
+            row.update(arch=arch_string(spec), is_b0=spec == B0, blocks=spec.num_blocks)
+        except (KeyError, TypeError, ValueError):
+            pass
+    row["finished_at"] = r.get("timestamp") if status in ("TERMINATED", "ERROR") else None
+    if status == "ERROR":
+        err = trial.get_error() if hasattr(trial, "get_error") else None
+        lines = [ln.strip() for ln in str(err or "unknown error").splitlines() if ln.strip()]
+        row.update(status="error", error=next((ln for ln in reversed(lines) if "rror" in ln), lines[-1])[:300])
+    elif status == "TERMINATED":
+        row["status"] = r.get("status", "ok") if r.get("final") else "stopped"
+    else:
+        row["status"] = status.lower()
+    for k in ("accuracy", "loss", "objective", "images_per_s", "wall_s"):
+        if isinstance(row.get(k), float):
+            row[k] = round(row[k], 6)
+    return row
+
+
+def _make_writer(path: Path, space: BlockSpace, total: int):
+    from ray.tune import Callback
+
+    class ResultsWriter(Callback):
+        """Rewrites results.csv (atomically) whenever a trial ends; one log line per trial."""
+
+        def _ended(self, trials, trial, status):
+            rows = [_row(i, t, space, status if t is trial else None) for i, t in enumerate(trials)]  # submission order
+            atomic_write_csv(path, rows, COLUMNS)
+            done = sum(r["status"] not in ("pending", "running") for r in rows)
+            r = rows[trials.index(trial)]
+            detail = _describe(r, r["cost_kind"]) if r["status"] == "ok" else (r["error"] or "")
+            log.info("[%d/%d] %s: %s %s", done, total, r["arch"], r["status"], detail)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._ended(trials, trial, "TERMINATED")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._ended(trials, trial, "ERROR")
+
+    return ResultsWriter()
+
+
+# ---------------------------------------------------------------- artifacts
+def _cost_label(cfg: NASAppConfig, resolution: int) -> str:
+    if cfg.nas.cost == "macs":
+        return f"MACs per image at {resolution} px"
+    return f"inference latency, ms per batch of {cfg.nas.latency_batch} at {resolution} px"
+
+
+def _fmt_cost(kind: str, v: float) -> str:
+    return f"{v / 1e6:.2f} M MACs" if kind == "macs" else f"{v:.2f} ms"
+
+
+def _describe(r: dict, kind: str) -> str:
+    macs = "" if kind == "macs" else f", {r['macs'] / 1e6:.2f} M MACs"
+    return (f"accuracy {r['accuracy']:.4f}, {_fmt_cost(kind, r['cost'])}{macs}, {r['params'] / 1e6:.3f} M params, "
+            f"objective {r['objective']:.4f}")
+
+
+def plot_pareto(rows: list[dict], front: list[dict], chosen: dict, path: Path, xlabel: str, log_x: bool) -> Path:
+    """Scatter of every ok trial, the Pareto front as a step line, B0 and the chosen baseline marked."""
+    from matplotlib.figure import Figure
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter([r["cost"] for r in ok], [r["accuracy"] for r in ok], s=18, c="0.6", label="trials")
+    ax.plot([r["cost"] for r in front], [r["accuracy"] for r in front], "o-", c="tab:red", drawstyle="steps-post",
+            label="Pareto front")
+    b0 = [r for r in ok if r.get("is_b0") in (True, "True")]
+    if b0:
+        ax.scatter([b0[0]["cost"]], [b0[0]["accuracy"]], marker="s", s=70, facecolors="none", edgecolors="k", label="B0")
+    ax.scatter([chosen["cost"]], [chosen["accuracy"]], marker="*", s=180, c="tab:blue", zorder=3,
+               label="chosen baseline (max objective)")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel + (" (log scale)" if log_x else ""))
+    ax.set_ylabel("validation accuracy (top-1, fraction)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="best", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def _pareto_markdown(front: list[dict], rows: list[dict], chosen: dict, b0: dict | None, meta: dict) -> str:
+    kind = meta["cost_kind"]
+    lines = [
+        "# NAS: Pareto front (accuracy vs cost)", "",
+        f"- cost used: **{kind}** ({meta['cost_label']}); target {_fmt_cost(kind, meta['target'])}"
+        f"{' (B0 on this data)' if meta['target_is_b0'] else ''}",
+        f"- search: {meta['search_objective']} ({meta['objective_text']}), sampler {meta['sampler']}, "
+        f"{len(rows)} trials ({sum(r['status'] == 'ok' for r in rows)} ok), space {meta['space']}",
+        f"- data: {meta['dataset']}, base resolution {meta['base_resolution']}, budget {meta['budget']}",
+        f"- chosen baseline (max accuracy × (cost/target)^{meta['w']} over the ok trials): {_describe(chosen, kind)}",
+    ]
+    if b0 is not None:
+        lines.append(f"- B0 in this search: {_describe(b0, kind)}")
+    lines += ["", "Proxy accuracies come from one short training per candidate (one seed): differences of a few "
+              "points are within proxy noise.", "",
+              "| # | accuracy | cost | MACs (M) | params (M) | objective | architecture (repeats×MBconv-kernel-channels) |",
+              "|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(front, 1):
+        mark = " **(chosen)**" if r["trial_id"] == chosen["trial_id"] else ""
+        lines.append(f"| {i} | {r['accuracy']:.4f} | {_fmt_cost(kind, r['cost'])} | {r['macs'] / 1e6:.2f} | "
+                     f"{r['params'] / 1e6:.3f} | {r['objective']:.4f} | `{r['arch']}`{mark} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- main jobs
+def _reference_cost(cfg: NASAppConfig, data) -> tuple[float, bool]:
+    """The objective's target in the cost's unit: the configured one, else B0's cost on this data."""
+    from .proxy import resolve_device
+
+    n = cfg.nas
+    given = n.target_macs if n.cost == "macs" else n.target_latency_ms
+    if given is not None:
+        return float(given), False
+    model = build_model(spec=B0, num_classes=data.num_classes, in_channels=data.in_channels)
+    if n.cost == "macs":
+        return float(count_cost(model, data.base_resolution, data.in_channels).macs), True
+    threads = cfg.proxy.threads or max(1, int(cfg.search.cpus_per_trial))
+    device = resolve_device(cfg.proxy.device)
+    return measure_latency(model, data.base_resolution, in_channels=data.in_channels, batch=n.latency_batch,
+                           device=device, channels_last=cfg.proxy.channels_last, amp=cfg.proxy.amp,
+                           min_run_time=n.latency_min_run_time, threads=threads), True
+
+
+def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None) -> dict:
+    """The architecture search; writes results.csv, pareto.json/.md, plots/pareto.png, baseline.json
+    in ``run_dir`` and returns the baseline.json content. ``space``: the result of :func:`validate_nas`
+    (validated here when None)."""
+    import ray
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from .data import load_data
+    from .search import _budget_str, _trials_of, check_resources, init_ray
+
+    space = space or validate_nas(cfg)
+    run_dir = Path(run_dir).resolve()
+    if (run_dir / "tune").exists():
+        raise ValueError(f"{run_dir} already holds a NAS run; allowed: a new hydra.run.dir")
+    n = cfg.nas
+    data = load_data(cfg.dataset)
+    target, target_is_b0 = _reference_cost(cfg, data)
+    if n.cost == "latency" and cfg.search.max_concurrent_trials != 1:
+        log.warning("nas.cost=latency: latencies measured while other trials train are inflated and noisy; "
+                    "search.max_concurrent_trials=1 gives clean figures")
+    metric, mode = (["accuracy", "cost"], ["max", "min"]) if n.objective == "pareto" else ("objective", "max")
+    points = [space.params_of(B0)] if n.include_b0 and space.contains(B0) else None
+    sampler = _sampler(cfg)
+    sampler_name = type(sampler).__name__
+    searcher = OptunaSearch(space=space.define_by_run, metric=metric, mode=mode, sampler=sampler,
+                            points_to_evaluate=points)
+    log.info("NAS on %s (%d train images, base resolution %d): %s over %s (%.2g architectures), %s, cost %s, "
+             "target %s, %d samples", data.name, len(data.train_y), data.base_resolution, n.objective, space.name,
+             space.size, sampler_name, n.cost, _fmt_cost(n.cost, target), n.num_samples)
+
+    started = init_ray(cfg)
+    try:
+        check_resources(cfg)
+        data_ref = {f.name: getattr(data, f.name).numpy() if torch.is_tensor(getattr(data, f.name)) else getattr(data, f.name)
+                    for f in dataclasses.fields(data)}
+        trainable = tune.with_resources(
+            tune.with_parameters(nas_trial, data_ref=data_ref, settings=cfg, space=space, target=target),
+            {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial})
+        # a Searcher without a concurrency limit gets one pending trial at a time from Tune, which serialises
+        # short trials: limit to what the cluster runs at once instead
+        concurrent = cfg.search.max_concurrent_trials or max(
+            1, int(ray.cluster_resources().get("CPU", 1) // cfg.search.cpus_per_trial))
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n.num_samples,
+                                        max_concurrent_trials=concurrent),
+            run_config=tune.RunConfig(name="tune", storage_path=str(run_dir), verbose=min(cfg.verbose, 1),
+                                      callbacks=[_make_writer(run_dir / "results.csv", space, n.num_samples)],
+                                      failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures)))
+        t0 = time.time()
+        grid = tuner.fit()
+        wall = time.time() - t0
+        trials = _trials_of(grid, tuner)
+        rows = [_row(i, t, space) for i, t in enumerate(trials)]
+    finally:
+        if started:
+            ray.shutdown()
+
+    front = pareto_front(rows)
+    on_front = {r["trial_id"] for r in front}
+    for r in rows:
+        r["pareto"] = r["trial_id"] in on_front if r["status"] == "ok" else None
+    atomic_write_csv(run_dir / "results.csv", rows, COLUMNS)
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        raise ValueError(f"no NAS trial finished ok (see {run_dir / 'results.csv'}); nothing to choose")
+    chosen = max(ok, key=lambda r: (r["objective"], -r["cost"]))
+    b0 = next((r for r in ok if r["is_b0"]), None)
+    spec = space.spec(trials[chosen["trial_index"]].config)
+    assert arch_string(spec) == chosen["arch"]
+    meta = {
+        "search_objective": n.objective, "w": n.w, "cost_kind": n.cost, "cost_label": _cost_label(cfg, data.base_resolution),
+        "target": target, "target_is_b0": target_is_b0, "sampler": sampler_name, "space": space.name,
+        "objective_text": "accuracy × (cost/target)^w" if n.objective == "weighted" else "max accuracy, min cost",
+        "dataset": data.name, "base_resolution": data.base_resolution, "budget": _budget_str(cfg),
+    }
+
+    def point(r: dict) -> dict:
+        return {k: r[k] for k in ("trial_id", "arch", "accuracy", "cost", "macs", "params", "objective")}
+
+    points = [{**point(r), "spec": space.spec(trials[r["trial_index"]].config).to_dict()} for r in front]
+    atomic_write_json(run_dir / "pareto.json", {**meta, "points": points})
+    atomic_write_text(run_dir / "pareto.md", _pareto_markdown(front, rows, chosen, b0, meta))
+    plot_pareto(rows, front, chosen, run_dir / "plots" / "pareto.png", _cost_label(cfg, data.base_resolution),
+                log_x=n.cost == "macs")
+    baseline = {
+        "spec": spec.to_dict(), "arch": chosen["arch"], "accuracy": chosen["accuracy"], "macs": chosen["macs"],
+        "params": chosen["params"], "cost": chosen["cost"], "objective": chosen["objective"], **meta,
+        "b0": point(b0) if b0 else None, "on_pareto_front": chosen["trial_id"] in on_front,
+        "num_classes": data.num_classes, "dataset_fingerprint": data.fingerprint, "seed": n.seed,
+        "n_trials": len(rows), "n_ok": len(ok), "search_wall_s": round(wall, 2),
+    }
+    atomic_write_json(run_dir / "baseline.json", baseline)
+    log.info("NAS: chose %s — accuracy %.4f, %s, objective %.4f%s; artifacts in %s", chosen["arch"], chosen["accuracy"],
+             _fmt_cost(n.cost, chosen["cost"]), chosen["objective"],
+             f" (B0: accuracy {b0['accuracy']:.4f}, objective {b0['objective']:.4f})" if b0 else "", run_dir)
+    return baseline
+
+
+def run_nas_app(cfg: NASAppConfig, run_dir: Path) -> dict:
+    """The ``scalesearch-nas`` job: the NAS, then (``chain.search=true``) the coefficient search on the
+    found baseline in ``run_dir/coefficients``, one Ray session for both."""
+    import ray
+
+    from .search import init_ray, run_search
+
+    run_dir = Path(run_dir).resolve()
+    space = validate_nas(cfg)
+    started = init_ray(cfg)
+    try:
+        baseline = run_nas(cfg, run_dir, space)
+        if cfg.chain.search:
+            log.info("chain: coefficient search on the found baseline in %s", run_dir / "coefficients")
+            best = run_search(coefficient_config(cfg, run_dir / "baseline.json"), run_dir / "coefficients")
+            baseline = {**baseline, "coefficients": best}
+    finally:
+        if started:
+            ray.shutdown()
+    return baseline

@@ -1,0 +1,274 @@
+"""Proxy runs: train a scaled baseline for a short budget and measure how good it is.
+
+``train_proxy(candidate, data, budget)`` builds ``scale(baseline, depth, width)`` and trains it on
+the decoded uint8 splits of a :class:`~scalesearch.data.ProxyData`, moved once to the training
+device. Every batch is resized to ``candidate.resolution`` there, augmented (random crop with
+padding, flip) and normalised (:class:`TrainStep`), so no trial decodes or resizes on the host.
+
+Training: SGD-nesterov or AdamW (no weight decay on BN and biases), linear warm-up + cosine or
+one-cycle, label smoothing; bf16 autocast on CUDA, channels_last (also on CPU, where it is ~2x
+faster for this net). Metrics stay on the device inside an epoch: one host sync per epoch, where
+a NaN/inf loss ends the run with ``status="diverged"``. Before each evaluation the BN statistics
+are re-estimated on a few training batches ("precise BN"): running averages lag far behind the
+weights in a run of a few hundred steps, which would make eval-mode accuracy mostly noise.
+On CPU the same seed gives bit-identical metrics (a per-trial ``torch.Generator`` drives
+shuffling and augmentation, ``torch.manual_seed`` the initialisation, dropout and drop-path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .cost import count_cost
+from .data import ProxyData, augment, normalize, resize
+from .model import EfficientNet, build_model
+from .scaling import Coefficients
+from .spec import B0, ModelSpec
+
+__all__ = ["Candidate", "train_proxy", "build_proxy_model", "TrainStep", "resolve_device", "recalibrate_bn",
+           "evaluate"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One proxy: depth and width multipliers of the baseline, and the input resolution."""
+
+    depth: float
+    width: float
+    resolution: int
+
+    @classmethod
+    def from_coefficients(cls, coeffs: Coefficients, base_resolution: int, phi: float = 1.0) -> "Candidate":
+        d, w, r = coeffs.multipliers(phi)
+        return cls(depth=d, width=w, resolution=int(round(base_resolution * r)))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"proxy.device={name!r} but CUDA is not available here; allowed: cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"proxy.device={name!r} is not a device; allowed: auto, cpu, cuda, cuda:N") from None
+
+
+def build_proxy_model(candidate: Candidate, num_classes: int, in_channels: int, budget,
+                      baseline: ModelSpec = B0) -> EfficientNet:
+    """``scale(baseline, depth, width)`` with the budget's dropout and drop-path."""
+    spec = baseline if budget.drop_path is None else replace(baseline, drop_path=budget.drop_path)
+    return build_model(spec=spec, depth=candidate.depth, width=candidate.width, num_classes=num_classes,
+                       in_channels=in_channels, dropout=budget.dropout)
+
+
+def _optimizer(model: nn.Module, budget, device: torch.device) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": budget.weight_decay},
+              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]  # BN and biases
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if budget.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=budget.lr, momentum=budget.momentum, nesterov=True, **fused)
+    if budget.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=budget.lr, **fused)
+    raise ValueError(f"proxy.optimizer={budget.optimizer!r} is unknown; allowed: sgd, adamw")
+
+
+def _schedule(opt: torch.optim.Optimizer, budget, total_steps: int, steps_per_epoch: int):
+    S = torch.optim.lr_scheduler
+    warm = min(total_steps - 1, round(budget.warmup_epochs * steps_per_epoch))
+    if budget.schedule == "onecycle":
+        if total_steps < 2:
+            raise ValueError(f"proxy.schedule=onecycle with {total_steps} step; allowed: a budget of >= 2 steps")
+        pct = min(max(warm, 1.5), total_steps - 0.5) / total_steps  # both phases at least a step long
+        return S.OneCycleLR(opt, max_lr=budget.lr, total_steps=total_steps, pct_start=pct)
+    if budget.schedule != "cosine":
+        raise ValueError(f"proxy.schedule={budget.schedule!r} is unknown; allowed: cosine, onecycle")
+    cosine = S.CosineAnnealingLR(opt, T_max=max(1, total_steps - warm))
+    if warm < 1:
+        return cosine
+    return S.SequentialLR(opt, [S.LinearLR(opt, 1 / (warm + 1), 1.0, total_iters=warm), cosine], milestones=[warm])
+
+
+class TrainStep:
+    """The proxy's training step on the device: ``step(x_uint8, y) -> loss`` (a 0-d tensor, no
+    host sync) resizes a uint8 batch to ``resolution``, augments, normalises, runs forward (bf16
+    autocast on CUDA) and backward, and steps optimizer and schedule. Benchmarks time this object,
+    so they measure the trainer itself."""
+
+    def __init__(self, model: nn.Module, budget, device: torch.device, resolution: int, total_steps: int,
+                 steps_per_epoch: int, generator: torch.Generator):
+        self.device, self.resolution, self.gen = device, resolution, generator
+        self.amp = device.type == "cuda" and budget.amp
+        self.channels_last = budget.channels_last
+        self.augment = budget.augment
+        self.pad = max(1, round(4 * resolution / 32))
+        self.model = model.to(device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        compile_on = budget.compile == "on" or (budget.compile == "auto" and device.type == "cuda")
+        if budget.compile not in ("off", "auto", "on"):
+            raise ValueError(f"proxy.compile={budget.compile!r}; allowed: off, auto, on")
+        self.forward = torch.compile(self.model) if compile_on else self.model
+        self.opt = _optimizer(self.model, budget, device)
+        self.sched = _schedule(self.opt, budget, total_steps, steps_per_epoch)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=budget.label_smoothing)
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+
+    def prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        """uint8 batch at any size → normalised float batch at ``resolution`` (augmented if ``train``)."""
+        x = resize(x, self.resolution)
+        if train and self.augment:
+            x = augment(x, self.gen, self.pad)
+        x = normalize(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x = self.prepare(x, train=True)
+        with self.autocast():
+            loss = self.loss_fn(self.forward(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return loss.detach()
+
+
+@torch.no_grad()
+def recalibrate_bn(step: TrainStep, x: torch.Tensor, batch_size: int) -> None:
+    """Re-estimate every BatchNorm's running statistics as a plain average over the batches of
+    ``x`` (un-augmented), with dropout and drop-path off."""
+    bns = [m for m in step.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
+    step.model.eval()
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+        bn.train()
+    for i in range(0, len(x), batch_size):
+        with step.autocast():
+            step.model(step.prepare(x[i : i + batch_size], train=False))
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+    step.model.train()
+
+
+@torch.no_grad()
+def evaluate(step: TrainStep, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
+    """(top-1 accuracy, mean cross-entropy) of the model in eval mode; one host sync."""
+    step.model.eval()
+    correct = torch.zeros((), device=step.device)
+    loss = torch.zeros((), device=step.device)
+    for i in range(0, len(x), batch_size):
+        with step.autocast():
+            out = step.model(step.prepare(x[i : i + batch_size], train=False)).float()
+        yb = y[i : i + batch_size]
+        correct += (out.argmax(1) == yb).sum()
+        loss += nn.functional.cross_entropy(out, yb, reduction="sum")
+    step.model.train()
+    n = max(1, len(x))
+    return correct.item() / n, loss.item() / n
+
+
+_BASE_MACS: dict = {}
+
+
+def _base_macs(baseline: ModelSpec, data: ProxyData) -> int:
+    """MACs of the unscaled baseline proxy at the dataset's base resolution (cached)."""
+    key = (baseline, data.num_classes, data.in_channels, data.base_resolution)
+    if key not in _BASE_MACS:
+        m = build_model(spec=baseline, num_classes=data.num_classes, in_channels=data.in_channels)
+        _BASE_MACS[key] = count_cost(m, data.base_resolution, data.in_channels).macs
+    return _BASE_MACS[key]
+
+
+def train_proxy(
+    candidate: Candidate,
+    data: ProxyData,
+    budget,
+    *,
+    seed: int = 0,
+    report: Callable[[dict], None] | None = None,
+    baseline: ModelSpec = B0,
+) -> dict:
+    """Train ``candidate`` on ``data`` for ``budget`` (a ``ProxyConfig``) and return its metrics.
+
+    ``report`` gets ``{epoch, accuracy, loss, train_loss, images_per_s}`` after every epoch; the
+    result adds ``params, macs, activations, base_macs, cost_ratio, wall_s, epochs, steps, status,
+    resolution, depth, width``.
+    """
+    t_start = time.perf_counter()
+    res = int(candidate.resolution)
+    if res < 16:
+        raise ValueError(f"resolution={res} after scaling is below 16; allowed: >= 16 (raise dataset.base_resolution)")
+    if budget.epochs < 1 or (budget.steps is not None and budget.steps < 1) or budget.batch_size < 1:
+        raise ValueError(f"proxy budget epochs={budget.epochs}, steps={budget.steps}, batch_size={budget.batch_size}; "
+                         "allowed: each >= 1 (steps may be null)")
+    device = resolve_device(budget.device)
+    if budget.threads:
+        torch.set_num_threads(int(budget.threads))
+    base_macs = _base_macs(baseline, data)  # before seeding: on a cache miss it builds (and initialises) a model
+    torch.manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model = build_proxy_model(candidate, data.num_classes, data.in_channels, budget, baseline)
+    cost = count_cost(model, res, data.in_channels)
+
+    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    val_x, val_y = data.val_x.to(device), data.val_y.to(device)
+    n = len(train_x)
+    bs = min(budget.batch_size, n)
+    steps_per_epoch = n // bs  # the ragged last batch is dropped: fixed shapes, stable BN
+    total_steps = budget.steps or budget.epochs * steps_per_epoch
+    step = TrainStep(model, budget, device, res, total_steps, steps_per_epoch, gen)
+    calib_x = train_x[torch.randperm(n, generator=gen, device=device)[: budget.bn_recalibration]]
+
+    status, done, train_time, metrics = "ok", 0, 0.0, {}
+    for epoch in range(1, math.ceil(total_steps / steps_per_epoch) + 1):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=gen, device=device)
+        k = min(steps_per_epoch, total_steps - done)
+        loss_sum = torch.zeros((), device=device)
+        for i in range(k):
+            idx = perm[i * bs : (i + 1) * bs]
+            loss_sum += step(train_x[idx], train_y[idx])
+        train_loss = (loss_sum / k).item()  # the epoch's one host sync
+        dt = time.perf_counter() - t0
+        done, train_time = done + k, train_time + dt
+        metrics = {"epoch": epoch, "accuracy": 0.0, "loss": float("nan"), "train_loss": train_loss,
+                   "images_per_s": k * bs / dt}
+        if math.isfinite(train_loss):
+            if len(calib_x):
+                recalibrate_bn(step, calib_x, budget.eval_batch_size)
+            metrics["accuracy"], metrics["loss"] = evaluate(step, val_x, val_y, budget.eval_batch_size)
+        if not (math.isfinite(train_loss) and math.isfinite(metrics["loss"])):
+            status = "diverged"
+        if report is not None:
+            report(dict(metrics))
+        if status != "ok":
+            break
+        if budget.fault.epoch_sleep > 0:
+            time.sleep(budget.fault.epoch_sleep)
+
+    return {
+        **metrics,
+        "images_per_s": done * bs / train_time,
+        "epochs": metrics["epoch"],
+        "steps": done,
+        "status": status,
+        "params": cost.params,
+        "macs": cost.macs,
+        "activations": cost.activations,
+        "base_macs": base_macs,
+        "cost_ratio": cost.macs / base_macs,
+        "resolution": res,
+        "depth": candidate.depth,
+        "width": candidate.width,
+        "wall_s": time.perf_counter() - t_start,
+    }
