@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import statistics
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from .spec import B0, ModelSpec
 log = logging.getLogger("scalesearch")
 
 __all__ = ["ablation_variants", "train_over_seeds", "run_ablation", "ablation_markdown", "plot_ablation",
-           "write_ablation", "run_ablate_app", "macs_unit", "save_png", "AblateAppConfig"]
+           "write_ablation", "run_ablate_app", "compound_coefficients", "macs_unit", "log_x_axis", "save_png", "AblateAppConfig"]
 
 SINGLE = ("depth-only", "width-only", "resolution-only")
 COMPOUND_SOURCES = ("best", "paper")
@@ -38,6 +37,15 @@ COMPOUND_SOURCES = ("best", "paper")
 def macs_unit(values) -> tuple[float, str]:
     """(divisor, unit) to print MACs in: G when the largest is at least 1e9, else M."""
     return (1e9, "G") if max(values, default=0) >= 1e9 else (1e6, "M")
+
+
+def log_x_axis(ax) -> None:
+    """Log x axis with plain numbers (20, 30, 50) at the major and, over short ranges, minor ticks."""
+    from matplotlib.ticker import LogFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.2, 0.5)))
 
 
 def ablation_variants(base_resolution: int, phis=(1, 2), compound: dict[str, Coefficients] | None = None) -> list[dict]:
@@ -63,20 +71,16 @@ def ablation_variants(base_resolution: int, phis=(1, 2), compound: dict[str, Coe
     return out
 
 
-def train_over_seeds(depth: float, width: float, resolution: int, data, budget, *, seeds=(0,), baseline: ModelSpec = B0,
-                     cache: dict | None = None) -> dict:
-    """Proxy-train one (depth, width, resolution) with every seed; mean ± std accuracy over the ``ok`` seeds.
-    ``cache`` (a dict) memoises results by (depth, width, resolution, seeds) within a process."""
+def train_over_seeds(depth: float, width: float, resolution: int, data, budget, *, seeds=(0,),
+                     baseline: ModelSpec = B0) -> dict:
+    """Proxy-train one (depth, width, resolution) with every seed; mean ± std accuracy over the ``ok`` seeds."""
     from .proxy import Candidate, train_proxy
 
-    key = (round(depth, 6), round(width, 6), int(resolution), tuple(seeds))
-    if cache is not None and key in cache:
-        return dict(cache[key])
     runs = [train_proxy(Candidate(depth=depth, width=width, resolution=int(resolution)), data, budget, seed=s,
                         baseline=baseline) for s in seeds]
     ok = [r for r in runs if r["status"] == "ok"]
     accs = [r["accuracy"] for r in ok]
-    out = {
+    return {
         "seeds": list(seeds),
         "accuracies": [r["accuracy"] if r["status"] == "ok" else None for r in runs],
         "accuracy": statistics.fmean(accs) if accs else None,
@@ -88,20 +92,16 @@ def train_over_seeds(depth: float, width: float, resolution: int, data, budget, 
         "activations": runs[0]["activations"],
         "wall_s": round(sum(r["wall_s"] for r in runs), 3),
     }
-    if cache is not None:
-        cache[key] = dict(out)
-    return out
 
 
 def run_ablation(data, budget, *, phis=(1, 2), compound: dict[str, Coefficients] | None = None, seeds=(0,),
-                 baseline: ModelSpec = B0, cache: dict | None = None) -> dict:
+                 baseline: ModelSpec = B0) -> dict:
     """Train every variant of :func:`ablation_variants` on ``data`` with ``budget``; the result is what
     ``ablation.json`` holds."""
     variants = ablation_variants(data.base_resolution, phis, compound)
     rows = []
     for i, v in enumerate(variants, 1):
-        m = train_over_seeds(v["depth"], v["width"], v["resolution"], data, budget, seeds=seeds, baseline=baseline,
-                             cache=cache)
+        m = train_over_seeds(v["depth"], v["width"], v["resolution"], data, budget, seeds=seeds, baseline=baseline)
         rows.append({**v, **m})
         log.info("ablation [%d/%d] %s φ=%g (depth %.3f, width %.3f, %d px): accuracy %s", i, len(variants), v["method"],
                  v["phi"], v["depth"], v["width"], v["resolution"],
@@ -148,8 +148,9 @@ def ablation_markdown(result: dict) -> str:
         verdict = ""
         if single and comp:
             best_c, best_s = max(comp, key=lambda r: r["accuracy"]), max(single, key=lambda r: r["accuracy"])
-            verdict = (f"; compound ({best_c['method']}) {'beats' if best_c['accuracy'] > best_s['accuracy'] else 'does not beat'} "
-                       f"the best single dimension ({best_s['method']}) by {best_c['accuracy'] - best_s['accuracy']:+.4f}")
+            diff = best_c["accuracy"] - best_s["accuracy"]
+            verdict = (f"; best compound ({best_c['method']}) minus best single dimension ({best_s['method']}): "
+                       f"{diff:+.4f} ({'compound wins' if diff > 0 else 'compound does not win'})")
         lines.append(f"- φ = {phi:g}: most accurate is {win['method']} ({win['accuracy']:.4f}){verdict}.")
     return "\n".join(lines) + "\n"
 
@@ -172,7 +173,7 @@ def plot_ablation(result: dict, path: str | Path | None = None):
                     ls="-" if method.startswith("compound") else "--", label=method)
     if base["accuracy"] is not None:
         ax.scatter([base["macs"] / div], [100 * base["accuracy"]], marker="s", s=60, c="k", zorder=3, label="B0")
-    ax.set_xscale("log")
+    log_x_axis(ax)
     ax.set_xlabel(f"MACs per image ({unit}, log scale; measured)")
     ax.set_ylabel("proxy validation accuracy (%)")
     ax.set_title(f"Scaling one dimension vs compound scaling ({result['dataset']})")
@@ -201,26 +202,33 @@ def save_png(fig, path: Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def compound_coefficients(best: Coefficients | None, paper: bool = True) -> dict[str, Coefficients]:
+    """The compound variants by label: the searched ``best`` and/or the paper's (once when they are equal)."""
+    out = {}
+    if best is not None:
+        out[f"best ({best.alpha}, {best.beta}, {best.gamma})" + (" = paper" if best == PAPER else "")] = best
+    if paper and best != PAPER:
+        out[f"paper ({PAPER.alpha}, {PAPER.beta}, {PAPER.gamma})"] = PAPER
+    return out
+
+
 def compound_sources(names: list[str] | None, run_dir: Path | None) -> dict[str, Coefficients]:
-    """The compound variants: ``best`` (from run_dir/best.json) and/or ``paper``."""
+    """The compound variants named in ``names`` (``best``: from run_dir/best.json, ``paper``);
+    None: both, or the paper's alone without a run directory."""
     if names is None:
         names = (["best"] if run_dir is not None else []) + ["paper"]
-    out = {}
     for name in names:
         if name not in COMPOUND_SOURCES:
             raise ValueError(f"compound contains {name!r}; allowed: {', '.join(COMPOUND_SOURCES)}")
-        if name == "paper":
-            out[f"paper ({PAPER.alpha}, {PAPER.beta}, {PAPER.gamma})"] = PAPER
-            continue
+    best = None
+    if "best" in names:
         if run_dir is None:
             raise ValueError("compound=[best] needs run_dir=<a search run directory>; allowed: run_dir=..., or compound=[paper]")
-        best_path = run_dir / "best.json"
-        if not best_path.is_file():
+        if not (run_dir / "best.json").is_file():
             raise ValueError(f"run_dir={run_dir} has no best.json; allowed: a finished search run directory")
-        b = read_json(best_path)
-        c = Coefficients(b["alpha"], b["beta"], b["gamma"])
-        out[f"best ({c.alpha}, {c.beta}, {c.gamma})"] = c
-    return out
+        b = read_json(run_dir / "best.json")
+        best = Coefficients(b["alpha"], b["beta"], b["gamma"])
+    return compound_coefficients(best, paper="paper" in names)
 
 
 def run_ablate_app(cfg: AblateAppConfig, out_dir: Path) -> dict:

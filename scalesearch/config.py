@@ -181,7 +181,7 @@ class GenerateConfig:
 class ReportAppConfig:
     """``scalesearch-report``: re-render (and, with report.train_family, complete) a run's report."""
 
-    run_dir: str = "???"  # a search run directory (results.csv, best.json, family.json)
+    run_dir: Optional[str] = None  # required: a search run directory (results.csv, best.json, family.json)
     report: ReportConfig = field(default_factory=ReportConfig)
     verbose: int = 1
 

@@ -24,13 +24,17 @@ Registry (:data:`DATASETS`, extend with ``@register_dataset("name")``):
 ``train_per_class`` / ``val_per_class`` cap each class, picking images by ``seed``.
 
 **The synthetic dataset** is the embedded default and is built so that all three scaling
-dimensions matter. Each class is a *combination* of a coarse shape (disc, square, triangle, ring,
-cross) and a fine texture filling it (stripes at one of two orientations, period 2.2–4.5 px at the
-native 64 px). The shapes survive any downsampling; the stripes do not: at resolution R their
-period is ``p·R/64`` px and they vanish below the Nyquist limit of 2 px, so the share of images
-whose texture is visible grows smoothly with R from 32 to 64 px — resolution (γ) helps. Shapes are
-randomly placed, sized, rotated and coloured on a noisy gradient background, and a class is only
-known from shape *and* texture together, which gives depth (α) and width (β) something to do.
+dimensions matter. Class ``c`` is the *combination* of a coarse shape (``c % 5``: disc, square,
+triangle, ring, cross) and a fine texture filling it (``c // 5``: vertical or horizontal stripes,
+period 2.2–4.5 px at the native ``image_size``). The shapes are randomly placed, sized (radius
+50–70 % of the half-width), tilted (±14°) and coloured, on a dark or bright gradient background
+with pixel noise; the stripes alternate a dark and a bright colour, so a shape stays visible
+when its stripes blur away. Shapes survive any downsampling, stripes do not: at resolution R
+their period is ``p·R/image_size`` px and they fade below the Nyquist limit of 2 px, so the share
+of images whose texture is visible grows with R up to the native size — resolution (γ) helps
+(with the defaults, image_size 64 and base_resolution 32, across every γ of the search). A class
+is only known from shape *and* texture together, which gives depth (α) and width (β) something
+to do. ``num_classes`` ≤ 5 keeps only the shapes.
 """
 
 from __future__ import annotations
@@ -159,7 +163,8 @@ def _synthetic_chunk(y: torch.Tensor, size: int, g: torch.Generator) -> torch.Te
     ang = texture.view(n, 1, 1) * (math.pi / 2) + (u(n, 1, 1) - 0.5) * 0.4
     px, py = (xx + 1) * (size - 1) / 2, (yy + 1) * (size - 1) / 2
     phase = u(n, 1, 1) * 2 * math.pi
-    stripes = (torch.sin(2 * math.pi * (px * torch.cos(ang) + py * torch.sin(ang)) / period + phase) > 0).float().unsqueeze(1)
+    wave = torch.sin(2 * math.pi * (px * torch.cos(ang) + py * torch.sin(ang)) / period + phase)
+    stripes = (wave > 0).float().unsqueeze(1)
     # stripes of a dark and a bright colour (mean ~0.5) on a background that is either dark or bright,
     # so the shape stays visible when the stripes blur away
     c1, c2 = 0.3 * u(n, 3, 1, 1), 0.7 + 0.3 * u(n, 3, 1, 1)
@@ -291,7 +296,8 @@ def imagefolder(cfg) -> ProxyData:
     val_dir = next((root / s for s in ("val", "valid", "validation", "test") if (root / s).is_dir()), None)
     tf, tl, classes = _scan(train_dir)
     if len(classes) < 2:
-        raise ValueError(f"dataset.root: {train_dir} has {len(classes)} class folder ({classes[0]}); allowed: at least 2")
+        raise ValueError(f"dataset.root: {train_dir} has {len(classes)} class folder ({classes[0]}); "
+                         "allowed: at least 2")
     if val_dir is not None and train_dir != root:
         vf, vl, _ = _scan(val_dir, classes)
     else:
@@ -340,8 +346,9 @@ def _torchvision(name: str, cls_name: str, train_args: dict, val_args: dict) -> 
                 ds = getattr(torchvision.datasets, cls_name)(str(Path(cfg.root).expanduser()),
                                                              download=bool(cfg.download), **args)
             except RuntimeError as e:
-                raise ValueError(f"dataset.root={str(cfg.root)!r}: {cls_name} not found there ({str(e).splitlines()[0]}); "
-                                 "allowed: a directory holding it, or dataset.download=true with internet") from None
+                raise ValueError(f"dataset.root={str(cfg.root)!r}: {cls_name} not found there "
+                                 f"({str(e).splitlines()[0]}); allowed: a directory holding it, "
+                                 "or dataset.download=true with internet") from None
             x = torch.as_tensor(np.asarray(ds.data))
             x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2) if x.shape[-1] == 3 else x  # → NCHW
             y = torch.as_tensor(np.asarray(ds.targets if hasattr(ds, "targets") else ds.labels)).long()

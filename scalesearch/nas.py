@@ -118,17 +118,17 @@ class BlockSpace:
         return params
 
     def contains(self, spec: ModelSpec) -> bool:
+        """Whether ``spec`` is a point of the space (dropout, BN settings and all)."""
         try:
-            self.params_of(spec)
+            return spec == self.spec(self.params_of(spec))
         except ValueError:
             return False
-        return spec == self.spec(self.params_of(spec))
 
 
 def arch_string(spec: ModelSpec) -> str:
     """One line per network: ``<repeats>xMB<expand>-k<kernel>-c<channels>[-se<ratio>]`` per stage."""
-    return " ".join(f"{s.repeats}xMB{s.expand_ratio}-k{s.kernel}-c{s.out_channels}" + (f"-se{s.se_ratio:g}" if s.se_ratio else "")
-                    for s in spec.stages)
+    return " ".join(f"{s.repeats}xMB{s.expand_ratio}-k{s.kernel}-c{s.out_channels}"
+                    + (f"-se{s.se_ratio:g}" if s.se_ratio else "") for s in spec.stages)
 
 
 def _resolve_space_path(name_or_path: str) -> Path:
@@ -185,24 +185,25 @@ def load_block_space(name_or_path: str = "blocks") -> BlockSpace:
         raise ValueError(f"space {where}: stages must be a non-empty list of mappings "
                          "({stride, out_channels, repeats[, choice overrides]})")
     fixed = {}
-    for key in ("stem_channels", "head_channels", "min_repeats"):
-        v = raw.get(key, {"stem_channels": 32, "head_channels": 1280, "min_repeats": 1}[key])
-        ok = (v >= 1) if key == "min_repeats" else (v >= 8 and v % 8 == 0)
-        if isinstance(v, bool) or not isinstance(v, int) or not ok:
-            raise ValueError(f"space {where}: {key}={v!r}; allowed: " +
-                             ("an integer >= 1" if key == "min_repeats" else "a multiple of 8 (the builder's channel rounding)"))
-        fixed[key] = v
+    for key, default, ok, allowed in (
+            ("stem_channels", 32, lambda v: v >= 8 and v % 8 == 0, "a multiple of 8 (the builder's channel rounding)"),
+            ("head_channels", 1280, lambda v: v >= 8 and v % 8 == 0, "a multiple of 8 (the builder's channel rounding)"),
+            ("min_repeats", 1, lambda v: v >= 1, "an integer >= 1")):
+        v = fixed[key] = raw.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not ok(v):
+            raise ValueError(f"space {where}: {key}={v!r}; allowed: {allowed}")
     out = []
     for i, st in enumerate(stages):
         at = f"{where} stage {i}"
         unknown = set(st) - STAGE_KEYS
         if unknown:
             raise ValueError(f"space {at}: unknown keys {sorted(unknown)}; allowed: {sorted(STAGE_KEYS)}")
-        for key, rule in (("stride", lambda v: v in (1, 2)), ("out_channels", lambda v: v >= 1), ("repeats", lambda v: v >= 1)):
+        for key, ok, allowed in (("stride", lambda v: v in (1, 2), "1 or 2 (strides are fixed per stage)"),
+                                 ("out_channels", lambda v: v >= 1, "an integer >= 1"),
+                                 ("repeats", lambda v: v >= 1, "an integer >= 1")):
             v = st.get(key)
-            if isinstance(v, bool) or not isinstance(v, int) or not rule(v):
-                raise ValueError(f"space {at}: {key}={v!r}; allowed: " +
-                                 ("1 or 2 (strides are fixed per stage)" if key == "stride" else "an integer >= 1"))
+            if isinstance(v, bool) or not isinstance(v, int) or not ok(v):
+                raise ValueError(f"space {at}: {key}={v!r}; allowed: {allowed}")
         vals = {}
         for key in CHOICE_KEYS:
             if key not in st and key not in choices:
@@ -406,9 +407,9 @@ def nas_trial(config: dict, data_ref=None, settings: NASAppConfig = None, space:
 
 
 # ---------------------------------------------------------------- results
-COLUMNS = ["trial_index", "trial_id", "arch", "is_b0", "blocks", "accuracy", "loss", "epochs", "params", "macs", "activations",
-           "cost_kind", "cost", "objective", "pareto", "images_per_s", "wall_s", "status", "error", "failures", "node",
-           "finished_at"]
+COLUMNS = ["trial_index", "trial_id", "arch", "is_b0", "blocks", "accuracy", "loss", "epochs", "params", "macs",
+           "activations", "cost_kind", "cost", "objective", "pareto", "images_per_s", "wall_s", "status", "error",
+           "failures", "node", "finished_at"]
 
 
 def _row(index: int, trial, space: BlockSpace, status: str | None = None) -> dict:
@@ -588,8 +589,9 @@ def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None) -
             {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial})
         # a Searcher without a concurrency limit gets one pending trial at a time from Tune, which serialises
         # short trials: limit to what the cluster runs at once instead
-        concurrent = cfg.search.max_concurrent_trials or max(
-            1, int(ray.cluster_resources().get("CPU", 1) // cfg.search.cpus_per_trial))
+        res, s = ray.cluster_resources(), cfg.search
+        slots = [res.get("CPU", 1) // s.cpus_per_trial] + ([res.get("GPU", 0) // s.gpus_per_trial] if s.gpus_per_trial else [])
+        concurrent = s.max_concurrent_trials or max(1, int(min(slots)))
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n.num_samples,
@@ -617,7 +619,6 @@ def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None) -
     chosen = max(ok, key=lambda r: (r["objective"], -r["cost"]))
     b0 = next((r for r in ok if r["is_b0"]), None)
     spec = space.spec(trials[chosen["trial_index"]].config)
-    assert arch_string(spec) == chosen["arch"]
     meta = {
         "search_objective": n.objective, "w": n.w, "cost_kind": n.cost, "cost_label": _cost_label(cfg, data.base_resolution),
         "target": target, "target_is_b0": target_is_b0, "sampler": sampler_name, "space": space.name,

@@ -19,13 +19,14 @@ The analysis functions are pure (lists of dicts in, dicts out) so the notebook
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .ablation import ablation_markdown, macs_unit, plot_ablation, run_ablation, save_png, train_over_seeds
+from .ablation import ablation_markdown, compound_coefficients, log_x_axis, macs_unit, plot_ablation, run_ablation, save_png, train_over_seeds
 from .config import ReportAppConfig, ReportConfig, SearchAppConfig
 from .io import atomic_write_json, atomic_write_text, read_json
 from .results import aggregate, read_results
@@ -35,11 +36,13 @@ log = logging.getLogger("scalesearch")
 
 __all__ = [
     "Run", "load_run", "load_settings", "family_table", "family_curve", "diminishing_returns", "pick_cost_effective",
-    "seed_stability", "top_candidates", "train_families", "plot_landscape", "plot_family", "plot_optuna_history",
+    "seed_stability", "top_candidates", "train_families", "family_tables", "cost_effective_pick", "rule_statement",
+    "validate_report_config", "plot_landscape", "plot_family", "plot_optuna_history",
     "report_markdown", "write_report", "run_report_app", "ReportAppConfig", "PICK_RULES",
 ]
 
 PICK_RULES = ("marginal", "knee")
+PAPER_LABEL = "paper (1.2, 1.1, 1.15)"
 IDENTITY = ("name", "phi", "depth_mult", "width_mult", "resolution")  # of a family member, beside its metrics
 STATUS_MARKERS = {"ok": "o", "stopped": "v", "diverged": "X", "filtered": "s", "error": "P"}
 PLOTS = {
@@ -170,7 +173,9 @@ def pick_cost_effective(points: list[dict], rule: str = "marginal", threshold: f
         reason = (f"every step up to it gains ≥ {threshold:.4f} accuracy per doubling of MACs"
                   + (f"; the next ({steps[index]['from']} → {steps[index]['to']}) gains "
                      f"{steps[index]['gain_per_doubling']:+.4f}" if index < len(steps) else "; it is the largest trained"))
-        if index == 0 and steps:
+        if not steps:
+            reason = "the only trained member"
+        elif index == 0:
             reason = (f"already the first step ({steps[0]['from']} → {steps[0]['to']}) gains only "
                       f"{steps[0]['gain_per_doubling']:+.4f} < {threshold:.4f} per doubling")
     else:
@@ -187,7 +192,10 @@ def pick_cost_effective(points: list[dict], rule: str = "marginal", threshold: f
             above = [(y[k] - (y[0] + span * (x[k] - x[0]) / (x[-1] - x[0]))) / span for k in range(len(front))]
             k = max(range(len(front)), key=lambda k: above[k])
             if above[k] <= 1e-9:
-                index, reason = front[-1], "no member lies above the chord: returns do not diminish over the trained range"
+                index = front[-1]
+                reason = (f"no member lies above the chord from {pts[front[0]]['name']} to {pts[index]['name']}: "
+                          "returns do not diminish up to it"
+                          + ("; no larger member is more accurate" if index < len(pts) - 1 else ""))
             else:
                 index = front[k]
                 reason = (f"farthest above the chord from {pts[front[0]]['name']} to {pts[front[-1]]['name']} "
@@ -229,7 +237,7 @@ def seed_stability(rows: list[dict], k: int = 3) -> dict:
     out = {"seeds": seeds, "k": k, "n_candidates": len(common), "per_seed_top": per_seed}
     if len(seeds) < 2 or k == 0:
         return {**out, "same_set": None, "same_order": None, "stable": None,
-                "note": "one seed only: stability across seeds cannot be measured (search.n_seeds > 1)"
+                "note": "one seed only (set search.n_seeds > 1)"
                 if len(seeds) < 2 else "no candidate finished ok under every seed"}
     tops = list(per_seed.values())
     same_order = all(t == tops[0] for t in tops)
@@ -242,8 +250,9 @@ def seed_stability(rows: list[dict], k: int = 3) -> dict:
 
 # ---------------------------------------------------------------- training the families
 def _resolution_multiple(members: list[dict], coeffs: Coefficients, base: int) -> int:
-    """The resolution rounding family.json was emitted with (so the paper's family gets the same)."""
-    for m in (1, 2, 4, 8, 16, 32):
+    """The resolution rounding family.json was emitted with (so the paper's family gets the same); when
+    several fit (γ = 1), the first of 8 (scaling.family's default, which search.py emits with), 1, 2, ..."""
+    for m in (8, 1, 2, 4, 16, 32):
         if all(round_resolution(base * coeffs.gamma ** e["phi"], m) == e["resolution"] for e in members):
             return m
     return 8
@@ -252,13 +261,13 @@ def _resolution_multiple(members: list[dict], coeffs: Coefficients, base: int) -
 def train_families(run: Run, report_cfg: ReportConfig, settings: SearchAppConfig | None) -> dict | None:
     """Proxy-train the searched family (``train_family``) and the paper's (``compare_paper``) up to
     ``max_phi`` with the search's budget on the search's data, reusing ``family_trained.json`` where it
-    holds a member already; the file is rewritten (atomically) after every member. Returns its content."""
+    holds a member already (members trained before and not asked for now are kept). Returns its content."""
     from .generate import load_baseline
 
     wanted = {}
     if report_cfg.train_family:
         wanted["searched"] = (run.coefficients, [m for m in run.family if m["phi"] <= report_cfg.max_phi])
-    if report_cfg.compare_paper:
+    if report_cfg.compare_paper and run.coefficients != PAPER:
         wanted["paper"] = (PAPER, paper_family(run, report_cfg.max_phi))
     if not wanted:
         return run.trained
@@ -287,24 +296,36 @@ def train_families(run: Run, report_cfg: ReportConfig, settings: SearchAppConfig
             raise ValueError(f"the data loaded from the search's settings (fingerprint {data.fingerprint}) differ from "
                              f"the search's ({run.best.get('dataset_fingerprint')}); allowed: the same dataset")
     baseline = load_baseline(meta["baseline"])
-    out = {**meta, "families": {}}
+    out = {**meta, "families": dict(cached.get("families") or {})}
     n_todo, n_done = len({_member_key(m) for m in todo}), 0
     for label, (coeffs, members) in wanted.items():
-        fam = out["families"][label] = {"coefficients": [coeffs.alpha, coeffs.beta, coeffs.gamma], "members": []}
+        coefficients = [coeffs.alpha, coeffs.beta, coeffs.gamma]
+        old = out["families"].get(label) or {}
+        kept = {_member_key(t): t for t in old.get("members", [])} if old.get("coefficients") == coefficients else {}
         for m in members:
             key = _member_key(m)
             if key not in done:
                 n_done += 1
                 log.info("report: training %s family member %s (%d/%d: depth %.3f, width %.3f, %d px)", label,
                          m["name"], n_done, n_todo, m["depth_mult"], m["width_mult"], m["resolution"])
-                done[key] = train_over_seeds(m["depth_mult"], m["width_mult"], m["resolution"], data, settings.proxy,
-                                             seeds=meta["seeds"], baseline=baseline)
+                done[key] = train_over_seeds(m["depth_mult"], m["width_mult"], m["resolution"], data,
+                                             trial_budget(settings), seeds=meta["seeds"], baseline=baseline)
                 log.info("report: %s %s accuracy %s", label, m["name"], done[key]["accuracy"])
-            metrics = {k: v for k, v in done[key].items() if k not in IDENTITY}
-            fam["members"].append({**{k: m[k] for k in IDENTITY}, **metrics})
-            atomic_write_json(run.path / "family_trained.json", out)
+            kept[key] = {**{k: m[k] for k in IDENTITY}, **{k: v for k, v in done[key].items() if k not in IDENTITY}}
+            out["families"][label] = {"coefficients": coefficients,
+                                      "members": sorted(kept.values(), key=lambda t: t["phi"])}
+            if out != run.trained:  # after every new member: an interrupted report keeps what it trained
+                atomic_write_json(run.path / "family_trained.json", out)
+                run.trained = copy.deepcopy(out)
     run.trained = out
     return out
+
+
+def trial_budget(settings: SearchAppConfig):
+    """The search's proxy budget as its trials ran it: torch CPU threads = proxy.threads, else
+    search.cpus_per_trial (as in search.proxy_trial; also keeps in-process training from oversubscribing)."""
+    p = settings.proxy
+    return p if p.threads is not None else dataclasses.replace(p, threads=max(1, int(settings.search.cpus_per_trial)))
 
 
 def paper_family(run: Run, max_phi: int):
@@ -358,8 +379,10 @@ def plot_landscape(rows: list[dict], best: dict | None = None, path=None, target
     for status, cands in groups.items():
         pts = [(a, b, [v for v in vs if v is not None]) for (a, b, _), vs in cands.items()]
         colors = [cmap(norm(100 * sum(v) / len(v))) if v else (0.75, 0.75, 0.75, 1) for _, _, v in pts]
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=colors, marker=STATUS_MARKERS.get(status, "D"), s=70,
-                   edgecolors="k", linewidths=0.6, label=f"{status} ({sum(len(v) for v in cands.values())} trials)")
+        marker = STATUS_MARKERS.get(status, "D")
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=colors, marker=marker, s=70, edgecolors="k", linewidths=0.6)
+        ax.plot([], [], marker=marker, ls="", mfc="0.85", mec="k", ms=8,
+                label=f"{status} ({sum(len(v) for v in cands.values())} trials)")
     for a, b, g in {(r["alpha"], r["beta"], r["gamma"]) for r in rows}:
         ax.annotate(f"γ={g:g}", (a, b), textcoords="offset points", xytext=(5, 5), fontsize=7, color="0.3")
     if any((r["alpha"], r["beta"], r["gamma"]) == (PAPER.alpha, PAPER.beta, PAPER.gamma) for r in rows):
@@ -378,13 +401,15 @@ def plot_landscape(rows: list[dict], best: dict | None = None, path=None, target
 
 
 def plot_family(curves: dict[str, list[dict]], pick: dict | None = None, path=None):
-    """Accuracy vs MACs (log x) of trained families: ``curves`` maps a label to trained entries
-    (``name, macs, accuracy, accuracy_std``); ``pick`` (a ``{name, label}``) is starred."""
+    """Accuracy vs MACs (log x) of trained families: ``curves`` maps a label to family-table entries
+    (``name, macs`` or ``trained_macs, accuracy, accuracy_std``); ``pick`` (``{name, label, rule}``) is starred."""
     fig = _figure()
     ax = fig.add_subplot()
+    curves = {label: [{**e, "macs": e.get("trained_macs") or e["macs"]} for e in entries if e.get("accuracy") is not None]
+              for label, entries in curves.items()}
     div, unit = macs_unit([e["macs"] for es in curves.values() for e in es])
     for (label, entries), style in zip(curves.items(), ("-", "--", ":")):
-        pts = sorted((e for e in entries if e.get("accuracy") is not None), key=lambda e: e["macs"])
+        pts = sorted(entries, key=lambda e: e["macs"])
         line = ax.errorbar([e["macs"] / div for e in pts], [100 * e["accuracy"] for e in pts],
                            yerr=[100 * (e.get("accuracy_std") or 0) for e in pts], marker="o", ls=style, capsize=3,
                            label=label)
@@ -395,7 +420,7 @@ def plot_family(curves: dict[str, list[dict]], pick: dict | None = None, path=No
             e = next(e for e in pts if e["name"] == pick["name"])
             ax.scatter([e["macs"] / div], [100 * e["accuracy"]], marker="*", s=380, facecolors="none",
                        edgecolors="red", linewidths=1.6, zorder=3, label=f"cost-effective pick: {e['name']} ({pick['rule']})")
-    ax.set_xscale("log")
+    log_x_axis(ax)
     ax.set_xlabel(f"MACs per image ({unit}, log scale)")
     ax.set_ylabel("proxy validation accuracy (%)")
     ax.set_title("Scaled family: accuracy vs cost")
@@ -425,10 +450,28 @@ def plot_optuna_history(rows: list[dict], path=None):
     return _finish(fig, path)
 
 
+def family_tables(run: Run, report_cfg: ReportConfig) -> dict[str, list[dict]]:
+    """The report's family tables by plot label: the searched family (first), and the paper's when it was
+    trained for comparison (``compare_paper``, unless the search found the paper's coefficients)."""
+    b = run.best
+    out = {f"searched (α={b['alpha']:g}, β={b['beta']:g}, γ={b['gamma']:g})":
+           family_table(run.family, trained_members(run, "searched"))}
+    paper = trained_members(run, "paper")
+    if report_cfg.compare_paper and run.coefficients != PAPER and paper:
+        out[PAPER_LABEL] = family_table(paper_family(run, report_cfg.max_phi), paper)
+    return out
+
+
+def cost_effective_pick(table: list[dict], report_cfg: ReportConfig) -> dict | None:
+    """:func:`pick_cost_effective` on a trained family table by the report's rule (None: nothing trained)."""
+    curve = family_curve(table)
+    return pick_cost_effective(curve, report_cfg.pick_rule, report_cfg.min_gain_per_doubling) if curve else None
+
+
 # ---------------------------------------------------------------- markdown
 def md_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-                     + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]) + "\n"
+                     + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
 def _acc(v, std=None, n=1) -> str:
@@ -441,7 +484,8 @@ def _family_section(title: str, entries: list[dict]) -> str:
     div, unit = macs_unit([e["macs"] for e in entries])
     rows = [[e["name"], f"{e['phi']:g}", f"{e['depth_mult']:.3f}", f"{e['width_mult']:.3f}", e["resolution"],
              f"{e['params'] / 1e6:.3f}", f"{e['macs'] / div:.3f}", f"{e['macs_ratio']:.2f}",
-             _acc(e.get("accuracy"), e.get("accuracy_std"), len(e.get("seeds") or []))] for e in entries]
+             _acc(e.get("accuracy"), e.get("accuracy_std"), len(e.get("seeds") or []))
+             + ("" if e.get("status") in (None, "ok") else f" ({e['status']})")] for e in entries]
     head = ["name", "φ", "depth ×", "width ×", "resolution (px)", "params (M)", f"MACs ({unit})", "MACs / B0",
             "proxy accuracy"]
     return f"## {title}\n\n" + md_table(head, rows)
@@ -452,7 +496,7 @@ def _returns_section(points: list[dict], threshold: float) -> str:
     rows = [[f"{s['from']} → {s['to']}", f"{s['macs_ratio']:.2f}", f"{s['doublings']:.3f}", f"{s['gain']:+.4f}",
              f"{s['gain_per_doubling']:+.4f}", "yes" if s["gain_per_doubling"] >= threshold else "no"] for s in steps]
     head = ["step", "MACs ratio", "doublings", "accuracy gain", "gain per doubling", f"≥ {threshold:.4f}"]
-    return md_table(head, rows) if rows else "(only one trained member: no step to measure)\n"
+    return md_table(head, rows) if rows else "(only one trained member: no step to measure)"
 
 
 def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str]) -> str:
@@ -473,7 +517,8 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str]) -
         "not with full-training numbers", "",
     ]
     # the family and its returns
-    searched = family_table(run.family, trained_members(run, "searched"))
+    tables = family_tables(run, report_cfg)
+    searched = next(iter(tables.values()))
     L += [_family_section(f"Family (α={b['alpha']}, β={b['beta']}, γ={b['gamma']}): the Table 2 analogue", searched), ""]
     trained = run.trained or {}
     if trained_members(run, "searched"):
@@ -485,25 +530,24 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str]) -
         L += ["No member was trained (report.train_family=false): no accuracy column, no pick.", ""]
     L += ["## Diminishing returns and the cost-effective pick", "",
           f"Rule (report.pick_rule={report_cfg.pick_rule}): {rule_statement(report_cfg.pick_rule, report_cfg.min_gain_per_doubling)}", ""]
-    curve = family_curve(searched)
-    pick = None
-    if curve:
-        pick = {**pick_cost_effective(curve, report_cfg.pick_rule, report_cfg.min_gain_per_doubling), "label": "searched"}
-        L += [_returns_section(curve, report_cfg.min_gain_per_doubling), "",
+    pick = cost_effective_pick(searched, report_cfg)
+    if pick:
+        L += [_returns_section(family_curve(searched), report_cfg.min_gain_per_doubling), "",
               f"**Cost-effective pick: {pick['name']}** ({pick['reason']}).", ""]
     else:
         L += ["Not available: train the family (report.train_family=true) to measure returns.", ""]
     if "family" in plots:
         L += [f"![accuracy vs MACs of the family]({plots['family']})", ""]
-    paper = trained_members(run, "paper")
-    if report_cfg.compare_paper and paper:
-        pe = family_table(paper_family(run, report_cfg.max_phi), paper)
-        L += [_family_section("Paper family (1.2, 1.1, 1.15), same budget and data", pe), ""]
-        pc = family_curve(pe)
-        if pc:
-            pp = pick_cost_effective(pc, report_cfg.pick_rule, report_cfg.min_gain_per_doubling)
-            L += [_returns_section(pc, report_cfg.min_gain_per_doubling), "",
-                  f"Paper family's pick by the same rule: {pp['name']} ({pp['reason']}).", ""]
+    if report_cfg.compare_paper and run.coefficients == PAPER:
+        L += ["## Paper family (1.2, 1.1, 1.15)", "", "The searched coefficients are the paper's: the family above is "
+              "the paper's family.", ""]
+    elif PAPER_LABEL in tables:
+        paper = tables[PAPER_LABEL]
+        L += [_family_section("Paper family (1.2, 1.1, 1.15), same budget and data", paper), ""]
+        paper_pick = cost_effective_pick(paper, report_cfg)
+        if paper_pick:
+            L += [_returns_section(family_curve(paper), report_cfg.min_gain_per_doubling), "",
+                  f"Paper family's pick by the same rule: {paper_pick['name']} ({paper_pick['reason']}).", ""]
     # the search itself
     L += ["## Search landscape", "",
           "Every evaluated candidate in the (α, β) plane; γ follows from the constraint and is printed beside each "
@@ -518,7 +562,7 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str]) -
                    [[i, c["alpha"], c["beta"], c["gamma"], f"{c['accuracy_mean']:.4f} ± {c['accuracy_std']:.4f}",
                      c["n_seeds"], ", ".join(f"{a:.4f}" for a in c["accuracies"])] for i, c in enumerate(top, 1)]), ""]
     if stab["stable"] is None:
-        L += [f"Top-3 stability across seeds: not measurable ({stab['note']}).", ""]
+        L += [f"Top-3 stability across seeds: not measurable — {stab['note']}.", ""]
     else:
         L += [f"Top-{stab['k']} ranking stable across seeds {stab['seeds']}: **{'yes' if stab['stable'] else 'no'}** — "
               f"{stab['note']}.", "",
@@ -532,13 +576,19 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str]) -
     return "\n".join(L).rstrip() + "\n"
 
 
-def write_report(run_dir: Path, report_cfg: ReportConfig, settings: SearchAppConfig | None = None) -> Path:
-    """Train what ``report_cfg`` asks for (once), draw the plots, write ``report.md``; returns its path."""
+def validate_report_config(report_cfg: ReportConfig) -> None:
+    """One-line ValueErrors for bad report settings (a search can call this before it starts)."""
     if report_cfg.pick_rule not in PICK_RULES:
         raise ValueError(f"report.pick_rule={report_cfg.pick_rule!r} is unknown; allowed: {', '.join(PICK_RULES)}")
-    if report_cfg.max_phi < 0 or report_cfg.family_seeds < 1 or report_cfg.top_k < 1:
-        raise ValueError(f"report.max_phi={report_cfg.max_phi}, report.family_seeds={report_cfg.family_seeds}, "
-                         f"report.top_k={report_cfg.top_k}; allowed: max_phi >= 0, family_seeds >= 1, top_k >= 1")
+    for name, value, low in (("max_phi", report_cfg.max_phi, 0), ("family_seeds", report_cfg.family_seeds, 1),
+                             ("top_k", report_cfg.top_k, 1)):
+        if value < low:
+            raise ValueError(f"report.{name}={value}; allowed: >= {low}")
+
+
+def write_report(run_dir: Path, report_cfg: ReportConfig, settings: SearchAppConfig | None = None) -> Path:
+    """Train what ``report_cfg`` asks for (once), draw the plots, write ``report.md``; returns its path."""
+    validate_report_config(report_cfg)
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     settings = settings if settings is not None else load_settings(run_dir)
@@ -551,21 +601,11 @@ def write_report(run_dir: Path, report_cfg: ReportConfig, settings: SearchAppCon
     if run.best.get("strategy") == "optuna":
         plot_optuna_history(run.rows, run_dir / PLOTS["optuna"])
         plots["optuna"] = PLOTS["optuna"]
-    curves = {}
-    searched = family_table(run.family, trained_members(run, "searched"))
-    if family_curve(searched):
-        curves[f"searched (α={run.best['alpha']:g}, β={run.best['beta']:g}, γ={run.best['gamma']:g})"] = searched
-    if report_cfg.compare_paper and trained_members(run, "paper"):
-        curves["paper (1.2, 1.1, 1.15)"] = family_table(paper_family(run, report_cfg.max_phi),
-                                                        trained_members(run, "paper"))
-    if curves:
-        pts = family_curve(searched)
-        pick = None
-        if pts:
-            pick = {**pick_cost_effective(pts, report_cfg.pick_rule, report_cfg.min_gain_per_doubling),
-                    "label": next(iter(curves))}
-        plot_family({k: [{**e, "macs": e.get("trained_macs") or e["macs"]} for e in v] for k, v in curves.items()},
-                    pick, run_dir / PLOTS["family"])
+    tables = family_tables(run, report_cfg)
+    if any(family_curve(t) for t in tables.values()):
+        label, searched = next(iter(tables.items()))
+        pick = cost_effective_pick(searched, report_cfg)
+        plot_family(tables, pick and {**pick, "label": label}, run_dir / PLOTS["family"])
         plots["family"] = PLOTS["family"]
     if run.ablation:
         plot_ablation(run.ablation, run_dir / PLOTS["ablation"])
@@ -585,9 +625,7 @@ def _ablate(run: Run, settings: SearchAppConfig | None) -> dict:
         raise ValueError(f"report.ablation=true needs the search's settings, but {run.path / '.hydra/config.yaml'} is "
                          "missing; allowed: scalesearch-ablate run_dir=... with the search's dataset/proxy overrides")
     data = load_data(settings.dataset)
-    compound = {f"best ({run.best['alpha']}, {run.best['beta']}, {run.best['gamma']})": run.coefficients,
-                f"paper ({PAPER.alpha}, {PAPER.beta}, {PAPER.gamma})": PAPER}
-    result = run_ablation(data, settings.proxy, compound=compound, seeds=[settings.seed],
+    result = run_ablation(data, trial_budget(settings), compound=compound_coefficients(run.coefficients), seeds=[settings.seed],
                           baseline=load_baseline(settings.model.baseline))
     result["same_data_as_search"] = data.fingerprint == run.best.get("dataset_fingerprint")
     write_ablation(result, run.path)
@@ -596,4 +634,6 @@ def _ablate(run: Run, settings: SearchAppConfig | None) -> dict:
 
 def run_report_app(cfg: ReportAppConfig, out_dir: Path) -> Path:
     """The ``scalesearch-report`` job: (re-)render the report of ``cfg.run_dir``."""
+    if not cfg.run_dir:
+        raise ValueError("run_dir is not set; allowed: scalesearch-report run_dir=<a search run directory>")
     return write_report(Path(cfg.run_dir), cfg.report)

@@ -13,8 +13,10 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -68,6 +70,7 @@ def validate(cfg: SearchAppConfig) -> None:
         ("search.max_failures", s.max_failures, s.max_failures >= 0, ">= 0"),
         ("search.cost_tolerance", s.cost_tolerance, s.cost_tolerance >= 0, ">= 0"),
         ("search.resolution_multiple", s.resolution_multiple, s.resolution_multiple >= 1, ">= 1"),
+        ("search.thin", s.thin, s.thin >= 1, ">= 1"),
         ("proxy.epochs", p.epochs, p.epochs >= 1, ">= 1"),
         ("proxy.batch_size", p.batch_size, p.batch_size >= 1, ">= 1"),
         ("proxy.lr", p.lr, p.lr > 0, "> 0"),
@@ -75,6 +78,8 @@ def validate(cfg: SearchAppConfig) -> None:
     ]
     if p.steps is not None:
         checks.append(("proxy.steps", p.steps, p.steps >= 1, ">= 1 or null"))
+    if s.max_points is not None:
+        checks.append(("search.max_points", s.max_points, s.max_points >= 1, ">= 1 or null"))
     if s.max_concurrent_trials is not None:
         checks.append(("search.max_concurrent_trials", s.max_concurrent_trials, s.max_concurrent_trials >= 1, ">= 1 or null"))
     for name, value, ok, allowed in checks:
@@ -186,9 +191,17 @@ def proxy_trial(config: dict, data_ref=None, settings: SearchAppConfig = None, t
     share = settings.search.gpus_per_trial
     if share > 0 and torch.cuda.is_available():
         check_gpu_memory(coeffs, res, data, baseline, budget.batch_size, share)
+    # the last epoch is reported once, with the final metrics: a scheduler stopping trials at max_t
+    # (ASHA) would otherwise stop a trial that has trained in full before its final report
+    n = len(data.train_y)
+    last_epoch = math.ceil(budget.steps / max(1, n // min(budget.batch_size, n))) if budget.steps else budget.epochs
+
+    def report(m):
+        if m["epoch"] < last_epoch:
+            tune.report({**static, **m, "final": False})
+
     try:
-        final = train_proxy(candidate, data, budget, seed=seed, baseline=baseline,
-                            report=lambda m: tune.report({**static, **m, "final": False}))
+        final = train_proxy(candidate, data, budget, seed=seed, baseline=baseline, report=report)
     except torch.cuda.OutOfMemoryError:
         raise RuntimeError(
             f"CUDA out of memory training alpha={coeffs.alpha} beta={coeffs.beta} gamma={coeffs.gamma} at {res}px, "
@@ -270,6 +283,7 @@ def _trial_row(trial, ended: str | None = None, recorded: dict | None = None) ->
     else:
         row["status"] = status.lower()
     if row["status"] == "stopped":
+        row["epochs"] = r.get("epoch")
         row["error"] = f"stopped early by the scheduler after epoch {r.get('epoch')}"
     for k in ("accuracy", "loss", "images_per_s", "wall_s", "cost_ratio"):
         if isinstance(row.get(k), float):
@@ -395,9 +409,7 @@ def _prepare_run_dir(cfg: SearchAppConfig, run_dir: Path) -> Path:
         log.info("resuming the interrupted search in %s", run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
-        probe.write_text("")
-        probe.unlink()
+        tempfile.TemporaryFile(dir=run_dir).close()
     except OSError as e:
         raise ValueError(f"run directory {run_dir} is not writable ({e.strerror}); allowed: a writable hydra.run.dir") from None
     return run_dir
@@ -411,22 +423,20 @@ def _budget_str(cfg: SearchAppConfig) -> str:
 # ---------------------------------------------------------------- main job
 def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
     """Run (or resume) a search; write results.csv, best.json, family.json/.md, summary.md."""
+    validate(cfg)  # bad input fails here, in seconds: before the run dir, the data and Ray
+    space = load_space(cfg.search.space)
+    if cfg.search.strategy == "optuna":
+        space.alpha_bounds()  # a space whose product can never equal the target
+    baseline = load_baseline(cfg.model.baseline)
+    check_environment(cfg)
+    run_dir = _prepare_run_dir(cfg, Path(run_dir).resolve())
+
     import ray
     from ray import tune
 
     from .data import load_data
 
-    validate(cfg)
-    space = load_space(cfg.search.space)
-    if cfg.search.strategy == "optuna":
-        space.alpha_bounds()  # fail fast on a space whose product can never equal the target
-    check_environment(cfg)
-    run_dir = _prepare_run_dir(cfg, Path(run_dir).resolve())
-    baseline = load_baseline(cfg.model.baseline)
     fp = config_fingerprint(cfg)
-    atomic_write_json(run_dir / "search.json", {"fingerprint": fp, "status": "running", "started": time.time(),
-                                                "config": dataclasses.asdict(cfg)})
-
     log.info("loading dataset %s", cfg.dataset.name)
     data = load_data(cfg.dataset)
     log.info("dataset %s: %d train / %d val images, %d classes, base resolution %d", data.name, len(data.train_y),
@@ -467,12 +477,16 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
             if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
                 url = "sqlite:///" + str(run_dir / url[len("sqlite:///"):])
             storage = optuna.storages.RDBStorage(url)
-        searcher = OptunaSearch(space=space.define_by_run, sampler=sampler_cls(**kwargs), seed=cfg.seed,
-                                storage=storage, study_name=f"scalesearch-{fp}" if storage else None)
+        # metric and mode here: Tune passes TuneConfig's to a searcher only together with a param_space
+        searcher = OptunaSearch(space=space.define_by_run, metric=s.metric, mode="max", sampler=sampler_cls(**kwargs),
+                                seed=cfg.seed, storage=storage, study_name=f"scalesearch-{fp}" if storage else None)
         search_alg = Repeater(searcher, repeat=s.n_seeds) if s.n_seeds > 1 else searcher
         param_space, num_samples, total = {}, s.num_samples * s.n_seeds, s.num_samples * s.n_seeds
         log.info("optuna (%s): %d samples x %d seed(s) = %d trials", s.sampler, s.num_samples, s.n_seeds, total)
 
+    # from here on the run dir holds a search (resume=true finds it by this file)
+    atomic_write_json(run_dir / "search.json", {"fingerprint": fp, "status": "running", "started": time.time(),
+                                                "config": dataclasses.asdict(cfg)})
     started = init_ray(cfg)
     try:
         check_resources(cfg)

@@ -53,7 +53,16 @@ def test_space_is_the_issue_space_and_contains_b0_exactly():
         s.params_of(off)
 
 
-def test_random_specs_build_and_train_forward_backward():
+@pytest.fixture
+def one_thread():
+    """One torch thread: two OpenMP threads spin against each other on a busy 2-core machine (10x slower)."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
+def test_random_specs_build_and_train_forward_backward(one_thread):
     s = load_block_space("blocks")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     torch.manual_seed(0)
@@ -155,13 +164,14 @@ def _check_front(run_dir):
     return rows, ok, front
 
 
+@pytest.mark.slow
 def test_nas_pareto_search(ray_session, tmp_path):
-    cfg = compose_nas("nas.objective=pareto", "nas.num_samples=6", "+nas.sampler_kwargs.population_size=3", *TINY)
+    cfg = compose_nas("nas.objective=pareto", "nas.num_samples=5", "+nas.sampler_kwargs.population_size=3", *TINY)
     baseline = run_nas(cfg, tmp_path)
     rows, ok, front = _check_front(tmp_path)
-    assert len(rows) == 6 and len(ok) == 6 and front["sampler"] == "NSGAIISampler" and front["cost_kind"] == "macs"
+    assert len(rows) == 5 and len(ok) == 5 and front["sampler"] == "NSGAIISampler" and front["cost_kind"] == "macs"
     assert sum(r["is_b0"] == "True" for r in rows) == 1  # B0 evaluated (enqueued first)
-    assert len({r["arch"] for r in rows}) >= 5
+    assert len({r["arch"] for r in rows}) >= 4
     # the cost column is the MACs measured on each front spec, and the objective follows from it
     b0_macs = count_cost(build_model(spec=B0, num_classes=10), 32).macs
     assert front["target"] == b0_macs and front["target_is_b0"]
@@ -199,7 +209,7 @@ def test_nas_latency_cost(ray_session, tmp_path):
 @pytest.mark.slow
 def test_chained_experiment_emits_family_of_found_baseline(tmp_path):
     rc, out, err = run_cli("nas_main", "+experiment=nas_chain", "dataset.train_size=200", "dataset.val_size=100",
-                           "nas.num_samples=4", "search.max_points=2", "verbose=0", f"hydra.run.dir={tmp_path}")
+                           "nas.num_samples=3", "search.max_points=2", "verbose=0", f"hydra.run.dir={tmp_path}")
     assert rc == 0, err[-3000:]
     baseline = json.loads((tmp_path / "baseline.json").read_text())
     found = load_baseline(str(tmp_path / "baseline.json"))
