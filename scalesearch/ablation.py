@@ -21,14 +21,14 @@ import statistics
 from pathlib import Path
 
 from .config import AblateAppConfig
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from .io import atomic_write_json, atomic_write_text, read_json, save_png
 from .scaling import PAPER, Coefficients
 from .spec import B0, ModelSpec
 
 log = logging.getLogger("scalesearch")
 
 __all__ = ["ablation_variants", "train_over_seeds", "run_ablation", "ablation_markdown", "plot_ablation",
-           "write_ablation", "run_ablate_app", "compound_coefficients", "macs_unit", "log_x_axis", "save_png", "AblateAppConfig"]
+           "write_ablation", "run_ablate_app", "compound_coefficients", "macs_unit", "log_x_axis", "AblateAppConfig"]
 
 SINGLE = ("depth-only", "width-only", "resolution-only")
 COMPOUND_SOURCES = ("best", "paper")
@@ -191,15 +191,6 @@ def write_ablation(result: dict, out_dir: str | Path) -> Path:
     plot_ablation(result, out_dir / "plots" / "ablation.png")
     md = ablation_markdown(result) + "\n![accuracy vs MACs per scaling method](plots/ablation.png)\n"
     return atomic_write_text(out_dir / "ablation.md", md)
-
-
-def save_png(fig, path: Path) -> Path:
-    """Save a figure as PNG atomically."""
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    return atomic_write_bytes(path, buf.getvalue())
 
 
 def compound_coefficients(best: Coefficients | None, paper: bool = True) -> dict[str, Coefficients]:

@@ -12,7 +12,8 @@ Registry (:data:`DATASETS`, extend with ``@register_dataset("name")``):
 * ``synthetic`` — built in, generated from ``seed``, no files (design below).
 * ``imagefolder`` — ``root/train/<class>/*`` with ``root/val|valid|validation|test/<class>/*``, or
   one tree ``root/<class>/*`` (also ``root/train`` alone) split per class by a seeded
-  ``val_fraction``. Any format PIL reads (decoded on a thread pool); grayscale, palette and RGBA
+  ``val_fraction``. ``root`` may be a ``.tar``/``.tar.gz``/``.zip`` of such a tree: extracted once
+  into ``$SCALESEARCH_CACHE`` by :func:`safe_extract` (members outside it are refused). Any format PIL reads (decoded on a thread pool); grayscale, palette and RGBA
   become RGB.
   Cache size: ``cache_resolution`` if set (shorter side resized to it, centre crop); else the
   native size when the images share one square size (checked on a sample of 256), else
@@ -44,7 +45,11 @@ import io
 import logging
 import math
 import os
+import shutil
+import tarfile
+import tempfile
 import warnings
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +65,9 @@ from .io import atomic_write_bytes
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["ProxyData", "DATASETS", "register_dataset", "load_data", "resize", "augment", "normalize"]
+__all__ = ["ProxyData", "DATASETS", "register_dataset", "load_data", "resize", "augment", "normalize",
+           "safe_extract", "extract_archive"]
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 
 
 @dataclass
@@ -282,15 +289,78 @@ def _cache_size(cfg, files: list[Path], sample: int = 256) -> int:
     return 2 * int(cfg.base_resolution)
 
 
+# ---------------------------------------------------------------- archives
+def safe_extract(archive: Path, dest: Path) -> None:
+    """Extract a tar or zip archive into ``dest``, refusing any member that would land outside
+    it (absolute paths, ``..``, links pointing out): a ValueError naming the member."""
+    archive, dest = Path(archive), Path(dest).resolve()
+
+    def check(name: str) -> None:
+        target = (dest / name).resolve()
+        if target != dest and dest not in target.parents:
+            raise ValueError(f"archive {archive.name}: member {name!r} would be written outside the "
+                             "extraction directory; allowed: relative paths inside the archive")
+
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for n in z.namelist():
+                check(n)
+            z.extractall(dest)
+        return
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            for m in members:
+                check(m.name)
+                if m.issym() or m.islnk():
+                    check(str(Path(m.name).parent / m.linkname) if m.issym() else m.linkname)
+            tar.extractall(dest, members=members, filter="data")
+    except tarfile.TarError as e:
+        raise ValueError(f"dataset.root={str(archive)!r} is not a readable tar or zip archive ({e})") from None
+
+
+def extract_archive(archive: Path) -> Path:
+    """Extract ``archive`` once into ``$SCALESEARCH_CACHE`` (default ``~/.cache/scalesearch``),
+    keyed by its path, size and mtime; the extraction is renamed into place only when complete.
+    Returns the image-folder root (the single top-level folder if the archive has one)."""
+    st = archive.stat()
+    key = hashlib.sha256(f"{archive.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("SCALESEARCH_CACHE", Path.home() / ".cache" / "scalesearch")) / "archives"
+    name = archive.name
+    for suf in ARCHIVE_SUFFIXES:
+        name = name.removesuffix(suf)
+    dest = cache / f"{name}-{key}"
+    if not dest.is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=cache))
+        try:
+            log.info("extracting %s into %s (once)", archive, dest)
+            safe_extract(archive, tmp)
+            os.replace(tmp, dest)
+        except OSError:
+            if not dest.is_dir():  # a concurrent extraction did not win the race either
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    entries = [p for p in dest.iterdir() if not p.name.startswith(".")]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() and not _has_images(entries[0]) else dest
+
+
+def _has_images(d: Path) -> bool:
+    return any(p.suffix.lower() in IMG_EXTENSIONS for p in d.iterdir() if p.is_file())
+
+
 @register_dataset("imagefolder")
 def imagefolder(cfg) -> ProxyData:
     if not cfg.root:
         raise ValueError("dataset.root is not set; allowed: a directory root/train/<class>/* with "
-                         "root/val|test/<class>/*, or root/<class>/*")
+                         "root/val|test/<class>/*, or root/<class>/*, or a .tar/.tar.gz/.zip of one")
     root = Path(cfg.root).expanduser()
+    if root.is_file() and root.name.lower().endswith(ARCHIVE_SUFFIXES):
+        root = extract_archive(root)
     if not root.is_dir():
         raise ValueError(f"dataset.root={str(root)!r} does not exist or is not a directory; "
-                         "allowed: an image-folder directory")
+                         f"allowed: an image-folder directory or an archive ({', '.join(ARCHIVE_SUFFIXES)}) of one")
     seed = int(cfg.seed)
     train_dir = root / "train" if (root / "train").is_dir() else root
     val_dir = next((root / s for s in ("val", "valid", "validation", "test") if (root / s).is_dir()), None)

@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_csv", "read_json"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_csv", "save_png", "read_json"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -44,6 +44,13 @@ def atomic_write_csv(path, rows: list[dict], columns: list[str]) -> Path:
     for r in rows:
         writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
     return atomic_write_text(path, buf.getvalue())
+
+
+def save_png(fig, path) -> Path:
+    """Save a matplotlib figure as PNG atomically (rendered in memory, then renamed into place)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def read_json(path):

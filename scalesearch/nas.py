@@ -38,7 +38,7 @@ import yaml
 
 from .config import ClusterConfig, DatasetConfig, ModelConfig, ProxyConfig, ReportConfig, SearchAppConfig, SearchConfig
 from .cost import count_cost
-from .io import atomic_write_csv, atomic_write_json, atomic_write_text
+from .io import atomic_write_csv, atomic_write_json, atomic_write_text, save_png
 from .model import build_model
 from .spec import B0, ModelSpec, StageSpec, round_channels
 from .space import SPACES_DIR
@@ -500,9 +500,7 @@ def plot_pareto(rows: list[dict], front: list[dict], chosen: dict, path: Path, x
     ax.set_ylabel("validation accuracy (top-1, fraction)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="best", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_png(fig, path)
 
 
 def _pareto_markdown(front: list[dict], rows: list[dict], chosen: dict, b0: dict | None, meta: dict) -> str:

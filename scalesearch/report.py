@@ -26,9 +26,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .ablation import ablation_markdown, compound_coefficients, log_x_axis, macs_unit, plot_ablation, run_ablation, save_png, train_over_seeds
+from .ablation import ablation_markdown, compound_coefficients, log_x_axis, macs_unit, plot_ablation, run_ablation, train_over_seeds
 from .config import ReportAppConfig, ReportConfig, SearchAppConfig
-from .io import atomic_write_json, atomic_write_text, read_json
+from .io import atomic_write_json, atomic_write_text, read_json, save_png
 from .results import aggregate, read_results
 from .scaling import PAPER, Coefficients, family, round_resolution
 
@@ -92,15 +92,21 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def load_settings(run_dir: str | Path) -> SearchAppConfig | None:
-    """The search's settings from the Hydra record ``run_dir/.hydra/config.yaml`` (None when absent)."""
-    path = Path(run_dir) / ".hydra" / "config.yaml"
-    if not path.is_file():
-        return None
+    """The search's settings: the Hydra record ``run_dir/.hydra/config.yaml``, else the ``config``
+    that ``run_search`` keeps in ``run_dir/search.json`` (in-process runs); None when neither exists."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    path = Path(run_dir) / ".hydra" / "config.yaml"
+    state = Path(run_dir) / "search.json"
+    if path.is_file():
+        raw = OmegaConf.load(path)
+    elif state.is_file() and isinstance(cfg := read_json(state).get("config"), dict):
+        path, raw = state, OmegaConf.create(cfg)
+    else:
+        return None
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SearchAppConfig), OmegaConf.load(path)))
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SearchAppConfig), raw))
     except OmegaConfBaseException as e:
         raise ValueError(f"{path} is not a search configuration ({str(e).splitlines()[0]})") from None
 

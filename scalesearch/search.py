@@ -29,7 +29,7 @@ from .cost import count_cost
 from .generate import load_baseline, write_family
 from .io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
 from .model import build_model
-from .results import COLUMNS, aggregate, read_results, select_best, summary_markdown
+from .results import COLUMNS, read_results, select_best, summary_markdown
 from .scaling import Coefficients, family, round_resolution
 from .space import load_space
 
@@ -85,6 +85,10 @@ def validate(cfg: SearchAppConfig) -> None:
     for name, value, ok, allowed in checks:
         if not ok:
             raise ValueError(f"{name}={value}; allowed: {allowed}")
+    if cfg.report.enabled:
+        from .report import validate_report_config
+
+        validate_report_config(cfg.report)
     if s.sampler:
         import optuna
 
@@ -485,8 +489,8 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
         log.info("optuna (%s): %d samples x %d seed(s) = %d trials", s.sampler, s.num_samples, s.n_seeds, total)
 
     # from here on the run dir holds a search (resume=true finds it by this file)
-    atomic_write_json(run_dir / "search.json", {"fingerprint": fp, "status": "running", "started": time.time(),
-                                                "config": dataclasses.asdict(cfg)})
+    record = {"fingerprint": fp, "started": time.time(), "config": dataclasses.asdict(cfg)}
+    atomic_write_json(run_dir / "search.json", {**record, "status": "running"})
     started = init_ray(cfg)
     try:
         check_resources(cfg)
@@ -537,7 +541,7 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
                "cost_tolerance": s.cost_tolerance}
     atomic_write_text(run_dir / "summary.md", summary_markdown(rows, best, context))
     if best is None:
-        atomic_write_json(run_dir / "search.json", {"fingerprint": fp, "status": "complete", "wall_s": wall})
+        atomic_write_json(run_dir / "search.json", {**record, "status": "complete", "wall_s": round(wall, 2)})
         raise ValueError(f"no trial of the search finished ok (see {run_dir / 'results.csv'}); nothing to select")
     coeffs = Coefficients(best["alpha"], best["beta"], best["gamma"])
     best_json = {
@@ -554,7 +558,7 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
                      baseline=baseline)
     write_family(members, run_dir, f"Family for α={coeffs.alpha}, β={coeffs.beta}, γ={coeffs.gamma} on {data.name} "
                  f"(base resolution {data.base_resolution}, {data.num_classes} classes)")
-    atomic_write_json(run_dir / "search.json", {"fingerprint": fp, "status": "complete", "wall_s": round(wall, 2),
+    atomic_write_json(run_dir / "search.json", {**record, "status": "complete", "wall_s": round(wall, 2),
                                                 "trial_s": round(sum(r["wall_s"] or 0 for r in rows), 2)})
     log.info("best: alpha=%s beta=%s gamma=%s accuracy %.4f ± %.4f (%d seeds) — artifacts in %s", coeffs.alpha,
              coeffs.beta, coeffs.gamma, best["accuracy_mean"], best["accuracy_std"], best["n_seeds"], run_dir)

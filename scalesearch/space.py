@@ -133,17 +133,25 @@ class CompoundSpace:
         return {"alpha": round(alpha, 4), "beta": round(beta, 4), "gamma": round(gamma, 4)}
 
 
+def compound_spaces() -> list[str]:
+    """Names of the built-in compound spaces (block-level NAS spaces have a ``stages`` key)."""
+    return sorted(f.stem for f in SPACES_DIR.glob("*.yaml") if "stages" not in (yaml.safe_load(f.read_text()) or {}))
+
+
 def load_space(name_or_path: str) -> CompoundSpace:
     """Load ``search_spaces/<name>.yaml`` or a path to a YAML file."""
     p = Path(name_or_path)
     if not p.suffix:
         p = SPACES_DIR / f"{name_or_path}.yaml"
     if not p.is_file():
-        known = sorted(f.stem for f in SPACES_DIR.glob("*.yaml"))
-        raise ValueError(f"search.space={name_or_path!r} not found; allowed: {', '.join(known)} or a path to a .yaml file")
+        raise ValueError(f"search.space={name_or_path!r} not found; allowed: {', '.join(compound_spaces())} "
+                         "or a path to a .yaml file")
     raw = yaml.safe_load(p.read_text())
     if not isinstance(raw, dict) or not raw:
         raise ValueError(f"search space {p} is empty or not a mapping; allowed: keys {sorted(_KEYS)}")
+    if "stages" in raw:
+        raise ValueError(f"search.space={name_or_path!r} is a block-level (NAS) space, not a compound one; "
+                         f"use it with scalesearch-nas; allowed here: {', '.join(compound_spaces())}")
     unknown = set(raw) - _KEYS
     if unknown:
         raise ValueError(f"search space {p}: unknown keys {sorted(unknown)}; allowed: {sorted(_KEYS)}")

@@ -1,12 +1,23 @@
+import contextlib
 import os
+import secrets
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+RAY = str(Path(sys.executable).parent / "ray")
+# Ray 2.60's `ray start` turns on token authentication: every process of a test cluster (head,
+# worker, driver) gets the mode and one fresh token (a fresh machine has no ~/.ray/auth_token)
+RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
 SHARED = ROOT.parent / "shared"
 CIFAR_TAR = SHARED / "datasets" / "cifar10-jpeg.tar.gz"
 
@@ -68,9 +79,71 @@ TINY = ["proxy.epochs=1", "dataset.train_size=200", "dataset.val_size=100", "pro
 
 @pytest.fixture(scope="module")
 def ray_session():
-    """One local Ray for the in-process search tests (run_search reuses it, never shuts it down)."""
+    """One new local Ray for the in-process search tests (run_search reuses it, never shuts it down);
+    address="local" never joins a `ray start` cluster another test may have running."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+# ---------------------------------------------------------------- processes and real Ray clusters
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def session_pids(sid: int) -> list[int]:
+    """Live (non-zombie) processes of session ``sid``."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if os.getsid(int(d.name)) == sid and Path(d, "stat").read_text().split(") ")[1][0] != "Z":
+                    pids.append(int(d.name))
+            except (OSError, IndexError):
+                pass
+    return pids
+
+
+def kill_session(sid: int, timeout: float = 20) -> list[int]:
+    """SIGKILL every process of session ``sid`` (a process started with start_new_session=True and
+    all it spawned: Ray's GCS, raylet, workers); return those still alive after ``timeout``."""
+    deadline = time.time() + timeout
+    while (pids := session_pids(sid)) and time.time() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
+    return session_pids(sid)
+
+
+@contextlib.contextmanager
+def ray_cluster(log_dir: Path):
+    """A real two-node Ray cluster on 127.0.0.1 (`ray start --head` + `ray start --address`, 1 CPU
+    each). Yields (address, worker Popen). The cluster lives in its own --temp-dir, so
+    /tmp/ray/ray_current_cluster never points at it, and it is stopped by killing its own process
+    sessions (not `ray stop`, which would stop every Ray on the machine)."""
+    penv = {**os.environ, **RAY_ENV}
+    temp = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    port = free_port()
+    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats", f"--temp-dir={temp}"]
+    head = worker = None
+    try:
+        head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common], env=penv,
+                                start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = head.communicate(timeout=120)[0]
+        assert head.returncode == 0, out[-3000:]
+        with open(Path(log_dir) / "ray-worker.log", "wb") as wlog:
+            worker = subprocess.Popen([RAY, "start", f"--address=127.0.0.1:{port}", "--block", *common], env=penv,
+                                      start_new_session=True, stdout=wlog, stderr=subprocess.STDOUT)
+        yield f"127.0.0.1:{port}", worker
+    finally:
+        for proc in (worker, head):
+            if proc is not None:
+                kill_session(proc.pid)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -103,6 +103,28 @@ def test_imagefolder_train_val_layout(tmp_path):
     assert torch.equal(d.train_x[6], ref)
 
 
+@pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
+def test_imagefolder_from_an_archive_extracts_once(tmp_path, monkeypatch, fmt):
+    import shutil
+
+    monkeypatch.setenv("SCALESEARCH_CACHE", str(tmp_path / "cache"))
+    make_tree(tmp_path / "src" / "pets")  # one top-level folder inside the archive
+    archive = Path(shutil.make_archive(str(tmp_path / "pets"), {"tar.gz": "gztar", "zip": "zip"}[fmt],
+                                       root_dir=tmp_path / "src"))
+    a = load_data(folder_cfg(archive))
+    assert a.classes == ["cat", "dog", "fox"] and len(a.train_y) == 18 and len(a.val_y) == 9
+    extracted = list((tmp_path / "cache" / "archives").iterdir())
+    assert len(extracted) == 1 and (extracted[0] / "pets" / "train" / "cat").is_dir()
+    D._MEMORY_CACHE.clear()
+    mtime = extracted[0].stat().st_mtime_ns
+    b = load_data(folder_cfg(archive))  # second load reuses the extraction
+    assert torch.equal(a.train_x, b.train_x) and extracted[0].stat().st_mtime_ns == mtime
+    bad = tmp_path / "broken.tar"
+    bad.write_bytes(b"not an archive")
+    with pytest.raises(ValueError, match="broken.tar.*is not a readable tar or zip archive"):
+        load_data(folder_cfg(bad))
+
+
 def test_imagefolder_test_dir_jpeg_and_per_class_caps(tmp_path):
     root = tmp_path / "ds"
     for j, c in enumerate(["a", "b"]):

@@ -1,6 +1,5 @@
 """The model family as data, exact cost against torchvision, and the scaling generator."""
 
-import math
 
 import pytest
 import torch

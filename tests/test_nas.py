@@ -239,6 +239,6 @@ def test_cli_bad_space_is_one_line(tmp_path):
     bad.write_text("kernels: [3]\n")
     rc, out, err = run_cli("nas_main", f"nas.space={bad}", f"hydra.run.dir={tmp_path / 'run'}")
     assert rc == 2
-    assert err.strip().splitlines()[-1] == (f"scalesearch: error: space bad.yaml: unknown keys ['kernels']; allowed: "
+    assert err.strip().splitlines()[-1] == ("scalesearch: error: space bad.yaml: unknown keys ['kernels']; allowed: "
                                             "['choices', 'description', 'head_channels', 'min_repeats', 'stages', "
                                             "'stem_channels']")

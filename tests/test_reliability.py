@@ -11,22 +11,17 @@ import ast
 import csv
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY, compose_search
+from conftest import RAY_ENV, ROOT, TINY, compose_search, kill_session, ray_cluster
 from scalesearch.results import read_results
 
-RAY = str(Path(sys.executable).parent / "ray")
 SEARCH = [sys.executable, "-c", "from scalesearch.cli import search_main; search_main()"]
 PACKAGE = ROOT / "scalesearch"
 
@@ -46,32 +41,6 @@ def _start(args, log: Path, env=None) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen([*SEARCH, *args], cwd=ROOT, env=e, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def _session(sid: int) -> list[int]:
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if os.getsid(int(d.name)) == sid and Path(d, "stat").read_text().split(") ")[1][0] != "Z":
-                    pids.append(int(d.name))
-            except (OSError, IndexError):
-                pass
-    return pids
-
-
-def _kill_session(sid: int, timeout: float = 20) -> list[int]:
-    """SIGKILL every process of session ``sid`` (a process started with start_new_session=True and
-    all it spawned: Ray's local GCS, raylet, workers); return those still alive after ``timeout``."""
-    deadline = time.time() + timeout
-    while (pids := _session(sid)) and time.time() < deadline:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.2)
-    return _session(sid)
 
 
 def _wait(predicate, proc: subprocess.Popen, log: Path, timeout: float, what: str):
@@ -109,7 +78,7 @@ def test_driver_killed_twice_then_resumed_loses_and_reruns_nothing(tmp_path):
         try:
             _wait(lambda: _n_ok(first)() >= kill_at, p, log, 240, f"{kill_at} finished trials (attempt {attempt})")
         finally:
-            leftover = _kill_session(p.pid)
+            leftover = kill_session(p.pid)
             p.wait()
         assert not leftover, f"processes of the killed driver still alive: {leftover}"
         rows = _rows(first)
@@ -139,12 +108,6 @@ def test_driver_killed_twice_then_resumed_loses_and_reruns_nothing(tmp_path):
 
 
 # ---------------------------------------------------------------- 3. worker node lost
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_worker_node_lost_mid_search_trials_rescheduled(tmp_path):
     """A head + one worker node (`ray start`, 1 CPU each, on 127.0.0.1); the worker node's whole
@@ -154,40 +117,22 @@ def test_worker_node_lost_mid_search_trials_rescheduled(tmp_path):
     The cluster lives in its own --temp-dir, so /tmp/ray/ray_current_cluster is never pointed at
     it (no other Ray on this machine can join it or, once it is gone, hang on it), and it is
     stopped by killing its own processes (not `ray stop`, which stops every Ray here)."""
-    env = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
-    penv = {**os.environ, **env}
-    temp = tempfile.mkdtemp(prefix="rw", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    port = _free_port()
-    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats", f"--temp-dir={temp}"]
     run_dir, log = tmp_path / "run", tmp_path / "search.log"
-    head = worker = None
-    try:
-        head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common], env=penv,
-                                start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        out = head.communicate(timeout=120)[0]
-        assert head.returncode == 0, out[-3000:]
-        with open(tmp_path / "worker.log", "wb") as wlog:
-            worker = subprocess.Popen([RAY, "start", f"--address=127.0.0.1:{port}", "--block", *common], env=penv,
-                                      start_new_session=True, stdout=wlog, stderr=subprocess.STDOUT)
-        p = _start([f"cluster.address=127.0.0.1:{port}", "search.max_points=3", "search.max_failures=1", "proxy.epochs=3",
+    with ray_cluster(tmp_path) as (address, worker):
+        p = _start([f"cluster.address={address}", "search.max_points=3", "search.max_failures=1", "proxy.epochs=3",
                     "proxy.fault.epoch_sleep=1.5", "verbose=0", *[o for o in TINY if not o.startswith("proxy.epochs")],
-                    f"hydra.run.dir={run_dir}"], log, env=env)
+                    f"hydra.run.dir={run_dir}"], log, env=RAY_ENV)
         try:
             def on_both_nodes():
                 running = {r["node"]: r for r in _rows(run_dir) if r["status"] == "running" and r["node"]}
                 return running if len(running) == 2 else None
 
             running = _wait(on_both_nodes, p, log, 240, "trials running on both nodes")
-            leftover = _kill_session(worker.pid)
+            leftover = kill_session(worker.pid)
             assert not leftover, f"worker node processes still alive: {leftover}"
             assert p.wait(timeout=300) == 0, log.read_text()[-3000:]
         finally:
-            _kill_session(p.pid)
-    finally:
-        for proc in (worker, head):
-            if proc is not None:
-                _kill_session(proc.pid)
-        shutil.rmtree(temp, ignore_errors=True)
+            kill_session(p.pid)
 
     rows = _rows(run_dir)
     assert sorted(r["trial_index"] for r in rows) == [0, 1, 2], "every trial exactly once"

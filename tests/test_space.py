@@ -38,6 +38,8 @@ def test_impossible_space_rejected():
 def test_load_space_errors(tmp_path):
     with pytest.raises(ValueError, match="search.space='nope' not found; allowed: compound"):
         load_space("nope")
+    with pytest.raises(ValueError, match="search.space='blocks' is a block-level .NAS. space"):
+        load_space("blocks")
     bad = tmp_path / "bad.yaml"
     bad.write_text("alpha: {low: 1, high: 2}\nbeta: {low: 1, high: 1.5}\ngamma: {low: 1, high: 1.5}\nfoo: 1\n")
     with pytest.raises(ValueError, match="unknown keys \\['foo'\\]"):
