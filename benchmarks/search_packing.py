@@ -45,7 +45,7 @@ def main():
     import ray
     import torch
 
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     runs = []
     for k in [int(v) for v in args.per_device.split(",")]:
         common = [f"search.max_points={args.points}", f"proxy.epochs={args.epochs}", "report.enabled=false",

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["Cost", "count_cost", "count_params"]
+__all__ = ["Cost", "count_cost", "count_params", "model_cost"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,17 @@ def count_cost(model: nn.Module, resolution: int, in_channels: int = 3) -> Cost:
             h.remove()
         model.train(was_training)
     return Cost(count_params(model), counter.get_total_flops() // 2, activations, resolution)
+
+
+def model_cost(resolution: int, in_channels: int = 3, **build_kwargs) -> Cost:
+    """:func:`count_cost` of ``build_model(**build_kwargs)`` built on the meta device: the same
+    counts (FlopCounterMode dispatches on shapes), no weights allocated — a B7-size member costs
+    nothing to measure."""
+    from .model import build_model
+
+    with torch.device("meta"):
+        model = build_model(in_channels=in_channels, **build_kwargs)
+    return count_cost(model, resolution, in_channels)
 
 
 def estimate_train_memory(cost: Cost, batch_size: int, bytes_per_activation: int = 2) -> int:

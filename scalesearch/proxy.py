@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .cost import count_cost
+from .cost import count_cost, model_cost
 from .data import ProxyData, augment, normalize, resize
 from .model import EfficientNet, build_model
 from .scaling import Coefficients
@@ -185,8 +185,7 @@ def _base_macs(baseline: ModelSpec, data: ProxyData) -> int:
     """MACs of the unscaled baseline proxy at the dataset's base resolution (cached)."""
     key = (baseline, data.num_classes, data.in_channels, data.base_resolution)
     if key not in _BASE_MACS:
-        m = build_model(spec=baseline, num_classes=data.num_classes, in_channels=data.in_channels)
-        _BASE_MACS[key] = count_cost(m, data.base_resolution, data.in_channels).macs
+        _BASE_MACS[key] = model_cost(data.base_resolution, data.in_channels, spec=baseline, num_classes=data.num_classes).macs
     return _BASE_MACS[key]
 
 

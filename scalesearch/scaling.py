@@ -147,8 +147,7 @@ def family(
     ``mode="official"``: the published B0…B7 table (``phis`` index it), with
     ``phi_fit`` — the φ of ``coeffs`` that best fits each member — beside it.
     """
-    from .cost import count_cost
-    from .model import build_model
+    from .cost import model_cost
 
     if mode not in ("formula", "official"):
         raise ValueError(f"mode={mode!r} is unknown; allowed: formula, official")
@@ -172,11 +171,9 @@ def family(
             d, w, dropout = v.depth, v.width, v.dropout
             res = round(base_resolution * v.resolution / OFFICIAL["b0"].resolution)
             phi_fit = round(fit_phi(d, w, v.resolution / OFFICIAL["b0"].resolution, coeffs), 3)
-        model = build_model(spec=baseline, depth=d, width=w, dropout=dropout, num_classes=num_classes)
-        cost = count_cost(model, res)
+        cost = model_cost(res, spec=baseline, depth=d, width=w, dropout=dropout, num_classes=num_classes)
         if base_macs is None:
-            base_model = build_model(spec=baseline, num_classes=num_classes)
-            base_macs = count_cost(base_model, base_resolution).macs
+            base_macs = model_cost(base_resolution, spec=baseline, num_classes=num_classes).macs
         members.append(
             FamilyMember(
                 name=name,

@@ -25,10 +25,9 @@ import numpy as np
 import torch
 
 from .config import SearchAppConfig
-from .cost import count_cost
+from .cost import model_cost
 from .generate import load_baseline, write_family
 from .io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json
-from .model import build_model
 from .results import COLUMNS, read_results, select_best, summary_markdown
 from .scaling import Coefficients, family, round_resolution
 from .space import load_space
@@ -134,9 +133,9 @@ def candidate_cost(coeffs: Coefficients, base_resolution: int, num_classes: int,
     res = candidate_resolution(coeffs, base_resolution, multiple)
     key = (base_resolution, num_classes, baseline, in_channels)
     if key not in _base_cache:
-        _base_cache[key] = count_cost(build_model(spec=baseline, num_classes=num_classes, in_channels=in_channels), base_resolution).macs
-    m = build_model(spec=baseline, depth=coeffs.alpha, width=coeffs.beta, num_classes=num_classes, in_channels=in_channels)
-    return res, count_cost(m, res).macs / _base_cache[key]
+        _base_cache[key] = model_cost(base_resolution, in_channels, spec=baseline, num_classes=num_classes).macs
+    macs = model_cost(res, in_channels, spec=baseline, depth=coeffs.alpha, width=coeffs.beta, num_classes=num_classes).macs
+    return res, macs / _base_cache[key]
 
 
 def cost_flag(ratio: float, target: float, tolerance: float) -> str:
@@ -222,9 +221,9 @@ def check_gpu_memory(coeffs, res, data, baseline, batch_size, share) -> None:
     """Refuse a trial whose estimated training memory exceeds its share of the GPU."""
     from .cost import estimate_train_memory
 
-    m = build_model(spec=baseline, depth=coeffs.alpha, width=coeffs.beta, num_classes=data.num_classes,
-                    in_channels=data.in_channels)
-    need = estimate_train_memory(count_cost(m, res, in_channels=data.in_channels), batch_size)
+    cost = model_cost(res, data.in_channels, spec=baseline, depth=coeffs.alpha, width=coeffs.beta,
+                      num_classes=data.num_classes)
+    need = estimate_train_memory(cost, batch_size)
     have = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory * min(1.0, share)
     if need > have:
         raise RuntimeError(
@@ -521,7 +520,8 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
                 trainable,
                 param_space=param_space,
                 tune_config=tune.TuneConfig(metric=s.metric, mode="max", search_alg=search_alg, scheduler=scheduler,
-                                            num_samples=num_samples, max_concurrent_trials=s.max_concurrent_trials),
+                                            num_samples=num_samples, max_concurrent_trials=s.max_concurrent_trials,
+                                            reuse_actors=s.reuse_actors),
                 run_config=tune.RunConfig(
                     name="tune", storage_path=str(run_dir), callbacks=[writer], verbose=min(cfg.verbose, 1),
                     failure_config=tune.FailureConfig(max_failures=s.max_failures),
