@@ -150,3 +150,11 @@ def test_family_rejects_bad_arguments():
         family(mode="x")
     with pytest.raises(ValueError, match="phi=9"):
         family(mode="official", phis=[9])
+
+
+@pytest.mark.parametrize("kwargs, res, in_ch", [({"name": "b7"}, 600, 3), ({"depth": 2.0, "width": 1.2, "num_classes": 10}, 64, 1)])
+def test_meta_device_cost_equals_the_real_model(kwargs, res, in_ch):
+    from scalesearch.cost import model_cost
+
+    real = count_cost(build_model(in_channels=in_ch, **kwargs), res, in_ch)
+    assert model_cost(res, in_ch, **kwargs) == real
