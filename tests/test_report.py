@@ -376,3 +376,18 @@ def test_notebook_executes_against_the_run(run_dir, monkeypatch):
     text = "".join(o.get("text", "") for o in outputs)
     md = (run_dir / "report.md").read_text()
     assert f"run: {run_dir}" in text and f"pick {stated_pick(md)}" in text
+
+
+def test_settings_of_an_in_process_run_come_from_search_json(tmp_path):
+    """A run made by run_search() in a Python process has no .hydra/ record: scalesearch-report
+    re-renders it with the settings kept in search.json."""
+    import dataclasses
+
+    from conftest import compose_search
+    from scalesearch.io import atomic_write_json
+    from scalesearch.report import load_settings
+
+    assert load_settings(tmp_path) is None
+    cfg = compose_search("proxy.epochs=3", "dataset.train_size=300", "search.n_seeds=2")
+    atomic_write_json(tmp_path / "search.json", {"fingerprint": "x", "status": "complete", "config": dataclasses.asdict(cfg)})
+    assert load_settings(tmp_path) == cfg
