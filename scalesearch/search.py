@@ -563,12 +563,9 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
     log.info("best: alpha=%s beta=%s gamma=%s accuracy %.4f ± %.4f (%d seeds) — artifacts in %s", coeffs.alpha,
              coeffs.beta, coeffs.gamma, best["accuracy_mean"], best["accuracy_std"], best["n_seeds"], run_dir)
     if cfg.report.enabled:
-        try:
-            from .report import write_report
-        except ImportError:
-            write_report = None
-        if write_report is not None:
-            write_report(run_dir, cfg.report, settings=cfg)
+        from .report import write_report
+
+        write_report(run_dir, cfg.report, settings=cfg)
     return best_json
 
 
