@@ -8,26 +8,28 @@ At compound coefficient φ every variant targets a nominal cost of 2^φ × B0:
 * resolution-only  r = 2^(φ/2)       (MACs ∝ r²), resolution round(base · r)
 * compound         (α^φ, β^φ, γ^φ)   with α·β²·γ² ≈ 2 (the searched best and/or the paper's)
 
-Rounding (ceil of repeats, channels to multiples of 8, feature-map sizes) moves the measured MACs
-off the nominal ones, so the table and plot use the measured numbers. Every variant is trained with
-the same proxy budget, data and seeds (:func:`train_over_seeds`).
+Rounding (repeats, channels to multiples of 8, feature-map sizes) moves the measured MACs off the
+nominal ones, so the table and plot use the measured numbers. Every variant is trained with the same
+proxy budget, data and seeds, as Ray Tune trials through the runner (``ablation_results.csv``;
+resumable; on every node of a cluster); ``ablation.json`` holds the mean and 95 % interval per variant.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import statistics
 from pathlib import Path
 
 from .config import AblateAppConfig
 from .io import atomic_write_json, atomic_write_text, read_json, save_png
+from .results import ABLATION_COLUMNS, TABLES
 from .scaling import PAPER, Coefficients
-from .spec import B0, ModelSpec
+from .spec import ModelSpec
+from .stats import mean_ci
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["ablation_variants", "train_over_seeds", "run_ablation", "ablation_markdown", "plot_ablation",
+__all__ = ["ablation_variants", "summarize_ablation", "run_ablation_stage", "ablation_markdown", "plot_ablation",
            "write_ablation", "run_ablate_app", "compound_coefficients", "macs_unit", "log_x_axis", "AblateAppConfig"]
 
 SINGLE = ("depth-only", "width-only", "resolution-only")
@@ -71,71 +73,80 @@ def ablation_variants(base_resolution: int, phis=(1, 2), compound: dict[str, Coe
     return out
 
 
-def train_over_seeds(depth: float, width: float, resolution: int, data, budget, *, seeds=(0,),
-                     baseline: ModelSpec = B0) -> dict:
-    """Proxy-train one (depth, width, resolution) with every seed; mean ± std accuracy over the ``ok`` seeds."""
-    from .proxy import Candidate, train_proxy
+def summarize_ablation(variants: list[dict], rows: list[dict], meta: dict) -> dict:
+    """ablation.json: every variant with its measured cost and mean accuracy over its ``ok`` seeds (95 % t
+    interval), from the stage's rows."""
+    from .scaling import member_name
 
-    runs = [train_proxy(Candidate(depth=depth, width=width, resolution=int(resolution)), data, budget, seed=s,
-                        baseline=baseline) for s in seeds]
-    ok = [r for r in runs if r["status"] == "ok"]
-    accs = [r["accuracy"] for r in ok]
-    return {
-        "seeds": list(seeds),
-        "accuracies": [r["accuracy"] if r["status"] == "ok" else None for r in runs],
-        "accuracy": statistics.fmean(accs) if accs else None,
-        "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0 if accs else None,
-        "loss": statistics.fmean(r["loss"] for r in ok) if ok else None,
-        "status": "ok" if len(ok) == len(runs) else "diverged" if not ok else "partly diverged",
-        "params": runs[0]["params"],
-        "macs": runs[0]["macs"],
-        "activations": runs[0]["activations"],
-        "wall_s": round(sum(r["wall_s"] for r in runs), 3),
-    }
-
-
-def run_ablation(data, budget, *, phis=(1, 2), compound: dict[str, Coefficients] | None = None, seeds=(0,),
-                 baseline: ModelSpec = B0) -> dict:
-    """Train every variant of :func:`ablation_variants` on ``data`` with ``budget``; the result is what
-    ``ablation.json`` holds."""
-    variants = ablation_variants(data.base_resolution, phis, compound)
-    rows = []
-    for i, v in enumerate(variants, 1):
-        m = train_over_seeds(v["depth"], v["width"], v["resolution"], data, budget, seeds=seeds, baseline=baseline)
-        rows.append({**v, **m})
-        log.info("ablation [%d/%d] %s φ=%g (depth %.3f, width %.3f, %d px): accuracy %s", i, len(variants), v["method"],
-                 v["phi"], v["depth"], v["width"], v["resolution"],
-                 "n/a" if m["accuracy"] is None else f"{m['accuracy']:.4f}")
-    base_macs = rows[0]["macs"]
+    by_key: dict = {}
     for r in rows:
-        r["macs_ratio"] = r["macs"] / base_macs
-    return {"dataset": data.name, "dataset_fingerprint": data.fingerprint, "base_resolution": data.base_resolution,
-            "budget": dataclasses.asdict(budget) if dataclasses.is_dataclass(budget) else dict(budget),
-            "seeds": list(seeds), "phis": [float(p) for p in phis], "rows": rows}
+        by_key.setdefault((r["method"], member_name(r["phi"])), []).append(r)
+    out = []
+    for v in variants:
+        rs = by_key.get((v["method"], member_name(v["phi"])), [])
+        ok = sorted((r for r in rs if r["status"] == "ok" and r["accuracy"] is not None), key=lambda r: r["seed"])
+        ci = mean_ci([r["accuracy"] for r in ok]) if ok else None
+        first = rs[0] if rs else {}
+        out.append({**v, "seeds": [r["seed"] for r in ok], "accuracies": [r["accuracy"] for r in ok],
+                    "accuracy": ci["mean"] if ci else None, "accuracy_std": ci["std"] if ci else None,
+                    "accuracy_low": ci["low"] if ci else None, "accuracy_high": ci["high"] if ci else None,
+                    "status": "ok" if ok and len(ok) == len(rs) else ("missing" if not rs else "partly failed"),
+                    "params": first.get("params"), "macs": first.get("macs"), "activations": first.get("activations"),
+                    "latency_ms": first.get("latency_ms")})
+    base_macs = out[0]["macs"] or 1
+    for r in out:
+        r["macs_ratio"] = (r["macs"] or 0) / base_macs
+    return {**meta, "rows": out}
+
+
+def run_ablation_stage(runner, out_dir: Path, data, budget, ctx, baseline: ModelSpec, best: Coefficients | None, *,
+                       phis=(1.0, 2.0), seeds=(0,), depth_rounding: str = "stage", reuse=(), paper: bool = True,
+                       compound: dict[str, Coefficients] | None = None) -> dict:
+    """Train every variant (:func:`ablation_variants`) through ``runner`` into ``ablation_results.csv`` and write
+    ablation.json / ablation.md / plots/ablation.png in ``out_dir``; returns ablation.json's content."""
+    from .plan import ablation_jobs
+    from .runner import Stage
+
+    compound = compound if compound is not None else compound_coefficients(best, paper=paper)
+    variants = ablation_variants(data.base_resolution, phis, compound)
+    jobs = ablation_jobs(variants, list(seeds), budget, data.fingerprint, baseline, data.num_classes, data.in_channels,
+                         depth_rounding)
+    log.info("ablation: %d variants x %d seed(s)", len(variants), len(seeds))
+    rows = runner.run(Stage("ablation", Path(out_dir) / TABLES["ablation"], ABLATION_COLUMNS, ctx, jobs=jobs,
+                            reuse=list(reuse), describe=lambda r: f"{r.get('method')} φ={r.get('phi'):g} seed {r.get('seed')}"))
+    meta = {"dataset": data.name, "dataset_fingerprint": data.fingerprint, "base_resolution": data.base_resolution,
+            "num_classes": data.num_classes, "budget": dataclasses.asdict(budget), "seeds": list(seeds),
+            "phis": [float(p) for p in phis], "depth_rounding": depth_rounding}
+    result = summarize_ablation(variants, rows, meta)
+    write_ablation(result, out_dir)
+    return result
 
 
 def _fmt_acc(r: dict) -> str:
     if r.get("accuracy") is None:
         return f"n/a ({r.get('status')})"
-    return f"{r['accuracy']:.4f}" + (f" ± {r['accuracy_std']:.4f}" if len(r.get("seeds", [])) > 1 else "")
+    if r.get("accuracy_low") is None:
+        return f"{r['accuracy']:.4f} (1 seed, no spread)"
+    return f"{r['accuracy']:.4f} [{r['accuracy_low']:.4f}, {r['accuracy_high']:.4f}]"
 
 
 def ablation_markdown(result: dict) -> str:
     """The ablation table and, per φ, which variant won."""
     rows = result["rows"]
-    div, unit = macs_unit([r["macs"] for r in rows])
+    div, unit = macs_unit([r["macs"] or 0 for r in rows])
     lines = [
         "## Ablation: single-dimension vs compound scaling (the paper's Fig. 8)", "",
         f"Variants of the baseline at a nominal cost of 2^φ × B0, proxy-trained on {result['dataset']} with the same "
         f"budget and seed(s) {result['seeds']}. depth-only: d = 2^φ; width-only: w = 2^(φ/2); resolution-only: "
-        f"r = 2^(φ/2). Measured MACs are of the built (rounded) proxy model. Accuracy is a fraction.", "",
+        f"r = 2^(φ/2). Measured MACs are of the built (rounded) proxy model. Accuracy is a fraction: mean over seeds "
+        f"with its 95 % t interval (chance {1 / result.get('num_classes', 10):.3f}).", "",
         f"| φ | method | depth | width | resolution (px) | nominal MACs / B0 | MACs ({unit}) | measured MACs / B0 | "
         "params (M) | accuracy |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['phi']:g} | {r['method']} | {r['depth']:.3f} | {r['width']:.3f} | {r['resolution']} | "
-                     f"{r['nominal']:.2f} | {r['macs'] / div:.3f} | {r['macs_ratio']:.2f} | {r['params'] / 1e6:.3f} | "
+                     f"{r['nominal']:.2f} | {(r['macs'] or 0) / div:.3f} | {r['macs_ratio']:.2f} | {(r['params'] or 0) / 1e6:.3f} | "
                      f"{_fmt_acc(r)} |")
     lines.append("")
     for phi in result["phis"]:
@@ -159,7 +170,7 @@ def plot_ablation(result: dict, path: str | Path | None = None):
     """Accuracy vs measured MACs (log x): one line per scaling method from B0 through φ = 1, 2, ..."""
     from matplotlib.figure import Figure
 
-    rows = result["rows"]
+    rows = [r for r in result["rows"] if r.get("macs")]
     div, unit = macs_unit([r["macs"] for r in rows])
     base = rows[0]
     fig = Figure(figsize=(7, 4.5), layout="constrained")
@@ -168,14 +179,16 @@ def plot_ablation(result: dict, path: str | Path | None = None):
     for method in methods:
         pts = [base] + sorted((r for r in rows if r["method"] == method), key=lambda r: r["phi"])
         pts = [p for p in pts if p["accuracy"] is not None]
-        ax.errorbar([p["macs"] / div for p in pts], [100 * p["accuracy"] for p in pts],
-                    yerr=[100 * (p["accuracy_std"] or 0) for p in pts], marker="o", capsize=3,
-                    ls="-" if method.startswith("compound") else "--", label=method)
+        lo = [100 * (p["accuracy"] - p["accuracy_low"]) if p.get("accuracy_low") is not None else 0 for p in pts]
+        hi = [100 * (p["accuracy_high"] - p["accuracy"]) if p.get("accuracy_high") is not None else 0 for p in pts]
+        ax.errorbar([p["macs"] / div for p in pts], [100 * p["accuracy"] for p in pts], yerr=[lo, hi], marker="o",
+                    capsize=3, ls="-" if method.startswith("compound") else "--", label=method)
     if base["accuracy"] is not None:
         ax.scatter([base["macs"] / div], [100 * base["accuracy"]], marker="s", s=60, c="k", zorder=3, label="B0")
+    ax.axhline(100 / result.get("num_classes", 10), color="0.5", ls=":", lw=1, label="chance")
     log_x_axis(ax)
     ax.set_xlabel(f"MACs per image ({unit}, log scale; measured)")
-    ax.set_ylabel("proxy validation accuracy (%)")
+    ax.set_ylabel("proxy validation accuracy (%, 95 % CI over seeds)")
     ax.set_title(f"Scaling one dimension vs compound scaling ({result['dataset']})")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
@@ -223,13 +236,19 @@ def compound_sources(names: list[str] | None, run_dir: Path | None) -> dict[str,
 
 
 def run_ablate_app(cfg: AblateAppConfig, out_dir: Path) -> dict:
-    """The ``scalesearch-ablate`` job. With ``run_dir`` set, the searched best is one compound variant
-    and the artifacts go into that run directory (the report links them); otherwise into ``out_dir``."""
+    """The ``scalesearch-ablate`` job. With ``run_dir`` set, the searched best is one compound variant and
+    the artifacts go into that run directory (the report links them); otherwise into ``out_dir``."""
+    from .config import check_proxy, check_resources
     from .data import load_data
     from .generate import load_baseline
+    from .runner import Runner, TrialContext
 
+    check_proxy(cfg.proxy, cfg.search.gpus_per_trial)
+    check_resources(cfg.search)
     if cfg.seeds < 1:
         raise ValueError(f"seeds={cfg.seeds}; allowed: >= 1")
+    if not cfg.phis or any(p <= 0 for p in cfg.phis):
+        raise ValueError(f"phis={list(cfg.phis)}; allowed: a non-empty list of values > 0")
     run_dir = None
     if cfg.run_dir:
         run_dir = Path(cfg.run_dir)
@@ -237,13 +256,24 @@ def run_ablate_app(cfg: AblateAppConfig, out_dir: Path) -> dict:
             raise ValueError(f"run_dir={cfg.run_dir} is not a directory; allowed: a search run directory, or null")
     compound = compound_sources(cfg.compound, run_dir)
     best = read_json(run_dir / "best.json") if run_dir and (run_dir / "best.json").is_file() else {}
+    target = run_dir or Path(out_dir)
+    if (target / TABLES["ablation"]).is_file() and not cfg.resume and run_dir is None:
+        raise ValueError(f"{target} already holds an ablation; allowed: resume=true to continue it, or a new hydra.run.dir")
     data = load_data(cfg.dataset)
     if best.get("dataset_fingerprint") not in (None, data.fingerprint):
         log.warning("the data (fingerprint %s) differ from the search's (%s): pass the search's dataset overrides to "
                     "compare on the same data", data.fingerprint, best["dataset_fingerprint"])
-    result = run_ablation(data, cfg.proxy, phis=cfg.phis, compound=compound,
-                          seeds=[cfg.seed + k for k in range(cfg.seeds)], baseline=load_baseline(best.get("baseline")))
+    budget = cfg.proxy if cfg.proxy.threads is not None else dataclasses.replace(
+        cfg.proxy, threads=max(1, int(cfg.search.cpus_per_trial)))
+    with Runner(cfg.cluster, cfg.search, target, cfg.verbose) as runner:
+        runner.share(data)
+        ctx = TrialContext(budget=budget, num_classes=data.num_classes, in_channels=data.in_channels,
+                           gpus_per_trial=cfg.search.gpus_per_trial, device_costs=cfg.search.measure_device_costs,
+                           latency_batch=cfg.search.latency_batch, cost_min_run_time=cfg.search.cost_min_run_time)
+        result = run_ablation_stage(runner, target, data, budget, ctx, load_baseline(best.get("baseline")), None,
+                                    phis=cfg.phis, seeds=[cfg.seed + k for k in range(cfg.seeds)],
+                                    depth_rounding=best.get("depth_rounding", "stage"), compound=compound)
     result["same_data_as_search"] = None if not best else best.get("dataset_fingerprint") == data.fingerprint
-    md = write_ablation(result, run_dir or out_dir)
-    log.info("wrote %s", md)
+    atomic_write_json(target / "ablation.json", result)
+    log.info("wrote %s", target / "ablation.md")
     return result

@@ -1,16 +1,21 @@
-"""Hydra entry points: ``scalesearch`` (the search), ``scalesearch-generate``,
-``scalesearch-report``, ``scalesearch-ablate``, ``scalesearch-nas``.
+"""Hydra entry points: ``scalesearch`` (the search), ``scalesearch-generate``, ``scalesearch-validate``,
+``scalesearch-report``, ``scalesearch-ablate``, ``scalesearch-nas``, ``scalesearch-compare``.
 
-Every app composes ``conf/`` against the structured configs of :mod:`scalesearch.config`
-(validation), runs in the Hydra run directory, and turns a user error (a bad value)
-into one line on stderr and exit code 2 — the traceback only with HYDRA_FULL_ERROR=1.
+Every app composes ``conf/`` against the structured configs of :mod:`scalesearch.config` (unknown keys,
+``+search.foo=1`` included, are refused), runs in the Hydra run directory, and turns a user error into
+one line on stderr and exit code 2 (the traceback only with HYDRA_FULL_ERROR=1). SIGINT and SIGTERM
+stop a run cleanly: what the tables hold stays, the run stays resumable, the exit code is 130 / 143
+and the last line says how to resume. ``--help`` lists the app's groups and main keys; ``--version``
+prints scalesearch's version.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -20,58 +25,88 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from . import __version__
 from . import config as C
+from .paths import CONF_DIR as _CONF_PATH
 
 log = logging.getLogger("scalesearch")
 
-# conf/ lives at the project root beside the package (editable install / checkout)
-CONF_DIR = os.environ.get("SCALESEARCH_CONF", str(Path(__file__).resolve().parent.parent / "conf"))
+CONF_DIR = str(_CONF_PATH)  # the packaged conf/ (wheel) or <repo>/conf; $SCALESEARCH_CONF wins
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # our handler stops a run (Tune's would "complete" it)
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 cs = ConfigStore.instance()
-cs.store(name="search_schema", node=C.SearchAppConfig)
-cs.store(name="generate_schema", node=C.GenerateConfig)
+SCHEMAS = {"config": ("search_schema", C.SearchAppConfig), "generate": ("generate_schema", C.GenerateConfig),
+           "report": ("report_schema", C.ReportAppConfig), "validate": ("validate_schema", C.ValidateAppConfig),
+           "ablate": ("ablate_schema", C.AblateAppConfig), "nas": ("nas_schema", C.NASAppConfig),
+           "compare": ("compare_schema", C.CompareAppConfig)}
+for _name, _schema in SCHEMAS.values():
+    cs.store(name=_name, node=_schema)
 
 
 class UserError(Exception):
     """A bad value from the user: reported as one line, exit code 2."""
 
 
-def friendly_errors(fn):
-    """Report user errors (ValueError, OSError, UserError) as one line and exit 2."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: stop, keep what is recorded, exit 128 + signal."""
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (UserError, ValueError, OSError, KeyError) as e:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            print(f"scalesearch: error: {msg}", file=sys.stderr, flush=True)
-            sys.exit(2)
-
-    return wrapper
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def checked_output_dir(app):
-    """Check an explicit ``hydra.run.dir`` / ``hydra.sweep.dir`` before Hydra creates it (Hydra
-    reports a failed mkdir with a traceback): one line on stderr and exit 2 instead."""
+def _on_signal(signum, frame):
+    from .runner import INTERRUPTED
 
-    @functools.wraps(app)
-    def entry(*args, **kwargs):
-        try:
-            _check_output_dirs(sys.argv[1:])
-        except UserError as e:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise
-            print(f"scalesearch: error: {e}", file=sys.stderr, flush=True)
-            sys.exit(2)
-        return app(*args, **kwargs)
+    INTERRUPTED.set()
+    for s in (signal.SIGINT, signal.SIGTERM):  # the clean-up (Ray shutdown) runs undisturbed
+        signal.signal(s, signal.SIG_IGN)
+    raise Interrupted(signum)
 
-    return entry
+
+def _install_signal_handlers() -> None:
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _on_signal)
+
+
+def _fail(msg: str, code: int = 2):
+    print(f"scalesearch: error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _interrupted(e: Interrupted, resume: str | None):
+    hint = f"; resume with: {resume}" if resume else ""
+    print(f"scalesearch: interrupted by {e}: what finished is recorded and the run stays resumable{hint}",
+          file=sys.stderr, flush=True)
+    sys.exit(128 + e.signum)
+
+
+def friendly_errors(resume_hint=None):
+    """Report user errors (ValueError, OSError, UserError, KeyError) as one line and exit 2; an interrupt as
+    one line saying how to resume, exit 130 (SIGINT) / 143 (SIGTERM)."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(cfg, *args, **kwargs):
+            try:
+                return fn(cfg, *args, **kwargs)
+            except Interrupted as e:
+                _interrupted(e, resume_hint(cfg) if resume_hint else None)
+            except (UserError, ValueError, OSError, KeyError) as e:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                _fail(msg)
+
+        return wrapper
+
+    return deco
 
 
 def _check_output_dirs(argv: list[str]) -> None:
+    """An explicit ``hydra.run.dir`` / ``hydra.sweep.dir`` must be creatable (Hydra reports a failed mkdir
+    with a traceback)."""
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not sep or key.lstrip("+~") not in ("hydra.run.dir", "hydra.sweep.dir"):
@@ -90,64 +125,230 @@ def run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def to_object(cfg: DictConfig):
-    """The validated dataclass behind a composed config."""
+def _unknown_keys(node, schema, prefix: str = "") -> list[str]:
+    """Keys of the composed config that the schema does not define (``+search.foo=1``)."""
+    if not dataclasses.is_dataclass(schema) or not isinstance(node, DictConfig):
+        return []
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    out = []
+    for key in node.keys():
+        if key == "hydra":
+            continue
+        if key not in fields:
+            out.append(f"{prefix}{key}")
+            continue
+        default = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            out += _unknown_keys(node[key], type(default), f"{prefix}{key}.")
+    return out
+
+
+def to_object(cfg: DictConfig, schema):
+    """The validated dataclass behind a composed config; unknown keys are refused with one line."""
+    unknown = _unknown_keys(cfg, schema)
+    if unknown:
+        names = ", ".join(f.name for f in dataclasses.fields(schema))
+        raise UserError(f"{unknown[0]} is not a setting of this app; allowed: the keys of its config ({names} and their "
+                        "sub-keys; see --help or --cfg job)")
     return OmegaConf.to_object(cfg)
 
 
-# ---------------------------------------------------------------- generate
-@checked_output_dir
-@hydra.main(config_path=CONF_DIR, config_name="generate", version_base="1.3")
-@friendly_errors
-def generate_main(cfg: DictConfig) -> None:
-    from .generate import run_generate
+# ---------------------------------------------------------------- help and version
+GROUPS = {"config": ["dataset", "proxy", "search", "cluster", "experiment"], "nas": ["dataset", "proxy", "search",
+                                                                                    "cluster", "experiment"],
+          "ablate": ["dataset", "proxy", "search", "cluster"]}
+MAIN_KEYS = {
+    "config": [
+        ("search.strategy", "grid: the constrained lattice; optuna: sample the surface"),
+        ("search.constraint", "measured: every candidate at target^φ measured cost as built; nominal: the paper's α·β²·γ²"),
+        ("search.cost", "what is held equal: macs, activations, latency or train_step (measured on the trials' device)"),
+        ("search.n_seeds", "seeds per candidate (intervals need >= 2)"),
+        ("search.max_points", "grid size (farthest-point sampling over the surface; null: all)"),
+        ("search.phi", "the compound coefficient the candidates are built at"),
+        ("search.cpus_per_trial", "Ray resources per trial (also search.gpus_per_trial, e.g. 0.25 = 4 trials per GPU)"),
+        ("proxy.epochs", "the proxy budget (also proxy.batch_size, proxy.lr, proxy.optimizer)"),
+        ("dataset.name", "synthetic, imagefolder (dataset.root=DIR or ARCHIVE), cifar10, cifar100, svhn, fashionmnist"),
+        ("dataset.base_resolution", "the baseline proxy's input size"),
+        ("validate.enabled", "retrain the top validate.top_k + validate.random_k candidates validate.epochs_mult times longer"),
+        ("report.train_family", "proxy-train the found family up to report.max_phi (report.compare_paper: the paper's too)"),
+        ("family_phis", "the members emitted (negative: below B0)"),
+        ("cluster.address", "host:port of a Ray cluster (null: start Ray here)"),
+        ("resume", "continue or extend the newest run with these settings (or hydra.run.dir=RUN)"),
+        ("verbose", "0 quiet, 1 the tool's progress, 2 also Ray Tune's tables"),
+    ],
+    "generate": [("alpha, beta, gamma", "the coefficients"), ("mode", "formula or official (the published B0..B7)"),
+                 ("constraint", "nominal (resolution base·γ^φ) or measured (resolution solved: cost target^φ)"),
+                 ("phis", "the members, e.g. [-1,0,1,2] (negative: below B0)"), ("base_resolution", "B0's input size"),
+                 ("num_classes", "classifier width"), ("baseline", "a baseline.json from scalesearch-nas")],
+    "validate": [("run_dir", "a finished search run"), ("validate.top_k", "top candidates retrained"),
+                 ("validate.random_k", "random others retrained"), ("validate.epochs_mult", "how much longer")],
+    "report": [("run_dir", "a search run to re-render"), ("report.pick_rule", "marginal or knee"),
+               ("report.min_gain_per_doubling", "the marginal rule's threshold"), ("report.top_k", "rows of the ranking")],
+    "ablate": [("run_dir", "a search run: its best is one compound variant, results go there"),
+               ("phis", "nominal cost 2^φ per variant"), ("seeds", "seeds per variant"), ("compound", "[best, paper]")],
+    "nas": [("nas.objective", "weighted (MnasNet reward) or pareto"), ("nas.cost", "macs or latency"),
+            ("nas.num_samples", "architectures tried"), ("chain.search", "then search the coefficients on the found baseline"),
+            ("resume", "continue an interrupted NAS (hydra.run.dir=RUN)")],
+    "compare": [("runs", "a Hydra multirun directory and/or run directories, e.g. runs=[multirun/2026-11-26_10-00-00]"),
+                ("out_dir", "where compare.md / compare.json / plots go (default: the Hydra run directory)")],
+}
+TITLES = {"config": "search compound-scaling coefficients with proxy trainings on Ray Tune",
+          "generate": "emit a scaled family (specs, params, MACs) from coefficients",
+          "validate": "retrain a finished run's top candidates longer: the proxy-fidelity audit",
+          "report": "re-render a run's report from its tables (never trains)",
+          "ablate": "the paper's Fig. 8: one-dimension vs compound scaling at equal cost",
+          "nas": "search a baseline (MnasNet-style), then optionally its coefficients",
+          "compare": "the coefficients found on several datasets, side by side"}
 
-    run_generate(to_object(cfg), run_dir())
+
+def app_help(config_name: str, prog: str) -> str:
+    """``--help``: the app's groups (with their options) and main keys, one line each."""
+    conf = Path(CONF_DIR)
+    _, schema = SCHEMAS[config_name]
+    lines = [f"{prog} {__version__} — {TITLES[config_name]}", "",
+             f"usage: {prog} [key=value ...]" + (" [group=option ...] [-m: a Hydra multirun]" if config_name in GROUPS
+                                                 else ""), ""]
+    if config_name in GROUPS:
+        lines.append("groups:")
+        for g in GROUPS[config_name]:
+            options = sorted(p.stem for p in (conf / g).glob("*.yaml"))
+            lines.append(f"  {('+' if g == 'experiment' else '') + g:<22} {', '.join(options)}")
+        lines.append("")
+    lines.append("main keys (default):")
+    defaults = OmegaConf.structured(schema)
+    for key, text in MAIN_KEYS[config_name]:
+        value = OmegaConf.select(defaults, key.split(",")[0].strip(), default=None)
+        shown = f"{key}={value}" if "," not in key else key
+        lines.append(f"  {shown:<34} {text}")
+    lines += ["", f"All keys and their current values: {prog} --cfg job [overrides]. More: the project's README.md."]
+    return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- search
-@checked_output_dir
-@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-@friendly_errors
-def search_main(cfg: DictConfig) -> float | None:
+def _pre_hydra(config_name: str, prog: str) -> None:
+    argv = sys.argv[1:]
+    if "--version" in argv or "-V" in argv:
+        print(f"{prog} {__version__}")
+        sys.exit(0)
+    if "--help" in argv or "-h" in argv:
+        print(app_help(config_name, prog))
+        sys.exit(0)
+    try:
+        _check_output_dirs(argv)
+        if config_name == "config":
+            _resolve_resume_dir(argv)
+    except (UserError, ValueError) as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _fail(str(e).splitlines()[0])
+
+
+def _resolve_resume_dir(argv: list[str]) -> None:
+    """``scalesearch resume=true`` without hydra.run.dir: continue the newest run with these settings (unfinished
+    first) instead of a new timestamped directory, so no empty run directory is left behind."""
+    if "resume=true" not in argv or any(a.startswith(("hydra.run.dir=", "+hydra.run.dir=")) for a in argv) or \
+            any(a in ("-m", "--multirun") for a in argv):
+        return
+    from hydra import compose, initialize_config_dir
+
+    from .search import find_resumable
+
+    overrides = [a for a in argv if "=" in a and not a.startswith(("hydra.", "+hydra.", "~hydra."))]
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            raw = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+            parent = Path(str(raw.hydra.run.dir)).parent
+            del raw["hydra"]
+            cfg = to_object(raw, C.SearchAppConfig)
+    except Exception:  # noqa: BLE001 — a bad override: the app reports it properly
+        return
+    found = find_resumable(parent, cfg)
+    if found is None:
+        raise UserError(f"resume=true but no run under {parent} has these settings; allowed: the settings of an earlier "
+                        "run, or hydra.run.dir=<the run> (see its .hydra/overrides.yaml)")
+    sys.argv.append(f"hydra.run.dir={found}")
+
+
+def hydra_app(config_name: str, prog: str, job, resume_hint=None):
+    """A Hydra app over ``conf/<config_name>.yaml`` validated against its schema: ``job(cfg_object, run_dir)``
+    with one-line user errors and clean interrupts."""
+    _, schema = SCHEMAS[config_name]
+
+    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
+    @friendly_errors(resume_hint)
+    def app(cfg: DictConfig):
+        return job(to_object(cfg, schema), run_dir())
+
+    def entry():
+        _install_signal_handlers()
+        _pre_hydra(config_name, prog)
+        try:
+            return app()
+        except Interrupted as e:  # outside the job (composition, Hydra's own bookkeeping)
+            _interrupted(e, None)
+
+    return entry
+
+
+def _search_job(cfg, out):
     from .search import run_search
 
-    best = run_search(to_object(cfg), run_dir())
+    best = run_search(cfg, out)
     return None if best is None else best.get("accuracy_mean")
+
+
+def _resume_hint(cfg) -> str:
+    try:
+        return f"scalesearch resume=true hydra.run.dir={run_dir()} (with the same settings)"
+    except Exception:  # noqa: BLE001
+        return "scalesearch resume=true with the same settings"
+
+
+def _generate_job(cfg, out):
+    from .generate import run_generate
+
+    return run_generate(cfg, out)
+
+
+def _report_job(cfg, out):
+    from .report import run_report_app
+
+    return run_report_app(cfg, out)
+
+
+def _validate_job(cfg, out):
+    from .validate import run_validate_app
+
+    return run_validate_app(cfg, out)
+
+
+def _ablate_job(cfg, out):
+    from .ablation import run_ablate_app
+
+    return run_ablate_app(cfg, out)
+
+
+def _nas_job(cfg, out):
+    from .nas import run_nas_app
+
+    return run_nas_app(cfg, out)
+
+
+def _compare_job(cfg, out):
+    from .compare import run_compare_app
+
+    return run_compare_app(cfg, out)
+
+
+search_main = hydra_app("config", "scalesearch", _search_job, _resume_hint)
+generate_main = hydra_app("generate", "scalesearch-generate", _generate_job)
+report_main = hydra_app("report", "scalesearch-report", _report_job)
+validate_main = hydra_app("validate", "scalesearch-validate", _validate_job,
+                          lambda cfg: f"scalesearch-validate run_dir={cfg.run_dir}")
+ablate_main = hydra_app("ablate", "scalesearch-ablate", _ablate_job,
+                        lambda cfg: f"scalesearch-ablate resume=true hydra.run.dir={run_dir()} (or the same run_dir=)")
+nas_main = hydra_app("nas", "scalesearch-nas", _nas_job, lambda cfg: f"scalesearch-nas resume=true hydra.run.dir={run_dir()}")
+compare_main = hydra_app("compare", "scalesearch-compare", _compare_job)
 
 
 def main() -> None:  # console script `scalesearch`
     search_main()
-
-
-# ---------------------------------------------------------------- other apps
-def hydra_app(config_name: str, schema_name: str, schema, job):
-    """A Hydra app over ``conf/<config_name>.yaml`` validated against ``schema`` (a dataclass,
-    stored as ``schema_name``): ``job(cfg_object, run_dir)`` runs with one-line user errors."""
-    cs.store(name=schema_name, node=schema)
-
-    @checked_output_dir
-    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
-    @friendly_errors
-    def app(cfg: DictConfig):
-        return job(to_object(cfg), run_dir())
-
-    return app
-
-
-def report_main() -> None:  # console script `scalesearch-report`
-    from .report import ReportAppConfig, run_report_app
-
-    hydra_app("report", "report_schema", ReportAppConfig, run_report_app)()
-
-
-def ablate_main() -> None:  # console script `scalesearch-ablate`
-    from .ablation import AblateAppConfig, run_ablate_app
-
-    hydra_app("ablate", "ablate_schema", AblateAppConfig, run_ablate_app)()
-
-
-def nas_main() -> None:  # console script `scalesearch-nas`
-    from .nas import NASAppConfig, run_nas_app
-
-    hydra_app("nas", "nas_schema", NASAppConfig, run_nas_app)()

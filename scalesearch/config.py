@@ -1,25 +1,41 @@
-"""Structured configs (plain dataclasses). ``cli`` registers them with Hydra's
-ConfigStore so every YAML in ``conf/`` is validated against these types; library
-code takes them (or duck-typed equivalents) without importing Hydra."""
+"""Structured configs (plain dataclasses) and their checks: the one source of truth for every
+setting, its default and its allowed values.
+
+``cli`` registers the app configs with Hydra's ConfigStore, so every YAML in ``conf/`` is validated
+against these types; the shipped YAML defaults equal the dataclass defaults (tested). Library code
+takes the dataclasses without importing Hydra. ``check_*`` raise one-line ``ValueError``s naming
+the setting and what is allowed, before anything is trained.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 __all__ = [
-    "DatasetConfig",
-    "ProxyConfig",
-    "FaultConfig",
-    "SearchConfig",
-    "ClusterConfig",
-    "ReportConfig",
-    "ModelConfig",
-    "SearchAppConfig",
-    "GenerateConfig",
-    "ReportAppConfig",
-    "AblateAppConfig",
+    "DatasetConfig", "FaultConfig", "ProxyConfig", "SearchConfig", "ClusterConfig", "ModelConfig", "ValidateConfig",
+    "ReportConfig", "SearchAppConfig", "GenerateConfig", "ReportAppConfig", "ValidateAppConfig", "AblateAppConfig",
+    "NASConfig", "ChainConfig", "NASAppConfig", "CompareAppConfig", "ALLOWED", "check_search_app", "check_proxy",
+    "check_resources", "check_report", "check_validate", "check_nas", "check_phis",
 ]
+
+# the allowed values of every setting with a fixed set (one place; the checks and the help read it)
+ALLOWED = {
+    "search.strategy": ("grid", "optuna"),
+    "search.scheduler": ("none", "asha"),
+    "search.constraint": ("measured", "nominal"),
+    "search.cost": ("macs", "activations", "latency", "train_step"),
+    "model.depth_rounding": ("auto", "stage", "total"),
+    "proxy.optimizer": ("sgd", "adamw"),
+    "proxy.schedule": ("cosine", "onecycle"),
+    "proxy.compile": ("off", "auto", "on"),
+    "report.pick_rule": ("marginal", "knee"),
+    "nas.objective": ("weighted", "pareto"),
+    "nas.cost": ("macs", "latency"),
+    "mode": ("formula", "official"),
+    "constraint": ("measured", "nominal"),
+}
 
 
 @dataclass
@@ -27,8 +43,8 @@ class DatasetConfig:
     # synthetic | imagefolder | cifar10 | cifar100 | svhn | fashionmnist
     name: str = "synthetic"
     root: Optional[str] = None
-    # the proxy's base resolution: B0 proxies train at this size, candidates at round(base·γ)
-    base_resolution: int = 32
+    # the proxy's base resolution: the baseline proxy trains at this size, candidates at their solved size
+    base_resolution: int = 40
     # size images are decoded and cached at (None: the dataset's native size)
     cache_resolution: Optional[int] = None
     # cap images per class (None: all); keeps proxy runs short on big datasets
@@ -45,8 +61,8 @@ class DatasetConfig:
     # synthetic only
     num_classes: int = 10
     image_size: int = 64
-    train_size: int = 2000
-    val_size: int = 500
+    train_size: int = 500
+    val_size: int = 400
 
 
 @dataclass
@@ -57,35 +73,37 @@ class FaultConfig:
     fail_trials: list[int] = field(default_factory=list)
     # trial indices whose learning rate is blown up so the loss diverges
     diverge_trials: list[int] = field(default_factory=list)
-    # sleep this long (s) after every epoch: lets a test kill a search mid-way
+    # sleep this long (s) after every epoch: lets a test kill a run mid-way
     epoch_sleep: float = 0.0
 
 
 @dataclass
 class ProxyConfig:
-    epochs: int = 3
+    epochs: int = 2
     # when set, the budget is this many optimizer steps instead of epochs
     steps: Optional[int] = None
-    batch_size: int = 128
-    eval_batch_size: int = 512
-    optimizer: str = "sgd"  # sgd (nesterov) | adamw
-    lr: float = 0.1
+    batch_size: int = 32
+    eval_batch_size: int = 500
+    optimizer: str = "adamw"  # sgd (nesterov) | adamw
+    lr: float = 3e-3
     momentum: float = 0.9
-    weight_decay: float = 5e-5
+    weight_decay: float = 0.05
     label_smoothing: float = 0.1
-    warmup_epochs: float = 0.5
+    warmup_epochs: float = 0.3
     schedule: str = "cosine"  # cosine | onecycle
-    augment: bool = True
-    dropout: Optional[float] = None  # None: the spec's (0.2)
-    drop_path: Optional[float] = None  # None: the spec's (0.2)
+    augment: bool = False  # random crop + flip: slows learning in runs of a few hundred steps
+    dropout: Optional[float] = 0.0  # None: the spec's (0.2)
+    drop_path: Optional[float] = 0.0  # None: the spec's (0.2)
     # images (a fixed random subset of the training split) whose batch statistics replace the BN
     # running averages before each evaluation ("precise BN"; 0: off)
-    bn_recalibration: int = 512
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    bn_recalibration: int = 128
+    # evaluate every k epochs (0: only after the last one; ASHA needs 1 and sets it)
+    eval_every: int = 0
+    device: str = "cpu"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast on CUDA
     channels_last: bool = True  # on CUDA and CPU (~2x faster there for this net)
     compile: str = "off"  # off | auto | on (torch.compile on a fixed shape)
-    threads: Optional[int] = None  # torch CPU threads per trial (None: cpus_per_trial)
+    threads: Optional[int] = None  # torch CPU threads per trial (None: search.cpus_per_trial)
     fault: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -93,21 +111,28 @@ class ProxyConfig:
 class SearchConfig:
     strategy: str = "grid"  # grid | optuna
     space: str = "compound"  # a file in search_spaces/ (name or path)
-    n_seeds: int = 1
-    # grid: keep every k-th feasible point (1 = all) and/or at most max_points evenly spaced
+    n_seeds: int = 2
+    # measured: every candidate at the target cost as built (resolution solved on whole pixels);
+    # nominal: the paper's alpha*beta^2*gamma^2 = target with the proxy built at round(base*gamma)
+    constraint: str = "measured"
+    # the cost held equal: macs | activations | latency | train_step
+    cost: str = "macs"
+    # measured: candidates whose closest solvable cost is further than this (relative) from the target
+    # are infeasible; nominal: candidates beyond it are flagged cost_flag=off
+    cost_tolerance: float = 0.1
+    # the compound coefficient the candidates are built at (cost target^phi); coefficients are per unit of phi
+    phi: float = 1.0
+    # grid: keep every k-th feasible point (1 = all) and/or at most max_points spread over the surface
     thin: int = 1
-    max_points: Optional[int] = None
-    # always evaluate the paper's (1.2, 1.1, 1.15) if it is on the lattice
+    max_points: Optional[int] = 5
+    # always evaluate the paper's (1.2, 1.1, 1.15) (measured: its alpha, beta) when it is feasible
     include_paper: bool = True
     # optuna
     num_samples: int = 20
     sampler: str = "TPESampler"  # any optuna.samplers class name
     sampler_kwargs: dict[str, Any] = field(default_factory=dict)
     storage: Optional[str] = None  # e.g. sqlite:///optuna.db (relative paths: in the run dir)
-    # measured cost ratio (rounded proxy vs B0 proxy) allowed off the target
-    cost_tolerance: float = 0.5
-    filter_measured: bool = False  # drop candidates off the measured target instead of flagging
-    # proxy resolution = round(base_resolution * gamma) to a multiple of this (1: nearest pixel)
+    # proxy resolution on multiples of this (1: every pixel)
     resolution_multiple: int = 1
     # Ray Tune
     scheduler: str = "none"  # none | asha
@@ -118,9 +143,12 @@ class SearchConfig:
     gpus_per_trial: float = 0
     max_failures: int = 1
     metric: str = "accuracy"
-    # run the next trial in the finished trial's worker process (no new process, no re-import of
-    # torch): the per-trial overhead of short proxies drops by seconds (benchmarks/search_overhead.py)
+    # run the next trial in the finished trial's worker process (no re-import of torch)
     reuse_actors: bool = True
+    # measure inference latency and training-step time of every trained network on its device
+    measure_device_costs: bool = True
+    latency_batch: int = 8
+    cost_min_run_time: float = 0.1  # seconds of timed repeats per device-cost measurement
 
 
 @dataclass
@@ -133,21 +161,35 @@ class ClusterConfig:
 
 
 @dataclass
-class ReportConfig:
-    enabled: bool = True
-    train_family: bool = False
-    max_phi: int = 3
-    compare_paper: bool = False
-    pick_rule: str = "marginal"  # marginal | knee
-    min_gain_per_doubling: float = 0.01
-    family_seeds: int = 1  # proxy seeds per trained family member (mean ± std when > 1)
-    top_k: int = 5  # candidates in the seed-spread table
-    ablation: bool = False  # also run the Fig. 8 ablation (as scalesearch-ablate) into the run dir
+class ModelConfig:
+    baseline: Optional[str] = None  # path to a baseline.json (from scalesearch-nas); None: B0
+    # how depth multipliers become block counts: stage (ceil per stage, the paper's TF code),
+    # total (round the total, distribute over stages), auto (total when constraint=measured)
+    depth_rounding: str = "auto"
 
 
 @dataclass
-class ModelConfig:
-    baseline: Optional[str] = None  # path to a baseline.json (from scalesearch-nas); None: B0
+class ValidateConfig:
+    """The proxy-fidelity audit: the top-k candidates and k random others retrained longer."""
+
+    enabled: bool = True
+    top_k: int = 1
+    random_k: int = 1
+    epochs_mult: float = 4.0  # the validation budget: proxy.epochs (or steps) x this
+
+
+@dataclass
+class ReportConfig:
+    enabled: bool = True
+    # proxy-train the found family up to max_phi (a pipeline stage; the report renders its table)
+    train_family: bool = True
+    max_phi: int = 3
+    family_seeds: int = 1  # proxy seeds per trained family member
+    compare_paper: bool = False  # also train the paper's (1.2, 1.1, 1.15) family beside it
+    ablation: bool = False  # also run the Fig. 8 ablation (as scalesearch-ablate) into the run dir
+    pick_rule: str = "marginal"  # marginal | knee
+    min_gain_per_doubling: float = 0.01
+    top_k: int = 5  # candidates in the seed-spread table
 
 
 @dataclass
@@ -156,12 +198,13 @@ class SearchAppConfig:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     seed: int = 0
     resume: bool = False
     verbose: int = 1
-    family_phis: list[int] = field(default_factory=lambda: list(range(8)))
+    family_phis: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
 
 
 @dataclass
@@ -170,34 +213,233 @@ class GenerateConfig:
     beta: float = 1.1
     gamma: float = 1.15
     mode: str = "formula"  # formula | official
+    constraint: str = "nominal"  # nominal (resolution base*gamma^phi) | measured (resolution solved: cost target^phi)
     base_resolution: int = 224
     num_classes: int = 1000
-    phis: list[float] = field(default_factory=lambda: list(range(8)))
+    phis: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
     target: float = 2.0
     tolerance: float = 0.1
     allow_off_constraint: bool = False
     resolution_multiple: int = 8
+    depth_rounding: str = "stage"
     baseline: Optional[str] = None
+    verbose: int = 1
 
 
 @dataclass
 class ReportAppConfig:
-    """``scalesearch-report``: re-render (and, with report.train_family, complete) a run's report."""
+    """``scalesearch-report``: re-render a run's report from its tables (never trains)."""
 
-    run_dir: Optional[str] = None  # required: a search run directory (results.csv, best.json, family.json)
+    run_dir: Optional[str] = None
     report: ReportConfig = field(default_factory=ReportConfig)
     verbose: int = 1
 
 
 @dataclass
+class ValidateAppConfig:
+    """``scalesearch-validate``: the validation stage on a finished run (then best, family, report again)."""
+
+    run_dir: Optional[str] = None
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    verbose: int = 1
+
+
+@dataclass
 class AblateAppConfig:
-    """``scalesearch-ablate``: depth-, width-, resolution-only vs compound scaling of B0 at matched MACs."""
+    """``scalesearch-ablate``: depth-, width-, resolution-only vs compound scaling of B0 at matched cost."""
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)  # Ray resources of the trials
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     run_dir: Optional[str] = None  # a search run: its best.json gives the compound variant; results go there
-    phis: list[int] = field(default_factory=lambda: [1, 2])  # nominal cost 2^φ
-    compound: Optional[list[str]] = None  # best (run_dir's best.json) and/or paper; None: both (paper alone without run_dir)
+    phis: list[float] = field(default_factory=lambda: [1.0, 2.0])  # nominal cost 2^phi
+    compound: Optional[list[str]] = None  # best (run_dir's best.json) and/or paper; None: both
     seeds: int = 1
     seed: int = 0
+    resume: bool = False
     verbose: int = 1
+
+
+@dataclass
+class NASConfig:
+    space: str = "blocks"  # a file in search_spaces/ (name or path)
+    objective: str = "weighted"  # weighted: accuracy x (cost/target)^w | pareto: max accuracy, min cost
+    w: float = -0.07  # MnasNet's soft constraint; > 0 rewards cost (warned)
+    cost: str = "macs"  # macs (measured, per image at base resolution) | latency (ms per batch, measured)
+    target_macs: Optional[float] = None  # None: the MACs of B0 on this data at base resolution
+    target_latency_ms: Optional[float] = None  # None: B0's latency measured before the search
+    latency_batch: int = 8
+    latency_min_run_time: float = 0.2
+    num_samples: int = 20
+    sampler: str = "auto"  # auto: TPESampler (weighted), NSGAIISampler (pareto); or any optuna.samplers class
+    sampler_kwargs: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    include_b0: bool = True
+
+
+@dataclass
+class ChainConfig:
+    search: bool = False  # then run the coefficient search on the found baseline (run_dir/coefficients)
+    report: bool = False  # the coefficient search's report (report.enabled)
+    family_phis: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+
+
+@dataclass
+class NASAppConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    # Ray resources of the NAS trials and the settings of the chained coefficient search
+    search: SearchConfig = field(default_factory=SearchConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    nas: NASConfig = field(default_factory=NASConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    resume: bool = False
+    verbose: int = 1
+
+
+@dataclass
+class CompareAppConfig:
+    """``scalesearch-compare``: the best coefficients of several runs (datasets) side by side."""
+
+    runs: list[str] = field(default_factory=list)  # a Hydra multirun directory and/or run directories
+    out_dir: Optional[str] = None  # None: the Hydra run directory
+    verbose: int = 1
+
+
+# ---------------------------------------------------------------- checks
+def _allowed(key: str, value) -> None:
+    if value not in ALLOWED[key]:
+        raise ValueError(f"{key}={value!r} is unknown; allowed: {', '.join(ALLOWED[key])}")
+
+
+def _checks(items) -> None:
+    for name, value, ok, allowed in items:
+        if not ok:
+            raise ValueError(f"{name}={value}; allowed: {allowed}")
+
+
+def check_proxy(p: ProxyConfig, gpus_per_trial: float = 0.0) -> None:
+    for key in ("optimizer", "schedule", "compile"):
+        _allowed(f"proxy.{key}", getattr(p, key))
+    if p.device not in ("auto", "cpu") and not str(p.device).startswith("cuda"):
+        raise ValueError(f"proxy.device={p.device!r} is not a device; allowed: auto, cpu, cuda, cuda:N")
+    if str(p.device).startswith("cuda") and gpus_per_trial == 0:
+        raise ValueError(f"proxy.device={p.device!r} needs search.gpus_per_trial > 0 (Ray hides GPUs from trials "
+                         "without a GPU share); allowed: proxy.device=cpu|auto, or a GPU share")
+    _checks([
+        ("proxy.epochs", p.epochs, p.epochs >= 1, ">= 1"),
+        ("proxy.batch_size", p.batch_size, p.batch_size >= 1, ">= 1"),
+        ("proxy.eval_batch_size", p.eval_batch_size, p.eval_batch_size >= 1, ">= 1"),
+        ("proxy.lr", p.lr, p.lr > 0 and math.isfinite(p.lr), "> 0"),
+        ("proxy.weight_decay", p.weight_decay, p.weight_decay >= 0, ">= 0"),
+        ("proxy.label_smoothing", p.label_smoothing, 0 <= p.label_smoothing < 1, "in [0, 1)"),
+        ("proxy.warmup_epochs", p.warmup_epochs, p.warmup_epochs >= 0, ">= 0"),
+        ("proxy.bn_recalibration", p.bn_recalibration, p.bn_recalibration >= 0, ">= 0"),
+        ("proxy.eval_every", p.eval_every, p.eval_every >= 0, ">= 0 (0: after the last epoch only)"),
+        ("proxy.steps", p.steps, p.steps is None or p.steps >= 1, ">= 1 or null"),
+        ("proxy.threads", p.threads, p.threads is None or p.threads >= 1, ">= 1 or null"),
+        ("proxy.dropout", p.dropout, p.dropout is None or 0 <= p.dropout < 1, "in [0, 1) or null"),
+        ("proxy.drop_path", p.drop_path, p.drop_path is None or 0 <= p.drop_path < 1, "in [0, 1) or null"),
+    ])
+
+
+def check_resources(s: SearchConfig) -> None:
+    """The Ray settings of a stage's trials (search, validation, family, ablation, NAS)."""
+    _checks([
+        ("search.cpus_per_trial", s.cpus_per_trial, s.cpus_per_trial > 0, "> 0"),
+        ("search.gpus_per_trial", s.gpus_per_trial, s.gpus_per_trial >= 0, ">= 0"),
+        ("search.max_failures", s.max_failures, s.max_failures >= 0, ">= 0"),
+        ("search.max_concurrent_trials", s.max_concurrent_trials,
+         s.max_concurrent_trials is None or s.max_concurrent_trials >= 1, ">= 1 or null"),
+        ("search.latency_batch", s.latency_batch, s.latency_batch >= 1, ">= 1"),
+        ("search.cost_min_run_time", s.cost_min_run_time, s.cost_min_run_time > 0, "> 0 (seconds)"),
+    ])
+
+
+def check_phis(phis, key: str) -> None:
+    if not list(phis):
+        raise ValueError(f"{key}=[] is empty; allowed: a non-empty list of compound coefficients, e.g. [0, 1, 2, 3]")
+    if len(set(phis)) != len(list(phis)):
+        raise ValueError(f"{key}={list(phis)} repeats a value; allowed: distinct compound coefficients")
+
+
+def check_report(r: ReportConfig) -> None:
+    _allowed("report.pick_rule", r.pick_rule)
+    _checks([
+        ("report.max_phi", r.max_phi, r.max_phi >= 0, ">= 0"),
+        ("report.family_seeds", r.family_seeds, r.family_seeds >= 1, ">= 1"),
+        ("report.top_k", r.top_k, r.top_k >= 1, ">= 1"),
+        ("report.min_gain_per_doubling", r.min_gain_per_doubling, math.isfinite(r.min_gain_per_doubling), "a number"),
+    ])
+
+
+def check_validate(v: ValidateConfig) -> None:
+    _checks([
+        ("validate.top_k", v.top_k, v.top_k >= 1, ">= 1"),
+        ("validate.random_k", v.random_k, v.random_k >= 0, ">= 0"),
+        ("validate.epochs_mult", v.epochs_mult, v.epochs_mult >= 1 and math.isfinite(v.epochs_mult),
+         ">= 1 (the validation budget is proxy.epochs x epochs_mult)"),
+    ])
+
+
+def check_sampler(name: str, key: str) -> type:
+    import optuna
+
+    cls = getattr(optuna.samplers, name, None)
+    if not isinstance(cls, type):
+        raise ValueError(f"{key}={name!r} is not an optuna sampler; allowed: TPESampler, RandomSampler, CmaEsSampler, "
+                         "QMCSampler, GPSampler, NSGAIISampler, ... (a class in optuna.samplers)")
+    return cls
+
+
+def check_search_app(cfg: SearchAppConfig) -> None:
+    """Every setting of the search app, before the run directory, the data or Ray are touched."""
+    s = cfg.search
+    for key in ("strategy", "scheduler", "constraint", "cost"):
+        _allowed(f"search.{key}", getattr(s, key))
+    _allowed("model.depth_rounding", cfg.model.depth_rounding)
+    check_proxy(cfg.proxy, s.gpus_per_trial)
+    check_resources(s)
+    _checks([
+        ("search.n_seeds", s.n_seeds, s.n_seeds >= 1, ">= 1"),
+        ("search.num_samples", s.num_samples, s.num_samples >= 1, ">= 1"),
+        ("search.cost_tolerance", s.cost_tolerance, s.cost_tolerance > 0, "> 0 (relative)"),
+        ("search.phi", s.phi, s.phi > 0 and math.isfinite(s.phi), "> 0"),
+        ("search.resolution_multiple", s.resolution_multiple, s.resolution_multiple >= 1, ">= 1"),
+        ("search.thin", s.thin, s.thin >= 1, ">= 1"),
+        ("search.max_points", s.max_points, s.max_points is None or s.max_points >= 1, ">= 1 or null"),
+        ("search.grace_period", s.grace_period, s.grace_period >= 1, ">= 1"),
+        ("search.reduction_factor", s.reduction_factor, s.reduction_factor >= 2, ">= 2"),
+        ("dataset.base_resolution", cfg.dataset.base_resolution, cfg.dataset.base_resolution >= 16, ">= 16"),
+    ])
+    if s.metric != "accuracy":
+        raise ValueError(f"search.metric={s.metric!r}; allowed: accuracy")
+    if s.constraint == "nominal" and s.cost != "macs":
+        raise ValueError(f"search.cost={s.cost!r} with search.constraint=nominal: the nominal constraint is on "
+                         "alpha*beta^2*gamma^2 and holds no cost; allowed: search.constraint=measured, or search.cost=macs")
+    if s.strategy == "optuna":
+        check_sampler(s.sampler, "search.sampler")
+    check_phis(cfg.family_phis, "family_phis")
+    check_validate(cfg.validate)
+    check_report(cfg.report)
+
+
+def check_nas(cfg: NASAppConfig) -> None:
+    n = cfg.nas
+    _allowed("nas.objective", n.objective)
+    _allowed("nas.cost", n.cost)
+    check_proxy(cfg.proxy, cfg.search.gpus_per_trial)
+    check_resources(cfg.search)
+    items = [("nas.num_samples", n.num_samples, n.num_samples >= 1, ">= 1"),
+             ("nas.w", n.w, math.isfinite(n.w), "a finite number (MnasNet: -0.07)"),
+             ("nas.latency_batch", n.latency_batch, n.latency_batch >= 1, ">= 1"),
+             ("nas.latency_min_run_time", n.latency_min_run_time, n.latency_min_run_time > 0, "> 0 (seconds)")]
+    for key in ("target_macs", "target_latency_ms"):
+        v = getattr(n, key)
+        items.append((f"nas.{key}", v, v is None or v > 0, "> 0 or null (B0's cost)"))
+    _checks(items)
+    if n.sampler != "auto":
+        check_sampler(n.sampler, "nas.sampler")
+    check_phis(cfg.chain.family_phis, "chain.family_phis")

@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import lzma
 import math
 import os
 import shutil
@@ -50,6 +51,7 @@ import tarfile
 import tempfile
 import warnings
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +68,15 @@ from .io import atomic_write_bytes
 log = logging.getLogger("scalesearch")
 
 __all__ = ["ProxyData", "DATASETS", "register_dataset", "load_data", "resize", "augment", "normalize",
-           "safe_extract", "extract_archive"]
+           "safe_extract", "extract_archive", "accuracy_half_width"]
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
+ARCHIVE_ALLOWED = f"a complete archive ({', '.join(ARCHIVE_SUFFIXES)}) of an image folder"
+# what a damaged archive raises while it is read (tarfile, gzip, bz2, lzma, zipfile; RuntimeError: encrypted
+# zip member, NotImplementedError: unsupported zip compression)
+_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError,
+                   RuntimeError, NotImplementedError)
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ", "xz"), (b"PK\x03\x04", "zip"))
+MAX_VAL_HALF_WIDTH = 0.05  # warn when the 95 % half-width of a validation accuracy exceeds this
 
 
 @dataclass
@@ -110,13 +119,38 @@ def load_data(cfg) -> ProxyData:
         raise ValueError(f"dataset.name={cfg.name!r} is unknown; allowed: {', '.join(sorted(DATASETS))}")
     if cfg.base_resolution < 16:
         raise ValueError(f"dataset.base_resolution={cfg.base_resolution} is below 16; allowed: >= 16")
+    for k in ("train_per_class", "val_per_class", "cache_resolution"):
+        if (v := getattr(cfg, k, None)) is not None and v < 1:
+            raise ValueError(f"dataset.{k}={v} is below 1; allowed: >= 1 or null")
     key = tuple(str(getattr(cfg, k, None)) for k in _KEY_FIELDS)
     if key not in _MEMORY_CACHE:
-        data = DATASETS[name](cfg)
+        try:
+            data = DATASETS[name](cfg)
+        except OSError as e:  # unreadable folder or file, unwritable cache: one line naming the setting
+            why = e.strerror or " ".join(str(e).split()) or type(e).__name__
+            raise ValueError(f"dataset.root={cfg.root!r}: {why} ({e.filename or cfg.root}); allowed: a dataset.root "
+                             "whose files and folders are readable (archives: a writable $SCALESEARCH_CACHE)") from None
         if data.num_classes < 2:
             raise ValueError(f"dataset {name} has {data.num_classes} class(es); allowed: at least 2")
+        if len(data.train_y) == 0 or len(data.val_y) == 0:
+            raise ValueError(f"dataset {name} has {len(data.train_y)} training and {len(data.val_y)} validation "
+                             "images; allowed: at least one of each")
+        if (hw := accuracy_half_width(len(data.val_y))) > MAX_VAL_HALF_WIDTH:
+            msg = (f"validation split has {len(data.val_y)} images: an accuracy measured on it is uncertain by up "
+                   f"to ±{hw:.3f} (95 %); allowed: more validation images (val_per_class, val_fraction, val_size, "
+                   "or a larger val/ folder)")
+            log.warning(msg)
+            warnings.warn(msg, stacklevel=2)
         _MEMORY_CACHE[key] = data
     return _MEMORY_CACHE[key]
+
+
+def accuracy_half_width(n: int, p: float = 0.5, level_z: float = 1.96) -> float:
+    """Half-width ``level_z·sqrt(p(1-p)/n)`` of the normal-approximation confidence interval of an
+    accuracy ``p`` measured on ``n`` images (p = 0.5: the worst case; 1.96: 95 %); inf for n < 1."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"accuracy p={p}; allowed: 0 <= p <= 1")
+    return level_z * math.sqrt(p * (1 - p) / n) if n >= 1 else math.inf
 
 
 def _fingerprint(*tensors: torch.Tensor) -> str:
@@ -124,7 +158,8 @@ def _fingerprint(*tensors: torch.Tensor) -> str:
     h = hashlib.sha256()
     for t in tensors:
         h.update(str(tuple(t.shape)).encode())
-        h.update(memoryview(t.contiguous().numpy()).cast("B"))
+        if t.numel():  # (an empty split is refused by load_data, after this)
+            h.update(memoryview(t.contiguous().numpy()).cast("B"))
     return h.hexdigest()[:16]
 
 
@@ -248,7 +283,7 @@ def _decode(path: Path, size: int) -> torch.Tensor | None:
         with Image.open(path) as im:
             im.draft("RGB", (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale while still >= size
             img = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
-    except (OSError, SyntaxError, ValueError):
+    except Exception:  # noqa: BLE001 - PIL raises many types on a damaged or hostile file (DecompressionBombError, ...)
         return None
     if tuple(img.shape[-2:]) != (size, size):
         img = TF.center_crop(TF.resize(img, [size], antialias=True), [size, size])
@@ -268,7 +303,8 @@ def _decode_all(files: list[Path], size: int, skip_corrupt: bool) -> tuple[torch
                       stacklevel=3)
     keep = [i for i, im in enumerate(images) if im is not None]
     if not keep:
-        raise ValueError(f"dataset.root: none of the {len(files)} images could be read")
+        raise ValueError(f"dataset.root: none of the {len(files)} images could be read (e.g. {files[0]}); "
+                         "allowed: readable images in a format PIL reads")
     return torch.stack([images[i] for i in keep]), keep
 
 
@@ -282,7 +318,7 @@ def _cache_size(cfg, files: list[Path], sample: int = 256) -> int:
         try:
             with Image.open(p) as im:
                 sizes.add(im.size)
-        except (OSError, SyntaxError, ValueError):
+        except Exception:  # noqa: BLE001 - unreadable here: _decode_all reports it
             pass
     if len(sizes) == 1 and (s := sizes.pop())[0] == s[1]:
         return s[0]
@@ -301,22 +337,45 @@ def safe_extract(archive: Path, dest: Path) -> None:
             raise ValueError(f"archive {archive.name}: member {name!r} would be written outside the "
                              "extraction directory; allowed: relative paths inside the archive")
 
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            for n in z.namelist():
-                check(n)
-            z.extractall(dest)
-        return
+    where = f"dataset.root={str(archive)!r}"
     try:
-        with tarfile.open(archive) as tar:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                for n in z.namelist():
+                    check(n)
+                z.extractall(dest)
+            return
+        try:
+            tar = tarfile.open(archive)
+        except tarfile.ReadError:
+            with open(archive, "rb") as f:
+                head = f.read(6)
+            kind = next((k for m, k in _MAGIC if head.startswith(m)), None)
+            if kind:  # it starts like one, and not even the first member could be read
+                raise ValueError(f"{where} is a truncated or corrupt archive ({kind} data that ends early or is "
+                                 f"damaged: no member could be read); allowed: {ARCHIVE_ALLOWED}") from None
+            raise ValueError(f"{where} is not a readable tar or zip archive (no tar, gzip, bz2, xz or zip data could "
+                             f"be read: it is empty or another format); allowed: {ARCHIVE_ALLOWED}") from None
+        with tar:
             members = tar.getmembers()
             for m in members:
                 check(m.name)
                 if m.issym() or m.islnk():
                     check(str(Path(m.name).parent / m.linkname) if m.issym() else m.linkname)
             tar.extractall(dest, members=members, filter="data")
-    except tarfile.TarError as e:
-        raise ValueError(f"dataset.root={str(archive)!r} is not a readable tar or zip archive ({e})") from None
+    except tarfile.FilterError as e:
+        raise ValueError(f"{where} has a member that cannot be extracted safely ({_one_line(e)}); "
+                         "allowed: regular files, folders and links inside the archive") from None
+    except _ARCHIVE_ERRORS as e:
+        if isinstance(e, OSError) and e.errno is not None:  # a system error (disk full, permission), not the data
+            raise ValueError(f"{where} could not be extracted into {dest} ({_one_line(e)}); allowed: "
+                             f"{ARCHIVE_ALLOWED}, extracted into a writable $SCALESEARCH_CACHE with free space") from None
+        raise ValueError(f"{where} is a truncated or corrupt archive ({type(e).__name__}: {_one_line(e)}); "
+                         f"allowed: {ARCHIVE_ALLOWED}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def extract_archive(archive: Path) -> Path:
@@ -336,6 +395,8 @@ def extract_archive(archive: Path) -> Path:
         try:
             log.info("extracting %s into %s (once)", archive, dest)
             safe_extract(archive, tmp)
+            if not any(not p.name.startswith(".") for p in tmp.iterdir()):
+                raise ValueError(f"dataset.root={str(archive)!r} is an empty archive; allowed: {ARCHIVE_ALLOWED}")
             os.replace(tmp, dest)
         except OSError:
             if not dest.is_dir():  # a concurrent extraction did not win the race either
@@ -356,11 +417,15 @@ def imagefolder(cfg) -> ProxyData:
         raise ValueError("dataset.root is not set; allowed: a directory root/train/<class>/* with "
                          "root/val|test/<class>/*, or root/<class>/*, or a .tar/.tar.gz/.zip of one")
     root = Path(cfg.root).expanduser()
-    if root.is_file() and root.name.lower().endswith(ARCHIVE_SUFFIXES):
+    allowed = f"allowed: an image-folder directory or an archive ({', '.join(ARCHIVE_SUFFIXES)}) of one"
+    if root.is_file():
+        if not root.name.lower().endswith(ARCHIVE_SUFFIXES):
+            raise ValueError(f"dataset.root={str(root)!r} is a file, not an image-folder directory or an archive "
+                             f"({', '.join(ARCHIVE_SUFFIXES)}); allowed: a directory root/<class>/<images> or "
+                             "root/train|val/<class>/<images>, or an archive of one")
         root = extract_archive(root)
     if not root.is_dir():
-        raise ValueError(f"dataset.root={str(root)!r} does not exist or is not a directory; "
-                         f"allowed: an image-folder directory or an archive ({', '.join(ARCHIVE_SUFFIXES)}) of one")
+        raise ValueError(f"dataset.root={str(root)!r} does not exist or is not a directory; {allowed}")
     seed = int(cfg.seed)
     train_dir = root / "train" if (root / "train").is_dir() else root
     val_dir = next((root / s for s in ("val", "valid", "validation", "test") if (root / s).is_dir()), None)
@@ -381,10 +446,16 @@ def imagefolder(cfg) -> ProxyData:
         st = p.stat()
         h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     cache_file = root / ".scalesearch_cache" / f"{h.hexdigest()[:24]}.pt"
+    cached = None
     if cfg.disk_cache and cache_file.exists():
-        c = torch.load(cache_file, weights_only=True)
-        log.info("loaded decoded images from %s", cache_file)
-        tx, ty, vx, vy = c["train_x"], c["train_y"], c["val_x"], c["val_y"]
+        try:
+            c = torch.load(cache_file, weights_only=True)
+            cached = c["train_x"], c["train_y"], c["val_x"], c["val_y"]
+            log.info("loaded decoded images from %s", cache_file)
+        except Exception as e:  # noqa: BLE001 - a damaged cache file is decoded again (and rewritten)
+            warnings.warn(f"ignored the unreadable decoded-image cache {cache_file} ({_one_line(e)})", stacklevel=2)
+    if cached is not None:
+        tx, ty, vx, vy = cached
     else:
         size = _cache_size(cfg, tf + vf)
         log.info("decoding %d images at %dx%d (once)", len(tf) + len(vf), size, size)

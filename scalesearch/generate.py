@@ -1,4 +1,9 @@
-"""The generator job: coefficients → family.json + family.md (+ the table on stdout)."""
+"""The generator job: coefficients → family.json + family.md + one spec file per member (specs/).
+
+Every member carries its full :class:`~scalesearch.spec.ModelSpec`, so ``load_family(path)`` and
+``build_model(spec=...)`` rebuild the exact network, and ``specs/<name>.json`` hands it to another
+code base (torchvision's ``MBConvConfig`` rows, timm's ``arch_def``; README "The generator").
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,75 @@ import logging
 import warnings
 from pathlib import Path
 
+from .config import ALLOWED, GenerateConfig, check_phis
 from .io import atomic_write_json, atomic_write_text, read_json
-from .scaling import Coefficients, family, family_markdown
+from .model import timm_arch_def
+from .scaling import Coefficients, check_member_dims, family, family_markdown, member_name
 from .spec import B0, ModelSpec
 
 log = logging.getLogger("scalesearch")
 
+__all__ = ["load_baseline", "write_family", "member_export", "run_generate"]
+
 
 def load_baseline(path: str | None) -> ModelSpec:
-    """B0, or a baseline spec written by ``scalesearch-nas`` (``baseline.json``)."""
+    """B0, or a baseline spec written by ``scalesearch-nas`` (``baseline.json``); one-line errors naming
+    the file and the key."""
     if not path:
         return B0
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"model.baseline={path!r} does not exist; allowed: a baseline.json written by scalesearch-nas")
-    data = read_json(p)
     try:
-        return ModelSpec.from_dict(data.get("spec", data))
-    except TypeError as e:
-        raise ValueError(f"model.baseline={path!r} is not a valid ModelSpec: {e}") from None
+        data = read_json(p)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"model.baseline={path!r}: {p} is not readable JSON ({str(e).splitlines()[0]}); allowed: a "
+                         "baseline.json written by scalesearch-nas") from None
+    spec = data.get("spec", data) if isinstance(data, dict) else data
+    return ModelSpec.from_dict(spec, where=f"model.baseline={path!r}")
 
 
-def write_family(members, out_dir: Path, title: str, extra: dict | None = None) -> str:
-    """Write family.json (list of entries) and family.md; return the markdown."""
-    atomic_write_json(out_dir / "family.json", [m.to_dict() for m in members])
+def member_export(m, num_classes: int) -> dict:
+    """One member as another code base needs it: the spec, its input size, and the torchvision / timm forms."""
+    spec = m.model_spec
+    tv = None
+    if all(st.se_ratio == 0.25 for st in spec.stages):
+        tv = [[st.expand_ratio, st.kernel, st.stride, cin, st.out_channels, st.repeats]
+              for st, cin in zip(spec.stages, [spec.stem_channels] + [s.out_channels for s in spec.stages])]
+    return {
+        "name": m.name, "phi": m.phi, "resolution": m.resolution, "num_classes": num_classes, "params": m.params,
+        "macs": m.macs, "spec": m.spec,
+        "torchvision": None if tv is None else {
+            "inverted_residual_setting": "MBConvConfig(expand_ratio, kernel, stride, input_channels, out_channels, "
+                                         "num_layers) per row, width_mult=depth_mult=1",
+            "rows": tv, "dropout": spec.dropout, "last_channel": spec.head_channels},
+        "timm": {"arch_def": timm_arch_def(spec), "stem_size": spec.stem_channels, "num_features": spec.head_channels,
+                 "drop_rate": spec.dropout},
+    }
+
+
+def write_family(members, out_dir: Path, title: str, num_classes: int = 1000, extra: dict | None = None) -> str:
+    """Write family.json (settings + members with their specs), family.md and specs/<name>.json; return the
+    markdown."""
+    out_dir = Path(out_dir)
+    atomic_write_json(out_dir / "family.json", {**(extra or {}), "num_classes": num_classes,
+                                                "members": [m.to_dict() for m in members]})
+    for m in members:
+        atomic_write_json(out_dir / "specs" / f"{m.name}.json", member_export(m, num_classes))
     md = family_markdown(members, title=title)
-    if extra:
-        md += "\n" + "\n".join(f"- {k}: {v}" for k, v in extra.items()) + "\n"
     atomic_write_text(out_dir / "family.md", md)
     return md
 
 
-def run_generate(cfg, out_dir: Path) -> list:
+def run_generate(cfg: GenerateConfig, out_dir: Path) -> list:
+    for key, value in (("mode", cfg.mode), ("constraint", cfg.constraint)):
+        if value not in ALLOWED[key]:
+            raise ValueError(f"{key}={value!r} is unknown; allowed: {', '.join(ALLOWED[key])}")
+    check_phis(cfg.phis, "phis")
+    if cfg.num_classes < 1:
+        raise ValueError(f"num_classes={cfg.num_classes}; allowed: >= 1")
+    if cfg.resolution_multiple < 1:
+        raise ValueError(f"resolution_multiple={cfg.resolution_multiple}; allowed: >= 1")
     coeffs = Coefficients(cfg.alpha, cfg.beta, cfg.gamma)
     if cfg.mode == "formula" and not coeffs.satisfies(cfg.target, cfg.tolerance):
         if not cfg.allow_off_constraint:
@@ -47,25 +89,24 @@ def run_generate(cfg, out_dir: Path) -> list:
             "(allow_off_constraint=true): each φ step will not multiply MACs by the target",
             stacklevel=1,
         )
-    for phi in cfg.phis:
-        if phi < 0:
-            raise ValueError(f"phis contains {phi}; allowed: phi >= 0")
-    if cfg.num_classes < 1:
-        raise ValueError(f"num_classes={cfg.num_classes}; allowed: >= 1")
+    baseline = load_baseline(cfg.baseline)
+    if cfg.mode == "formula":
+        for phi in cfg.phis:
+            d, w, r = coeffs.multipliers(phi)
+            check_member_dims(baseline, d, w, cfg.base_resolution * r, f"phis contains {phi:g} ({member_name(phi)})")
+    log.info("emitting %d members (%s, constraint %s)", len(cfg.phis), cfg.mode, cfg.constraint)
     members = family(
-        coeffs,
-        base_resolution=cfg.base_resolution,
-        phis=[int(p) if float(p).is_integer() else float(p) for p in cfg.phis],
-        mode=cfg.mode,
-        num_classes=cfg.num_classes,
-        baseline=load_baseline(cfg.baseline),
-        resolution_multiple=cfg.resolution_multiple,
+        coeffs, base_resolution=cfg.base_resolution, phis=[int(p) if float(p).is_integer() else float(p) for p in cfg.phis],
+        mode=cfg.mode, num_classes=cfg.num_classes, baseline=baseline, resolution_multiple=cfg.resolution_multiple,
+        constraint=cfg.constraint, target=cfg.target, depth_rounding=cfg.depth_rounding,
     )
-    title = (
-        f"EfficientNet family, mode={cfg.mode}, alpha={coeffs.alpha}, beta={coeffs.beta}, gamma={coeffs.gamma} "
-        f"(product {coeffs.product:.3f}), base resolution {cfg.base_resolution}"
-    )
-    md = write_family(members, out_dir, title)
+    title = (f"EfficientNet family, mode={cfg.mode}, constraint={cfg.constraint}, alpha={coeffs.alpha}, beta={coeffs.beta}, "
+             f"gamma={coeffs.gamma} (product {coeffs.product:.3f}), base resolution {cfg.base_resolution}")
+    md = write_family(members, out_dir, title, cfg.num_classes,
+                      extra={"coefficients": [coeffs.alpha, coeffs.beta, coeffs.gamma], "mode": cfg.mode,
+                             "constraint": cfg.constraint, "base_resolution": cfg.base_resolution,
+                             "resolution_multiple": cfg.resolution_multiple, "depth_rounding": cfg.depth_rounding,
+                             "target": cfg.target})
     print(md, flush=True)
-    log.info("wrote %s and %s", out_dir / "family.json", out_dir / "family.md")
+    log.info("wrote %s, %s and %s", out_dir / "family.json", out_dir / "family.md", out_dir / "specs")
     return members

@@ -1,20 +1,31 @@
-"""EfficientNet as an ``nn.Module`` built from a :class:`~scalesearch.spec.ModelSpec`.
+"""EfficientNet as an ``nn.Module`` built from a :class:`~scalesearch.spec.ModelSpec`, and the
+cost of any spec without building it.
 
 State-dict names read like the paper: ``stem.conv``, ``stages.3.1.dwise.conv``,
 ``stages.3.1.se.fc1``, ``head.conv``, ``classifier``.
+
+:func:`spec_cost` measures a spec's params, MACs and activations with ``FlopCounterMode`` on the
+meta device, one *distinct* part at a time: the stem, the first block of each stage, one of its
+repeated blocks (all repeats of a stage have the same shapes), the head and the classifier, each
+measured once (cached) and multiplied by its count. A 128×-deep member costs no more to measure
+than B0, and the totals equal those of the whole model (tested).
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
 from functools import partial
 
 import torch
 from torch import nn
 from torchvision.ops import SqueezeExcitation, StochasticDepth
 
-from .spec import B0, ModelSpec, round_channels, scale
+from .cost import Cost, count_module
+from .spec import B0, ModelSpec, official, round_channels, scale
 
-__all__ = ["ConvBNAct", "MBConv", "EfficientNet", "build_model"]
+__all__ = ["ConvBNAct", "MBConv", "EfficientNet", "build_spec", "build_model", "spec_cost", "model_cost",
+           "to_torchvision", "timm_arch_def"]
 
 
 class ConvBNAct(nn.Sequential):
@@ -32,7 +43,7 @@ class MBConv(nn.Module):
     """Inverted residual: expand 1×1 → depthwise k×k → squeeze-excite → project 1×1,
     with a residual (and stochastic depth) when shape is preserved."""
 
-    def __init__(self, cin, cout, expand_ratio, kernel, stride, se_ratio, drop_path, bn):
+    def __init__(self, cin, cout, expand_ratio, kernel, stride, se_ratio, drop_path=0.0, bn=nn.BatchNorm2d):
         super().__init__()
         mid = round_channels(cin * expand_ratio) if expand_ratio != 1 else cin
         self.expand = ConvBNAct(cin, mid, 1, bn=bn) if mid != cin else nn.Identity()
@@ -95,30 +106,110 @@ class EfficientNet(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-def build_model(
-    name: str | None = None,
-    *,
-    width: float = 1.0,
-    depth: float = 1.0,
-    num_classes: int = 1000,
-    dropout: float | None = None,
-    spec: ModelSpec | None = None,
-    in_channels: int = 3,
-) -> EfficientNet:
-    """Build an official variant by name (``"b0"``…``"b7"``) or any scaled spec.
-
-    ``build_model("b3")`` uses the published width/depth/dropout; otherwise the
-    baseline ``spec`` (default B0) is scaled by ``depth`` and ``width``.
-    """
-    from dataclasses import replace
-
+def build_spec(name: str | None = None, *, width: float = 1.0, depth: float = 1.0, dropout: float | None = None,
+               spec: ModelSpec | None = None, depth_rounding: str = "stage") -> ModelSpec:
+    """The spec of an official variant by name (``"b0"``…``"b7"``: published width/depth/dropout), or
+    of the baseline ``spec`` (default B0) scaled by ``depth`` and ``width``."""
     if name is not None:
-        from .scaling import official
-
         variant = official(name)
         width, depth = variant.width, variant.depth
         dropout = variant.dropout if dropout is None else dropout
-    s = scale(spec or B0, depth=depth, width=width)
-    if dropout is not None:
-        s = replace(s, dropout=dropout)
+    s = scale(spec or B0, depth=depth, width=width, depth_rounding=depth_rounding)
+    return s if dropout is None else replace(s, dropout=dropout)
+
+
+def build_model(name: str | None = None, *, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000,
+                dropout: float | None = None, spec: ModelSpec | None = None, in_channels: int = 3,
+                depth_rounding: str = "stage") -> EfficientNet:
+    """Build an official variant by name (``"b0"``…``"b7"``) or any scaled spec.
+
+    ``build_model("b3")`` uses the published width/depth/dropout; otherwise the baseline ``spec``
+    (default B0) is scaled by ``depth`` and ``width``; ``build_model(spec=member_spec)`` builds a
+    family member exactly as emitted."""
+    s = build_spec(name, width=width, depth=depth, dropout=dropout, spec=spec, depth_rounding=depth_rounding)
     return EfficientNet(s, num_classes=num_classes, in_channels=in_channels)
+
+
+# ---------------------------------------------------------------- cost of a spec
+@functools.lru_cache(maxsize=4096)
+def _part(kind: str, args: tuple, h: int, w: int) -> tuple[int, int, int, int, int]:
+    """(params, MACs, activations, out_h, out_w) of one part, measured once on the meta device."""
+    with torch.device("meta"):
+        if kind == "stem":
+            cin, cout = args
+            module, c = ConvBNAct(cin, cout, 3, 2), cin
+        elif kind == "block":
+            cin, cout, expand, kernel, stride, se = args
+            module, c = MBConv(cin, cout, expand, kernel, stride, se), cin
+        elif kind == "head":
+            cin, cout = args
+            module, c = ConvBNAct(cin, cout, 1), cin
+        else:  # classifier: pooled features → logits
+            cin, classes = args
+            module = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes))
+            c = cin
+        x = torch.zeros(1, c, h, w)
+    params, macs, acts, out = count_module(module, x)
+    return params, macs, acts, int(out.shape[-2]) if out.ndim == 4 else 1, int(out.shape[-1]) if out.ndim == 4 else 1
+
+
+def spec_cost(spec: ModelSpec, resolution: int, num_classes: int = 1000, in_channels: int = 3) -> Cost:
+    """Params, MACs and conv activations of ``EfficientNet(spec)`` at ``resolution``², measured part by
+    part (see the module docstring): the same numbers as :func:`~scalesearch.cost.count_cost` on the
+    built model, in milliseconds for any depth."""
+    total = [0, 0, 0]
+
+    def add(kind, args, h, w, times=1):
+        p, m, a, oh, ow = _part(kind, args, h, w)
+        total[0] += times * p
+        total[1] += times * m
+        total[2] += times * a
+        return oh, ow
+
+    h, w = add("stem", (in_channels, spec.stem_channels), resolution, resolution)
+    cin = spec.stem_channels
+    for st in spec.stages:
+        args = (st.expand_ratio, st.kernel)
+        oh, ow = add("block", (cin, st.out_channels, *args, st.stride, st.se_ratio), h, w)
+        if st.repeats > 1:
+            add("block", (st.out_channels, st.out_channels, *args, 1, st.se_ratio), oh, ow, st.repeats - 1)
+        h, w, cin = oh, ow, st.out_channels
+    h, w = add("head", (cin, spec.head_channels), h, w)
+    add("classifier", (spec.head_channels, num_classes), h, w)
+    return Cost(total[0], total[1], total[2], int(resolution))
+
+
+def model_cost(resolution: int, in_channels: int = 3, *, num_classes: int = 1000, **build_kwargs) -> Cost:
+    """:func:`spec_cost` of ``build_spec(**build_kwargs)`` (name, width, depth, spec, depth_rounding)."""
+    build_kwargs.pop("dropout", None)
+    return spec_cost(build_spec(**build_kwargs), resolution, num_classes, in_channels)
+
+
+# ---------------------------------------------------------------- using a spec elsewhere
+def to_torchvision(spec: ModelSpec, num_classes: int = 1000) -> nn.Module:
+    """The same network as torchvision's ``EfficientNet`` (its module names, no scalesearch needed to load
+    the weights later): stages as ``MBConvConfig`` rows with multipliers 1, explicit head width."""
+    from torchvision.models.efficientnet import EfficientNet as TVEfficientNet
+    from torchvision.models.efficientnet import MBConvConfig
+
+    if any(st.se_ratio != 0.25 for st in spec.stages):
+        raise ValueError("to_torchvision: torchvision's MBConv has a fixed squeeze-excite ratio of 0.25; this spec has "
+                         f"{sorted({st.se_ratio for st in spec.stages})}; allowed: specs with se_ratio 0.25 (use build_model)")
+    rows, cin = [], spec.stem_channels
+    for st in spec.stages:
+        rows.append(MBConvConfig(st.expand_ratio, st.kernel, st.stride, cin, st.out_channels, st.repeats))
+        cin = st.out_channels
+    return TVEfficientNet(rows, dropout=spec.dropout, stochastic_depth_prob=spec.drop_path, num_classes=num_classes,
+                          last_channel=spec.head_channels)
+
+
+def timm_arch_def(spec: ModelSpec) -> list[list[str]]:
+    """The spec as timm's ``arch_def`` block strings (``_efficientnet_builder.decode_arch_def``), one list per
+    stage: ``ds`` (depthwise-separable) for expansion 1, ``ir`` (inverted residual) otherwise."""
+    out = []
+    for st in spec.stages:
+        kind = "ds" if st.expand_ratio == 1 else "ir"
+        se = f"_se{st.se_ratio:g}" if st.se_ratio else ""
+        exp = "" if kind == "ds" else f"_e{st.expand_ratio}"
+        out.append([f"{kind}_r{st.repeats}_k{st.kernel}_s{st.stride}{exp}_c{st.out_channels}{se}"])
+    return out

@@ -24,30 +24,27 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import logging
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
 
-import numpy as np
-import torch
 import yaml
 
-from .config import ClusterConfig, DatasetConfig, ModelConfig, ProxyConfig, ReportConfig, SearchAppConfig, SearchConfig
-from .cost import count_cost
+from .config import ModelConfig, NASAppConfig, ReportConfig, SearchAppConfig, ValidateConfig, check_nas, check_sampler
 from .io import atomic_write_csv, atomic_write_json, atomic_write_text, save_png
-from .model import build_model
+from .model import spec_cost
+from .paths import SPACES_DIR
 from .spec import B0, ModelSpec, StageSpec, round_channels
-from .space import SPACES_DIR
 
 log = logging.getLogger("scalesearch")
 
 __all__ = [
-    "StageChoices", "BlockSpace", "load_block_space", "arch_string", "objective_value", "pareto_front", "measure_latency",
-    "NASConfig", "ChainConfig", "NASAppConfig", "validate_nas", "run_nas", "run_nas_app", "COLUMNS",
+    "StageChoices", "BlockSpace", "load_block_space", "arch_string", "objective_value", "pareto_front", "validate_nas",
+    "run_nas", "run_nas_app", "COLUMNS",
 ]
 
 CHOICE_KEYS = ("kernel", "expand_ratio", "se_ratio", "repeats_delta", "channel_mult")
@@ -244,84 +241,20 @@ def pareto_front(rows: list[dict]) -> list[dict]:
     return sorted((r for r in ok if not any(_dominates(o, r) for o in ok)), key=lambda r: (r["cost"], -r["accuracy"]))
 
 
-@torch.no_grad()
-def measure_latency(model: torch.nn.Module, resolution: int, *, in_channels: int = 3, batch: int = 8,
-                    device: str | torch.device = "cpu", channels_last: bool = True, amp: bool = True,
-                    min_run_time: float = 0.2, threads: int | None = None) -> float:
-    """Median inference latency (ms per batch of ``batch`` images at ``resolution``²) of ``model`` in eval
-    mode on ``device``: warm-up, then ``torch.utils.benchmark.Timer.blocked_autorange`` (CUDA-synchronised)."""
-    from torch.utils.benchmark import Timer
-
-    device = torch.device(device)
-    fmt = torch.channels_last if channels_last else torch.preserve_format
-    model = model.to(device, memory_format=fmt).eval()
-    x = torch.randn(batch, in_channels, resolution, resolution, device=device).contiguous(memory_format=fmt)
-    use_amp = amp and device.type == "cuda"
-
-    def forward():
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            return model(x)
-
-    for _ in range(3):
-        forward()
-    timer = Timer("forward()", globals={"forward": forward}, num_threads=threads or torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
-
-
 # ---------------------------------------------------------------- config
-@dataclass
-class NASConfig:
-    space: str = "blocks"  # a file in search_spaces/ (name or path)
-    objective: str = "weighted"  # weighted: accuracy × (cost/target)^w | pareto: max accuracy, min cost
-    w: float = -0.07  # MnasNet's soft constraint; > 0 rewards cost (warned)
-    cost: str = "macs"  # macs (measured, per image at base resolution) | latency (ms per batch, measured)
-    target_macs: Optional[float] = None  # None: the MACs of B0 on this data at base resolution
-    target_latency_ms: Optional[float] = None  # None: B0's latency measured by the driver before the search
-    latency_batch: int = 8
-    latency_min_run_time: float = 0.2  # seconds of timed repeats (torch.utils.benchmark blocked_autorange)
-    num_samples: int = 20
-    sampler: str = "auto"  # auto: TPESampler (weighted), NSGAIISampler (pareto); or any optuna.samplers class
-    sampler_kwargs: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0  # sampler seed and proxy training seed (the same for every candidate)
-    include_b0: bool = True  # evaluate B0 first (when it is in the space): the found baseline is compared to it
-
-
-@dataclass
-class ChainConfig:
-    search: bool = False  # then run the coefficient search on the found baseline (run_dir/coefficients)
-    report: bool = False  # the coefficient search's report (report.enabled)
-    family_phis: list[int] = field(default_factory=lambda: list(range(8)))
-
-
-@dataclass
-class NASAppConfig:
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    # Ray resources of the NAS trials (cpus/gpus_per_trial, max_concurrent_trials, max_failures) and the
-    # settings of the chained coefficient search
-    search: SearchConfig = field(default_factory=SearchConfig)
-    cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    nas: NASConfig = field(default_factory=NASConfig)
-    chain: ChainConfig = field(default_factory=ChainConfig)
-    verbose: int = 1
-
-
 def coefficient_config(cfg: NASAppConfig, baseline_json: Path | str) -> SearchAppConfig:
     """The coefficient search's config for the chain: same data, budget, cluster; the found baseline."""
     return SearchAppConfig(dataset=cfg.dataset, proxy=cfg.proxy, search=cfg.search, cluster=cfg.cluster,
-                           report=ReportConfig(enabled=cfg.chain.report), model=ModelConfig(baseline=str(baseline_json)),
-                           seed=cfg.nas.seed, verbose=cfg.verbose, family_phis=list(cfg.chain.family_phis))
+                           report=ReportConfig(enabled=cfg.chain.report, train_family=cfg.chain.report),
+                           validate=ValidateConfig(enabled=cfg.chain.report), model=ModelConfig(baseline=str(baseline_json)),
+                           seed=cfg.nas.seed, resume=cfg.resume, verbose=cfg.verbose,
+                           family_phis=list(cfg.chain.family_phis))
 
 
 def _sampler(cfg: NASAppConfig):
-    import optuna
-
     n = cfg.nas
     name = n.sampler if n.sampler != "auto" else ("TPESampler" if n.objective == "weighted" else "NSGAIISampler")
-    cls = getattr(optuna.samplers, name, None)
-    if not isinstance(cls, type):
-        raise ValueError(f"nas.sampler={n.sampler!r} is not an optuna sampler; allowed: auto, TPESampler, NSGAIISampler, "
-                         "RandomSampler, ... (a class in optuna.samplers)")
+    cls = check_sampler(name, "nas.sampler")
     kwargs = dict(n.sampler_kwargs)
     if "seed" in inspect.signature(cls).parameters:
         kwargs.setdefault("seed", n.seed)
@@ -333,133 +266,46 @@ def _sampler(cfg: NASAppConfig):
 
 def validate_nas(cfg: NASAppConfig) -> BlockSpace:
     """Reject bad values before anything starts (one-line ValueErrors); warn on a positive w. Returns the space."""
-    from .search import validate
+    from .config import check_search_app
 
-    n = cfg.nas
-    if n.objective not in OBJECTIVES:
-        raise ValueError(f"nas.objective={n.objective!r} is unknown; allowed: {', '.join(OBJECTIVES)}")
-    if n.cost not in COSTS:
-        raise ValueError(f"nas.cost={n.cost!r} is unknown; allowed: {', '.join(COSTS)}")
-    checks = [("nas.num_samples", n.num_samples, n.num_samples >= 1, ">= 1"),
-              ("nas.w", n.w, math.isfinite(n.w), "a finite number (MnasNet: -0.07)"),
-              ("nas.latency_batch", n.latency_batch, n.latency_batch >= 1, ">= 1"),
-              ("nas.latency_min_run_time", n.latency_min_run_time, n.latency_min_run_time > 0, "> 0 (seconds)")]
-    for key in ("target_macs", "target_latency_ms"):
-        v = getattr(n, key)
-        if v is not None:
-            checks.append((f"nas.{key}", v, v > 0, "> 0 or null (B0's cost)"))
-    for name, value, ok, allowed in checks:
-        if not ok:
-            raise ValueError(f"{name}={value}; allowed: {allowed}")
-    if n.w > 0:
-        warnings.warn(f"nas.w={n.w} is positive: the objective accuracy × (cost/target)^w then rewards cost "
+    check_nas(cfg)
+    if cfg.nas.w > 0:
+        warnings.warn(f"nas.w={cfg.nas.w} is positive: the objective accuracy × (cost/target)^w then rewards cost "
                       "(MnasNet uses w=-0.07)", UserWarning, stacklevel=2)
     _sampler(cfg)
-    validate(coefficient_config(cfg, "baseline.json"))  # proxy budget, Ray resources, dataset, chained search
+    if cfg.chain.search:
+        check_search_app(coefficient_config(cfg, "baseline.json"))
     if cfg.search.scheduler != "none" and not cfg.chain.search:
         log.warning("search.scheduler=%s applies to the chained coefficient search only; NAS trials run to the end",
                     cfg.search.scheduler)
-    return load_block_space(n.space)
+    return load_block_space(cfg.nas.space)
 
 
-# ---------------------------------------------------------------- the trial
-def _data_from_ref(data_ref: dict):
-    from .data import ProxyData
-
-    with warnings.catch_warnings():  # zero-copy views of the shared object-store arrays (read-only)
-        warnings.simplefilter("ignore", UserWarning)
-        return ProxyData(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in data_ref.items()})
+# ---------------------------------------------------------------- the trials (through the runner)
+COLUMNS = ["key", "trial_id", "arch", "is_b0", "blocks", "accuracy", "loss", "epochs", "params", "macs", "activations",
+           "cost_kind", "cost", "objective", "pareto", "latency_ms", "train_step_ms", "device", "images_per_s", "wall_s",
+           "status", "error", "failures", "node", "finished_at", "train_id", "reused_from", "seed", "resolution", "spec_json"]
 
 
-def nas_trial(config: dict, data_ref=None, settings: NASAppConfig = None, space: BlockSpace = None,
-              target: float = 1.0) -> None:
-    """One Ray Tune trial: build the candidate spec, measure its cost, proxy-train it, report every epoch."""
-    import ray
-    from ray import tune
+def nas_job(config: dict, space: BlockSpace, seed: int, budget, fingerprint: str, resolution: int, num_classes: int,
+            in_channels: int, cost_kind: str) -> dict:
+    """The job of one NAS trial: the candidate spec (unscaled) at the base resolution, its measured cost."""
+    from .plan import job
 
-    from .proxy import Candidate, resolve_device, train_proxy
-
-    n, budget = settings.nas, settings.proxy
-    if budget.threads is None:
-        budget = dataclasses.replace(budget, threads=max(1, int(settings.search.cpus_per_trial)))
-    torch.set_num_threads(budget.threads)
-    data = _data_from_ref(data_ref)
     spec = space.spec(config)
-    model = build_model(spec=spec, num_classes=data.num_classes, in_channels=data.in_channels)
-    c = count_cost(model, data.base_resolution, data.in_channels)
-    if n.cost == "macs":
-        cost = float(c.macs)
-    else:
-        cost = measure_latency(model, data.base_resolution, in_channels=data.in_channels, batch=n.latency_batch,
-                               device=resolve_device(budget.device), channels_last=budget.channels_last,
-                               amp=budget.amp, min_run_time=n.latency_min_run_time, threads=budget.threads)
-    del model
-    static = {"arch": arch_string(spec), "is_b0": spec == B0, "blocks": spec.num_blocks, "params": c.params,
-              "macs": c.macs, "activations": c.activations, "cost_kind": n.cost, "cost": cost,
-              "node": ray.get_runtime_context().get_node_id()[:12]}
-
-    def report(m: dict, final: bool) -> None:
-        tune.report({**static, **m, "objective": objective_value(m["accuracy"], cost, target, n.w), "final": final})
-
-    final = train_proxy(Candidate(1.0, 1.0, data.base_resolution), data, budget, seed=n.seed, baseline=spec,
-                        report=lambda m: report(m, False))
-    report({k: v for k, v in final.items() if k not in static}, True)
+    c = spec_cost(spec, resolution, num_classes, in_channels)
+    row = {"arch": arch_string(spec), "is_b0": spec == B0, "blocks": spec.num_blocks, "params": c.params,
+           "macs": c.macs, "activations": c.activations, "cost_kind": cost_kind, "spec_json": json.dumps(spec.to_dict())}
+    return job(config["__trial_id__"], None, spec.to_dict(), resolution, seed, row, budget, fingerprint)
 
 
-# ---------------------------------------------------------------- results
-COLUMNS = ["trial_index", "trial_id", "arch", "is_b0", "blocks", "accuracy", "loss", "epochs", "params", "macs",
-           "activations", "cost_kind", "cost", "objective", "pareto", "images_per_s", "wall_s", "status", "error",
-           "failures", "node", "finished_at"]
-
-
-def _row(index: int, trial, space: BlockSpace, status: str | None = None) -> dict:
-    """One results.csv row; ``status`` overrides the trial's (callbacks run before Tune updates it)."""
-    r = dict(trial.last_result or {})
-    status = status or trial.status
-    row = {k: r.get(k) for k in COLUMNS}
-    row.update(trial_index=index, trial_id=trial.trial_id, failures=trial.num_failures, pareto=None)
-    if row["arch"] is None:
-        try:
-            spec = space.spec(trial.config)
-            row.update(arch=arch_string(spec), is_b0=spec == B0, blocks=spec.num_blocks)
-        except (KeyError, TypeError, ValueError):
-            pass
-    row["finished_at"] = r.get("timestamp") if status in ("TERMINATED", "ERROR") else None
-    if status == "ERROR":
-        err = trial.get_error() if hasattr(trial, "get_error") else None
-        lines = [ln.strip() for ln in str(err or "unknown error").splitlines() if ln.strip()]
-        row.update(status="error", error=next((ln for ln in reversed(lines) if "rror" in ln), lines[-1])[:300])
-    elif status == "TERMINATED":
-        row["status"] = r.get("status", "ok") if r.get("final") else "stopped"
-    else:
-        row["status"] = status.lower()
-    for k in ("accuracy", "loss", "objective", "images_per_s", "wall_s"):
-        if isinstance(row.get(k), float):
-            row[k] = round(row[k], 6)
-    return row
-
-
-def _make_writer(path: Path, space: BlockSpace, total: int):
-    from ray.tune import Callback
-
-    class ResultsWriter(Callback):
-        """Rewrites results.csv (atomically) whenever a trial ends; one log line per trial."""
-
-        def _ended(self, trials, trial, status):
-            rows = [_row(i, t, space, status if t is trial else None) for i, t in enumerate(trials)]  # submission order
-            atomic_write_csv(path, rows, COLUMNS)
-            done = sum(r["status"] not in ("pending", "running") for r in rows)
-            r = rows[trials.index(trial)]
-            detail = _describe(r, r["cost_kind"]) if r["status"] == "ok" else (r["error"] or "")
-            log.info("[%d/%d] %s: %s %s", done, total, r["arch"], r["status"], detail)
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            self._ended(trials, trial, "TERMINATED")
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self._ended(trials, trial, "ERROR")
-
-    return ResultsWriter()
+def nas_metrics(result: dict, cost_kind: str, target: float, w: float) -> dict:
+    """The NAS objective of a trial's result: its cost (MACs, or latency measured on the trial's device) and
+    accuracy × (cost / target)^w."""
+    cost = result.get("latency_ms") if cost_kind == "latency" else result.get("macs")
+    if cost is None or result.get("accuracy") is None:
+        return {}
+    return {"cost": float(cost), "objective": objective_value(result["accuracy"], cost, target, w)}
 
 
 # ---------------------------------------------------------------- artifacts
@@ -528,43 +374,50 @@ def _pareto_markdown(front: list[dict], rows: list[dict], chosen: dict, b0: dict
 
 
 # ---------------------------------------------------------------- main jobs
-def _reference_cost(cfg: NASAppConfig, data) -> tuple[float, bool]:
-    """The objective's target in the cost's unit: the configured one, else B0's cost on this data."""
-    from .proxy import resolve_device
-
+def _reference_cost(cfg: NASAppConfig, data, runner, ctx) -> tuple[float, bool]:
+    """The objective's target in the cost's unit: the configured one, else B0's cost on this data (latency:
+    measured by a task with the trials' resources, so on their kind of device)."""
     n = cfg.nas
     given = n.target_macs if n.cost == "macs" else n.target_latency_ms
     if given is not None:
         return float(given), False
-    model = build_model(spec=B0, num_classes=data.num_classes, in_channels=data.in_channels)
     if n.cost == "macs":
-        return float(count_cost(model, data.base_resolution, data.in_channels).macs), True
-    threads = cfg.proxy.threads or max(1, int(cfg.search.cpus_per_trial))
-    device = resolve_device(cfg.proxy.device)
-    return measure_latency(model, data.base_resolution, in_channels=data.in_channels, batch=n.latency_batch,
-                           device=device, channels_last=cfg.proxy.channels_last, amp=cfg.proxy.amp,
-                           min_run_time=n.latency_min_run_time, threads=threads), True
-
-
-def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None) -> dict:
-    """The architecture search; writes results.csv, pareto.json/.md, plots/pareto.png, baseline.json
-    in ``run_dir`` and returns the baseline.json content. ``space``: the result of :func:`validate_nas`
-    (validated here when None)."""
+        return float(spec_cost(B0, data.base_resolution, data.num_classes, data.in_channels).macs), True
     import ray
-    from ray import tune
+
+    from .runner import _measure_task
+
+    task = ray.remote(_measure_task).options(num_cpus=cfg.search.cpus_per_trial, num_gpus=cfg.search.gpus_per_trial)
+    return float(ray.get(task.remote(B0.to_dict(), data.base_resolution, ctx))["latency_ms"]), True
+
+
+def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None, runner=None) -> dict:
+    """The architecture search; writes results.csv, pareto.json/.md, plots/pareto.png, baseline.json in
+    ``run_dir`` and returns baseline.json's content. ``runner``: an open Runner (else one is opened here)."""
+    from functools import partial
+
     from ray.tune.search.optuna import OptunaSearch
 
     from .data import load_data
-    from .search import _budget_str, _trials_of, check_resources, init_ray
+    from .runner import Runner, Stage, TrialContext
+    from .search import budget_str
 
     space = space or validate_nas(cfg)
     run_dir = Path(run_dir).resolve()
-    if (run_dir / "tune").exists():
-        raise ValueError(f"{run_dir} already holds a NAS run; allowed: a new hydra.run.dir")
-    n = cfg.nas
+    if (run_dir / "tune").exists() and not cfg.resume:
+        raise ValueError(f"{run_dir} already holds a NAS run; allowed: resume=true to continue it, or a new hydra.run.dir")
+    n, s = cfg.nas, cfg.search
     data = load_data(cfg.dataset)
-    target, target_is_b0 = _reference_cost(cfg, data)
-    if n.cost == "latency" and cfg.search.max_concurrent_trials != 1:
+    if runner is None:
+        with Runner(cfg.cluster, s, run_dir, cfg.verbose) as r:
+            return run_nas(cfg, run_dir, space, r)
+    runner.share(data)
+    budget = cfg.proxy if cfg.proxy.threads is not None else dataclasses.replace(cfg.proxy, threads=max(1, int(s.cpus_per_trial)))
+    ctx = TrialContext(budget=budget, num_classes=data.num_classes, in_channels=data.in_channels,
+                       gpus_per_trial=s.gpus_per_trial, device_costs=n.cost == "latency" or s.measure_device_costs,
+                       latency_batch=n.latency_batch, cost_min_run_time=n.latency_min_run_time)
+    target, target_is_b0 = _reference_cost(cfg, data, runner, ctx)
+    if n.cost == "latency" and s.max_concurrent_trials != 1:
         log.warning("nas.cost=latency: latencies measured while other trials train are inflated and noisy; "
                     "search.max_concurrent_trials=1 gives clean figures")
     metric, mode = (["accuracy", "cost"], ["max", "min"]) if n.objective == "pareto" else ("objective", "max")
@@ -576,36 +429,19 @@ def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None) -
     log.info("NAS on %s (%d train images, base resolution %d): %s over %s (%.2g architectures), %s, cost %s, "
              "target %s, %d samples", data.name, len(data.train_y), data.base_resolution, n.objective, space.name,
              space.size, sampler_name, n.cost, _fmt_cost(n.cost, target), n.num_samples)
-
-    started = init_ray(cfg)
-    try:
-        check_resources(cfg)
-        data_ref = {f.name: getattr(data, f.name).numpy() if torch.is_tensor(getattr(data, f.name)) else getattr(data, f.name)
-                    for f in dataclasses.fields(data)}
-        trainable = tune.with_resources(
-            tune.with_parameters(nas_trial, data_ref=data_ref, settings=cfg, space=space, target=target),
-            {"cpu": cfg.search.cpus_per_trial, "gpu": cfg.search.gpus_per_trial})
-        # a Searcher without a concurrency limit gets one pending trial at a time from Tune, which serialises
-        # short trials: limit to what the cluster runs at once instead
-        res, s = ray.cluster_resources(), cfg.search
-        slots = [res.get("CPU", 1) // s.cpus_per_trial] + ([res.get("GPU", 0) // s.gpus_per_trial] if s.gpus_per_trial else [])
-        concurrent = s.max_concurrent_trials or max(1, int(min(slots)))
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n.num_samples,
-                                        max_concurrent_trials=concurrent),
-            run_config=tune.RunConfig(name="tune", storage_path=str(run_dir), verbose=min(cfg.verbose, 1),
-                                      callbacks=[_make_writer(run_dir / "results.csv", space, n.num_samples)],
-                                      failure_config=tune.FailureConfig(max_failures=cfg.search.max_failures)))
-        t0 = time.time()
-        grid = tuner.fit()
-        wall = time.time() - t0
-        trials = _trials_of(grid, tuner)
-        rows = [_row(i, t, space) for i, t in enumerate(trials)]
-    finally:
-        if started:
-            ray.shutdown()
-
+    ctx = dataclasses.replace(
+        ctx, metric="objective" if n.objective == "weighted" else "accuracy",
+        job_from_config=partial(nas_job, space=space, seed=n.seed, budget=budget, fingerprint=data.fingerprint,
+                                resolution=data.base_resolution, num_classes=data.num_classes,
+                                in_channels=data.in_channels, cost_kind=n.cost),
+        extra_metrics=partial(nas_metrics, cost_kind=n.cost, target=target, w=n.w))
+    t0 = time.time()
+    rows = runner.run(Stage("nas", run_dir / "results.csv", COLUMNS, ctx, searcher=searcher, num_samples=n.num_samples,
+                            tune_metric=None, describe=lambda r: r.get("arch") or r.get("key")))
+    wall = time.time() - t0
+    for r in rows:
+        r.update(nas_metrics(r, n.cost, target, n.w) if r["status"] == "ok" else {})
+        r.setdefault("cost_kind", n.cost)
     front = pareto_front(rows)
     on_front = {r["trial_id"] for r in front}
     for r in rows:
@@ -615,25 +451,27 @@ def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None) -
     if not ok:
         raise ValueError(f"no NAS trial finished ok (see {run_dir / 'results.csv'}); nothing to choose")
     chosen = max(ok, key=lambda r: (r["objective"], -r["cost"]))
-    b0 = next((r for r in ok if r["is_b0"]), None)
-    spec = space.spec(trials[chosen["trial_index"]].config)
+    b0 = next((r for r in ok if r["is_b0"] in (True, "True")), None)
+    spec_of = {r["trial_id"]: r for r in rows}
     meta = {
         "search_objective": n.objective, "w": n.w, "cost_kind": n.cost, "cost_label": _cost_label(cfg, data.base_resolution),
         "target": target, "target_is_b0": target_is_b0, "sampler": sampler_name, "space": space.name,
         "objective_text": "accuracy × (cost/target)^w" if n.objective == "weighted" else "max accuracy, min cost",
-        "dataset": data.name, "base_resolution": data.base_resolution, "budget": _budget_str(cfg),
+        "dataset": data.name, "base_resolution": data.base_resolution, "budget": budget_str(cfg.proxy),
     }
+
+    def spec_dict(r: dict) -> dict:
+        return json.loads(spec_of[r["trial_id"]]["spec_json"])
 
     def point(r: dict) -> dict:
         return {k: r[k] for k in ("trial_id", "arch", "accuracy", "cost", "macs", "params", "objective")}
 
-    points = [{**point(r), "spec": space.spec(trials[r["trial_index"]].config).to_dict()} for r in front]
-    atomic_write_json(run_dir / "pareto.json", {**meta, "points": points})
+    atomic_write_json(run_dir / "pareto.json", {**meta, "points": [{**point(r), "spec": spec_dict(r)} for r in front]})
     atomic_write_text(run_dir / "pareto.md", _pareto_markdown(front, rows, chosen, b0, meta))
     plot_pareto(rows, front, chosen, run_dir / "plots" / "pareto.png", _cost_label(cfg, data.base_resolution),
                 log_x=n.cost == "macs")
     baseline = {
-        "spec": spec.to_dict(), "arch": chosen["arch"], "accuracy": chosen["accuracy"], "macs": chosen["macs"],
+        "spec": spec_dict(chosen), "arch": chosen["arch"], "accuracy": chosen["accuracy"], "macs": chosen["macs"],
         "params": chosen["params"], "cost": chosen["cost"], "objective": chosen["objective"], **meta,
         "b0": point(b0) if b0 else None, "on_pareto_front": chosen["trial_id"] in on_front,
         "num_classes": data.num_classes, "dataset_fingerprint": data.fingerprint, "seed": n.seed,
@@ -647,22 +485,17 @@ def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None) -
 
 
 def run_nas_app(cfg: NASAppConfig, run_dir: Path) -> dict:
-    """The ``scalesearch-nas`` job: the NAS, then (``chain.search=true``) the coefficient search on the
-    found baseline in ``run_dir/coefficients``, one Ray session for both."""
-    import ray
-
-    from .search import init_ray, run_search
+    """The ``scalesearch-nas`` job: the NAS, then (``chain.search=true``) the coefficient search on the found
+    baseline in ``run_dir/coefficients``, one Ray session for both."""
+    from .runner import Runner
+    from .search import run_search
 
     run_dir = Path(run_dir).resolve()
     space = validate_nas(cfg)
-    started = init_ray(cfg)
-    try:
-        baseline = run_nas(cfg, run_dir, space)
+    with Runner(cfg.cluster, cfg.search, run_dir, cfg.verbose) as runner:
+        baseline = run_nas(cfg, run_dir, space, runner)
         if cfg.chain.search:
             log.info("chain: coefficient search on the found baseline in %s", run_dir / "coefficients")
             best = run_search(coefficient_config(cfg, run_dir / "baseline.json"), run_dir / "coefficients")
             baseline = {**baseline, "coefficients": best}
-    finally:
-        if started:
-            ray.shutdown()
     return baseline

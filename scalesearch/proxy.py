@@ -1,8 +1,8 @@
 """Proxy runs: train a scaled baseline for a short budget and measure how good it is.
 
-``train_proxy(candidate, data, budget)`` builds ``scale(baseline, depth, width)`` and trains it on
-the decoded uint8 splits of a :class:`~scalesearch.data.ProxyData`, moved once to the training
-device. Every batch is resized to ``candidate.resolution`` there, augmented (random crop with
+``train_proxy(spec, resolution, data, budget)`` builds the network of a ``ModelSpec`` (a scaled
+baseline) and trains it on the decoded uint8 splits of a :class:`~scalesearch.data.ProxyData`, moved
+once to the training device. Every batch is resized to ``resolution`` there, augmented (random crop with
 padding, flip) and normalised (:class:`TrainStep`), so no trial decodes or resizes on the host.
 
 Training: SGD-nesterov or AdamW (fused; no weight decay on BN and biases), linear warm-up +
@@ -21,34 +21,17 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .cost import count_cost, model_cost
 from .data import ProxyData, augment, normalize, resize
-from .model import EfficientNet, build_model
-from .scaling import Coefficients
-from .spec import B0, ModelSpec
+from .model import EfficientNet
+from .spec import ModelSpec
 
-__all__ = ["Candidate", "train_proxy", "build_proxy_model", "TrainStep", "resolve_device", "recalibrate_bn",
-           "evaluate"]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One proxy: depth and width multipliers of the baseline, and the input resolution."""
-
-    depth: float
-    width: float
-    resolution: int
-
-    @classmethod
-    def from_coefficients(cls, coeffs: Coefficients, base_resolution: int, phi: float = 1.0) -> "Candidate":
-        d, w, r = coeffs.multipliers(phi)
-        return cls(depth=d, width=w, resolution=int(round(base_resolution * r)))
+__all__ = ["train_proxy", "build_proxy_model", "TrainStep", "resolve_device", "recalibrate_bn", "evaluate"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,12 +45,13 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"proxy.device={name!r} is not a device; allowed: auto, cpu, cuda, cuda:N") from None
 
 
-def build_proxy_model(candidate: Candidate, num_classes: int, in_channels: int, budget,
-                      baseline: ModelSpec = B0) -> EfficientNet:
-    """``scale(baseline, depth, width)`` with the budget's dropout and drop-path."""
-    spec = baseline if budget.drop_path is None else replace(baseline, drop_path=budget.drop_path)
-    return build_model(spec=spec, depth=candidate.depth, width=candidate.width, num_classes=num_classes,
-                       in_channels=in_channels, dropout=budget.dropout)
+def build_proxy_model(spec: ModelSpec, num_classes: int, in_channels: int, budget) -> EfficientNet:
+    """The network of ``spec`` with the budget's dropout and drop-path (None: the spec's)."""
+    if budget.dropout is not None:
+        spec = replace(spec, dropout=budget.dropout)
+    if budget.drop_path is not None:
+        spec = replace(spec, drop_path=budget.drop_path)
+    return EfficientNet(spec, num_classes=num_classes, in_channels=in_channels)
 
 
 def _optimizer(model: nn.Module, budget) -> torch.optim.Optimizer:
@@ -178,47 +162,35 @@ def evaluate(step: TrainStep, x: torch.Tensor, y: torch.Tensor, batch_size: int)
     return correct.item() / n, loss.item() / n
 
 
-_BASE_MACS: dict = {}
-
-
-def _base_macs(baseline: ModelSpec, data: ProxyData) -> int:
-    """MACs of the unscaled baseline proxy at the dataset's base resolution (cached)."""
-    key = (baseline, data.num_classes, data.in_channels, data.base_resolution)
-    if key not in _BASE_MACS:
-        _BASE_MACS[key] = model_cost(data.base_resolution, data.in_channels, spec=baseline, num_classes=data.num_classes).macs
-    return _BASE_MACS[key]
-
-
 def train_proxy(
-    candidate: Candidate,
+    spec: ModelSpec,
+    resolution: int,
     data: ProxyData,
     budget,
     *,
     seed: int = 0,
     report: Callable[[dict], None] | None = None,
-    baseline: ModelSpec = B0,
 ) -> dict:
-    """Train ``candidate`` on ``data`` for ``budget`` (a ``ProxyConfig``) and return its metrics.
+    """Train the network of ``spec`` at ``resolution``² on ``data`` for ``budget`` (a ``ProxyConfig``) and
+    return its metrics.
 
-    ``report`` gets ``{epoch, accuracy, loss, train_loss, images_per_s}`` after every epoch; the
-    result adds ``params, macs, activations, base_macs, cost_ratio, wall_s, epochs, steps, status,
-    resolution, depth, width``.
+    ``report`` gets ``{epoch, accuracy, loss, train_loss, images_per_s}`` after every epoch; the result
+    adds ``wall_s, epochs, steps, status, resolution``. The cost of the network is not measured here: the
+    caller knows it (:func:`scalesearch.model.spec_cost`).
     """
     t_start = time.perf_counter()
-    res = int(candidate.resolution)
+    res = int(resolution)
     if res < 16:
-        raise ValueError(f"resolution={res} after scaling is below 16; allowed: >= 16 (raise dataset.base_resolution)")
+        raise ValueError(f"resolution={res} is below 16; allowed: >= 16 (raise dataset.base_resolution)")
     if budget.epochs < 1 or (budget.steps is not None and budget.steps < 1) or budget.batch_size < 1:
         raise ValueError(f"proxy budget epochs={budget.epochs}, steps={budget.steps}, batch_size={budget.batch_size}; "
                          "allowed: each >= 1 (steps may be null)")
     device = resolve_device(budget.device)
     if budget.threads:
         torch.set_num_threads(int(budget.threads))
-    base_macs = _base_macs(baseline, data)  # before seeding: on a cache miss it builds (and initialises) a model
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
-    model = build_proxy_model(candidate, data.num_classes, data.in_channels, budget, baseline)
-    cost = count_cost(model, res, data.in_channels)
+    model = build_proxy_model(spec, data.num_classes, data.in_channels, budget)
 
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     val_x, val_y = data.val_x.to(device), data.val_y.to(device)
@@ -262,13 +234,6 @@ def train_proxy(
         "epochs": metrics["epoch"],
         "steps": done,
         "status": status,
-        "params": cost.params,
-        "macs": cost.macs,
-        "activations": cost.activations,
-        "base_macs": base_macs,
-        "cost_ratio": cost.macs / base_macs,
         "resolution": res,
-        "depth": candidate.depth,
-        "width": candidate.width,
         "wall_s": time.perf_counter() - t_start,
     }

@@ -1,138 +1,143 @@
-"""The run report: which member of the scaled family to deploy, and how sure we are.
+"""The run report: which coefficients and which member to use, and how sure we are.
 
-``write_report(run_dir, report_cfg, settings)`` reads a search run directory (``results.csv``,
-``best.json``, ``family.json``) and writes ``report.md`` and ``plots/*.png`` into it:
+``write_report(run_dir, report_cfg)`` reads a run directory's tables (``results.csv``,
+``validation.csv``, ``family_results.csv``, ``ablation.json``) and artifacts (``best.json``,
+``family.json``, ``fidelity.json``) and writes ``report.md``, ``family_curve.json`` and
+``plots/*.png``. It never trains (the stages of :func:`scalesearch.search.run_search` do).
 
-* the **family table** (the paper's Table 2 analogue), with the proxy accuracy of each member up to
-  ``report.max_phi`` when ``report.train_family=true`` (trained with the search's proxy budget on the
-  search's data; the numbers are kept in ``family_trained.json`` so a re-render never retrains);
-* **diminishing returns**: accuracy gained per doubling of MACs between neighbouring members, and the
-  **cost-effective pick** by ``report.pick_rule`` (:func:`pick_cost_effective`);
-* the **search landscape** (every candidate on the constraint surface), the Optuna history, the
-  **seed spread** of the top candidates and whether the top-3 ranking is stable across seeds;
-* the paper's (1.2, 1.1, 1.15) family beside the searched one (``report.compare_paper``) and the
-  Fig. 8 ablation (:mod:`scalesearch.ablation`) when ``ablation.json`` is in the run directory.
+* the **verdict** first (``best.json``), then the **fidelity** of the proxy (proxy vs validation
+  accuracy, with error bars), the **ranking** with 95 % intervals and the seed spread;
+* the **family table** (the paper's Table 2 analogue) with every cost — params, MACs, activations,
+  measured latency and training-step time where a member was trained — and its accuracy;
+* **curves that extrapolate**: accuracy vs MACs fitted with a saturating power law
+  (:mod:`scalesearch.curves`), untrained members predicted with an interval, the fit scored by
+  holding out the largest trained member;
+* **diminishing returns** and the **cost-effective pick** (:func:`pick_cost_effective`), saying whether
+  it rests on measured or predicted points;
+* the search landscape, the Optuna history, the paper's family and the Fig. 8 ablation when present.
 
-The analysis functions are pure (lists of dicts in, dicts out) so the notebook
-``notebooks/analyze_search.ipynb`` and the tests use them directly.
+Every accuracy plot shows its uncertainty over seeds and the dataset's chance level.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .ablation import ablation_markdown, compound_coefficients, log_x_axis, macs_unit, plot_ablation, run_ablation, train_over_seeds
-from .config import ReportAppConfig, ReportConfig, SearchAppConfig
+from .ablation import ablation_markdown, log_x_axis, macs_unit, plot_ablation
+from .config import ReportAppConfig, ReportConfig, check_report
+from .curves import fit_curve, holdout, predict
 from .io import atomic_write_json, atomic_write_text, read_json, save_png
-from .results import aggregate, read_results
-from .scaling import PAPER, Coefficients, family, round_resolution
+from .results import TABLES, aggregate, fmt_mean_ci, read_table
+from .stats import spearman_rho
+from .verdict import ranking_table
 
 log = logging.getLogger("scalesearch")
 
-__all__ = [
-    "Run", "load_run", "load_settings", "family_table", "family_curve", "diminishing_returns", "pick_cost_effective",
-    "seed_stability", "top_candidates", "train_families", "family_tables", "cost_effective_pick", "rule_statement",
-    "validate_report_config", "plot_landscape", "plot_family", "plot_optuna_history",
-    "report_markdown", "write_report", "run_report_app", "ReportAppConfig", "PICK_RULES",
-]
+__all__ = ["Run", "load_run", "family_table", "family_curve", "diminishing_returns", "pick_cost_effective",
+           "rule_statement", "curve_analysis", "plot_landscape", "plot_family", "plot_fidelity", "plot_seed_spread",
+           "plot_optuna_history", "report_markdown", "write_report", "run_report_app", "PICK_RULES"]
 
 PICK_RULES = ("marginal", "knee")
-PAPER_LABEL = "paper (1.2, 1.1, 1.15)"
-IDENTITY = ("name", "phi", "depth_mult", "width_mult", "resolution")  # of a family member, beside its metrics
-STATUS_MARKERS = {"ok": "o", "stopped": "v", "diverged": "X", "filtered": "s", "error": "P"}
-PLOTS = {
-    "landscape": "plots/landscape.png",
-    "family": "plots/family_accuracy_vs_macs.png",
-    "optuna": "plots/optuna_history.png",
-    "ablation": "plots/ablation.png",
-}
+PLOTS = {"landscape": "plots/landscape.png", "family": "plots/family_accuracy_vs_macs.png",
+         "fidelity": "plots/fidelity.png", "seeds": "plots/seed_spread.png", "optuna": "plots/optuna_history.png",
+         "ablation": "plots/ablation.png"}
+STATUS_MARKERS = {"ok": "o", "stopped": "v", "diverged": "X", "infeasible": "s", "error": "P"}
 
 
 # ---------------------------------------------------------------- loading a run
 @dataclass
 class Run:
-    """A search run directory, loaded: the trials, the best coefficients, the emitted family, and
-    (when present) the trained family (``family_trained.json``) and the ablation (``ablation.json``)."""
+    """A run directory, loaded (missing optional tables are empty lists / None)."""
 
     path: Path
-    rows: list[dict]
     best: dict
-    family: list[dict]
-    trained: dict | None = None
+    family: dict
+    rows: list[dict]
+    validation: list[dict]
+    family_rows: list[dict]
+    fidelity: dict | None = None
     ablation: dict | None = None
-    _paper: dict = dataclasses.field(default_factory=dict, repr=False)  # paper_family() by max_phi
+    candidates: dict | None = None
 
     @property
-    def coefficients(self) -> Coefficients:
-        return Coefficients(self.best["alpha"], self.best["beta"], self.best["gamma"])
+    def chance(self) -> float:
+        return 1.0 / self.best.get("num_classes", 10)
+
+
+def _json(path: Path):
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not readable JSON ({str(e).splitlines()[0]}); allowed: the file a search wrote "
+                         "(rerun the search with resume=true to rewrite it)") from None
 
 
 def load_run(run_dir: str | Path) -> Run:
-    """Load a search run directory; a one-line ``ValueError`` when it is not one."""
+    """Load a finished run directory; a one-line ``ValueError`` naming the file when it is not one."""
     path = Path(run_dir)
     if not path.is_dir():
-        raise ValueError(f"run_dir={run_dir} is not a directory; allowed: a search run directory "
+        raise ValueError(f"run_dir={run_dir} is not a directory; allowed: a finished search run directory "
                          "(results.csv, best.json, family.json)")
     for name in ("results.csv", "best.json", "family.json"):
         if not (path / name).is_file():
             raise ValueError(f"run_dir={run_dir} has no {name}; allowed: a finished search run directory "
                              "(results.csv, best.json, family.json)")
+    best, fam = _json(path / "best.json"), _json(path / "family.json")
+    if not isinstance(best, dict) or "candidate" not in best:
+        raise ValueError(f"{path / 'best.json'} is not a best.json of scalesearch >= 0.2 (no 'candidate'); allowed: a "
+                         "run directory written by this version")
+    if isinstance(fam, list):
+        fam = {"members": fam}
 
     def optional(name):
-        return read_json(path / name) if (path / name).is_file() else None
+        return _json(path / name) if (path / name).is_file() else None
 
-    return Run(path=path, rows=read_results(path / "results.csv"), best=read_json(path / "best.json"),
-               family=read_json(path / "family.json"), trained=optional("family_trained.json"),
-               ablation=optional("ablation.json"))
-
-
-def load_settings(run_dir: str | Path) -> SearchAppConfig | None:
-    """The search's settings: the Hydra record ``run_dir/.hydra/config.yaml``, else the ``config``
-    that ``run_search`` keeps in ``run_dir/search.json`` (in-process runs); None when neither exists."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    path = Path(run_dir) / ".hydra" / "config.yaml"
-    state = Path(run_dir) / "search.json"
-    if path.is_file():
-        raw = OmegaConf.load(path)
-    elif state.is_file() and isinstance(cfg := read_json(state).get("config"), dict):
-        path, raw = state, OmegaConf.create(cfg)
-    else:
-        return None
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SearchAppConfig), raw))
-    except OmegaConfBaseException as e:
-        raise ValueError(f"{path} is not a search configuration ({str(e).splitlines()[0]})") from None
+    return Run(path=path, best=best, family=fam, rows=read_table(path / TABLES["search"]),
+               validation=read_table(path / TABLES["validation"]), family_rows=read_table(path / TABLES["family"]),
+               fidelity=optional("fidelity.json"), ablation=optional("ablation.json"),
+               candidates=optional("candidates.json"))
 
 
 # ---------------------------------------------------------------- analysis (pure)
-def family_table(members: list[dict], trained: list[dict] | None = None) -> list[dict]:
-    """family.json entries with the trained proxy metrics (``accuracy`` etc.; None where not trained),
-    matched on (depth, width, resolution)."""
-    by_key = {_member_key(t): t for t in trained or []}
+def family_table(members: list[dict], rows: list[dict], label: str = "searched") -> list[dict]:
+    """family.json members with their trained accuracy (mean and 95 % interval over the ``label`` family's ok
+    seeds; None where not trained) and the measured device costs of their trainings."""
+    mine = [r for r in rows if r.get("family") == label]
+    agg = {c["name"]: c for c in aggregate(mine, key="name")}
+    status = {}
+    for r in mine:
+        status.setdefault(r["name"], set()).add(r["status"])
     out = []
     for m in members:
-        t = by_key.get(_member_key(m), {})
-        out.append({**m, "accuracy": t.get("accuracy"), "accuracy_std": t.get("accuracy_std"),
-                    "trained_macs": t.get("macs"), "status": t.get("status"), "seeds": t.get("seeds")})
+        a = agg.get(m["name"], {})
+        out.append({**m, "accuracy": a.get("accuracy_mean"), "accuracy_low": a.get("accuracy_low"),
+                    "accuracy_high": a.get("accuracy_high"), "n_seeds": a.get("n_seeds"), "accuracies": a.get("accuracies"),
+                    "latency_ms": a.get("latency_ms"), "train_step_ms": a.get("train_step_ms"),
+                    "status": None if m["name"] not in status else ("ok" if status[m["name"]] == {"ok"} else
+                                                                   "/".join(sorted(status[m["name"]])))})
     return out
 
 
-def _member_key(m: dict) -> tuple:
-    return round(m["depth_mult"], 4), round(m["width_mult"], 4), int(m["resolution"])
+def paper_table(rows: list[dict]) -> list[dict]:
+    """The paper's family from its training rows (its members are not in family.json)."""
+    mine = [r for r in rows if r.get("family") == "paper"]
+    by = {}
+    for r in mine:
+        by.setdefault(r["name"], r)
+    members = [{"name": r["name"], "phi": r["phi"], "depth_mult": r["depth_mult"], "width_mult": r["width_mult"],
+                "resolution": r["resolution"], "params": r["params"], "macs": r["macs"],
+                "activations": r["activations"], "macs_ratio": r["macs_ratio"]}
+               for r in sorted(by.values(), key=lambda r: r["phi"])]
+    return family_table(members, rows, "paper")
 
 
 def family_curve(entries: list[dict]) -> list[dict]:
-    """The accuracy-vs-MACs curve of a trained family: ``ok`` members sorted by MACs, as
-    ``{name, macs, accuracy}`` (MACs measured on the trained proxy model when known)."""
-    pts = [{"name": e["name"], "macs": e.get("trained_macs") or e["macs"], "accuracy": e["accuracy"]}
-           for e in entries if e.get("accuracy") is not None and e.get("status", "ok") == "ok"]
+    """The measured accuracy-vs-MACs points of a trained family: ``{name, macs, accuracy}`` sorted by MACs."""
+    pts = [{"name": e["name"], "macs": e["macs"], "accuracy": e["accuracy"]}
+           for e in entries if e.get("accuracy") is not None and e.get("status") == "ok"]
     return sorted(pts, key=lambda p: p["macs"])
 
 
@@ -155,14 +160,13 @@ def pick_cost_effective(points: list[dict], rule: str = "marginal", threshold: f
     """The cost-effective member of an accuracy-vs-MACs curve (``points``: ``{name, macs, accuracy}``).
 
     * ``marginal``: walk up the family; keep going while the gain per doubling of MACs to the next
-      member is ≥ ``threshold``; the pick is the last member reached (B0 when the first step is
+      member is ≥ ``threshold``; the pick is the last member reached (the first when the first step is
       already below it).
-    * ``knee``: on the members that beat every cheaper member (the others are never cost-effective),
-      the one farthest above the straight line (chord) from the cheapest to the most accurate one on
-      accuracy vs log2(MACs). No member above the chord (returns do not diminish: straight or
-      accelerating) picks the most accurate; a flat or falling curve picks the cheapest.
+    * ``knee``: on the members that beat every cheaper member, the one farthest above the chord from the
+      cheapest to the most accurate one on accuracy vs log2(MACs); none above it: the most accurate; a
+      flat or falling curve: the cheapest.
 
-    Returns ``{index, name, rule, threshold, reason}`` (``index`` into ``points``).
+    Returns ``{index, name, rule, threshold, reason}`` (``index`` into the points sorted by MACs).
     """
     if rule not in PICK_RULES:
         raise ValueError(f"report.pick_rule={rule!r} is unknown; allowed: {', '.join(PICK_RULES)}")
@@ -178,9 +182,9 @@ def pick_cost_effective(points: list[dict], rule: str = "marginal", threshold: f
             index = i + 1
         reason = (f"every step up to it gains ≥ {threshold:.4f} accuracy per doubling of MACs"
                   + (f"; the next ({steps[index]['from']} → {steps[index]['to']}) gains "
-                     f"{steps[index]['gain_per_doubling']:+.4f}" if index < len(steps) else "; it is the largest trained"))
+                     f"{steps[index]['gain_per_doubling']:+.4f}" if index < len(steps) else "; it is the largest one"))
         if not steps:
-            reason = "the only trained member"
+            reason = "the only member"
         elif index == 0:
             reason = (f"already the first step ({steps[0]['from']} → {steps[0]['to']}) gains only "
                       f"{steps[0]['gain_per_doubling']:+.4f} < {threshold:.4f} per doubling")
@@ -221,137 +225,30 @@ def rule_statement(rule: str, threshold: float) -> str:
             "(no diminishing returns) the most accurate, with a flat or falling curve the cheapest.")
 
 
-def top_candidates(rows: list[dict], k: int = 5) -> list[dict]:
-    """The ``k`` best candidates by mean accuracy over their ``ok`` seeds (with std and per-seed values)."""
-    return aggregate(rows)[:k]
-
-
-def seed_stability(rows: list[dict], k: int = 3) -> dict:
-    """Is the top-``k`` ranking the same under every seed?
-
-    Only candidates with an ``ok`` trial under every seed are compared; under each seed they are
-    ranked by that seed's accuracy. ``same_order``: the per-seed top-k lists are identical;
-    ``same_set``: they hold the same candidates; ``stable`` is ``same_order`` (None with one seed)."""
-    ok = [r for r in rows if r["status"] == "ok" and r["accuracy"] is not None]
-    seeds = sorted({r["seed"] for r in ok})
-    acc = {}
-    for r in ok:
-        acc.setdefault((r["alpha"], r["beta"], r["gamma"]), {})[r["seed"]] = r["accuracy"]
-    common = sorted(c for c, s in acc.items() if len(s) == len(seeds))
-    k = min(k, len(common))
-    per_seed = {s: sorted(common, key=lambda c: -acc[c][s])[:k] for s in seeds}
-    out = {"seeds": seeds, "k": k, "n_candidates": len(common), "per_seed_top": per_seed}
-    if len(seeds) < 2 or k == 0:
-        return {**out, "same_set": None, "same_order": None, "stable": None,
-                "note": "one seed only (set search.n_seeds > 1)"
-                if len(seeds) < 2 else "no candidate finished ok under every seed"}
-    tops = list(per_seed.values())
-    same_order = all(t == tops[0] for t in tops)
-    same_set = all(set(t) == set(tops[0]) for t in tops)
-    note = ("the top-{k} order is the same under every seed" if same_order else
-            "the same top-{k} candidates under every seed, in a different order" if same_set else
-            "the top-{k} candidates change with the seed: the ranking is within proxy noise")
-    return {**out, "same_set": same_set, "same_order": same_order, "stable": same_order, "note": note.format(k=k)}
-
-
-# ---------------------------------------------------------------- training the families
-def _resolution_multiple(members: list[dict], coeffs: Coefficients, base: int) -> int:
-    """The resolution rounding family.json was emitted with (so the paper's family gets the same); when
-    several fit (γ = 1), the first of 8 (scaling.family's default, which search.py emits with), 1, 2, ..."""
-    for m in (8, 1, 2, 4, 16, 32):
-        if all(round_resolution(base * coeffs.gamma ** e["phi"], m) == e["resolution"] for e in members):
-            return m
-    return 8
-
-
-def train_families(run: Run, report_cfg: ReportConfig, settings: SearchAppConfig | None) -> dict | None:
-    """Proxy-train the searched family (``train_family``) and the paper's (``compare_paper``) up to
-    ``max_phi`` with the search's budget on the search's data, reusing ``family_trained.json`` where it
-    holds a member already (members trained before and not asked for now are kept). Returns its content."""
-    from .generate import load_baseline
-
-    wanted = {}
-    if report_cfg.train_family:
-        wanted["searched"] = (run.coefficients, [m for m in run.family if m["phi"] <= report_cfg.max_phi])
-    if report_cfg.compare_paper and run.coefficients != PAPER:
-        wanted["paper"] = (PAPER, paper_family(run, report_cfg.max_phi))
-    if not wanted:
-        return run.trained
-    cached = run.trained or {}
-    if settings is not None:
-        seeds = [settings.seed + k for k in range(report_cfg.family_seeds)]
-        meta = {"dataset": run.best.get("dataset"), "dataset_fingerprint": run.best.get("dataset_fingerprint"),
-                "budget": dataclasses.asdict(settings.proxy), "seeds": seeds, "baseline": settings.model.baseline}
-        if cached and any(cached.get(k) != v for k, v in meta.items()):
-            log.info("family_trained.json was trained with other settings: training the families again")
-            cached = {}
-    else:
-        meta = {k: cached.get(k) for k in ("dataset", "dataset_fingerprint", "budget", "seeds", "baseline")}
-    done = {_member_key(t): t for fam in (cached.get("families") or {}).values() for t in fam["members"]}
-    todo = [m for _, members in wanted.values() for m in members if _member_key(m) not in done]
-    data = None
-    if todo:
-        if settings is None:
-            raise ValueError(f"training the family needs the search's settings, but {run.path / '.hydra/config.yaml'} "
-                             "is missing; allowed: a run made by the scalesearch CLI, or report.train_family=false "
-                             "and report.compare_paper=false")
-        from .data import load_data
-
-        data = load_data(settings.dataset)
-        if data.fingerprint != run.best.get("dataset_fingerprint"):
-            raise ValueError(f"the data loaded from the search's settings (fingerprint {data.fingerprint}) differ from "
-                             f"the search's ({run.best.get('dataset_fingerprint')}); allowed: the same dataset")
-    baseline = load_baseline(meta["baseline"])
-    out = {**meta, "families": dict(cached.get("families") or {})}
-    n_todo, n_done = len({_member_key(m) for m in todo}), 0
-    for label, (coeffs, members) in wanted.items():
-        coefficients = [coeffs.alpha, coeffs.beta, coeffs.gamma]
-        old = out["families"].get(label) or {}
-        kept = {_member_key(t): t for t in old.get("members", [])} if old.get("coefficients") == coefficients else {}
-        for m in members:
-            key = _member_key(m)
-            if key not in done:
-                n_done += 1
-                log.info("report: training %s family member %s (%d/%d: depth %.3f, width %.3f, %d px)", label,
-                         m["name"], n_done, n_todo, m["depth_mult"], m["width_mult"], m["resolution"])
-                done[key] = train_over_seeds(m["depth_mult"], m["width_mult"], m["resolution"], data,
-                                             trial_budget(settings), seeds=meta["seeds"], baseline=baseline)
-                log.info("report: %s %s accuracy %s", label, m["name"], done[key]["accuracy"])
-            kept[key] = {**{k: m[k] for k in IDENTITY}, **{k: v for k, v in done[key].items() if k not in IDENTITY}}
-            out["families"][label] = {"coefficients": coefficients,
-                                      "members": sorted(kept.values(), key=lambda t: t["phi"])}
-            if out != run.trained:  # after every new member: an interrupted report keeps what it trained
-                atomic_write_json(run.path / "family_trained.json", out)
-                run.trained = copy.deepcopy(out)
-    run.trained = out
-    return out
-
-
-def trial_budget(settings: SearchAppConfig):
-    """The search's proxy budget as its trials ran it: torch CPU threads = proxy.threads, else
-    search.cpus_per_trial (as in search.proxy_trial; also keeps in-process training from oversubscribing)."""
-    p = settings.proxy
-    return p if p.threads is not None else dataclasses.replace(p, threads=max(1, int(settings.search.cpus_per_trial)))
-
-
-def paper_family(run: Run, max_phi: int):
-    """The paper's (1.2, 1.1, 1.15) family on this run's data size, emitted like the searched one
-    (family.json entries, φ ≤ ``max_phi``)."""
-    from .generate import load_baseline
-
-    if max_phi not in run._paper:
-        base = run.best["base_resolution"]
-        phis = [int(m["phi"]) if float(m["phi"]).is_integer() else m["phi"] for m in run.family if m["phi"] <= max_phi]
-        members = family(PAPER, base_resolution=base, phis=phis, num_classes=run.best["num_classes"],
-                         baseline=load_baseline(run.best.get("baseline")),
-                         resolution_multiple=_resolution_multiple(run.family, run.coefficients, base))
-        run._paper[max_phi] = [m.to_dict() for m in members]
-    return run._paper[max_phi]
-
-
-def trained_members(run: Run, label: str) -> list[dict] | None:
-    fam = ((run.trained or {}).get("families") or {}).get(label)
-    return fam["members"] if fam else None
+def curve_analysis(table: list[dict], noise_sd: float | None, report_cfg: ReportConfig, seed: int = 0) -> dict | None:
+    """Fit accuracy vs MACs over the trained members, predict the untrained ones (95 % interval), score the fit
+    by holding out the largest trained member, and pick the cost-effective member on measured points — and,
+    when the pick is the largest trained member and the curve says the next one still pays, on predicted ones."""
+    trained = [e for e in table if e.get("accuracies") and e.get("status") == "ok"]
+    if len(trained) < 2:
+        return None
+    points = [{"name": e["name"], "cost": e["macs"], "accuracies": e["accuracies"]} for e in trained]
+    fit = fit_curve(points, noise_sd=noise_sd, seed=seed)
+    untrained = [e for e in table if e not in trained and e["macs"] > 0]
+    preds = predict(fit, [e["macs"] for e in untrained]) if untrained else []
+    predictions = [{"name": e["name"], "phi": e["phi"], "macs": e["macs"], **p} for e, p in zip(untrained, preds)]
+    pick = pick_cost_effective(family_curve(trained), report_cfg.pick_rule, report_cfg.min_gain_per_doubling)
+    basis = "measured"
+    largest = max(trained, key=lambda e: e["macs"])
+    beyond = sorted((p for p in predictions if p["macs"] > largest["macs"]), key=lambda p: p["macs"])
+    if pick["name"] == largest["name"] and beyond:
+        pts = family_curve(trained) + [{"name": p["name"], "macs": p["macs"], "accuracy": p["accuracy"]} for p in beyond]
+        extended = pick_cost_effective(pts, report_cfg.pick_rule, report_cfg.min_gain_per_doubling)
+        if extended["name"] != pick["name"]:
+            pick, basis = extended, "predicted"
+    return {"fit": {k: v for k, v in fit.items() if not k.startswith("_")}, "predictions": predictions,
+            "holdout": holdout(points, noise_sd=noise_sd, seed=seed, n_boot=500) if len(points) >= 3 else None,
+            "pick": pick, "pick_basis": basis, "_fit": fit}
 
 
 # ---------------------------------------------------------------- plots
@@ -367,87 +264,194 @@ def _finish(fig, path):
     return fig
 
 
-def plot_landscape(rows: list[dict], best: dict | None = None, path=None, target: float | None = None):
-    """Every evaluated candidate in the (α, β) plane (γ follows from the constraint and is printed
-    beside each point), coloured by mean accuracy, marker by status; best and the paper's point marked."""
+def _err(entries):
+    """Asymmetric error bars (percentage points) from the 95 % intervals; 0 where there is none (one seed)."""
+    def mean(e):
+        return e["accuracy"] if "accuracy" in e else e["accuracy_mean"]
+
+    lo = [100 * (mean(e) - e["accuracy_low"]) if e.get("accuracy_low") is not None else 0 for e in entries]
+    hi = [100 * (e["accuracy_high"] - mean(e)) if e.get("accuracy_high") is not None else 0 for e in entries]
+    return [lo, hi]
+
+
+def _chance(ax, chance: float | None):
+    if chance:
+        ax.axhline(100 * chance, color="0.5", ls=":", lw=1, label=f"chance ({100 * chance:.0f} %)")
+
+
+def plot_landscape(ranked: list[dict], rows: list[dict], best: dict | None = None, path=None, paper: str | None = None):
+    """Every evaluated candidate in the (α, β) plane (γ printed beside), coloured by mean accuracy over its ok
+    seeds; marker by status; best and the paper's point marked."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
     fig = _figure((7.5, 5.2))
     ax = fig.add_subplot()
-    accs = [100 * r["accuracy"] for r in rows if r["accuracy"] is not None]
+    means = {c["candidate"]: c for c in ranked}
+    accs = [100 * c["accuracy_mean"] for c in ranked]
     norm = Normalize(min(accs, default=0), max(accs, default=100))
     cmap = colormaps["viridis"]
-    groups = {}
+    seen = {}
     for r in rows:
-        groups.setdefault(r["status"], {}).setdefault((r["alpha"], r["beta"], r["gamma"]), []).append(r["accuracy"])
-    for status, cands in groups.items():
-        pts = [(a, b, [v for v in vs if v is not None]) for (a, b, _), vs in cands.items()]
-        colors = [cmap(norm(100 * sum(v) / len(v))) if v else (0.75, 0.75, 0.75, 1) for _, _, v in pts]
+        seen.setdefault((r["status"], r["candidate"]), r)
+    for status in sorted({s for s, _ in seen}):
+        pts = [r for (s, _), r in seen.items() if s == status]
+        colors = [cmap(norm(100 * means[r["candidate"]]["accuracy_mean"])) if r["candidate"] in means and status == "ok"
+                  else (0.75, 0.75, 0.75, 1) for r in pts]
         marker = STATUS_MARKERS.get(status, "D")
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=colors, marker=marker, s=70, edgecolors="k", linewidths=0.6)
-        ax.plot([], [], marker=marker, ls="", mfc="0.85", mec="k", ms=8,
-                label=f"{status} ({sum(len(v) for v in cands.values())} trials)")
-    for a, b, g in {(r["alpha"], r["beta"], r["gamma"]) for r in rows}:
-        ax.annotate(f"γ={g:g}", (a, b), textcoords="offset points", xytext=(5, 5), fontsize=7, color="0.3")
-    if any((r["alpha"], r["beta"], r["gamma"]) == (PAPER.alpha, PAPER.beta, PAPER.gamma) for r in rows):
-        ax.scatter([PAPER.alpha], [PAPER.beta], marker="D", s=160, facecolors="none", edgecolors="tab:blue",
-                   linewidths=1.5, label="paper (1.2, 1.1, 1.15)")
+        ax.scatter([r["alpha"] for r in pts], [r["beta"] for r in pts], c=colors, marker=marker, s=70, edgecolors="k",
+                   linewidths=0.6)
+        ax.plot([], [], marker=marker, ls="", mfc="0.85", mec="k", ms=8, label=f"{status} ({len(pts)} candidates)")
+    for c in ranked:
+        half = "" if c.get("half_width") is None else f" ±{100 * c['half_width']:.0f}"
+        ax.annotate(f"γ={c['gamma']:g}, {100 * c['accuracy_mean']:.0f}{half} %", (c["alpha"], c["beta"]),
+                    textcoords="offset points", xytext=(5, 5), fontsize=7, color="0.3")
+    if paper and paper in means:
+        p = means[paper]
+        ax.scatter([p["alpha"]], [p["beta"]], marker="D", s=160, facecolors="none", edgecolors="tab:blue",
+                   linewidths=1.5, label="paper's point")
     if best is not None:
         ax.scatter([best["alpha"]], [best["beta"]], marker="*", s=420, facecolors="none", edgecolors="red",
                    linewidths=1.6, label=f"best (α={best['alpha']:g}, β={best['beta']:g}, γ={best['gamma']:g})")
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="validation accuracy (%, mean over ok seeds)")
     ax.set_xlabel("α: depth multiplier per unit of φ (×)")
     ax.set_ylabel("β: width multiplier per unit of φ (×)")
-    ax.set_title("Search landscape" + (f" on α·β²·γ² ≈ {target:g}" if target else ""))
+    ax.set_title("Search landscape (labels: effective γ, mean accuracy ± 95 % half-width)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _finish(fig, path)
 
 
-def plot_family(curves: dict[str, list[dict]], pick: dict | None = None, path=None):
-    """Accuracy vs MACs (log x) of trained families: ``curves`` maps a label to family-table entries
-    (``name, macs`` or ``trained_macs, accuracy, accuracy_std``); ``pick`` (``{name, label, rule}``) is starred."""
+def plot_seed_spread(ranked: list[dict], chance: float | None = None, path=None, k: int = 10):
+    """Each top candidate's per-seed accuracies (dots) and its mean with the 95 % interval (bar)."""
     fig = _figure()
     ax = fig.add_subplot()
-    curves = {label: [{**e, "macs": e.get("trained_macs") or e["macs"]} for e in entries if e.get("accuracy") is not None]
-              for label, entries in curves.items()}
-    div, unit = macs_unit([e["macs"] for es in curves.values() for e in es])
-    for (label, entries), style in zip(curves.items(), ("-", "--", ":")):
-        pts = sorted(entries, key=lambda e: e["macs"])
-        line = ax.errorbar([e["macs"] / div for e in pts], [100 * e["accuracy"] for e in pts],
-                           yerr=[100 * (e.get("accuracy_std") or 0) for e in pts], marker="o", ls=style, capsize=3,
-                           label=label)
-        for e in pts:
-            ax.annotate(e["name"], (e["macs"] / div, 100 * e["accuracy"]), textcoords="offset points", xytext=(4, -10),
-                        fontsize=8, color=line[0].get_color())
-        if pick and pick.get("label") == label:
-            e = next(e for e in pts if e["name"] == pick["name"])
-            ax.scatter([e["macs"] / div], [100 * e["accuracy"]], marker="*", s=380, facecolors="none",
-                       edgecolors="red", linewidths=1.6, zorder=3, label=f"cost-effective pick: {e['name']} ({pick['rule']})")
-    log_x_axis(ax)
-    ax.set_xlabel(f"MACs per image ({unit}, log scale)")
-    ax.set_ylabel("proxy validation accuracy (%)")
-    ax.set_title("Scaled family: accuracy vs cost")
-    ax.grid(alpha=0.3, which="both")
+    top = ranked[:k]
+    for i, c in enumerate(top):
+        ax.scatter([i] * len(c["accuracies"]), [100 * a for a in c["accuracies"]], s=18, c="0.5", zorder=2,
+                   label="a seed" if i == 0 else None)
+        ax.errorbar([i], [100 * c["accuracy_mean"]], yerr=[[_err([c])[0][0]], [_err([c])[1][0]]]
+                    if c.get("accuracy_low") is not None else None, marker="_", ms=18, capsize=4, c="tab:red",
+                    zorder=3, label="mean, 95 % CI" if i == 0 else None)
+    _chance(ax, chance)
+    ax.set_xticks(range(len(top)), [f"{c['alpha']:g}/{c['beta']:g}/{c['gamma']:g}" for c in top], rotation=30,
+                  fontsize=7)
+    ax.set_xlabel("candidate α/β/γ, best first")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("Seed spread of the top candidates")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _finish(fig, path)
 
 
-def plot_optuna_history(rows: list[dict], path=None):
-    """Optuna optimisation history: each trial's accuracy and the best so far, in creation order."""
+def plot_fidelity(proxy: list[dict], validation: list[dict], chance: float | None = None, best: str | None = None,
+                  paper: str | None = None, path=None):
+    """Proxy vs validation accuracy of the validated candidates, with 95 % intervals on both axes."""
+    fig = _figure((6, 5))
+    ax = fig.add_subplot()
+    p = {c["candidate"]: c for c in proxy}
+    pts = [(p[v["candidate"]], v) for v in validation if v["candidate"] in p]
+    for pc, vc in pts:
+        ax.errorbar([100 * pc["accuracy_mean"]], [100 * vc["accuracy_mean"]], xerr=_err([pc]) if pc.get("accuracy_low")
+                    is not None else None, yerr=_err([vc]) if vc.get("accuracy_low") is not None else None, marker="o",
+                    c="tab:blue", capsize=3)
+        ax.annotate(f"{pc['alpha']:g}/{pc['beta']:g}/{pc['gamma']:g}", (100 * pc["accuracy_mean"], 100 * vc["accuracy_mean"]),
+                    textcoords="offset points", xytext=(5, 5), fontsize=7)
+    for name, marker, color, label in ((best, "*", "red", "recommended"), (paper, "D", "tab:green", "paper's point")):
+        hit = [(pc, vc) for pc, vc in pts if pc["candidate"] == name]
+        if hit:
+            ax.scatter([100 * hit[0][0]["accuracy_mean"]], [100 * hit[0][1]["accuracy_mean"]], marker=marker, s=260,
+                       facecolors="none", edgecolors=color, linewidths=1.6, zorder=3, label=label)
+    if chance:
+        ax.axvline(100 * chance, color="0.5", ls=":", lw=1)
+        _chance(ax, chance)
+    ax.set_xlabel("proxy accuracy (%, search budget)")
+    ax.set_ylabel("validation accuracy (%, longer budget)")
+    ax.set_title("Proxy fidelity: does the short ranking hold?")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def plot_family(curves: dict[str, list[dict]], pick: dict | None = None, path=None, chance: float | None = None,
+                analysis: dict | None = None):
+    """Accuracy vs MACs (log x) of trained families with 95 % intervals; the fitted curve of the first family
+    and its predictions (interval band) for the untrained members; ``pick`` starred."""
+    import numpy as np
+
     fig = _figure()
     ax = fig.add_subplot()
+    curves = {label: [e for e in entries if e.get("accuracy") is not None] for label, entries in curves.items()}
+    allm = [e["macs"] for es in curves.values() for e in es] + [p["macs"] for p in (analysis or {}).get("predictions", [])]
+    div, unit = macs_unit(allm)
+    noise = (analysis or {}).get("fit", {}).get("noise_sd")
+    for (label, entries), style in zip(curves.items(), ("-", "--", ":")):
+        pts = sorted(entries, key=lambda e: e["macs"])
+        err = _err(pts)
+        if noise:  # a member trained with one seed: ±1.96 × the search's pooled seed sd
+            for k, e in enumerate(pts):
+                if e.get("accuracy_low") is None:
+                    err[0][k] = err[1][k] = 100 * 1.96 * noise
+        line = ax.errorbar([e["macs"] / div for e in pts], [100 * e["accuracy"] for e in pts], yerr=err, marker="o",
+                           ls=style, capsize=3, label=label + (" (1 seed: ±1.96·seed sd)" if noise and any(
+                               e.get("accuracy_low") is None for e in pts) else ""))
+        for e in pts:
+            ax.annotate(e["name"], (e["macs"] / div, 100 * e["accuracy"]), textcoords="offset points", xytext=(4, -10),
+                        fontsize=8, color=line[0].get_color())
+    if analysis:
+        fit = analysis["_fit"]
+        lo_m, hi_m = min(allm), max(allm)
+        xs = np.geomspace(lo_m, hi_m, 60)
+        ys = predict(fit, list(xs))
+        ax.plot(xs / div, [100 * y["accuracy"] for y in ys], c="0.3", lw=1, label=f"fit: {fit['form']}")
+        if ys and ys[0]["low"] is not None:
+            ax.fill_between(xs / div, [100 * y["low"] for y in ys], [100 * y["high"] for y in ys], color="0.3", alpha=0.12,
+                            label="95 % interval (seed noise)")
+        pr = analysis["predictions"]
+        if pr:
+            ax.scatter([p["macs"] / div for p in pr], [100 * p["accuracy"] for p in pr], marker="o", facecolors="none",
+                       edgecolors="0.3", label="predicted (untrained)")
+            for p in pr:
+                ax.annotate(p["name"], (p["macs"] / div, 100 * p["accuracy"]), textcoords="offset points",
+                            xytext=(4, 4), fontsize=7, color="0.3")
+    if pick:
+        ax.plot([], [], marker="*", ls="", ms=14, mfc="none", mec="red",
+                label=f"cost-effective pick: {pick['name']} ({pick['rule']}, {pick.get('basis', 'measured')})")
+        e = next((e for es in curves.values() for e in es if e["name"] == pick["name"]), None) or next(
+            (p for p in (analysis or {}).get("predictions", []) if p["name"] == pick["name"]), None)
+        if e:
+            ax.scatter([e["macs"] / div], [100 * e["accuracy"]], marker="*", s=380, facecolors="none", edgecolors="red",
+                       linewidths=1.6, zorder=3)
+    _chance(ax, chance)
+    log_x_axis(ax)
+    ax.set_xlabel(f"MACs per image ({unit}, log scale)")
+    ax.set_ylabel("proxy validation accuracy (%, 95 % CI over seeds)")
+    ax.set_title("Scaled family: accuracy vs cost")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _finish(fig, path)
+
+
+def plot_optuna_history(rows: list[dict], path=None, chance: float | None = None):
+    """Optuna history: each trial's accuracy, its candidate's mean over seeds with the 95 % interval, and the
+    best candidate mean so far, in creation order."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    agg = {c["candidate"]: c for c in aggregate(rows)}
     x = list(range(1, len(rows) + 1))
-    ok = [(i, 100 * r["accuracy"]) for i, r in zip(x, rows) if r["status"] == "ok" and r["accuracy"] is not None]
+    ok = [(i, r) for i, r in zip(x, rows) if r["status"] == "ok" and r["accuracy"] is not None]
+    ax.scatter([i for i, _ in ok], [100 * r["accuracy"] for _, r in ok], s=18, c="0.6", label="trial (one seed)")
+    cands = [(i, agg[r["candidate"]]) for i, r in ok if r["candidate"] in agg]
+    ax.errorbar([i for i, _ in cands], [100 * c["accuracy_mean"] for _, c in cands], yerr=_err([c for _, c in cands]),
+                fmt="none", ecolor="tab:blue", alpha=0.5, capsize=2, label="its candidate: mean, 95 % CI")
     best, running = [], -math.inf
     for i, r in zip(x, rows):
-        if r["status"] == "ok" and r["accuracy"] is not None:
-            running = max(running, 100 * r["accuracy"])
+        if r["status"] == "ok" and r.get("candidate") in agg:
+            running = max(running, 100 * agg[r["candidate"]]["accuracy_mean"])
         best.append(running if running > -math.inf else float("nan"))
-    ax.scatter([i for i, _ in ok], [a for _, a in ok], s=25, c="0.5", label="trial (status ok)")
-    ax.step(x, best, where="post", c="tab:red", label="best so far")
+    ax.step(x, best, where="post", c="tab:red", label="best candidate mean so far")
+    _chance(ax, chance)
     ax.set_xlabel("trial number (in creation order)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Optuna optimisation history")
@@ -456,44 +460,39 @@ def plot_optuna_history(rows: list[dict], path=None):
     return _finish(fig, path)
 
 
-def family_tables(run: Run, report_cfg: ReportConfig) -> dict[str, list[dict]]:
-    """The report's family tables by plot label: the searched family (first), and the paper's when it was
-    trained for comparison (``compare_paper``, unless the search found the paper's coefficients)."""
-    b = run.best
-    out = {f"searched (α={b['alpha']:g}, β={b['beta']:g}, γ={b['gamma']:g})":
-           family_table(run.family, trained_members(run, "searched"))}
-    paper = trained_members(run, "paper")
-    if report_cfg.compare_paper and run.coefficients != PAPER and paper:
-        out[PAPER_LABEL] = family_table(paper_family(run, report_cfg.max_phi), paper)
-    return out
-
-
-def cost_effective_pick(table: list[dict], report_cfg: ReportConfig) -> dict | None:
-    """:func:`pick_cost_effective` on a trained family table by the report's rule (None: nothing trained)."""
-    curve = family_curve(table)
-    return pick_cost_effective(curve, report_cfg.pick_rule, report_cfg.min_gain_per_doubling) if curve else None
-
-
 # ---------------------------------------------------------------- markdown
 def md_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
                      + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
-def _acc(v, std=None, n=1) -> str:
-    if v is None:
-        return "—"
-    return f"{v:.4f}" + (f" ± {std:.4f}" if n and n > 1 and std is not None else "")
+def _ms(v) -> str:
+    return "—" if v is None else f"{v:.2f}"
 
 
-def _family_section(title: str, entries: list[dict]) -> str:
+def _family_section(title: str, entries: list[dict], predictions: list[dict] | None = None) -> str:
     div, unit = macs_unit([e["macs"] for e in entries])
-    rows = [[e["name"], f"{e['phi']:g}", f"{e['depth_mult']:.3f}", f"{e['width_mult']:.3f}", e["resolution"],
-             f"{e['params'] / 1e6:.3f}", f"{e['macs'] / div:.3f}", f"{e['macs_ratio']:.2f}",
-             _acc(e.get("accuracy"), e.get("accuracy_std"), len(e.get("seeds") or []))
-             + ("" if e.get("status") in (None, "ok") else f" ({e['status']})")] for e in entries]
+    pred = {p["name"]: p for p in predictions or []}
+    rows = []
+    for e in entries:
+        if e.get("accuracy") is not None:
+            acc = fmt_mean_ci({"accuracy_mean": e["accuracy"], "accuracy_low": e.get("accuracy_low"),
+                               "accuracy_high": e.get("accuracy_high"), "n_seeds": e.get("n_seeds")}, 4)
+        elif e["name"] in pred and pred[e["name"]]["low"] is not None:
+            p = pred[e["name"]]
+            acc = f"predicted {p['accuracy']:.3f} [{p['low']:.3f}, {p['high']:.3f}]"
+        elif e["name"] in pred:
+            acc = f"predicted {pred[e['name']]['accuracy']:.3f}"
+        else:
+            acc = "—"
+        if e.get("status") not in (None, "ok"):
+            acc += f" ({e['status']})"
+        rows.append([e["name"] + (" (below B0)" if e["phi"] < 0 else ""), f"{e['phi']:g}", f"{e['depth_mult']:.3f}",
+                     f"{e['width_mult']:.3f}", e["resolution"], f"{e['params'] / 1e6:.3f}", f"{e['macs'] / div:.3f}",
+                     f"{e['macs_ratio']:.2f}", f"{(e.get('activations') or 0) / 1e6:.3f}", _ms(e.get("latency_ms")),
+                     _ms(e.get("train_step_ms")), acc])
     head = ["name", "φ", "depth ×", "width ×", "resolution (px)", "params (M)", f"MACs ({unit})", "MACs / B0",
-            "proxy accuracy"]
+            "activations (M)", "latency (ms)", "train step (ms)", "proxy accuracy"]
     return f"## {title}\n\n" + md_table(head, rows)
 
 
@@ -505,76 +504,109 @@ def _returns_section(points: list[dict], threshold: float) -> str:
     return md_table(head, rows) if rows else "(only one trained member: no step to measure)"
 
 
-def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str]) -> str:
-    """The whole report.md for a loaded run (``plots``: which PNGs were written, by key)."""
-    b, rows = run.best, run.rows
-    statuses = {}
-    for r in rows:
+def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], analysis: dict | None) -> str:
+    """The whole report.md of a loaded run (``plots``: which PNGs were written, by key)."""
+    b = run.best
+    ranked = aggregate(run.rows)
+    paper = b.get("paper_candidate")
+    statuses: dict[str, int] = {}
+    for r in run.rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    L = [
-        "# scalesearch report", "",
-        f"- run: `{run.path}`",
-        f"- dataset: {b.get('dataset')} ({b.get('num_classes')} classes, base resolution {b.get('base_resolution')} px), "
-        f"strategy: {b.get('strategy')}, trials: {len(rows)} ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})",
-        f"- best coefficients: **α={b['alpha']}, β={b['beta']}, γ={b['gamma']}** (α·β²·γ² = {b['product']:.3f}, "
-        f"measured cost ratio {b['cost_ratio']:.2f}), accuracy {_acc(b['accuracy_mean'], b['accuracy_std'], b['n_seeds'])} "
-        f"over {b['n_seeds']} seed(s)",
-        "- accuracies are top-1 validation accuracy of short proxy trainings (a fraction); compare them with each other, "
-        "not with full-training numbers", "",
-    ]
-    # the family and its returns
-    tables = family_tables(run, report_cfg)
-    searched = next(iter(tables.values()))
-    L += [_family_section(f"Family (α={b['alpha']}, β={b['beta']}, γ={b['gamma']}): the Table 2 analogue", searched), ""]
-    trained = run.trained or {}
-    if trained_members(run, "searched"):
-        budget = trained.get("budget") or {}
-        L += [f"Members up to φ = {max(e['phi'] for e in trained_members(run, 'searched')):g} were proxy-trained with the "
-              f"search's budget ({budget.get('epochs')} epochs, batch {budget.get('batch_size')}, {budget.get('optimizer')} "
-              f"lr {budget.get('lr')}) on the same data, seed(s) {trained.get('seeds')}; numbers in `family_trained.json`.", ""]
+    L = ["# scalesearch report", "", b["verdict"], "",
+         f"- run: `{run.path}`",
+         f"- dataset: {b['dataset']} ({b['num_classes']} classes, chance {run.chance:.3f}; {b['val_images']} validation "
+         f"images: an accuracy is ±{b['val_half_width']:.3f} at 95 % at worst), base resolution {b['base_resolution']} px",
+         f"- search: {b['strategy']}, constraint {b['constraint']} on {b['cost']} (target {b['target']:g}^φ, φ = "
+         f"{b['phi']:g}; depth rounding {b['depth_rounding']}), proxy budget {b['budget']}, seeds {b['seeds']}; trials: "
+         f"{len(run.rows)} ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})",
+         "- accuracies are top-1 validation accuracy (a fraction) of short proxy trainings, mean over seeds with a 95 % "
+         "Student-t interval; compare them with each other, not with full-training numbers", ""]
+    # fidelity
+    fid = run.fidelity
+    if fid:
+        v_ranked = aggregate(run.validation)
+        L += ["## Proxy fidelity: does the short ranking hold at a longer budget?", "",
+              f"The top {fid.get('k', 1)} and random others were retrained at {fid.get('validation_budget')} (the proxy: "
+              f"{fid.get('proxy_budget')}) with the search's seeds (validation.csv). Over {fid['n_candidates']} "
+              f"candidates: Kendall τ = {fid['kendall_tau']} (95 % bootstrap CI {fid['tau_ci']}), Spearman ρ = "
+              f"{fid['spearman_rho']} ({fid['rho_ci']}), top-1 regret {fid['top1_regret']} (validation accuracy lost by "
+              f"trusting the proxy's pick), top-{fid.get('k')} overlap {fid['topk_overlap']}. {fid.get('note') or ''}", "",
+              md_table(["candidate", "proxy accuracy", "validation accuracy"],
+                       [[c["candidate"], fmt_mean_ci(next(p for p in ranked if p["candidate"] == c["candidate"])),
+                         fmt_mean_ci(c)] for c in v_ranked]), ""]
+        if "fidelity" in plots:
+            L += [f"![proxy vs validation accuracy]({plots['fidelity']})", ""]
+        L += [f"Decided by: **{b['decided_by']}** (best.json `decided_by`).", ""]
+    # the ranking
+    L += ["## The search ranking", "", ranking_table(ranked, paper, report_cfg.top_k), ""]
+    if "seeds" in plots:
+        L += [f"![seed spread of the top candidates]({plots['seeds']})", ""]
+    infeasible = (run.candidates or {}).get("infeasible") or []
+    if infeasible:
+        L += [f"{len(infeasible)} candidate(s) met by the grid could not be built at the target cost and were not "
+              "trained: " + "; ".join(f"({c['alpha']:g}, {c['beta']:g}): {c['reason']}" for c in infeasible), ""]
+    lat = [(c["macs"], c["latency_ms"]) for c in ranked if c.get("latency_ms") is not None and c.get("macs")]
+    if len(lat) >= 3:
+        rho = spearman_rho([m for m, _ in lat], [t for _, t in lat])
+        L += [f"Cost models over the {len(lat)} candidates: Spearman ρ(MACs, measured latency) = {rho:.2f} — "
+              "equal MACs are not equal time (search.cost=latency|train_step holds those equal instead).", ""]
+    # the family
+    members = run.family.get("members", [])
+    table = family_table(members, run.family_rows)
+    L += [_family_section(f"Family (α={b['alpha']:g}, β={b['beta']:g}, γ={b['gamma']:g}): the Table 2 analogue", table,
+                          analysis and analysis["predictions"]), ""]
+    trained = [e for e in table if e.get("accuracy") is not None]
+    if trained:
+        L += [f"Members up to φ = {max(e['phi'] for e in trained):g} were proxy-trained with the search's budget on the "
+              "same data (family_results.csv); latency and training-step time were measured on the trials' device. "
+              "Untrained members show the fitted curve's prediction.", ""]
     else:
         L += ["No member was trained (report.train_family=false): no accuracy column, no pick.", ""]
+    if analysis:
+        f, h = analysis["fit"], analysis["holdout"]
+        p = f["params"]
+        L += ["## Curve: how far the family keeps gaining", "",
+              f"Fitted `{f['form']}` to the trained members' mean accuracy against MACs (A = {p['A']:.3f} is the "
+              f"ceiling, p = {p['p']:.2f} the rate; a saturating power law of error in cost, as in scaling-law studies; "
+              f"it never predicts a loss from scaling up). Intervals: parametric bootstrap of the seed noise "
+              f"(sd {f['noise_sd'] if f['noise_sd'] is None else round(f['noise_sd'], 4)}); they do not include the "
+              f"error of the form itself. {f.get('note') or ''}", ""]
+        if h:
+            inside = {True: "inside", False: "outside", None: "(no interval)"}[h["inside"]]
+            L += [f"Held-out check: fitted without {h['held_out']}, the curve predicts {h['predicted']:.3f} "
+                  f"[{h['low'] if h['low'] is None else round(h['low'], 3)}, "
+                  f"{h['high'] if h['high'] is None else round(h['high'], 3)}] against the measured {h['measured']:.3f} "
+                  f"(error {h['error']:+.3f}, {inside} the interval).", ""]
+        else:
+            L += ["Held-out check: needs at least 3 trained members (report.max_phi >= 2).", ""]
     L += ["## Diminishing returns and the cost-effective pick", "",
           f"Rule (report.pick_rule={report_cfg.pick_rule}): {rule_statement(report_cfg.pick_rule, report_cfg.min_gain_per_doubling)}", ""]
-    pick = cost_effective_pick(searched, report_cfg)
-    if pick:
-        L += [_returns_section(family_curve(searched), report_cfg.min_gain_per_doubling), "",
-              f"**Cost-effective pick: {pick['name']}** ({pick['reason']}).", ""]
+    if analysis:
+        pick = analysis["pick"]
+        L += [_returns_section(family_curve(trained), report_cfg.min_gain_per_doubling), "",
+              f"**Cost-effective pick: {pick['name']}** ({pick['reason']}) — it rests on "
+              f"**{analysis['pick_basis']}** points" + (" (the curve's prediction beyond the largest trained member: "
+                                                         "train it to confirm)" if analysis["pick_basis"] == "predicted"
+                                                         else "") + ".", ""]
+    elif len(trained) == 1:
+        L += [f"**Cost-effective pick: {trained[0]['name']}** (the only trained member; rests on measured points).", ""]
     else:
         L += ["Not available: train the family (report.train_family=true) to measure returns.", ""]
     if "family" in plots:
         L += [f"![accuracy vs MACs of the family]({plots['family']})", ""]
-    if report_cfg.compare_paper and run.coefficients == PAPER:
-        L += ["## Paper family (1.2, 1.1, 1.15)", "", "The searched coefficients are the paper's: the family above is "
-              "the paper's family.", ""]
-    elif PAPER_LABEL in tables:
-        paper = tables[PAPER_LABEL]
-        L += [_family_section("Paper family (1.2, 1.1, 1.15), same budget and data", paper), ""]
-        paper_pick = cost_effective_pick(paper, report_cfg)
-        if paper_pick:
-            L += [_returns_section(family_curve(paper), report_cfg.min_gain_per_doubling), "",
-                  f"Paper family's pick by the same rule: {paper_pick['name']} ({paper_pick['reason']}).", ""]
-    # the search itself
-    L += ["## Search landscape", "",
-          "Every evaluated candidate in the (α, β) plane; γ follows from the constraint and is printed beside each "
-          "point. Colour: mean accuracy over ok seeds; marker: trial status; red star: best.", "",
-          f"![search landscape]({plots['landscape']})", ""]
+    paper_rows = paper_table(run.family_rows)
+    if paper_rows:
+        L += [_family_section("Paper family (1.2, 1.1, 1.15), same budget and data", paper_rows), ""]
+        pts = family_curve(paper_rows)
+        if len(pts) >= 2:
+            pp = pick_cost_effective(pts, report_cfg.pick_rule, report_cfg.min_gain_per_doubling)
+            L += [_returns_section(pts, report_cfg.min_gain_per_doubling), "",
+                  f"Paper family's pick by the same rule: {pp['name']} ({pp['reason']}).", ""]
+    elif paper and paper == b["candidate"]:
+        L += ["The recommended coefficients are the paper's: the family above is the paper's family.", ""]
+    L += ["## Search landscape", "", f"![search landscape]({plots['landscape']})", ""]
     if "optuna" in plots:
         L += ["## Optuna history", "", f"![optimisation history]({plots['optuna']})", ""]
-    top = top_candidates(rows, report_cfg.top_k)
-    stab = seed_stability(rows)
-    L += [f"## Seed spread of the top {len(top)} candidates", "",
-          md_table(["rank", "α", "β", "γ", "accuracy (mean ± std)", "seeds", "per-seed accuracy"],
-                   [[i, c["alpha"], c["beta"], c["gamma"], f"{c['accuracy_mean']:.4f} ± {c['accuracy_std']:.4f}",
-                     c["n_seeds"], ", ".join(f"{a:.4f}" for a in c["accuracies"])] for i, c in enumerate(top, 1)]), ""]
-    if stab["stable"] is None:
-        L += [f"Top-3 stability across seeds: not measurable — {stab['note']}.", ""]
-    else:
-        L += [f"Top-{stab['k']} ranking stable across seeds {stab['seeds']}: **{'yes' if stab['stable'] else 'no'}** — "
-              f"{stab['note']}.", "",
-              md_table(["seed"] + [f"#{i}" for i in range(1, stab["k"] + 1)],
-                       [[s] + [f"({a:g}, {b_:g}, {g:g})" for a, b_, g in top3] for s, top3 in stab["per_seed_top"].items()]),
-              ""]
     if run.ablation:
         L += [ablation_markdown(run.ablation)]
         if "ablation" in plots:
@@ -582,64 +614,47 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str]) -
     return "\n".join(L).rstrip() + "\n"
 
 
-def validate_report_config(report_cfg: ReportConfig) -> None:
-    """One-line ValueErrors for bad report settings (a search can call this before it starts)."""
-    if report_cfg.pick_rule not in PICK_RULES:
-        raise ValueError(f"report.pick_rule={report_cfg.pick_rule!r} is unknown; allowed: {', '.join(PICK_RULES)}")
-    for name, value, low in (("max_phi", report_cfg.max_phi, 0), ("family_seeds", report_cfg.family_seeds, 1),
-                             ("top_k", report_cfg.top_k, 1)):
-        if value < low:
-            raise ValueError(f"report.{name}={value}; allowed: >= {low}")
-
-
-def write_report(run_dir: Path, report_cfg: ReportConfig, settings: SearchAppConfig | None = None) -> Path:
-    """Train what ``report_cfg`` asks for (once), draw the plots, write ``report.md``; returns its path."""
-    validate_report_config(report_cfg)
-    run_dir = Path(run_dir)
+def write_report(run_dir: Path, report_cfg: ReportConfig) -> Path:
+    """Render report.md, family_curve.json and plots/ from the run's tables; returns report.md's path."""
+    check_report(report_cfg)
     run = load_run(run_dir)
-    settings = settings if settings is not None else load_settings(run_dir)
-    train_families(run, report_cfg, settings)
-    if report_cfg.ablation and run.ablation is None:
-        run.ablation = _ablate(run, settings)
-
+    run_dir, b = Path(run_dir), run.best
+    ranked = aggregate(run.rows)
+    paper = b.get("paper_candidate")
     plots = {"landscape": PLOTS["landscape"]}
-    plot_landscape(run.rows, run.best, run_dir / PLOTS["landscape"], target=run.best.get("target"))
-    if run.best.get("strategy") == "optuna":
-        plot_optuna_history(run.rows, run_dir / PLOTS["optuna"])
+    plot_landscape(ranked, run.rows, b, run_dir / PLOTS["landscape"], paper)
+    if ranked:
+        plot_seed_spread(ranked, run.chance, run_dir / PLOTS["seeds"], report_cfg.top_k)
+        plots["seeds"] = PLOTS["seeds"]
+    if b.get("strategy") == "optuna":
+        plot_optuna_history(run.rows, run_dir / PLOTS["optuna"], run.chance)
         plots["optuna"] = PLOTS["optuna"]
-    tables = family_tables(run, report_cfg)
-    if any(family_curve(t) for t in tables.values()):
-        label, searched = next(iter(tables.items()))
-        pick = cost_effective_pick(searched, report_cfg)
-        plot_family(tables, pick and {**pick, "label": label}, run_dir / PLOTS["family"])
+    if run.fidelity and run.validation:
+        plot_fidelity(ranked, aggregate(run.validation), run.chance, b["candidate"], paper, run_dir / PLOTS["fidelity"])
+        plots["fidelity"] = PLOTS["fidelity"]
+    table = family_table(run.family.get("members", []), run.family_rows)
+    analysis = curve_analysis(table, b.get("noise_sd"), report_cfg, seed=b.get("seed", 0))
+    if analysis:
+        atomic_write_json(run_dir / "family_curve.json", {k: v for k, v in analysis.items() if not k.startswith("_")})
+    curves = {f"searched (α={b['alpha']:g}, β={b['beta']:g}, γ={b['gamma']:g})": table}
+    paper_rows = paper_table(run.family_rows)
+    if paper_rows:
+        curves["paper (1.2, 1.1, 1.15)"] = paper_rows
+    if any(e.get("accuracy") is not None for es in curves.values() for e in es):
+        pick = analysis and {**analysis["pick"], "basis": analysis["pick_basis"]}
+        plot_family(curves, pick, run_dir / PLOTS["family"], run.chance, analysis)
         plots["family"] = PLOTS["family"]
     if run.ablation:
         plot_ablation(run.ablation, run_dir / PLOTS["ablation"])
         plots["ablation"] = PLOTS["ablation"]
-    path = atomic_write_text(run_dir / "report.md", report_markdown(run, report_cfg, plots))
-    log.info("wrote %s (%s)", path, ", ".join(plots.values()))
+    path = atomic_write_text(run_dir / "report.md", report_markdown(run, report_cfg, plots, analysis))
+    log.info("report: %s (%s)", path, ", ".join(plots.values()))
     return path
 
 
-def _ablate(run: Run, settings: SearchAppConfig | None) -> dict:
-    """report.ablation=true: the Fig. 8 ablation with the search's data and budget, into the run dir."""
-    from .ablation import write_ablation
-    from .data import load_data
-    from .generate import load_baseline
-
-    if settings is None:
-        raise ValueError(f"report.ablation=true needs the search's settings, but {run.path / '.hydra/config.yaml'} is "
-                         "missing; allowed: scalesearch-ablate run_dir=... with the search's dataset/proxy overrides")
-    data = load_data(settings.dataset)
-    result = run_ablation(data, trial_budget(settings), compound=compound_coefficients(run.coefficients), seeds=[settings.seed],
-                          baseline=load_baseline(settings.model.baseline))
-    result["same_data_as_search"] = data.fingerprint == run.best.get("dataset_fingerprint")
-    write_ablation(result, run.path)
-    return result
-
-
 def run_report_app(cfg: ReportAppConfig, out_dir: Path) -> Path:
-    """The ``scalesearch-report`` job: (re-)render the report of ``cfg.run_dir``."""
+    """The ``scalesearch-report`` job: re-render the report of ``cfg.run_dir`` from its tables."""
+    check_report(cfg.report)
     if not cfg.run_dir:
         raise ValueError("run_dir is not set; allowed: scalesearch-report run_dir=<a search run directory>")
     return write_report(Path(cfg.run_dir), cfg.report)

@@ -1,127 +1,139 @@
-"""The results table and the selection of the best coefficients (plain Python: no Ray).
+"""The run's tables and their aggregation over seeds (plain Python: no Ray).
 
-``results.csv`` has one row per trial (one candidate × one seed). Only rows with
-status ``ok`` are ranked: ``stopped`` (early-stopped by ASHA), ``error``, ``diverged``,
-``filtered`` and unfinished trials never win.
+Every stage writes one CSV table with one row per training (a network × a seed): ``results.csv``
+(the search), ``validation.csv``, ``family_results.csv``, ``ablation_results.csv``. Only rows with
+status ``ok`` are ranked: ``stopped`` (ASHA), ``error``, ``diverged``, ``infeasible`` and unfinished
+trainings never win. :func:`aggregate` gives each candidate its mean over seeds with a 95 % t
+interval (:func:`scalesearch.stats.mean_ci`; one seed: no interval, never "± 0").
 """
 
 from __future__ import annotations
 
 import csv
 import math
-import statistics
 from pathlib import Path
 
-from .scaling import PAPER
+from .stats import mean_ci
 
-__all__ = ["COLUMNS", "read_results", "aggregate", "select_best", "summary_markdown"]
+__all__ = ["METRICS", "SEARCH_COLUMNS", "VALIDATION_COLUMNS", "FAMILY_COLUMNS", "ABLATION_COLUMNS", "FINISHED",
+           "TABLES", "read_table", "candidate_id", "aggregate", "per_seed", "fmt_mean_ci"]
 
-COLUMNS = [
-    "trial_id", "trial_index", "alpha", "beta", "gamma", "seed", "product", "resolution", "cost_ratio",
-    "cost_flag", "accuracy", "loss", "epochs", "params", "macs", "activations", "images_per_s", "wall_s",
-    "status", "error", "failures", "node", "finished_at",
-]
-NUMERIC = {"finished_at", "alpha", "beta", "gamma", "product", "cost_ratio", "accuracy", "loss", "images_per_s", "wall_s"}
-INTEGER = {"failures", "trial_index", "seed", "resolution", "epochs", "params", "macs", "activations"}
+# what every training row carries after its identity columns
+METRICS = ["accuracy", "loss", "epochs", "params", "macs", "activations", "latency_ms", "train_step_ms", "device",
+           "images_per_s", "wall_s", "status", "error", "failures", "node", "trial_id", "finished_at", "train_id",
+           "reused_from"]
+SEARCH_COLUMNS = ["index", "key", "candidate", "alpha", "beta", "gamma", "seed", "product", "resolution", "blocks",
+                  "cost", "cost_ratio", "cost_target", "cost_flag"] + METRICS
+VALIDATION_COLUMNS = ["index", "key", "candidate", "alpha", "beta", "gamma", "seed", "resolution", "cost",
+                      "cost_ratio", "selected_as", "proxy_mean", "budget_epochs"] + METRICS
+FAMILY_COLUMNS = ["index", "key", "family", "name", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult",
+                  "resolution", "seed", "macs_ratio"] + METRICS
+ABLATION_COLUMNS = ["index", "key", "method", "phi", "depth", "width", "resolution", "nominal", "seed"] + METRICS
+TABLES = {"search": "results.csv", "validation": "validation.csv", "family": "family_results.csv",
+          "ablation": "ablation_results.csv"}
+# statuses with a result: never trained again on resume
+FINISHED = ("ok", "diverged", "stopped", "error", "infeasible")
+
+_TEXT = {"key", "candidate", "cost", "cost_flag", "device", "status", "error", "node", "trial_id", "train_id",
+         "reused_from", "selected_as", "family", "name", "method", "arch", "cost_kind", "is_b0", "pareto", "spec_json"}
+_INT = {"index", "seed", "resolution", "blocks", "epochs", "params", "macs", "activations", "failures"}
 
 
-def _parse(row: dict) -> dict:
+def _parse(path: Path, line: int, row: dict) -> dict:
     out = {}
     for k, v in row.items():
+        if k is None:
+            raise ValueError(f"{path}: line {line} has more fields than the header; allowed: a table written by scalesearch")
         if v in ("", None):
             out[k] = None
-        elif k in NUMERIC:
-            out[k] = float(v)
-        elif k in INTEGER:
-            out[k] = int(float(v))
-        else:
+        elif k in _TEXT:
             out[k] = v
+        else:
+            try:
+                out[k] = int(float(v)) if k in _INT else float(v)
+            except ValueError:
+                out[k] = v if k not in _INT else _bad(path, line, k, v)
     return out
 
 
-def read_results(path: str | Path) -> list[dict]:
-    """Rows of a results.csv with numbers parsed."""
-    with open(path, newline="") as f:
-        return [_parse(r) for r in csv.DictReader(f)]
+def _bad(path, line, key, value):
+    raise ValueError(f"{path}: line {line}: {key}={value!r} is not a number; allowed: a table written by scalesearch "
+                     "(a truncated or edited file?)")
 
 
-def aggregate(rows: list[dict]) -> list[dict]:
-    """Per candidate (α, β, γ): mean/std accuracy over its ``ok`` seeds, ranked best first.
-    Candidates with no ``ok`` trial are left out."""
-    groups: dict[tuple, list[dict]] = {}
+def read_table(path: str | Path) -> list[dict]:
+    """Rows of a stage table with numbers parsed; [] when it does not exist; a one-line ValueError naming
+    the file when it is malformed (truncated, edited)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = [_parse(path, i + 2, r) for i, r in enumerate(reader)]
+    except (OSError, csv.Error, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read the table ({e}); allowed: a table written by scalesearch") from None
+    for i, r in enumerate(rows):
+        if "status" in r and r.get("status") is None:
+            raise ValueError(f"{path}: line {i + 2} has no status (a truncated file?); allowed: a table written by "
+                             "scalesearch")
+    return rows
+
+
+def candidate_id(alpha: float, beta: float, gamma: float | None = None) -> str:
+    """A candidate's stable name: its coefficients (γ is the effective one in the measured constraint)."""
+    return f"a{alpha:g}-b{beta:g}" + ("" if gamma is None else f"-g{gamma:g}")
+
+
+def per_seed(rows: list[dict], key: str = "candidate") -> dict[str, dict[int, float]]:
+    """{group: {seed: accuracy}} over the ``ok`` rows."""
+    out: dict = {}
     for r in rows:
         if r.get("status") == "ok" and r.get("accuracy") is not None:
-            groups.setdefault((r["alpha"], r["beta"], r["gamma"]), []).append(r)
-    out = []
-    for (a, b, g), rs in groups.items():
-        accs = [r["accuracy"] for r in rs]
-        out.append({
-            "alpha": a, "beta": b, "gamma": g,
-            "product": round(a * b * b * g * g, 4),
-            "cost_ratio": rs[0].get("cost_ratio"),
-            "cost_flag": rs[0].get("cost_flag"),
-            "accuracy_mean": statistics.fmean(accs),
-            "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "n_seeds": len(accs),
-            "seeds": sorted(r["seed"] for r in rs),
-            "accuracies": [r["accuracy"] for r in sorted(rs, key=lambda r: r["seed"])],
-        })
-    # best mean first; ties: cheaper measured cost, then smaller product
-    out.sort(key=lambda c: (-c["accuracy_mean"], c["cost_ratio"] or math.inf, c["product"]))
+            out.setdefault(r[key], {})[r["seed"]] = r["accuracy"]
     return out
 
 
-def select_best(rows: list[dict]) -> dict | None:
-    ranked = aggregate(rows)
-    return ranked[0] if ranked else None
-
-
-def _fmt(v, nd=3):
-    return "" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
-
-
-def summary_markdown(rows: list[dict], best: dict | None, context: dict) -> str:
-    ranked = aggregate(rows)
-    statuses: dict[str, int] = {}
+def aggregate(rows: list[dict], key: str = "candidate", level: float = 0.95) -> list[dict]:
+    """Per candidate: mean accuracy over its ``ok`` seeds with a t interval (``low``/``high``; None for one
+    seed), the per-seed accuracies and its costs; best mean first (ties: the cheaper measured cost).
+    Candidates without an ``ok`` row are left out."""
+    groups: dict[str, list[dict]] = {}
     for r in rows:
-        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    lines = [
-        "# scalesearch summary", "",
-        f"- dataset: {context.get('dataset')}, strategy: {context.get('strategy')}, "
-        f"budget: {context.get('budget')}",
-        f"- trials: {len(rows)} ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})",
-        f"- cost ratio = measured MACs of the rounded proxy / MACs of the B0 proxy at base resolution; "
-        f"flag `off` when it is more than {context.get('cost_tolerance')} (relative) from the target {context.get('target')}",
-        "",
-    ]
-    if best is None:
-        lines += ["**No trial completed successfully: no best coefficients.**", ""]
-    else:
-        lines += [
-            f"**Best: α={best['alpha']}, β={best['beta']}, γ={best['gamma']}** "
-            f"(α·β²·γ² = {best['product']:.3f}, measured cost ratio {_fmt(best['cost_ratio'], 2)}): "
-            f"accuracy {best['accuracy_mean']:.4f} ± {best['accuracy_std']:.4f} over {best['n_seeds']} seed(s)", "",
-        ]
-    lines += ["## Top 10", "", "| rank | α | β | γ | α·β²·γ² | cost ratio | flag | accuracy (mean ± std) | seeds |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for i, c in enumerate(ranked[:10], 1):
-        lines.append(f"| {i} | {c['alpha']} | {c['beta']} | {c['gamma']} | {c['product']:.3f} | "
-                     f"{_fmt(c['cost_ratio'], 2)} | {c['cost_flag'] or ''} | {c['accuracy_mean']:.4f} ± {c['accuracy_std']:.4f} | {c['n_seeds']} |")
-    lines.append("")
-    paper = next((c for c in ranked if (c["alpha"], c["beta"], c["gamma"]) == (PAPER.alpha, PAPER.beta, PAPER.gamma)), None)
-    lines.append("## Best vs the paper's (1.2, 1.1, 1.15)")
-    lines.append("")
-    if paper is None:
-        lines.append("The paper's point was not evaluated (or no seed of it finished ok) in this search.")
-    elif best is not None:
-        rank = ranked.index(paper) + 1
-        lines.append(f"The paper's point ranks {rank} of {len(ranked)}: accuracy {paper['accuracy_mean']:.4f} ± "
-                     f"{paper['accuracy_std']:.4f} vs best {best['accuracy_mean']:.4f} "
-                     f"(difference {best['accuracy_mean'] - paper['accuracy_mean']:+.4f}).")
-    errors = [r for r in rows if r["status"] in ("error", "diverged", "filtered", "stopped")]
-    if errors:
-        lines += ["", "## Trials not ranked", "", "| trial | α | β | γ | seed | status | detail |", "|---|---|---|---|---|---|---|"]
-        for r in errors:
-            lines.append(f"| {r['trial_id']} | {r['alpha']} | {r['beta']} | {r['gamma']} | {r['seed']} | {r['status']} | "
-                         f"{(r.get('error') or '').replace('|', '/')} |")
-    return "\n".join(lines) + "\n"
+        if r.get("status") == "ok" and r.get("accuracy") is not None:
+            groups.setdefault(r[key], []).append(r)
+    out = []
+    for name, rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["seed"])
+        ci = mean_ci([r["accuracy"] for r in rs], level)
+        first = rs[0]
+        out.append({
+            key: name,
+            **{k: first.get(k) for k in ("alpha", "beta", "gamma", "product", "resolution", "blocks", "cost",
+                                         "cost_ratio", "cost_flag", "params", "macs", "activations")},
+            "latency_ms": _mean(r.get("latency_ms") for r in rs),
+            "train_step_ms": _mean(r.get("train_step_ms") for r in rs),
+            "accuracy_mean": ci["mean"], "accuracy_std": ci["std"],
+            # an accuracy lies in [0, 1]: the t interval is clipped to it (with 2 seeds it often reaches past)
+            "accuracy_low": None if ci["low"] is None else max(0.0, ci["low"]),
+            "accuracy_high": None if ci["high"] is None else min(1.0, ci["high"]), "half_width": ci["half_width"],
+            "n_seeds": ci["n"],
+            "seeds": [r["seed"] for r in rs], "accuracies": [r["accuracy"] for r in rs],
+        })
+    out.sort(key=lambda c: (-c["accuracy_mean"], c["cost_ratio"] if c.get("cost_ratio") is not None else math.inf,
+                            str(c[key])))
+    return out
+
+
+def _mean(values) -> float | None:
+    v = [x for x in values if isinstance(x, (int, float))]
+    return sum(v) / len(v) if v else None
+
+
+def fmt_mean_ci(c: dict, nd: int = 3) -> str:
+    """"0.452 [0.401, 0.503] (3 seeds)", or "0.452 (1 seed, no spread)"."""
+    if c.get("accuracy_mean") is None:
+        return "—"
+    if c.get("accuracy_low") is None:
+        return f"{c['accuracy_mean']:.{nd}f} (1 seed, no spread)"
+    return f"{c['accuracy_mean']:.{nd}f} [{c['accuracy_low']:.{nd}f}, {c['accuracy_high']:.{nd}f}] ({c['n_seeds']} seeds)"

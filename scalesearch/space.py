@@ -23,7 +23,7 @@ from .scaling import PAPER, Coefficients
 
 __all__ = ["Range", "CompoundSpace", "load_space", "SPACES_DIR"]
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+from .paths import SPACES_DIR  # packaged search_spaces/ (wheel) or <repo>/search_spaces
 _KEYS = {"alpha", "beta", "gamma", "step", "target", "tolerance", "description"}
 
 

@@ -2,20 +2,27 @@
 
 A :class:`ModelSpec` is a frozen description of a network: stem, a tuple of
 :class:`StageSpec` (the paper's Table 1, one row per stage), head. ``B0`` is the
-baseline; every other member is ``scale(B0, depth=..., width=...)``. The model
-builder (:mod:`scalesearch.model`) turns any spec into an ``nn.Module``.
+baseline; every other member is ``scale(B0, depth=..., width=...)``; the published
+B0…B7 multipliers are :data:`OFFICIAL`. The model builder (:mod:`scalesearch.model`)
+turns any spec into an ``nn.Module``.
 
 Rounding follows the TF reference implementation (and timm/torchvision):
 channels to multiples of 8 without losing more than 10 % (:func:`round_channels`),
-repeats by ceil (:func:`round_repeats`).
+repeats by ceil per stage (:func:`round_repeats`, ``depth_rounding="stage"``). The
+alternative ``depth_rounding="total"`` scales the network's total block count and
+distributes it over the stages (timm's ``depth_trunc`` idea): at small multipliers it
+keeps the depth actually built close to the requested one (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
-__all__ = ["StageSpec", "ModelSpec", "B0", "round_channels", "round_repeats", "scale"]
+__all__ = ["StageSpec", "ModelSpec", "B0", "OfficialVariant", "OFFICIAL", "official", "round_channels",
+           "round_repeats", "scale_depths", "scale", "DEPTH_ROUNDING"]
+
+DEPTH_ROUNDING = ("stage", "total")
 
 
 def round_channels(channels: float, divisor: int = 8, round_limit: float = 0.9) -> int:
@@ -29,7 +36,32 @@ def round_channels(channels: float, divisor: int = 8, round_limit: float = 0.9) 
 
 def round_repeats(repeats: int, depth: float) -> int:
     """Scale a stage's block count by ``depth``, rounding up (at least one block)."""
-    return max(1, int(math.ceil(repeats * depth)))
+    return max(1, int(math.ceil(repeats * depth - 1e-9)))
+
+
+def scale_depths(repeats: list[int], depth: float, rounding: str = "stage") -> list[int]:
+    """Block counts of the stages scaled by ``depth``.
+
+    ``stage``: every stage by ceil (the paper's TF code; the official B1…B7). ``total``: the total
+    block count is rounded to the nearest integer (at least the number of stages) and distributed
+    over the stages in proportion to their repeats, from the last stage back (largest remainders
+    first), each stage keeping at least one block."""
+    if rounding == "stage":
+        return [round_repeats(r, depth) for r in repeats]
+    if rounding != "total":
+        raise ValueError(f"depth_rounding={rounding!r} is unknown; allowed: {', '.join(DEPTH_ROUNDING)}")
+    total = max(len(repeats), int(round(sum(repeats) * depth)))
+    shares = [r * total / sum(repeats) for r in repeats]
+    out = [max(1, math.floor(s)) for s in shares]
+    order = sorted(range(len(repeats)), key=lambda i: (-(shares[i] - math.floor(shares[i])), -i))
+    k = 0
+    while sum(out) < total:
+        out[order[k % len(order)]] += 1
+        k += 1
+    while sum(out) > total:  # the 1-block floor overshot: take from the largest stages
+        i = max(range(len(out)), key=lambda i: (out[i], i))
+        out[i] -= 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -45,6 +77,22 @@ class StageSpec:
     out_channels: int
     repeats: int
     se_ratio: float = 0.25
+
+
+_STAGE_RULES = {"expand_ratio": (int, 1), "kernel": (int, 1), "stride": (int, 1), "out_channels": (int, 1),
+                "repeats": (int, 1), "se_ratio": (float, 0)}
+_MODEL_RULES = {"stem_channels": (int, 1), "head_channels": (int, 1), "dropout": (float, 0), "drop_path": (float, 0),
+                "bn_eps": (float, 0), "bn_momentum": (float, 0)}
+
+
+def _number(where: str, key: str, value, kind: type, low: float):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and kind is int:
+        ok = float(value).is_integer()
+    if not ok or value < low:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{where}: {key}={value!r}; allowed: {what} >= {low}")
+    return kind(value)
 
 
 @dataclass(frozen=True)
@@ -65,15 +113,33 @@ class ModelSpec:
         return sum(s.repeats for s in self.stages)
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "stages"}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "stages"}
         d["stages"] = [vars(s).copy() for s in self.stages]
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelSpec":
-        d = dict(d)
-        stages = tuple(StageSpec(**s) for s in d.pop("stages"))
-        return cls(stages=stages, **d)
+    def from_dict(cls, d, where: str = "spec") -> "ModelSpec":
+        """The inverse of :meth:`to_dict`, checked: a one-line ValueError naming ``where`` and the key."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: a model spec must be a mapping with 'stages', got {type(d).__name__}; "
+                             "allowed: the 'spec' of a baseline.json or a family member")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(f.name for f in fields(cls))}")
+        stages = d.get("stages")
+        if not isinstance(stages, list) or not stages:
+            raise ValueError(f"{where}: 'stages' is missing or empty; allowed: a non-empty list of stages "
+                             f"({', '.join(_STAGE_RULES)})")
+        out = []
+        for i, s in enumerate(stages):
+            at = f"{where} stage {i}"
+            if not isinstance(s, dict):
+                raise ValueError(f"{at}: {s!r} is not a mapping; allowed: keys {', '.join(_STAGE_RULES)}")
+            if set(s) - set(_STAGE_RULES) or set(s) < set(_STAGE_RULES) - {"se_ratio"}:
+                raise ValueError(f"{at}: keys {sorted(s)}; allowed: {', '.join(_STAGE_RULES)} (se_ratio optional)")
+            out.append(StageSpec(**{k: _number(at, k, v, *_STAGE_RULES[k]) for k, v in s.items()}))
+        rest = {k: _number(where, k, v, *_MODEL_RULES[k]) for k, v in d.items() if k != "stages"}
+        return cls(stages=tuple(out), **rest)
 
 
 #                 expand kernel stride  out  repeats      (Tan & Le 2019, Table 1)
@@ -92,15 +158,42 @@ B0 = ModelSpec(
 )
 
 
-def scale(spec: ModelSpec, depth: float = 1.0, width: float = 1.0) -> ModelSpec:
-    """Scale every stage's repeats by ``depth`` and every channel count (stem, stages,
-    head) by ``width``, with the TF rounding rules."""
-    if depth <= 0 or width <= 0:
+@dataclass(frozen=True)
+class OfficialVariant:
+    width: float
+    depth: float
+    resolution: int
+    dropout: float
+
+
+# The published table (Tan & Le 2019; TF reference efficientnet_builder.py).
+OFFICIAL: dict[str, OfficialVariant] = {
+    "b0": OfficialVariant(1.0, 1.0, 224, 0.2),
+    "b1": OfficialVariant(1.0, 1.1, 240, 0.2),
+    "b2": OfficialVariant(1.1, 1.2, 260, 0.3),
+    "b3": OfficialVariant(1.2, 1.4, 300, 0.3),
+    "b4": OfficialVariant(1.4, 1.8, 380, 0.4),
+    "b5": OfficialVariant(1.6, 2.2, 456, 0.4),
+    "b6": OfficialVariant(1.8, 2.6, 528, 0.5),
+    "b7": OfficialVariant(2.0, 3.1, 600, 0.5),
+}
+
+
+def official(name: str) -> OfficialVariant:
+    key = str(name).lower().removeprefix("efficientnet_").removeprefix("efficientnet-")
+    if key not in OFFICIAL:
+        raise ValueError(f"unknown official variant {name!r}; allowed: {', '.join(OFFICIAL)}")
+    return OFFICIAL[key]
+
+
+def scale(spec: ModelSpec, depth: float = 1.0, width: float = 1.0, depth_rounding: str = "stage") -> ModelSpec:
+    """Scale every stage's repeats by ``depth`` (:func:`scale_depths`) and every channel count
+    (stem, stages, head) by ``width``, with the TF rounding rules."""
+    if not (depth > 0 and width > 0):
         raise ValueError(f"depth and width multipliers must be > 0, got depth={depth}, width={width}")
-    stages = tuple(
-        replace(s, out_channels=round_channels(s.out_channels * width), repeats=round_repeats(s.repeats, depth))
-        for s in spec.stages
-    )
+    repeats = scale_depths([s.repeats for s in spec.stages], depth, depth_rounding)
+    stages = tuple(replace(s, out_channels=round_channels(s.out_channels * width), repeats=r)
+                   for s, r in zip(spec.stages, repeats))
     return replace(
         spec,
         stages=stages,

@@ -1,0 +1,202 @@
+"""scalesearch.stats: t quantiles, intervals, paired differences, rank correlations, bootstrap, power —
+known inputs against values computed by hand (or from closed forms) in the test."""
+
+import json
+import math
+
+import pytest
+
+from scalesearch.stats import (bootstrap_ci, kendall_tau, mean_ci, paired_difference, seeds_to_separate,
+                               spearman_rho, t_quantile)
+
+# ---------------------------------------------------------------- t_quantile
+# Printed t tables (two-sided), 4 decimals.
+TABLE = {
+    1: (6.3138, 12.7062, 63.6567),
+    2: (2.9200, 4.3027, 9.9248),
+    4: (2.1318, 2.7764, 4.6041),
+    10: (1.8125, 2.2281, 3.1693),
+    30: (1.6973, 2.0423, 2.7500),
+    1000: (1.6464, 1.9623, 2.5808),
+}
+
+
+@pytest.mark.parametrize("df", sorted(TABLE))
+@pytest.mark.parametrize("k,level", list(enumerate((0.90, 0.95, 0.99))))
+def test_t_quantile_matches_tables(df, k, level):
+    assert t_quantile(df, level) == pytest.approx(TABLE[df][k], abs=6e-5)
+
+
+@pytest.mark.parametrize("level", (0.5, 0.8, 0.9, 0.95, 0.99, 0.999))
+def test_t_quantile_closed_forms(level):
+    # df=1 is the Cauchy distribution: P(|T| <= t) = 2·atan(t)/π  →  t = tan(π·level/2)
+    assert t_quantile(1, level) == pytest.approx(math.tan(math.pi * level / 2), rel=1e-9)
+    # df=2: P(|T| <= t) = t/sqrt(2 + t²)  →  t = level·sqrt(2/(1 − level²))
+    assert t_quantile(2, level) == pytest.approx(level * math.sqrt(2 / (1 - level ** 2)), rel=1e-9)
+
+
+def test_t_quantile_large_df_is_normal_and_default_level():
+    assert t_quantile(10**6) == pytest.approx(1.959964, abs=1e-5)
+    assert t_quantile(10**9, 0.99) == pytest.approx(2.575829, abs=1e-5)
+    assert t_quantile(4) == pytest.approx(2.776445, abs=1e-6)
+    # decreasing in df
+    values = [t_quantile(df) for df in (1, 2, 3, 5, 10, 100)]
+    assert values == sorted(values, reverse=True)
+
+
+@pytest.mark.parametrize("df,level", [(0, 0.95), (-1, 0.95), (2.5, 0.95), (True, 0.95), (3, 0.0), (3, 1.0), (3, 95)])
+def test_t_quantile_bad_input(df, level):
+    with pytest.raises(ValueError, match="df|level"):
+        t_quantile(df, level)
+
+
+# ---------------------------------------------------------------- mean_ci
+def test_mean_ci_by_hand():
+    ci = mean_ci([0.2, 0.4, 0.6])
+    # mean 0.4; sd = sqrt((0.04 + 0 + 0.04)/2) = 0.2; half width = t(2) · 0.2/√3 = 4.302653 · 0.11547 = 0.496828
+    assert ci["n"] == 3
+    assert ci["mean"] == pytest.approx(0.4)
+    assert ci["std"] == pytest.approx(0.2)
+    assert ci["half_width"] == pytest.approx(0.496828, abs=1e-6)
+    assert ci["low"] == pytest.approx(0.4 - 0.496828, abs=1e-6)
+    assert ci["high"] == pytest.approx(0.4 + 0.496828, abs=1e-6)
+    json.dumps(ci)
+
+
+def test_mean_ci_single_seed_has_no_spread():
+    assert mean_ci([0.7]) == {"n": 1, "mean": 0.7, "std": None, "half_width": None, "low": None, "high": None}
+
+
+def test_mean_ci_level_and_errors():
+    # level 0.99, n=2: values 0.5, 0.7 → mean 0.6, sd 0.141421, half = 63.6567 · 0.141421/√2 = 6.36567
+    assert mean_ci([0.5, 0.7], level=0.99)["half_width"] == pytest.approx(6.36567, abs=1e-4)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_ci([])
+    with pytest.raises(ValueError, match="finite"):
+        mean_ci([0.1, float("nan")])
+
+
+# ---------------------------------------------------------------- paired_difference
+def test_paired_difference_clear_winner():
+    a = {0: 0.80, 1: 0.82, 2: 0.81, 7: 0.99}
+    b = {0: 0.70, 1: 0.71, 2: 0.72, 3: 0.50}
+    d = paired_difference(a, b)
+    # common seeds 0, 1, 2: differences 0.10, 0.11, 0.09 → mean 0.10, sd 0.01,
+    # half width 4.302653 · 0.01/√3 = 0.024841 → [0.0752, 0.1248], excludes 0
+    assert d["n"] == 3 and d["seeds"] == [0, 1, 2]
+    assert d["mean"] == pytest.approx(0.10)
+    assert d["std"] == pytest.approx(0.01)
+    assert d["low"] == pytest.approx(0.10 - 0.024841, abs=1e-6)
+    assert d["high"] == pytest.approx(0.10 + 0.024841, abs=1e-6)
+    assert d["distinguishable"] is True
+    assert paired_difference(b, a)["distinguishable"] is True  # b clearly worse: CI below 0
+    json.dumps(d)
+
+
+def test_paired_difference_tie_and_one_seed_and_none():
+    a = {"s1": 0.71, "s2": 0.69, "s3": 0.705, "s4": 0.695}
+    b = {"s1": 0.70, "s2": 0.70, "s3": 0.70, "s4": 0.70}
+    d = paired_difference(a, b)  # differences ±0.01, ±0.005 → mean 0, CI around 0
+    assert d["n"] == 4 and d["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert d["low"] < 0 < d["high"] and d["distinguishable"] is False
+    one = paired_difference({1: 0.9, 2: 0.8}, {1: 0.7})
+    assert one["n"] == 1 and one["mean"] == pytest.approx(0.2)
+    assert one["std"] is None and one["low"] is None and one["high"] is None and one["distinguishable"] is None
+    assert paired_difference({1: 0.9}, {2: 0.8}) == {"n": 0, "seeds": [], "mean": None, "std": None, "low": None,
+                                                     "high": None, "distinguishable": None}
+
+
+# ---------------------------------------------------------------- rank correlations
+def test_perfect_and_inverse_orderings():
+    x = [0.1, 0.5, 0.2, 0.9, 0.3]
+    y = [10, 50, 20, 90, 30]
+    assert kendall_tau(x, y) == pytest.approx(1.0)
+    assert spearman_rho(x, y) == pytest.approx(1.0)
+    assert kendall_tau(x, [-v for v in y]) == pytest.approx(-1.0)
+    assert spearman_rho(x, [-v for v in y]) == pytest.approx(-1.0)
+
+
+def test_rank_correlations_no_ties_by_hand():
+    x, y = [1, 2, 3, 4], [1, 3, 2, 4]
+    # 6 pairs, only (2,3) is discordant: tau = (5 − 1)/6 = 2/3
+    assert kendall_tau(x, y) == pytest.approx(2 / 3)
+    # rank differences 0, 1, −1, 0: rho = 1 − 6·Σd²/(n(n²−1)) = 1 − 12/60 = 0.8
+    assert spearman_rho(x, y) == pytest.approx(0.8)
+
+
+def test_rank_correlations_with_ties_by_hand():
+    x, y = [1, 1, 2, 3], [1, 2, 1, 3]
+    # pairs (i<j): (0,1) tied in x; (0,2) tied in y; (0,3) C; (1,2) D (x up, y down); (1,3) C; (2,3) C
+    # C=3, D=1, n0=6, ties_x=1, ties_y=1: tau_b = (3 − 1)/sqrt((6 − 1)(6 − 1)) = 2/5
+    assert kendall_tau(x, y) == pytest.approx(0.4)
+    # average ranks: x → [1.5, 1.5, 3, 4], y → [1.5, 3, 1.5, 4]; centred (mean 2.5):
+    # dx = [−1, −1, 0.5, 1.5], dy = [−1, 0.5, −1, 1.5]; Σdxdy = 1 − 0.5 − 0.5 + 2.25 = 2.25;
+    # Σdx² = Σdy² = 4.5 → rho = 2.25/4.5 = 0.5
+    assert spearman_rho(x, y) == pytest.approx(0.5)
+    # x=[1,2,2,3], y=[1,2,3,3]: C=4 (pairs 01,02,03,13), D=0, ties_x=1 (pair 12), ties_y=1 (pair 23):
+    # tau_b = 4/sqrt(5·5) = 0.8 (tau-a would say 4/6: tau-b does not count tied pairs against it)
+    assert kendall_tau([1, 2, 2, 3], [1, 2, 3, 3]) == pytest.approx(0.8)
+
+
+def test_rank_correlations_undefined_is_nan():
+    for f in (kendall_tau, spearman_rho):
+        assert math.isnan(f([1], [2]))
+        assert math.isnan(f([], []))
+        assert math.isnan(f([1, 2, 3], [5, 5, 5]))
+        assert math.isnan(f([4, 4], [1, 2]))
+        assert isinstance(f([1, 2], [3, 4]), float)
+        with pytest.raises(ValueError, match="same length"):
+            f([1, 2, 3], [1, 2])
+
+
+# ---------------------------------------------------------------- bootstrap
+X = [0.60, 0.62, 0.65, 0.66, 0.70, 0.71, 0.74, 0.76, 0.79, 0.80]
+Y = [0.30, 0.35, 0.33, 0.40, 0.42, 0.47, 0.45, 0.52, 0.55, 0.58]
+
+
+def test_bootstrap_is_deterministic_and_contains_the_estimate():
+    for stat in (kendall_tau, spearman_rho):
+        ci = bootstrap_ci(stat, X, Y, n_boot=500, seed=3)
+        assert ci == bootstrap_ci(stat, X, Y, n_boot=500, seed=3)
+        assert ci != bootstrap_ci(stat, X, Y, n_boot=500, seed=4)
+        low, high = ci
+        assert isinstance(low, float) and isinstance(high, float)
+        assert low <= stat(X, Y) <= high
+        assert low > 0.3  # a clear positive correlation
+        assert high <= 1.0
+
+
+def test_bootstrap_undefined_cases():
+    assert bootstrap_ci(kendall_tau, [1], [2]) == (None, None)
+    assert bootstrap_ci(kendall_tau, [1, 2, 3], [4, 4, 4], n_boot=100) == (None, None)  # every replicate nan
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_ci(kendall_tau, X, Y, n_boot=0)
+
+
+# ---------------------------------------------------------------- seeds_to_separate
+def test_seeds_to_separate_by_hand():
+    # d = s = 0.02, level 0.95, power 0.8. Normal approximation: ((1.95996 + 0.84162) · 1)² = 7.849 → 8.
+    # With t at df = n − 1:
+    #   n = 9  (df 8): (t_.975 = 2.30600 + t_.80 = 0.88889)² = 3.19489² = 10.207 > 9  → not enough
+    #   n = 10 (df 9): (2.26216 + 0.88340)² = 3.14556² = 9.895 <= 10                  → enough
+    # so the iteration settles at 10 (8 → ceil(10.63) = 11 → ceil(9.66) = 10 → 10).
+    assert seeds_to_separate(0.02, 0.02) == 10
+    assert seeds_to_separate(-0.02, 0.02) == 10  # the sign does not matter
+    # a small difference in large noise: normal approx (2.80158 · 10)² = 784.9; t adds ~2 seeds
+    assert 785 <= seeds_to_separate(0.001, 0.01) <= 790
+    # a huge difference still needs 2 seeds (one seed has no spread)
+    assert seeds_to_separate(0.5, 0.001) == 2
+    # more power or confidence → more seeds
+    assert seeds_to_separate(0.02, 0.02, power=0.9) > 10
+    assert seeds_to_separate(0.02, 0.02, level=0.99) > 10
+
+
+def test_seeds_to_separate_none_cases():
+    assert seeds_to_separate(0.0, 0.02) is None
+    assert seeds_to_separate(0.02, None) is None
+    assert seeds_to_separate(0.02, float("nan")) is None
+    assert seeds_to_separate(0.02, 0.0) == 2
+    with pytest.raises(ValueError, match="power"):
+        seeds_to_separate(0.02, 0.02, power=1.0)
+    with pytest.raises(ValueError, match="diff_std"):
+        seeds_to_separate(0.02, -0.01)
