@@ -222,7 +222,8 @@ def validation_jobs(ranked: list[dict], search_rows: list[dict], top_k: int, ran
             rows = sorted(by_candidate.get(c["candidate"], []), key=lambda r: r["seed"])
             spec = spec_of(c["alpha"], c["beta"])
             for r in rows:
-                ident = {k: c.get(k) for k in ("candidate", "alpha", "beta", "gamma", "cost", "cost_ratio")}
+                ident = {k: c.get(k) for k in ("candidate", "alpha", "beta", "gamma", "cost", "cost_ratio", "latency_ms",
+                                               "train_step_ms")}  # device costs: measured by the search already
                 ident.update(selected_as=role, proxy_mean=round(c["accuracy_mean"], 6), budget_epochs=budget.epochs,
                              params=c.get("params"), macs=c.get("macs"), activations=c.get("activations"))
                 out.append(job(f"{c['candidate']}/s{r['seed']}", len(out), spec, c["resolution"], r["seed"], ident,

@@ -489,10 +489,11 @@ def _family_section(title: str, entries: list[dict], predictions: list[dict] | N
             acc += f" ({e['status']})"
         rows.append([e["name"] + (" (below B0)" if e["phi"] < 0 else ""), f"{e['phi']:g}", f"{e['depth_mult']:.3f}",
                      f"{e['width_mult']:.3f}", e["resolution"], f"{e['params'] / 1e6:.3f}", f"{e['macs'] / div:.3f}",
-                     f"{e['macs_ratio']:.2f}", f"{(e.get('activations') or 0) / 1e6:.3f}", _ms(e.get("latency_ms")),
+                     f"{e['macs_ratio']:.2f}", "—" if e.get("ideal_ratio") is None else f"{e['ideal_ratio']:.2f}",
+                     f"{(e.get('activations') or 0) / 1e6:.3f}", _ms(e.get("latency_ms")),
                      _ms(e.get("train_step_ms")), acc])
     head = ["name", "φ", "depth ×", "width ×", "resolution (px)", "params (M)", f"MACs ({unit})", "MACs / B0",
-            "activations (M)", "latency (ms)", "train step (ms)", "proxy accuracy"]
+            "target / B0", "activations (M)", "latency (ms)", "train step (ms)", "proxy accuracy"]
     return f"## {title}\n\n" + md_table(head, rows)
 
 
@@ -583,7 +584,13 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], a
           f"Rule (report.pick_rule={report_cfg.pick_rule}): {rule_statement(report_cfg.pick_rule, report_cfg.min_gain_per_doubling)}", ""]
     if analysis:
         pick = analysis["pick"]
-        L += [_returns_section(family_curve(trained), report_cfg.min_gain_per_doubling), "",
+        noise = analysis["fit"].get("noise_sd")
+        n_min = min(len(e["accuracies"]) for e in trained)
+        noise_note = "" if not noise else (
+            f"At the measured seed noise (sd {noise:.3f}) two members' accuracies ({n_min} seed(s) each) differ by up to "
+            f"±{1.96 * noise * math.sqrt(2 / n_min):.3f} (95 %) by chance alone: steps smaller than that are not evidence "
+            "(report.family_seeds raises the seeds).")
+        L += [_returns_section(family_curve(trained), report_cfg.min_gain_per_doubling), "", noise_note, "",
               f"**Cost-effective pick: {pick['name']}** ({pick['reason']}) — it rests on "
               f"**{analysis['pick_basis']}** points" + (" (the curve's prediction beyond the largest trained member: "
                                                          "train it to confirm)" if analysis["pick_basis"] == "predicted"
@@ -603,7 +610,8 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], a
             L += [_returns_section(pts, report_cfg.min_gain_per_doubling), "",
                   f"Paper family's pick by the same rule: {pp['name']} ({pp['reason']}).", ""]
     elif paper and paper == b["candidate"]:
-        L += ["The recommended coefficients are the paper's: the family above is the paper's family.", ""]
+        L += ["The recommended coefficients are the paper's (α, β): the family above is the paper's family"
+              + (" at equal measured cost." if b["constraint"] == "measured" else "."), ""]
     L += ["## Search landscape", "", f"![search landscape]({plots['landscape']})", ""]
     if "optuna" in plots:
         L += ["## Optuna history", "", f"![optimisation history]({plots['optuna']})", ""]

@@ -320,7 +320,8 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
             log.info("validation: %d candidates x their seeds at %s (%d trainings)", len({j["row"]["candidate"] for j in jobs}),
                      budget_str(v_budget), len(jobs))
             v_rows = runner.run(Stage("validation", run_dir / TABLES["validation"], VALIDATION_COLUMNS,
-                                      dataclasses.replace(ctx, budget=v_budget), jobs=jobs, describe=_describe))
+                                      dataclasses.replace(ctx, budget=v_budget, device_costs=False), jobs=jobs,
+                                      describe=_describe))
             state.stage("validation", "complete", trials=len(v_rows))
             v_ranked = aggregate(v_rows) or None
             fid = fidelity(ranked, v_rows, cfg.validate.top_k, seed=cfg.seed)
@@ -333,7 +334,7 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
         v = verdict(d_ranked, d_rows, decided_by, paper=paper, fid=fid, chance=context["chance"],
                     budget=budget_str(budget_with_epochs_mult(budget, cfg.validate.epochs_mult))
                     if decided_by == "validation" else budget_str(budget), val_n=context["val_images"],
-                    half_width=context["val_half_width"], proxy_budget=budget_str(budget))
+                    half_width=context["val_half_width"], proxy_budget=budget_str(budget), constraint=s.constraint)
         coeffs = Coefficients(best["alpha"], best["beta"], best["gamma"])
         members = family(coeffs, base_resolution=data.base_resolution, phis=cfg.family_phis,
                          num_classes=data.num_classes, baseline=baseline, resolution_multiple=s.resolution_multiple,

@@ -89,9 +89,14 @@ def _diff_text(d: dict) -> str:
     return f"{d['mean']:+.3f} [{max(-1.0, d['low']):+.3f}, {min(1.0, d['high']):+.3f}] over {d['n']} paired seeds"
 
 
+def paper_label(constraint: str) -> str:
+    return ("the paper's α=1.2, β=1.1 (at equal measured cost: γ solved)" if constraint == "measured"
+            else "the paper's point (1.2, 1.1, 1.15)")
+
+
 def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | None, fid: dict | None,
             chance: float, budget: str, val_n: int | None = None, half_width: float | None = None,
-            proxy_budget: str | None = None) -> dict:
+            proxy_budget: str | None = None, constraint: str = "nominal") -> dict:
     """The verdict over the deciding stage's ``ranked`` candidates and ``rows``. ``paper``: the paper's
     candidate id among them (None: not evaluated). Returns the facts and ``text``, one paragraph."""
     best = ranked[0]
@@ -117,16 +122,17 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
         parts.append("Only one candidate finished: there is no runner-up to compare with.")
     if paper is None:
         out["vs_paper"] = None
-        parts.append("The paper's point (1.2, 1.1, 1.15) was not evaluated in this stage.")
+        parts.append(f"{paper_label(constraint)[0].upper()}{paper_label(constraint)[1:]} was not evaluated in this stage "
+                     "(infeasible at this base resolution, or not in the grid).")
     elif paper == best["candidate"]:
         out["vs_paper"] = {"n": 0, "mean": 0.0, "same": True}
-        parts.append("It is the paper's point.")
+        parts.append(f"It is {paper_label(constraint)}.")
     else:
         pc = next(c for c in ranked if c["candidate"] == paper)
         d = paired_difference(seeds[best["candidate"]], seeds[paper])
         out["vs_paper"] = d
         word = "better than" if d["distinguishable"] else "not distinguishable from"
-        parts.append(f"Against the paper's point ({coeff_str(pc)}): {_diff_text(d)} — {word} it at this budget.")
+        parts.append(f"Against {paper_label(constraint)} ({coeff_str(pc)}): {_diff_text(d)} — {word} it at this budget.")
     if fid and fid.get("kendall_tau") is not None:
         ci = fid["tau_ci"]
         ci_text = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci[0] is not None else " (too few candidates for an interval)"
