@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import logging
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -23,11 +22,12 @@ from pathlib import Path
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import __version__
 from . import config as C
 from .paths import CONF_DIR as _CONF_PATH
+from .interrupt import interrupted_by
 
 log = logging.getLogger("scalesearch")
 
@@ -48,26 +48,10 @@ class UserError(Exception):
     """A bad value from the user: reported as one line, exit code 2."""
 
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived: stop, keep what is recorded, exit 128 + signal."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _on_signal(signum, frame):
-    from .runner import INTERRUPTED
-
-    INTERRUPTED.set()
-    for s in (signal.SIGINT, signal.SIGTERM):  # the clean-up (Ray shutdown) runs undisturbed
-        signal.signal(s, signal.SIG_IGN)
-    raise Interrupted(signum)
-
-
 def _install_signal_handlers() -> None:
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, _on_signal)
+    from .interrupt import install
+
+    install()
 
 
 def _fail(msg: str, code: int = 2):
@@ -75,7 +59,7 @@ def _fail(msg: str, code: int = 2):
     sys.exit(code)
 
 
-def _interrupted(e: Interrupted, resume: str | None):
+def _interrupted(e, resume: str | None):
     hint = f"; resume with: {resume}" if resume else ""
     print(f"scalesearch: interrupted by {e}: what finished is recorded and the run stays resumable{hint}",
           file=sys.stderr, flush=True)
@@ -91,13 +75,16 @@ def friendly_errors(resume_hint=None):
         def wrapper(cfg, *args, **kwargs):
             try:
                 return fn(cfg, *args, **kwargs)
-            except Interrupted as e:
-                _interrupted(e, resume_hint(cfg) if resume_hint else None)
             except (UserError, ValueError, OSError, KeyError) as e:
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 _fail(msg)
+            except BaseException as e:  # an interrupt (possibly wrapped by a C extension) or a bug
+                stop = interrupted_by(e)
+                if stop is None:
+                    raise
+                _interrupted(stop, resume_hint(cfg) if resume_hint else None)
 
         return wrapper
 
@@ -143,13 +130,17 @@ def _unknown_keys(node, schema, prefix: str = "") -> list[str]:
     return out
 
 
-def to_object(cfg: DictConfig, schema):
-    """The validated dataclass behind a composed config; unknown keys are refused with one line."""
+def _refuse_unknown(cfg: DictConfig, schema) -> None:
     unknown = _unknown_keys(cfg, schema)
     if unknown:
         names = ", ".join(f.name for f in dataclasses.fields(schema))
         raise UserError(f"{unknown[0]} is not a setting of this app; allowed: the keys of its config ({names} and their "
                         "sub-keys; see --help or --cfg job)")
+
+
+def to_object(cfg: DictConfig, schema):
+    """The validated dataclass behind a composed config; unknown keys are refused with one line."""
+    _refuse_unknown(cfg, schema)
     return OmegaConf.to_object(cfg)
 
 
@@ -225,6 +216,9 @@ def app_help(config_name: str, prog: str) -> str:
 
 
 def _pre_hydra(config_name: str, prog: str) -> None:
+    """--version, --help, and the checks that must come before Hydra creates the run directory: the command
+    line composed as Hydra will compose it (a bad override or an unknown key is one line, exit 2, and leaves
+    no run directory), and ``resume=true`` pointed at the run it continues."""
     argv = sys.argv[1:]
     if "--version" in argv or "-V" in argv:
         print(f"{prog} {__version__}")
@@ -234,32 +228,62 @@ def _pre_hydra(config_name: str, prog: str) -> None:
         sys.exit(0)
     try:
         _check_output_dirs(argv)
-        if config_name == "config":
-            _resolve_resume_dir(argv)
+        raw = _compose(config_name, argv, prog)
+        if raw is not None:
+            _refuse_unknown(raw, SCHEMAS[config_name][1])
+            if config_name == "config":
+                _resolve_resume_dir(argv, raw)
     except (UserError, ValueError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         _fail(str(e).splitlines()[0])
 
 
-def _resolve_resume_dir(argv: list[str]) -> None:
-    """``scalesearch resume=true`` without hydra.run.dir: continue the newest run with these settings (unfinished
-    first) instead of a new timestamped directory, so no empty run directory is left behind."""
-    if "resume=true" not in argv or any(a.startswith(("hydra.run.dir=", "+hydra.run.dir=")) for a in argv) or \
-            any(a in ("-m", "--multirun") for a in argv):
-        return
+# Hydra flags after which Hydra composes something else than the app's config from its overrides
+_OTHER_COMPOSITION = ("-m", "--multirun", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
+                      "--experimental-rerun", "-sc", "--shell-completion")
+_HYDRA_HINTS = ("To append", "See https", "Config search path", "Available options", "Set the environment")
+
+
+def _compose(config_name: str, argv: list[str], prog: str) -> DictConfig | None:
+    """The app's config (with ``hydra``) composed from the command line's overrides (those of ``hydra.*`` aside);
+    None where Hydra composes otherwise (a multirun, another config). A composition error is a one-line
+    UserError: its message and cause without Hydra's hints, and the options of a missing group option."""
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    from .search import find_resumable
-
-    overrides = [a for a in argv if "=" in a and not a.startswith(("hydra.", "+hydra.", "~hydra."))]
+    if any(a.split("=", 1)[0] in _OTHER_COMPOSITION for a in argv):
+        return None
+    overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))
+                 and not a.lstrip("+~").startswith("hydra")]
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            raw = compose(config_name="config", overrides=overrides, return_hydra_config=True)
-            parent = Path(str(raw.hydra.run.dir)).parent
-            del raw["hydra"]
-            cfg = to_object(raw, C.SearchAppConfig)
-    except Exception:  # noqa: BLE001 — a bad override: the app reports it properly
+            return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        parts = [" ".join(line.strip() for line in str(x).splitlines()
+                          if line.strip() and not line.startswith((" ", "\t", *_HYDRA_HINTS))).rstrip(".")
+                 for x in (e, e.__cause__) if x is not None]
+        options = getattr(e, "options", None)
+        allowed = ", ".join(options) if options else f"the keys and values {prog} --help and {prog} --cfg job show"
+        raise UserError(f"{': '.join(p for p in parts if p)}; allowed: {allowed}") from None
+
+
+def _resolve_resume_dir(argv: list[str], raw: DictConfig) -> None:
+    """``scalesearch resume=true`` without hydra.run.dir: continue the newest run with these settings (unfinished
+    first) instead of a new timestamped directory, so no empty run directory is left behind."""
+    if raw.get("resume") is not True or any(a.lstrip("+").startswith("hydra.run.dir=") for a in argv):
+        return
+    from .search import find_resumable
+
+    parent = Path(str(raw.hydra.run.dir)).parent
+    with open_dict(raw):
+        del raw["hydra"]
+    try:
+        cfg = OmegaConf.to_object(raw)
+    except Exception:  # noqa: BLE001 — a bad value: the app reports it properly
         return
     found = find_resumable(parent, cfg)
     if found is None:
@@ -283,8 +307,13 @@ def hydra_app(config_name: str, prog: str, job, resume_hint=None):
         _pre_hydra(config_name, prog)
         try:
             return app()
-        except Interrupted as e:  # outside the job (composition, Hydra's own bookkeeping)
-            _interrupted(e, None)
+        except SystemExit:
+            raise
+        except BaseException as e:  # an interrupt outside the job (composition, Hydra's own bookkeeping)
+            stop = interrupted_by(e)
+            if stop is None:
+                raise
+            _interrupted(stop, None)
 
     return entry
 

@@ -1,5 +1,6 @@
 """Atomic artifact writing: every file goes to a temp file in the same directory and is
-renamed over the target, so a crash never leaves a truncated artifact."""
+renamed over the target, so a crash never leaves a truncated artifact. The file gets the permissions
+any other new file gets (0o666 less the umask), not mkstemp's 0o600."""
 
 from __future__ import annotations
 
@@ -8,9 +9,29 @@ import io
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_csv", "save_png", "read_json"]
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (/proc/self/status); elsewhere set and
+    restored at once (under a lock, for this module's threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -19,6 +40,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # as open() creates a file (mkstemp: 0o600)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -174,7 +174,8 @@ def train_proxy(
     """Train the network of ``spec`` at ``resolution``² on ``data`` for ``budget`` (a ``ProxyConfig``) and
     return its metrics.
 
-    ``report`` gets ``{epoch, accuracy, loss, train_loss, images_per_s}`` after every epoch; the result
+    ``report`` gets ``{epoch, train_loss, images_per_s}`` after every epoch, with ``accuracy`` and ``loss`` after
+    the evaluated ones (every ``budget.eval_every`` epochs; 0: the last only); the result
     adds ``wall_s, epochs, steps, status, resolution``. The cost of the network is not measured here: the
     caller knows it (:func:`scalesearch.model.spec_cost`).
     """
@@ -213,14 +214,17 @@ def train_proxy(
         train_loss = (loss_sum / k).item()  # the epoch's one host sync
         dt = time.perf_counter() - t0
         done, train_time = done + k, train_time + dt
-        metrics = {"epoch": epoch, "accuracy": 0.0, "loss": float("nan"), "train_loss": train_loss,
-                   "images_per_s": k * bs / dt}
-        if math.isfinite(train_loss):
+        last = epoch == math.ceil(total_steps / steps_per_epoch)
+        metrics = {"epoch": epoch, "train_loss": train_loss, "images_per_s": k * bs / dt}
+        if not math.isfinite(train_loss):
+            status = "diverged"
+            metrics.update(accuracy=0.0, loss=float("nan"))
+        elif last or (budget.eval_every and epoch % budget.eval_every == 0):
             if len(calib_x):
                 recalibrate_bn(step, calib_x, budget.eval_batch_size)
             metrics["accuracy"], metrics["loss"] = evaluate(step, val_x, val_y, budget.eval_batch_size)
-        if not (math.isfinite(train_loss) and math.isfinite(metrics["loss"])):
-            status = "diverged"
+            if not math.isfinite(metrics["loss"]):
+                status = "diverged"
         if report is not None:
             report(dict(metrics))
         if status != "ok":

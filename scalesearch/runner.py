@@ -27,8 +27,8 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -41,19 +41,18 @@ import torch
 # Ray Tune's new console output prints its experiment boxes whatever RunConfig.verbose says; the legacy reporter
 # honours verbose=0 (the tool prints its own progress; verbose=2 brings Ray's tables back)
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# epochs that are not evaluated (proxy.eval_every) report progress without the metric
+os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 from ray.tune import Callback  # noqa: E402
 
 from .config import ClusterConfig, ProxyConfig, SearchConfig
+from .interrupt import _IN_TUNE, INTERRUPTED, Interrupted
 from .io import atomic_write_csv
 from .results import FINISHED, read_table
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["TrialContext", "Stage", "Runner", "train_id", "INTERRUPTED", "check_address", "init_ray"]
-
-# set by the CLI's SIGINT/SIGTERM handler: no trial ending after it is recorded as failed
-INTERRUPTED = threading.Event()
-
+__all__ = ["TrialContext", "Stage", "Runner", "train_id", "check_address", "init_ray"]
 
 @dataclass(frozen=True)
 class TrialContext:
@@ -336,7 +335,10 @@ class Runner:
         self.started, self.data_ref, self.data_fingerprint = False, None, None
 
     def __enter__(self) -> "Runner":
+        from .interrupt import reinstall
+
         self.started = init_ray(self.cluster, self.verbose)
+        reinstall()
         try:
             self.check_resources()
         except BaseException:
@@ -458,8 +460,19 @@ class Runner:
                     num_samples=1 if stage.searcher is None else stage.num_samples,
                     max_concurrent_trials=concurrent, reuse_actors=self.res.reuse_actors),
                 run_config=run_config)
-        grid = tuner.fit()
+        _IN_TUNE.set()
+        try:
+            grid = tuner.fit()
+        finally:
+            _IN_TUNE.clear()
         trials = grid._experiment_analysis.trials  # Trial objects: status and error detail live there
-        rows = _dedupe((kept if stage.searcher is None else []) + [_row(t, stage, jobs) for t in trials])
+        rows = [_row(t, stage, jobs) for t in trials]
+        if INTERRUPTED.is_set():  # trials the interrupt stopped are unfinished: resume trains them
+            rows = [r if r.get("finished_at") and r["status"] in ("ok", "diverged", "infeasible") else
+                    {**r, "status": "interrupted", "error": None, "finished_at": None} for r in rows]
+        rows = _dedupe((kept if stage.searcher is None else list(recorded.values())) + rows)
         atomic_write_csv(stage.table, rows, stage.columns)
+        if INTERRUPTED.is_set():
+            INTERRUPTED.raised = True
+            raise Interrupted(getattr(INTERRUPTED, "signum", signal.SIGINT))
         return rows

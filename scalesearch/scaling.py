@@ -214,12 +214,15 @@ def family(
     cost: str = "macs",
     depth_rounding: str = "stage",
     in_channels: int = 3,
+    gamma_range: tuple[float, float] | None = None,
+    tolerance: float = 0.1,
 ) -> list[FamilyMember]:
     """Emit the scaled family with each member's full spec and measured params, MACs and activations.
 
     ``mode="formula"``: member φ has depth α^φ and width β^φ; its resolution is round(base·γ^φ) to
     ``resolution_multiple`` (``constraint="nominal"``) or solved so that its measured ``cost`` ratio to
-    the baseline is target^φ (``constraint="measured"``); dropout from :func:`dropout_for_phi`.
+    the baseline is target^φ (``constraint="measured"``; within ``gamma_range``^φ of the base resolution when
+    reachable there — the search passes its space's γ range); dropout from :func:`dropout_for_phi`.
     ``mode="official"``: the published B0…B7 table (``phis`` index it), with ``phi_fit`` — the φ of
     ``coeffs`` that best fits each member — beside it.
     """
@@ -245,7 +248,7 @@ def family(
             res = round_resolution(base_resolution * r, resolution_multiple)
             if constraint == "measured" and phi != 0:
                 res = _solve_member(spec, base, phi, target, cost, base_resolution * r, resolution_multiple,
-                                    num_classes, in_channels, where)
+                                    num_classes, in_channels, where, base_resolution, gamma_range, tolerance)
             dropout, phi_fit, name = dropout_for_phi(phi), None, member_name(phi)
         else:
             if not float(phi).is_integer() or f"b{int(phi)}" not in OFFICIAL:
@@ -269,10 +272,17 @@ def family(
     return members
 
 
-def _solve_member(spec, base, phi, target, cost, nominal_res, multiple, num_classes, in_channels, where) -> int:
-    """The member's resolution at cost target^φ (the measured constraint), searched around the nominal one."""
+def _solve_member(spec, base, phi, target, cost, nominal_res, multiple, num_classes, in_channels, where,
+                  base_resolution: int, gamma_range: tuple[float, float] | None, tolerance: float) -> int:
+    """The member's resolution at cost target^φ (the measured constraint): within the search space's γ range
+    scaled to φ (so that B1 is the searched candidate itself) when it is reachable there, else anywhere."""
     goal = target**phi
     ratio_at = lambda r: getattr(spec_cost(spec, r, num_classes, in_channels), cost) / getattr(base, cost)  # noqa: E731
+    if gamma_range is not None:
+        lo, hi = sorted(round_resolution(base_resolution * g**phi, multiple) for g in gamma_range)
+        s = solve_resolution(ratio_at, goal, max(MIN_RESOLUTION, lo), max(MIN_RESOLUTION, hi), multiple)
+        if s.feasible or abs(s.ratio / goal - 1) <= tolerance:  # the planner's rule: B1 is the searched candidate
+            return s.resolution
     low = max(MIN_RESOLUTION, multiple)
     high = max(low, round_resolution(nominal_res, multiple))
     while ratio_at(high) < goal:

@@ -340,7 +340,8 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
                          num_classes=data.num_classes, baseline=baseline, resolution_multiple=s.resolution_multiple,
                          constraint=s.constraint, target=space.target,
                          cost=s.cost if s.cost in ("macs", "activations") else "macs",
-                         depth_rounding=depth_rounding(cfg), in_channels=data.in_channels)
+                         depth_rounding=depth_rounding(cfg), in_channels=data.in_channels,
+                         gamma_range=(space.gamma.low, space.gamma.high), tolerance=s.cost_tolerance)
         # 4. the family (searched, and the paper's) and the ablation
         f_rows = []
         r = cfg.report
@@ -354,7 +355,8 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
                                        num_classes=data.num_classes, baseline=baseline,
                                        resolution_multiple=s.resolution_multiple, constraint=s.constraint,
                                        target=space.target, cost="macs" if s.cost not in ("activations",) else s.cost,
-                                       depth_rounding=depth_rounding(cfg), in_channels=data.in_channels)
+                                       depth_rounding=depth_rounding(cfg), in_channels=data.in_channels,
+                                       gamma_range=(space.gamma.low, space.gamma.high), tolerance=s.cost_tolerance)
                 jobs += family_jobs("paper", PAPER, paper_members, r.max_phi, seeds, budget, data.fingerprint,
                                     start=len(jobs))
             state.stage("family", "running")

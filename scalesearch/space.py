@@ -146,7 +146,15 @@ def load_space(name_or_path: str) -> CompoundSpace:
     if not p.is_file():
         raise ValueError(f"search.space={name_or_path!r} not found; allowed: {', '.join(compound_spaces())} "
                          "or a path to a .yaml file")
-    raw = yaml.safe_load(p.read_text())
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"search space {p} is not valid YAML{at} ({getattr(e, 'problem', None) or type(e).__name__}); "
+                         f"allowed: a mapping with keys {sorted(_KEYS)}") from None
+    except OSError as e:
+        raise ValueError(f"search space {p} cannot be read ({e.strerror}); allowed: a readable .yaml file") from None
     if not isinstance(raw, dict) or not raw:
         raise ValueError(f"search space {p} is empty or not a mapping; allowed: keys {sorted(_KEYS)}")
     if "stages" in raw:
@@ -157,12 +165,8 @@ def load_space(name_or_path: str) -> CompoundSpace:
         raise ValueError(f"search space {p}: unknown keys {sorted(unknown)}; allowed: {sorted(_KEYS)}")
     try:
         ranges = {k: Range(float(raw[k]["low"]), float(raw[k]["high"])) for k in ("alpha", "beta", "gamma")}
+        numbers = {k: float(raw.get(k, d)) for k, d in (("step", 0.05), ("target", 2.0), ("tolerance", 0.1))}
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"search space {p}: alpha, beta and gamma each need numeric low and high ({e})") from None
-    return CompoundSpace(
-        **ranges,
-        step=float(raw.get("step", 0.05)),
-        target=float(raw.get("target", 2.0)),
-        tolerance=float(raw.get("tolerance", 0.1)),
-        name=p.stem,
-    )
+        raise ValueError(f"search space {p}: alpha, beta and gamma each need numeric low and high, and step, target, "
+                         f"tolerance must be numbers ({type(e).__name__}: {e}); allowed: e.g. alpha: {{low: 1.0, high: 2.0}}") from None
+    return CompoundSpace(**ranges, **numbers, name=p.stem)
