@@ -147,7 +147,7 @@ def to_object(cfg: DictConfig, schema):
 # ---------------------------------------------------------------- help and version
 GROUPS = {"config": ["dataset", "proxy", "search", "cluster", "experiment"], "nas": ["dataset", "proxy", "search",
                                                                                     "cluster", "experiment"],
-          "ablate": ["dataset", "proxy", "search", "cluster"]}
+          "ablate": ["dataset", "proxy", "search", "cluster"], "validate": ["cluster"]}
 MAIN_KEYS = {
     "config": [
         ("search.strategy", "grid: the constrained lattice; optuna: sample the surface"),
@@ -192,6 +192,15 @@ TITLES = {"config": "search compound-scaling coefficients with proxy trainings o
           "compare": "the coefficients found on several datasets, side by side"}
 
 
+def _group_options(group_dir: Path, schema) -> list[str]:
+    """The options of a config group; of ``experiment`` (``@package _global_``) those that set only this app's keys."""
+    import yaml
+
+    names = {f.name for f in dataclasses.fields(schema)} | {"defaults"}
+    return sorted(p.stem for p in group_dir.glob("*.yaml")
+                  if group_dir.name != "experiment" or set(yaml.safe_load(p.read_text()) or {}) <= names)
+
+
 def app_help(config_name: str, prog: str) -> str:
     """``--help``: the app's groups (with their options) and main keys, one line each."""
     conf = Path(CONF_DIR)
@@ -202,17 +211,29 @@ def app_help(config_name: str, prog: str) -> str:
     if config_name in GROUPS:
         lines.append("groups:")
         for g in GROUPS[config_name]:
-            options = sorted(p.stem for p in (conf / g).glob("*.yaml"))
+            options = _group_options(conf / g, schema)
             lines.append(f"  {('+' if g == 'experiment' else '') + g:<22} {', '.join(options)}")
         lines.append("")
     lines.append("main keys (default):")
     defaults = OmegaConf.structured(schema)
     for key, text in MAIN_KEYS[config_name]:
         value = OmegaConf.select(defaults, key.split(",")[0].strip(), default=None)
-        shown = f"{key}={value}" if "," not in key else key
+        shown = f"{key}={_override_value(OmegaConf.to_object(value) if OmegaConf.is_config(value) else value)}" \
+            if "," not in key else key
         lines.append(f"  {shown:<34} {text}")
     lines += ["", f"All keys and their current values: {prog} --cfg job [overrides]. More: the project's README.md."]
     return "\n".join(lines)
+
+
+def _override_value(v) -> str:
+    """A default as it is typed on the command line (null, true, [0,1]: Hydra reads None as the string 'None')."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_override_value(x) for x in v) + "]"
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _pre_hydra(config_name: str, prog: str) -> None:

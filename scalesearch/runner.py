@@ -284,6 +284,12 @@ class TableWriter(Callback):
         self.ended(trials, trial, "error")
 
 
+def _copy(src: dict, job: dict, stage: Stage, table: str | None) -> dict:
+    """A finished row standing in for ``job`` (the same training): its metrics, the job's identity."""
+    return {**{k: src.get(k) for k in stage.columns}, **job["row"], "key": job["key"], "seed": job["seed"],
+            "resolution": job["resolution"], "train_id": job.get("train_id"), "reused_from": table or "an earlier stage"}
+
+
 def _dedupe(rows: list[dict]) -> list[dict]:
     """One row per key (the last wins), in job order."""
     out: dict = {}
@@ -412,16 +418,17 @@ class Runner:
 
         recorded = {r["key"]: r for r in read_table(stage.table) if r.get("status") in FINISHED and r.get("key")}
         reuse = {r["train_id"]: r for r in stage.reuse if r.get("status") == "ok" and r.get("train_id")}
-        kept, todo = [], []
+        kept, todo, twins = [], [], []
+        first: dict = {}
         for job in stage.jobs or []:
             if job["key"] in recorded:
                 kept.append(recorded[job["key"]])
             elif job.get("train_id") in reuse:
-                src = reuse[job["train_id"]]
-                kept.append({**{k: src.get(k) for k in stage.columns}, **job["row"], "key": job["key"],
-                             "seed": job["seed"], "resolution": job["resolution"], "train_id": job["train_id"],
-                             "reused_from": src.get("_table", "an earlier stage")})
+                kept.append(_copy(reuse[job["train_id"]], job, stage, reuse[job["train_id"]].get("_table")))
+            elif job.get("train_id") in first:  # the same training twice in this stage (e.g. B0 of two families)
+                twins.append((job, first[job["train_id"]]))
             else:
+                first[job.get("train_id") or job["key"]] = job
                 todo.append(job)
         if stage.searcher is None and not todo:
             if kept:
@@ -470,6 +477,8 @@ class Runner:
         if INTERRUPTED.is_set():  # trials the interrupt stopped are unfinished: resume trains them
             rows = [r if r.get("finished_at") and r["status"] in ("ok", "diverged", "infeasible") else
                     {**r, "status": "interrupted", "error": None, "finished_at": None} for r in rows]
+        done = {r["key"]: r for r in rows if r["status"] == "ok"}
+        rows += [_copy(done[src["key"]], job, stage, stage.table.name) for job, src in twins if src["key"] in done]
         rows = _dedupe((kept if stage.searcher is None else list(recorded.values())) + rows)
         atomic_write_csv(stage.table, rows, stage.columns)
         if INTERRUPTED.is_set():
