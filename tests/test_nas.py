@@ -12,11 +12,12 @@ from conftest import run_cli
 from scalesearch.cost import count_cost, count_params
 from scalesearch.generate import load_baseline
 from scalesearch.model import build_model
-from scalesearch.nas import NASAppConfig, arch_string, load_block_space, objective_value, pareto_front, run_nas, validate_nas
+from scalesearch.config import NASAppConfig
+from scalesearch.nas import arch_string, load_block_space, objective_value, pareto_front, run_nas, validate_nas
 from scalesearch.spec import B0, ModelSpec, round_channels
 
-TINY = ["dataset.train_size=200", "dataset.val_size=100", "dataset.image_size=32", "proxy.epochs=1",
-        "proxy.batch_size=50", "verbose=0"]
+TINY = ["dataset.train_size=200", "dataset.val_size=100", "dataset.image_size=32", "dataset.base_resolution=32",
+        "proxy.epochs=1", "proxy.batch_size=50", "search.measure_device_costs=false", "verbose=0"]
 
 
 def compose_nas(*overrides) -> NASAppConfig:
@@ -24,9 +25,8 @@ def compose_nas(*overrides) -> NASAppConfig:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from scalesearch.cli import CONF_DIR, cs
+    from scalesearch.cli import CONF_DIR
 
-    cs.store(name="nas_schema", node=NASAppConfig)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return OmegaConf.to_object(compose(config_name="nas", overrides=list(overrides)))
 
@@ -193,8 +193,8 @@ def test_nas_pareto_search(ray_session, tmp_path):
 
 @pytest.mark.slow
 def test_nas_latency_cost(ray_session, tmp_path):
-    cfg = compose_nas("nas.cost=latency", "nas.num_samples=2", "search.max_concurrent_trials=1",
-                      "nas.latency_min_run_time=0.1", *TINY)
+    cfg = compose_nas(*TINY, "nas.cost=latency", "nas.num_samples=2", "search.max_concurrent_trials=1",
+                      "nas.latency_min_run_time=0.1")
     baseline = run_nas(cfg, tmp_path)
     rows, ok, front = _check_front(tmp_path)
     assert len(ok) == 2 and all(r["cost_kind"] == "latency" for r in rows)
@@ -209,26 +209,27 @@ def test_nas_latency_cost(ray_session, tmp_path):
 @pytest.mark.slow
 def test_chained_experiment_emits_family_of_found_baseline(tmp_path):
     rc, out, err = run_cli("nas_main", "+experiment=nas_chain", "dataset.train_size=200", "dataset.val_size=100",
-                           "nas.num_samples=3", "search.max_points=2", "verbose=0", f"hydra.run.dir={tmp_path}")
+                           "dataset.base_resolution=32", "nas.num_samples=3", "search.max_points=2", "search.n_seeds=1",
+                           "search.measure_device_costs=false", "verbose=0", f"hydra.run.dir={tmp_path}")
     assert rc == 0, err[-3000:]
     baseline = json.loads((tmp_path / "baseline.json").read_text())
     found = load_baseline(str(tmp_path / "baseline.json"))
     coeff = tmp_path / "coefficients"
     best = json.loads((coeff / "best.json").read_text())
     assert best["baseline"] == str(tmp_path / "baseline.json")
-    fam = json.loads((coeff / "family.json").read_text())
+    fam = json.loads((coeff / "family.json").read_text())["members"]
     assert [m["name"] for m in fam] == ["b0", "b1", "b2", "b3"]
     # the family's B0 is the found spec: same params and (base resolution 32) the same MACs as in the NAS
     assert fam[0]["params"] == count_params(build_model(spec=found, num_classes=10)) == baseline["params"]
     assert fam[0]["macs"] == baseline["macs"]
     assert fam[1]["params"] > fam[0]["params"] and math.isclose(fam[1]["depth_mult"], best["alpha"], abs_tol=1e-3)
     # the coefficient search trained scaled copies of the found baseline, not of B0
-    from scalesearch.results import read_results
+    from scalesearch.results import read_table
 
-    rows = read_results(coeff / "results.csv")
+    rows = read_table(coeff / "results.csv")
     assert rows and all(r["status"] == "ok" for r in rows)
     for r in rows:
-        scaled = build_model(spec=found, depth=r["alpha"], width=r["beta"], num_classes=10)
+        scaled = build_model(spec=found, depth=r["alpha"], width=r["beta"], num_classes=10, depth_rounding="total")
         assert r["params"] == count_params(scaled)
     assert found != B0 or baseline["arch"] == arch_string(B0)
     assert (tmp_path / "pareto.md").exists() and (tmp_path / "plots" / "pareto.png").exists()
