@@ -1,14 +1,31 @@
-"""scalesearch: rediscover EfficientNet compound-scaling coefficients on your own data."""
+"""scalesearch: rediscover EfficientNet compound-scaling coefficients on your own data.
 
-from .cost import Cost, count_cost, count_params
-from .model import EfficientNet, build_model, build_spec, spec_cost, to_torchvision
-from .scaling import PAPER, Coefficients, FamilyMember, family, family_markdown, load_family
-from .spec import B0, OFFICIAL, ModelSpec, StageSpec, round_channels, round_repeats, scale
+The public names load lazily (PEP 562): ``import scalesearch`` and ``scalesearch.__version__`` do not import
+torch, so the command-line apps answer ``--help`` and ``--version`` at once.
+"""
+
+from importlib import import_module
 
 __version__ = "0.2.0"
 
-__all__ = [
-    "B0", "OFFICIAL", "PAPER", "Coefficients", "Cost", "EfficientNet", "FamilyMember", "ModelSpec",
-    "StageSpec", "build_model", "build_spec", "count_cost", "count_params", "family", "family_markdown",
-    "load_family", "round_channels", "round_repeats", "scale", "spec_cost", "to_torchvision",
-]
+_PUBLIC = {
+    "Cost": "cost", "count_cost": "cost", "count_params": "cost",
+    "EfficientNet": "model", "build_model": "model", "build_spec": "model", "spec_cost": "model",
+    "to_torchvision": "model",
+    "PAPER": "scaling", "Coefficients": "scaling", "FamilyMember": "scaling", "family": "scaling",
+    "family_markdown": "scaling", "load_family": "scaling",
+    "B0": "spec", "OFFICIAL": "spec", "ModelSpec": "spec", "StageSpec": "spec", "round_channels": "spec",
+    "round_repeats": "spec", "scale": "spec",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'scalesearch' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -17,7 +17,7 @@ __all__ = [
     "DatasetConfig", "FaultConfig", "ProxyConfig", "SearchConfig", "ClusterConfig", "ModelConfig", "ValidateConfig",
     "ReportConfig", "SearchAppConfig", "GenerateConfig", "ReportAppConfig", "ValidateAppConfig", "AblateAppConfig",
     "NASConfig", "ChainConfig", "NASAppConfig", "CompareAppConfig", "ALLOWED", "check_search_app", "check_proxy",
-    "check_resources", "check_report", "check_validate", "check_nas", "check_phis",
+    "check_resources", "check_report", "check_validate", "check_nas", "check_phis", "check_address",
 ]
 
 # the allowed values of every setting with a fixed set (one place; the checks and the help read it)
@@ -309,6 +309,22 @@ class CompareAppConfig:
 
 
 # ---------------------------------------------------------------- checks
+def check_address(address: str) -> None:
+    """A ``cluster.address`` is host:port of something listening (or auto / ray://)."""
+    import socket
+
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"cluster.address={address!r} is not host:port; allowed: host:port, auto, or null (start locally)")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ValueError(f"cluster.address={address!r} is unreachable ({e.strerror or e}); allowed: the address of a "
+                         "running Ray head (ray start --head), or null to start Ray locally") from None
+
+
 def _allowed(key: str, value) -> None:
     if value not in ALLOWED[key]:
         raise ValueError(f"{key}={value!r} is unknown; allowed: {', '.join(ALLOWED[key])}")

@@ -139,8 +139,7 @@ def load_data(cfg) -> ProxyData:
             msg = (f"validation split has {len(data.val_y)} images: an accuracy measured on it is uncertain by up "
                    f"to ±{hw:.3f} (95 %); allowed: more validation images (val_per_class, val_fraction, val_size, "
                    "or a larger val/ folder)")
-            log.warning(msg)
-            warnings.warn(msg, stacklevel=2)
+            log.warning(msg)  # one line on the console (the report and the verdict repeat the error bar)
         _MEMORY_CACHE[key] = data
     return _MEMORY_CACHE[key]
 

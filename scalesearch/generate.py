@@ -80,6 +80,8 @@ def run_generate(cfg: GenerateConfig, out_dir: Path) -> list:
         raise ValueError(f"num_classes={cfg.num_classes}; allowed: >= 1")
     if cfg.resolution_multiple < 1:
         raise ValueError(f"resolution_multiple={cfg.resolution_multiple}; allowed: >= 1")
+    if cfg.base_resolution < 16:
+        raise ValueError(f"base_resolution={cfg.base_resolution} is too small; allowed: >= 16")
     coeffs = Coefficients(cfg.alpha, cfg.beta, cfg.gamma)
     if cfg.mode == "formula" and not coeffs.satisfies(cfg.target, cfg.tolerance):
         if not cfg.allow_off_constraint:

@@ -23,6 +23,7 @@ recorded and replaced. Optuna samples (α, β) (:class:`OptunaSpace`) and the sa
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import random
@@ -36,7 +37,7 @@ from .scaling import PAPER, Coefficients, member_name, round_resolution, solve_r
 from .spec import ModelSpec, scale
 
 __all__ = ["Planner", "select_grid", "OptunaSpace", "search_jobs", "validation_jobs", "family_jobs", "ablation_jobs",
-           "job", "is_paper", "budget_with_epochs_mult", "optuna_job"]
+           "job", "train_id", "is_paper", "budget_with_epochs_mult", "optuna_job"]
 
 DEVICE_COSTS = ("latency", "train_step")
 
@@ -97,6 +98,8 @@ class Planner:
                 reason += f" (search.cost_tolerance={self.tolerance:g})"
             gamma = round((res / self.base_resolution) ** (1 / self.phi), 4)
         else:
+            if gamma is None:
+                raise ValueError("the nominal constraint builds a candidate at round(base*gamma^phi): gamma is required")
             res = round_resolution(self.base_resolution * gamma**self.phi, self.resolution_multiple)
             ratio = self.ratio(spec, res)
             flag = "ok" if abs(ratio / self.cost_target - 1) <= self.tolerance else "off"
@@ -162,10 +165,15 @@ class OptunaSpace:
 
 
 # ---------------------------------------------------------------- jobs
+def train_id(spec: dict, resolution: int, seed: int, budget: ProxyConfig, data_fingerprint: str) -> str:
+    """The identity of one training: the same network, input size, seed, budget and data train the same."""
+    b = {k: v for k, v in dataclasses.asdict(budget).items() if k not in ("threads", "fault", "eval_every")}
+    blob = json.dumps([spec, int(resolution), int(seed), b, data_fingerprint], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def job(key: str, index: int, spec: dict, resolution: int, seed: int, row: dict, budget: ProxyConfig,
         data_fingerprint: str) -> dict:
-    from .runner import train_id
-
     return {"key": key, "index": index, "spec": spec, "resolution": int(resolution), "seed": int(seed),
             "epochs": budget.epochs, "steps": budget.steps, "row": {**row, "index": index},
             "train_id": train_id(spec, resolution, seed, budget, data_fingerprint)}

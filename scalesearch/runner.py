@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import signal
-import socket
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -45,14 +44,14 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 from ray.tune import Callback  # noqa: E402
 
-from .config import ClusterConfig, ProxyConfig, SearchConfig
+from .config import ClusterConfig, ProxyConfig, SearchConfig, check_address
 from .interrupt import _IN_TUNE, INTERRUPTED, Interrupted
 from .io import atomic_write_csv
 from .results import FINISHED, read_table
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["TrialContext", "Stage", "Runner", "train_id", "check_address", "init_ray"]
+__all__ = ["TrialContext", "Stage", "Runner", "init_ray"]
 
 @dataclass(frozen=True)
 class TrialContext:
@@ -84,13 +83,6 @@ class Stage:
     reuse: list[dict] = field(default_factory=list)  # finished rows of earlier stages, matched by train_id
     tune_metric: str | None = "accuracy"  # Tune's metric (schedulers need it); None for multi-objective searchers
     describe: Callable[[dict], str] = lambda r: r.get("key", "")
-
-
-def train_id(spec: dict, resolution: int, seed: int, budget: ProxyConfig, data_fingerprint: str) -> str:
-    """The identity of one training: the same network, input size, seed, budget and data train the same."""
-    b = {k: v for k, v in dataclasses.asdict(budget).items() if k not in ("threads", "fault", "eval_every")}
-    blob = json.dumps([spec, int(resolution), int(seed), b, data_fingerprint], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- the trial
@@ -300,20 +292,6 @@ def _dedupe(rows: list[dict]) -> list[dict]:
 
 
 # ---------------------------------------------------------------- Ray
-def check_address(address: str) -> None:
-    """A ``cluster.address`` is host:port of something listening (or auto / ray://)."""
-    if address in ("auto", "local") or address.startswith("ray://"):
-        return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"cluster.address={address!r} is not host:port; allowed: host:port, auto, or null (start locally)")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as e:
-        raise ValueError(f"cluster.address={address!r} is unreachable ({e.strerror or e}); allowed: the address of a "
-                         "running Ray head (ray start --head), or null to start Ray locally") from None
-
-
 def init_ray(cluster: ClusterConfig, verbose: int = 1) -> bool:
     """Start or join Ray. Returns True when this call started it (and so must shut it down)."""
     import ray

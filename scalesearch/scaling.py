@@ -170,7 +170,8 @@ def check_member_dims(baseline: ModelSpec, depth: float, width: float, resolutio
 
 def member_name(phi: float) -> str:
     """b0, b1, … and, below B0, b-1, b-2 (φ < 0); non-integer φ: phi1.5."""
-    return f"b{phi:g}" if float(phi).is_integer() else f"phi{phi:g}"
+    phi = float(phi) + 0.0  # -0.0 -> 0.0
+    return f"b{phi:g}" if phi.is_integer() else f"phi{phi:g}"
 
 
 # ---------------------------------------------------------------- the family
@@ -337,7 +338,10 @@ def load_family(path) -> list[FamilyMember]:
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or "spec" not in e:
             raise ValueError(f"{p}: member {i} has no 'spec'; allowed: a family.json of scalesearch >= 0.2")
-        m = FamilyMember(**{k: v for k, v in e.items() if k in names})
+        try:
+            m = FamilyMember(**{k: v for k, v in e.items() if k in names})
+        except TypeError as err:
+            raise ValueError(f"{p}: member {i} is incomplete ({err}); allowed: a family.json of scalesearch >= 0.2") from None
         m.model_spec  # noqa: B018 — validates the spec with a one-line error
         out.append(m)
     return out

@@ -124,7 +124,7 @@ def prepare_run_dir(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
 
 def check_environment(cfg: SearchAppConfig) -> None:
     """What can be checked about this machine / the cluster address before anything is written."""
-    from .runner import check_address
+    from .config import check_address
 
     c, s = cfg.cluster, cfg.search
     if c.address:
@@ -198,7 +198,9 @@ class _State:
         atomic_write_json(self.path, self.doc)
 
     def stage(self, name: str, status: str, **extra):
-        self.doc["stages"][name] = {**self.doc["stages"].get(name, {}), "status": status, "at": time.time(), **extra}
+        now = time.time()
+        when = {"started": now} if status == "running" else {"finished": now}
+        self.doc["stages"][name] = {**self.doc["stages"].get(name, {}), "status": status, **when, **extra}
         self.write()
 
 
@@ -360,7 +362,8 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
                 jobs += family_jobs("paper", PAPER, paper_members, r.max_phi, seeds, budget, data.fingerprint,
                                     start=len(jobs))
             state.stage("family", "running")
-            log.info("family: %d trainings (members up to φ=%g, %d seed(s))", len(jobs), r.max_phi, len(seeds))
+            log.info("family: %d trainings (members %s, %d seed(s))", len(jobs),
+                     ", ".join(dict.fromkeys(j["row"]["name"] for j in jobs)), len(seeds))
             f_rows = runner.run(Stage("family", run_dir / TABLES["family"], FAMILY_COLUMNS, ctx, jobs=jobs,
                                       reuse=_with_table(rows, TABLES["search"]), describe=_describe))
             state.stage("family", "complete", trials=len(f_rows))

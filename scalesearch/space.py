@@ -169,4 +169,7 @@ def load_space(name_or_path: str) -> CompoundSpace:
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"search space {p}: alpha, beta and gamma each need numeric low and high, and step, target, "
                          f"tolerance must be numbers ({type(e).__name__}: {e}); allowed: e.g. alpha: {{low: 1.0, high: 2.0}}") from None
-    return CompoundSpace(**ranges, **numbers, name=p.stem)
+    try:
+        return CompoundSpace(**ranges, **numbers, name=p.stem)
+    except ValueError as e:  # name the file, not only its stem
+        raise ValueError(str(e).replace(f"space {p.stem}:", f"search space {p}:", 1)) from None

@@ -83,6 +83,7 @@ _STAGE_RULES = {"expand_ratio": (int, 1), "kernel": (int, 1), "stride": (int, 1)
                 "repeats": (int, 1), "se_ratio": (float, 0)}
 _MODEL_RULES = {"stem_channels": (int, 1), "head_channels": (int, 1), "dropout": (float, 0), "drop_path": (float, 0),
                 "bn_eps": (float, 0), "bn_momentum": (float, 0)}
+_BELOW_ONE = ("dropout", "drop_path", "bn_momentum")
 
 
 def _number(where: str, key: str, value, kind: type, low: float):
@@ -139,6 +140,9 @@ class ModelSpec:
                 raise ValueError(f"{at}: keys {sorted(s)}; allowed: {', '.join(_STAGE_RULES)} (se_ratio optional)")
             out.append(StageSpec(**{k: _number(at, k, v, *_STAGE_RULES[k]) for k, v in s.items()}))
         rest = {k: _number(where, k, v, *_MODEL_RULES[k]) for k, v in d.items() if k != "stages"}
+        for k in _BELOW_ONE:
+            if k in rest and rest[k] >= 1:
+                raise ValueError(f"{where}: {k}={rest[k]!r}; allowed: a number in [0, 1)")
         return cls(stages=tuple(out), **rest)
 
 
@@ -191,6 +195,8 @@ def scale(spec: ModelSpec, depth: float = 1.0, width: float = 1.0, depth_roundin
     (stem, stages, head) by ``width``, with the TF rounding rules."""
     if not (depth > 0 and width > 0):
         raise ValueError(f"depth and width multipliers must be > 0, got depth={depth}, width={width}")
+    if depth == 1 and width == 1:  # the spec as given (a baseline's widths need not be multiples of 8)
+        return spec
     repeats = scale_depths([s.repeats for s in spec.stages], depth, depth_rounding)
     stages = tuple(replace(s, out_channels=round_channels(s.out_channels * width), repeats=r)
                    for s, r in zip(spec.stages, repeats))

@@ -53,7 +53,8 @@ CASES = [
     ("family-phis-empty", "search_main", ["family_phis=[]"], "family_phis=[]"),
     ("unknown-key", "search_main", ["+search.foo=1"], "search.foo is not a setting"),
     # files the search reads: the search space, the baseline
-    ("unreachable-constraint", "search_main", ["search.space={tmp}/impossible.yaml"], "space impossible"),
+    ("unreachable-constraint", "search_main", ["search.space={tmp}/impossible.yaml"],
+     "impossible.yaml: alpha*beta^2*gamma^2 spans [1.000, 1.337] and never reaches target 2.0"),
     ("malformed-space-yaml", "search_main", ["search.space={tmp}/bad.yaml"], "{tmp}/bad.yaml is not valid YAML"),
     ("baseline-a-list", "search_main", ["model.baseline={tmp}/list.json"], "model.baseline='{tmp}/list.json'"),
     ("baseline-empty-mapping", "search_main", ["model.baseline={tmp}/empty.json"], "model.baseline='{tmp}/empty.json'"),
@@ -65,9 +66,9 @@ CASES = [
     ("image-file-as-root", "search_main", ["dataset=imagefolder", "dataset.root={tmp}/photo.jpg"],
      "dataset.root='{tmp}/photo.jpg' is a file"),
     ("random-bytes-zip", "search_main", ["dataset=imagefolder", "dataset.root={tmp}/random.zip"],
-     "{tmp}/random.zip", {"env": {"SCALESEARCH_CACHE": "{tmp}/cache"}}),
+     "dataset.root='{tmp}/random.zip' is not a readable tar or zip archive", {"env": {"SCALESEARCH_CACHE": "{tmp}/cache"}}),
     ("truncated-tar-gz", "search_main", ["dataset=imagefolder", "dataset.root={tmp}/cut.tar.gz"],
-     "{tmp}/cut.tar.gz is a truncated or corrupt archive", {"env": {"SCALESEARCH_CACHE": "{tmp}/cache"}}),
+     "dataset.root='{tmp}/cut.tar.gz' is a truncated or corrupt archive", {"env": {"SCALESEARCH_CACHE": "{tmp}/cache"}}),
     # resuming what does not exist: into an explicit directory, and under the default runs/ path
     ("resume-nothing", "search_main", ["resume=true"], "resume=true"),
     ("resume-nothing-default-dir", "search_main", ["resume=true"], "no run under runs/synthetic-grid has these settings",
@@ -204,6 +205,13 @@ def test_resume_of_nothing_leaves_no_directory_under_runs(sweep):
     tmp, results = sweep
     assert results["resume-nothing-default-dir"]["rc"] == 2
     assert list((tmp / "fresh_cwd").iterdir()) == []  # no runs/synthetic-grid/<now> left behind
+
+
+@pytest.mark.slow
+def test_a_bad_archive_leaves_no_partial_extraction(sweep):
+    tmp, results = sweep
+    assert results["random-bytes-zip"]["rc"] == 2 and results["truncated-tar-gz"]["rc"] == 2
+    assert [p for p in (tmp / "cache").rglob("*") if p.name != "archives"] == []
 
 
 @pytest.mark.slow

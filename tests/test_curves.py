@@ -3,7 +3,6 @@ interval that covers the truth and widens with distance, holds out the largest m
 flat data and monotone always, and rejects bad input in one line."""
 
 import json
-import math
 
 import numpy as np
 import pytest

@@ -125,7 +125,7 @@ def test_off_constraint_allowed_with_flag(tmp_path):
     ({"phis": [-40.0], "constraint": "measured"}, "phis contains -40 (b-40): depth multiplier"),
     ({"phis": [-7.5]}, "phis contains -7.5 (phi-7.5): width multiplier 0.489"),
     ({"alpha": 1.0, "beta": 1.0, "gamma": 1.41, "phis": [-5.0]}, "phis contains -5 (b-5): resolution 11.5 px is below 16"),
-    ({"base_resolution": 8}, "phis contains 0 (b0): resolution 8.0 px is below 16"),
+    ({"base_resolution": 8}, "base_resolution=8 is too small; allowed: >= 16"),
     ({"base_resolution": 8, "mode": "official"}, "base_resolution=8 is too small; allowed: >= 16"),
     ({"num_classes": 0}, "num_classes=0"),
     ({"resolution_multiple": 0}, "resolution_multiple=0"),

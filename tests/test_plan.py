@@ -18,7 +18,7 @@ from scalesearch.model import spec_cost
 from scalesearch.plan import (SEARCH_ROW, OptunaSpace, Planner, ablation_jobs, budget_with_epochs_mult, family_jobs, is_paper,
                               job, search_jobs, select_grid, validation_jobs)
 from scalesearch.results import aggregate, candidate_id
-from scalesearch.runner import train_id
+from scalesearch.plan import train_id
 from scalesearch.scaling import PAPER, Coefficients, family
 from scalesearch.space import load_space
 from scalesearch.spec import B0, ModelSpec, scale
@@ -352,3 +352,34 @@ def test_job_and_budget_helpers():
     steps = dataclasses.replace(BUDGET, steps=10)
     assert budget_with_epochs_mult(steps, 1.5) == dataclasses.replace(steps, steps=15)
     assert budget_with_epochs_mult(steps, 1.01).steps == 11 and budget_with_epochs_mult(steps, 1.01).epochs == 2
+
+
+# ---------------------------------------------------------------- the solver itself
+def test_solve_resolution_equals_a_brute_force_search():
+    """On random non-decreasing step functions (plateaus, jumps) the bisection picks what an exhaustive search over
+    the grid picks: the closest cost in log ratio, ties and plateaus to the largest resolution; and it is feasible
+    exactly when the target lies between the costs one grid step beyond the range's ends."""
+    import random
+
+    from scalesearch.scaling import solve_resolution
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        jumps = [rng.choice([1.0, 1.0, 1.01, 1.1, 1.5, 2.0]) for _ in range(600)]
+        costs = [0.3]
+        for j in jumps:
+            costs.append(costs[-1] * j)
+        cost = lambda r: costs[r]  # noqa: E731
+        multiple = rng.choice([1, 1, 2, 8])
+        low = rng.randint(1, 200)
+        high = low + rng.randint(multiple, 200)
+        target = rng.choice([rng.uniform(0.1, 50.0), costs[rng.randint(1, 500)]])
+        grid = [r for r in range(low, high + 1) if r % multiple == 0]
+        s = solve_resolution(cost, target, low, high, multiple)
+        best = min(grid, key=lambda r: (abs(math.log(cost(r) / target)), -r))
+        assert (s.resolution, s.ratio, s.target) == (best, cost(best), target)
+        floor = cost(grid[0] - multiple) if grid[0] - multiple >= 1 else 0.0
+        assert s.feasible == (floor <= target <= cost(grid[-1] + multiple))
+        assert (s.reason == "") == s.feasible
+    with pytest.raises(ValueError, match="no resolution that is a multiple of 8 lies in"):
+        solve_resolution(lambda r: r, 1.0, 17, 23, 8)

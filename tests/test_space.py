@@ -87,7 +87,7 @@ def test_load_space_errors(tmp_path):
         ("alpha: {low: 1, high: 2}\nbeta: {low: 1, high: 1.5}\n", r"need numeric low and high.*KeyError: 'gamma'"),
         (GOOD + "step: fast\n", r"must be numbers"),
         ("alpha: {low: 2, high: 1}\nbeta: {low: 1, high: 1.5}\ngamma: {low: 1, high: 1.5}\n",
-         r"space broken: alpha range \[2.0, 1.0\] is invalid"),
+         r"broken.yaml: alpha range \[2.0, 1.0\] is invalid"),
     ],
     ids=["malformed-yaml", "not-utf8", "a-list", "non-numeric", "missing-gamma", "step", "reversed-range"],
 )

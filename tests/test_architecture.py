@@ -1,0 +1,280 @@
+"""The module table of docs/ARCHITECTURE.md against the real import graph, and the layering rules.
+
+The graph is derived from the sources with ``ast`` (module-level imports and imports inside functions:
+``from .x import y``, ``from . import x``, ``import scalesearch.x``, ...). Fast, starts no Ray.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG_DIR = ROOT / "scalesearch"
+DOC = ROOT / "docs" / "ARCHITECTURE.md"
+PKG = "scalesearch"
+
+# every third-party package the code may import; the table's cell after ";" lists them per module
+THIRD_PARTY = {"ray", "hydra", "omegaconf", "optuna", "torch", "torchvision", "matplotlib", "yaml", "numpy", "PIL"}
+RUNNER = "runner"
+# (c) hydra only in cli; omegaconf in cli (module level) and validate (inside a function)
+HYDRA_OK = {"cli"}
+OMEGACONF_OK = {"cli", "validate"}
+OMEGACONF_TOP_OK = {"cli"}
+# (d) plain Python + torch/numpy, usable from a notebook without Ray or Hydra
+CORE = ("spec", "cost", "model", "scaling", "stats", "curves", "results", "verdict")
+CORE_THIRD_PARTY = {"torch", "torchvision", "numpy"}
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module (file stem)
+    target: str  # a package module (file stem) or a third-party top-level package
+    internal: bool
+    line: int
+    top: bool  # executed at import time (not inside a function)
+
+    def where(self) -> str:
+        return f"scalesearch/{self.module}.py:{self.line}"
+
+
+def module_names() -> list[str]:
+    return sorted(p.stem for p in PKG_DIR.glob("*.py"))
+
+
+def _imports_of(module: str, names: set[str]) -> list[Import]:
+    tree = ast.parse((PKG_DIR / f"{module}.py").read_text(), filename=f"scalesearch/{module}.py")
+    found: list[Import] = []
+
+    def internal(target: str, node: ast.AST, top: bool) -> None:
+        if target != module:
+            found.append(Import(module, target, True, node.lineno, top))
+
+    def visit(node: ast.AST, top: bool) -> None:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == PKG:
+                    internal("__init__", node, top)
+                elif a.name.startswith(PKG + "."):
+                    internal(a.name.split(".")[1], node, top)
+                else:
+                    found.append(Import(module, a.name.split(".")[0], False, node.lineno, top))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level > 1:
+                raise AssertionError(f"scalesearch/{module}.py:{node.lineno}: relative import beyond the package")
+            mod = node.module or ""
+            if node.level == 0 and not (mod == PKG or mod.startswith(PKG + ".")):
+                found.append(Import(module, mod.split(".")[0], False, node.lineno, top))
+                return
+            sub = mod[len(PKG):].lstrip(".") if node.level == 0 else mod
+            if sub:  # from .x import y / from scalesearch.x import y
+                internal(sub.split(".")[0], node, top)
+            else:  # from . import x (a module) or from . import name (defined in __init__)
+                for a in node.names:
+                    internal(a.name if a.name in names else "__init__", node, top)
+        for child in ast.iter_child_nodes(node):
+            visit(child, top and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, True)
+    return found
+
+
+IMPORTS: dict[str, list[Import]] = {m: _imports_of(m, set(module_names())) for m in module_names()}
+GRAPH: dict[str, set[str]] = {m: {i.target for i in imps if i.internal} for m, imps in IMPORTS.items()}
+EXTERNAL: dict[str, set[str]] = {m: {i.target for i in imps if not i.internal} for m, imps in IMPORTS.items()}
+
+
+def third_party(module: str) -> set[str]:
+    return {t for t in EXTERNAL[module] if t not in sys.stdlib_module_names}
+
+
+def reachable(module: str) -> set[str]:
+    """Every package module ``module`` imports, directly or through others (not itself unless in a cycle)."""
+    seen: set[str] = set()
+    todo = list(GRAPH[module])
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(GRAPH.get(m, ()))
+    return seen
+
+
+def uses(package: str, top_only: bool = False) -> dict[str, list[Import]]:
+    out: dict[str, list[Import]] = {}
+    for m, imps in IMPORTS.items():
+        hits = [i for i in imps if not i.internal and i.target == package and (i.top or not top_only)]
+        if hits:
+            out[m] = hits
+    return out
+
+
+def _lines(imps: list[Import]) -> str:
+    return ", ".join(i.where() for i in imps)
+
+
+# ---------------------------------------------------------------- the table
+def _cell_names(text: str) -> list[str]:
+    text = text.strip()
+    if text in ("", "–", "-", "—"):
+        return []
+    return [n.strip().strip("`").strip() for n in text.split(",") if n.strip()]
+
+
+def documented() -> list[tuple[str, set[str], set[str]]]:
+    """(module, package imports, third-party imports) per row of the "## Modules" table, in order."""
+    text = DOC.read_text()
+    assert "\n## Modules\n" in text, f"{DOC} has no '## Modules' section"
+    section = text.split("\n## Modules\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        line = line.strip()
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == "module" or set(cells[0]) <= set("-: "):
+            continue  # header, separator
+        assert len(cells) == 3, f"{DOC}: a row of the module table needs 3 cells (module | role | imports): {line}"
+        name = cells[0].strip("`").strip()
+        assert name.endswith(".py"), f"{DOC}: the module cell names a file (`x.py`): {line}"
+        pkg, _, ext = cells[2].partition(";")
+        rows.append((name[:-3], set(_cell_names(pkg)), set(_cell_names(ext))))
+    assert rows, f"{DOC}: the '## Modules' section holds no table rows"
+    return rows
+
+
+def test_every_module_file_has_one_row_and_every_row_a_file():
+    names = [r[0] for r in documented()]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    assert not dupes, f"{DOC}: modules with more than one row: {dupes}"
+    files = set(module_names())
+    assert not files - set(names), f"{DOC}: module files without a row in '## Modules': {sorted(files - set(names))}"
+    assert not set(names) - files, f"{DOC}: rows without a file in scalesearch/: {sorted(set(names) - files)}"
+
+
+def test_documented_imports_equal_the_real_ones():
+    problems = []
+    for module, pkg, ext in documented():
+        if module not in GRAPH:
+            continue  # reported by the test above
+        real, real_ext = GRAPH[module], third_party(module) & THIRD_PARTY
+        if pkg != real:
+            problems.append(f"{module}.py: table says [{', '.join(sorted(pkg))}], code imports "
+                            f"[{', '.join(sorted(real))}] (missing in table: {sorted(real - pkg)}, "
+                            f"not imported: {sorted(pkg - real)})")
+        if ext != real_ext:
+            problems.append(f"{module}.py: table's third-party [{', '.join(sorted(ext))}], code imports "
+                            f"[{', '.join(sorted(real_ext))}]")
+    assert not problems, f"{DOC} '## Modules' is out of date:\n" + "\n".join(problems)
+
+
+def test_table_rows_are_ordered_by_layer():
+    seen: set[str] = set()
+    late = []
+    for module, _, _ in documented():
+        below = GRAPH.get(module, set()) - seen
+        if below:
+            late.append(f"{module}.py imports {sorted(below)}, listed below it")
+        seen.add(module)
+    assert not late, f"{DOC}: the module table must list a module after everything it imports:\n" + "\n".join(late)
+
+
+def test_third_party_imports_are_the_known_ones():
+    """A new dependency belongs in THIRD_PARTY and in the table's imports cells."""
+    unknown = {m: sorted(third_party(m) - THIRD_PARTY) for m in GRAPH if third_party(m) - THIRD_PARTY}
+    assert not unknown, f"third-party imports not covered by the architecture table: {unknown}"
+
+
+# ---------------------------------------------------------------- the rules
+def find_cycle() -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    stack: list[str] = []
+
+    def dfs(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(GRAPH.get(m, ())):
+            if state.get(d) == 1:
+                return stack[stack.index(d):] + [d]
+            if d not in state:
+                c = dfs(d)
+                if c:
+                    return c
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(GRAPH):
+        if m not in state:
+            c = dfs(m)
+            if c:
+                return c
+    return None
+
+
+def test_no_import_cycle():
+    cycle = find_cycle()
+    if cycle:
+        edges = []
+        for a, b in itertools.pairwise(cycle):
+            edges.append(f"{a} -> {b} ({_lines([i for i in IMPORTS[a] if i.internal and i.target == b])})")
+        pytest.fail("import cycle (lazy imports count): " + " -> ".join(cycle) + "\n" + "\n".join(edges))
+
+
+def test_only_the_runner_and_modules_above_it_import_ray():
+    ray = uses("ray")
+    assert RUNNER in ray, "runner.py no longer imports ray: the parser or the layering changed, update this test"
+    below = {m: imps for m, imps in ray.items() if m != RUNNER and RUNNER not in reachable(m)}
+    assert not below, "nothing below the runner imports Ray; these modules do not import scalesearch.runner:\n" + \
+        "\n".join(f"{m}.py: `import ray` at {_lines(imps)}" for m, imps in sorted(below.items()))
+    depended_on = {m: uses_ for m, uses_ in ray.items() if m in reachable(RUNNER)}
+    assert not depended_on, f"modules the runner imports must not import Ray: {sorted(depended_on)}"
+
+
+def test_only_the_runner_imports_ray_at_module_level():
+    top = {m: imps for m, imps in uses("ray", top_only=True).items() if m != RUNNER}
+    assert not top, "only runner.py imports Ray at module level; import it inside the function that needs it:\n" + \
+        "\n".join(f"{m}.py: {_lines(imps)}" for m, imps in sorted(top.items()))
+
+
+def test_only_cli_imports_hydra():
+    bad = {m: imps for m, imps in uses("hydra").items() if m not in HYDRA_OK}
+    assert not bad, f"only {sorted(HYDRA_OK)} may import hydra (library code takes the config dataclasses):\n" + \
+        "\n".join(f"{m}.py: {_lines(imps)}" for m, imps in sorted(bad.items()))
+
+
+def test_omegaconf_only_in_cli_and_validate():
+    bad = {m: imps for m, imps in uses("omegaconf").items() if m not in OMEGACONF_OK}
+    assert not bad, f"only {sorted(OMEGACONF_OK)} may import omegaconf:\n" + \
+        "\n".join(f"{m}.py: {_lines(imps)}" for m, imps in sorted(bad.items()))
+    top = {m: imps for m, imps in uses("omegaconf", top_only=True).items() if m not in OMEGACONF_TOP_OK}
+    assert not top, f"only {sorted(OMEGACONF_TOP_OK)} may import omegaconf at module level:\n" + \
+        "\n".join(f"{m}.py: {_lines(imps)}" for m, imps in sorted(top.items()))
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_modules_are_plain_python_and_torch(module):
+    outside = reachable(module) - set(CORE)
+    assert not outside, f"{module}.py reaches {sorted(outside)}: the core ({', '.join(CORE)}) imports only itself"
+    extra = third_party(module) - CORE_THIRD_PARTY
+    where = _lines([i for i in IMPORTS[module] if not i.internal and i.target in extra])
+    assert not extra, f"{module}.py imports {sorted(extra)} ({where}); the core may use only " \
+        f"{sorted(CORE_THIRD_PARTY)} besides the standard library"
+
+
+def test_core_import_loads_no_ray_or_hydra():
+    code = ("import sys\n"
+            + "".join(f"import scalesearch.{m}\n" for m in CORE)
+            + "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'hydra', 'omegaconf')))")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       check=False)
+    assert p.returncode == 0, p.stderr
+    loaded = ast.literal_eval(p.stdout.strip().splitlines()[-1])
+    assert loaded == [], (f"importing {', '.join(CORE)} in a fresh interpreter loaded "
+                          f"{sorted({m.split('.')[0] for m in loaded})} ({len(loaded)} modules, e.g. {loaded[:5]})")
