@@ -252,6 +252,10 @@ def _pre_hydra(config_name: str, prog: str) -> None:
         raw = _compose(config_name, argv, prog)
         if raw is not None:
             _refuse_unknown(raw, SCHEMAS[config_name][1])
+            if config_name in EARLY_CHECKS:  # plain checks of the values: in a second, before torch is imported
+                app_cfg = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"])
+                EARLY_CHECKS[config_name](OmegaConf.to_object(OmegaConf.merge(
+                    OmegaConf.structured(SCHEMAS[config_name][1]), app_cfg)))
             if config_name == "config":
                 _resolve_resume_dir(argv, raw)
     except (UserError, ValueError) as e:
@@ -259,6 +263,8 @@ def _pre_hydra(config_name: str, prog: str) -> None:
             raise
         _fail(str(e).splitlines()[0])
 
+
+EARLY_CHECKS = {"config": C.check_search_app, "nas": C.check_nas}
 
 # Hydra flags after which Hydra composes something else than the app's config from its overrides
 _OTHER_COMPOSITION = ("-m", "--multirun", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",

@@ -187,6 +187,7 @@ class ReportConfig:
     family_seeds: int = 1  # proxy seeds per trained family member
     compare_paper: bool = False  # also train the paper's (1.2, 1.1, 1.15) family beside it
     ablation: bool = False  # also run the Fig. 8 ablation (as scalesearch-ablate) into the run dir
+    ablation_phis: list[float] = field(default_factory=lambda: [1.0, 2.0])  # its nominal costs 2^phi
     pick_rule: str = "marginal"  # marginal | knee
     min_gain_per_doubling: float = 0.01
     top_k: int = 5  # candidates in the seed-spread table
@@ -387,6 +388,8 @@ def check_report(r: ReportConfig) -> None:
         ("report.max_phi", r.max_phi, r.max_phi >= 0, ">= 0"),
         ("report.family_seeds", r.family_seeds, r.family_seeds >= 1, ">= 1"),
         ("report.top_k", r.top_k, r.top_k >= 1, ">= 1"),
+        ("report.ablation_phis", list(r.ablation_phis), bool(r.ablation_phis) and all(p > 0 for p in r.ablation_phis),
+         "a non-empty list of values > 0"),
         ("report.min_gain_per_doubling", r.min_gain_per_doubling, math.isfinite(r.min_gain_per_doubling), "a number"),
     ])
 

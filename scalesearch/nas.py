@@ -388,7 +388,7 @@ def _reference_cost(cfg: NASAppConfig, data, runner, ctx) -> tuple[float, bool]:
     from .runner import _measure_task
 
     task = ray.remote(_measure_task).options(num_cpus=cfg.search.cpus_per_trial, num_gpus=cfg.search.gpus_per_trial)
-    return float(ray.get(task.remote(B0.to_dict(), data.base_resolution, ctx))["latency_ms"]), True
+    return float(ray.get(task.remote(B0.to_dict(), data.base_resolution, ctx, ("latency",)))["latency_ms"]), True
 
 
 def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None, runner=None) -> dict:

@@ -86,25 +86,31 @@ class Stage:
 
 
 # ---------------------------------------------------------------- the trial
-_DEVICE_COSTS: dict = {}  # (spec, resolution, device, batch sizes) -> (latency_ms, train_step_ms), per worker process
+_DEVICE_COSTS: dict = {}  # (kind, spec, resolution, device, batch) -> ms, per worker process
 
 
-def _device_costs(spec, resolution: int, ctx: TrialContext, device: torch.device) -> dict:
+def _device_costs(spec, resolution: int, ctx: TrialContext, device: torch.device,
+                  kinds=("latency", "train_step")) -> dict:
+    """Inference latency and/or training-step time (ms, median of timed repeats) of ``spec`` on ``device``,
+    cached per (kind, spec, resolution, device, batch size) in this worker process."""
     from .cost import measure_latency, measure_train_step
     from .model import EfficientNet
 
-    key = (json.dumps(spec.to_dict(), sort_keys=True), resolution, str(device), ctx.latency_batch, ctx.budget.batch_size)
-    if key not in _DEVICE_COSTS:
-        b = ctx.budget
-        kw = dict(in_channels=ctx.in_channels, device=device, channels_last=b.channels_last, amp=b.amp,
-                  min_run_time=ctx.cost_min_run_time, threads=b.threads)
-        model = EfficientNet(spec, ctx.num_classes, ctx.in_channels)
-        latency = measure_latency(model, resolution, batch=ctx.latency_batch, **kw)
-        step = measure_train_step(model, resolution, ctx.num_classes, batch=b.batch_size, **kw)
-        _DEVICE_COSTS[key] = (round(latency, 4), round(step, 4))
-        del model
-    latency, step = _DEVICE_COSTS[key]
-    return {"latency_ms": latency, "train_step_ms": step, "device": str(device)}
+    b = ctx.budget
+    kw = dict(in_channels=ctx.in_channels, device=device, channels_last=b.channels_last, amp=b.amp,
+              min_run_time=ctx.cost_min_run_time, threads=b.threads)
+    blob = json.dumps(spec.to_dict(), sort_keys=True)
+    out = {"device": str(device)}
+    for kind in kinds:
+        batch = ctx.latency_batch if kind == "latency" else b.batch_size
+        key = (kind, blob, resolution, str(device), batch)
+        if key not in _DEVICE_COSTS:
+            model = EfficientNet(spec, ctx.num_classes, ctx.in_channels)
+            ms = (measure_latency(model, resolution, batch=batch, **kw) if kind == "latency" else
+                  measure_train_step(model, resolution, ctx.num_classes, batch=batch, **kw))
+            _DEVICE_COSTS[key] = round(ms, 4)
+        out[f"{kind}_ms"] = _DEVICE_COSTS[key]
+    return out
 
 
 def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorded: dict | None = None) -> None:
@@ -170,13 +176,13 @@ def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorde
     tune.report(with_extra({**static, **final, "final": True}))
 
 
-def _measure_task(spec: dict, resolution: int, ctx: TrialContext) -> dict:
+def _measure_task(spec: dict, resolution: int, ctx: TrialContext, kinds=("latency", "train_step")) -> dict:
     """A Ray task: the device costs of one network on a worker with the trials' resources."""
     from .proxy import resolve_device
     from .spec import ModelSpec
 
     torch.set_num_threads(int(ctx.budget.threads or 1))
-    return _device_costs(ModelSpec.from_dict(spec), resolution, ctx, resolve_device(ctx.budget.device))
+    return _device_costs(ModelSpec.from_dict(spec), resolution, ctx, resolve_device(ctx.budget.device), kinds)
 
 
 def _check_gpu_memory(job: dict, budget, share: float) -> None:
@@ -382,9 +388,10 @@ class Runner:
 
         def measure(spec, resolution: int) -> float:
             blob = json.dumps(spec.to_dict(), sort_keys=True)
-            key = f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}|{resolution}|{device}|b{ctx.budget.batch_size}"
+            batch = ctx.latency_batch if kind == "latency" else ctx.budget.batch_size
+            key = f"{kind}|{hashlib.sha256(blob.encode()).hexdigest()[:16]}|{resolution}|{device}|b{batch}"
             if key not in cache:
-                cache[key] = ray.get(task.remote(spec.to_dict(), int(resolution), ctx))
+                cache[key] = ray.get(task.remote(spec.to_dict(), int(resolution), ctx, (kind,)))
                 atomic_write_json(cache_path, cache)
             return cache[key][f"{kind}_ms"]
 

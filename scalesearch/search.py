@@ -371,7 +371,7 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
             from .ablation import run_ablation_stage
 
             state.stage("ablation", "running")
-            run_ablation_stage(runner, run_dir, data, budget, ctx, baseline, coeffs, phis=[1.0, 2.0],
+            run_ablation_stage(runner, run_dir, data, budget, ctx, baseline, coeffs, phis=list(r.ablation_phis),
                                seeds=[cfg.seed + k for k in range(s.n_seeds)], depth_rounding=depth_rounding(cfg),
                                reuse=_with_table(rows, TABLES["search"]) + _with_table(f_rows, TABLES["family"]))
             state.stage("ablation", "complete")

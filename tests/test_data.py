@@ -61,7 +61,7 @@ def test_synthetic_is_deterministic_balanced_and_cached():
     assert load_data(cfg) is a  # process cache
     assert a.train_x.shape == (200, 3, 32, 32) and a.train_x.dtype == torch.uint8
     assert a.val_x.shape == (50, 3, 32, 32) and a.train_y.dtype == torch.int64
-    assert a.num_classes == 10 and a.in_channels == 3 and a.base_resolution == 32
+    assert a.num_classes == 10 and a.in_channels == 3 and a.base_resolution == 40
     assert a.classes[0] == "disc-vertical" and a.classes[9] == "cross-horizontal"
     assert torch.bincount(a.train_y).tolist() == [20] * 10
     D._MEMORY_CACHE.clear()

@@ -229,8 +229,10 @@ def test_notebook_executes_against_the_run(run_dir, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
     text = "".join(o.get("text", "") for o in outputs)
-    curve_doc = json.loads((run_dir / "family_curve.json").read_text())
-    assert f"run: {run_dir}" in text and f"pick {curve_doc['pick']['name']}" in text
+    run = load_run(run_dir)  # the notebook's pick (marginal, 0.01) is the report's under the same rule
+    best = json.loads((run_dir / "best.json").read_text())
+    expect = curve_analysis(family_table(run.family["members"], run.family_rows), best["noise_sd"], ReportConfig())
+    assert f"run: {run_dir}" in text and f"pick {expect['pick']['name']} (rests on {expect['pick_basis']}" in text
 
 
 def test_truncated_tables_and_json_are_one_line_errors_naming_the_file(tmp_path):
