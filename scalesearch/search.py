@@ -270,151 +270,229 @@ def _with_table(rows: list[dict], name: str) -> list[dict]:
     return [{**r, "_table": name} for r in rows]
 
 
-def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
-    """Run (or resume) the whole job; returns best.json's content (None when nothing finished ok)."""
-    from .runner import Runner, Stage, TrialContext
+@dataclasses.dataclass
+class _Run:
+    """One run's fixed facts (planned before anything trains) and what its stages produce."""
 
-    check_search_app(cfg)  # bad input fails here, in seconds: before the run dir, the data and Ray
+    cfg: SearchAppConfig
+    run_dir: Path
+    space: object
+    baseline: object
+    data: object = None
+    state: _State = None
+    context: dict = None
+    budget: object = None
+    t0: float = 0.0
+    # produced by the stages
+    rows: list = dataclasses.field(default_factory=list)
+    infeasible: list = dataclasses.field(default_factory=list)
+    ranked: list = dataclasses.field(default_factory=list)
+    v_rows: list = dataclasses.field(default_factory=list)
+    v_ranked: list | None = None
+    fid: dict | None = None
+    best: dict | None = None
+    decided_by: str = "search"
+    paper: str | None = None
+    verdict: dict | None = None
+    members: list = dataclasses.field(default_factory=list)
+    f_rows: list = dataclasses.field(default_factory=list)
+
+    def family(self, coeffs: Coefficients) -> list:
+        """The family of ``coeffs`` on this run's data, with its constraint and cost (measured: B1 is the candidate)."""
+        s, d = self.cfg.search, self.data
+        return family(coeffs, base_resolution=d.base_resolution, phis=self.cfg.family_phis, num_classes=d.num_classes,
+                      baseline=self.baseline, resolution_multiple=s.resolution_multiple, constraint=s.constraint,
+                      target=self.space.target, cost=s.cost if s.cost in ("macs", "activations") else "macs",
+                      depth_rounding=depth_rounding(self.cfg), in_channels=d.in_channels,
+                      gamma_range=(self.space.gamma.low, self.space.gamma.high), tolerance=s.cost_tolerance)
+
+
+def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
+    """Run (or resume) the whole job: plan → the stages (search, validation, family, ablation) → artifacts.
+    Returns best.json's content."""
+    from .runner import Runner
+
+    run = _plan(cfg, Path(run_dir).resolve())
+    with Runner(cfg.cluster, cfg.search, run.run_dir, cfg.verbose) as runner:
+        runner.share(run.data)
+        ctx, planner = _trial_context(run, runner)
+        _search(run, runner, ctx, planner)
+        _validate(run, runner, ctx, planner)
+        _decide(run)
+        _train_family(run, runner, ctx)
+        _ablate(run, runner, ctx)
+    return _write(run)
+
+
+def _plan(cfg: SearchAppConfig, run_dir: Path) -> _Run:
+    """Every check (bad input fails here, in seconds: before the run dir, the data and Ray), the run directory,
+    the data."""
+    check_search_app(cfg)
     space = load_space(cfg.search.space)
     if cfg.search.strategy == "optuna":
         space.alpha_bounds()
     baseline = load_baseline(cfg.model.baseline)
     check_family_phis(cfg, space, baseline)
     check_environment(cfg)
-    run_dir = Path(run_dir).resolve()
     old = prepare_run_dir(cfg, run_dir)
     log.info("run directory: %s%s", run_dir, " (resumed)" if old else "")
     data = load_data(cfg.dataset)
     log.info("dataset %s: %d train / %d validation images, %d classes, base resolution %d px", data.name,
              len(data.train_y), len(data.val_y), data.num_classes, data.base_resolution)
-    state = _State(run_dir, cfg, old)
-    s, t0 = cfg.search, time.time()
-    context = run_context(cfg, data)
     budget = trial_budget(cfg)
-    if s.scheduler == "asha":
+    if cfg.search.scheduler == "asha":
         budget = dataclasses.replace(budget, eval_every=1)
-    with Runner(cfg.cluster, s, run_dir, cfg.verbose) as runner:
-        runner.share(data)
-        ctx = TrialContext(budget=budget, num_classes=data.num_classes, in_channels=data.in_channels, metric=s.metric,
-                           gpus_per_trial=s.gpus_per_trial, device_costs=s.measure_device_costs,
-                           latency_batch=s.latency_batch, cost_min_run_time=s.cost_min_run_time)
-        planner = Planner(baseline, data.base_resolution, data.num_classes, data.in_channels, s.constraint, s.cost,
-                          space.target, s.phi, s.cost_tolerance, (space.gamma.low, space.gamma.high),
-                          s.resolution_multiple, depth_rounding(cfg),
-                          runner.measurer(ctx, s.cost, run_dir / "costs.json") if s.cost in ("latency", "train_step")
-                          else None)
-        # 1. the search
-        stage, infeasible = _search_stage(cfg, run_dir, space, planner, ctx, data, Stage)
-        state.stage("search", "running")
-        rows = runner.run(stage)
-        state.stage("search", "complete", trials=len(rows))
-        ranked = aggregate(rows)
-        if not ranked:
-            _write_summary(run_dir, context, None, ranked, rows, infeasible, None, None, None)
-            raise ValueError(f"no trial of the search finished ok (see {run_dir / TABLES['search']}); nothing to select")
-        # 2. the proxy-fidelity audit
-        v_rows, v_ranked, fid = [], None, None
-        if cfg.validate.enabled:
-            v_budget = budget_with_epochs_mult(budget, cfg.validate.epochs_mult)
-            jobs = validation_jobs(ranked, rows, cfg.validate.top_k, cfg.validate.random_k, cfg.seed, v_budget,
-                                   data.fingerprint, lambda a, b: planner.spec(a, b).to_dict())
-            state.stage("validation", "running")
-            log.info("validation: %d candidates x their seeds at %s (%d trainings)", len({j["row"]["candidate"] for j in jobs}),
-                     budget_str(v_budget), len(jobs))
-            v_rows = runner.run(Stage("validation", run_dir / TABLES["validation"], VALIDATION_COLUMNS,
-                                      dataclasses.replace(ctx, budget=v_budget, device_costs=False), jobs=jobs,
-                                      describe=_describe))
-            state.stage("validation", "complete", trials=len(v_rows))
-            v_ranked = aggregate(v_rows) or None
-            fid = fidelity(ranked, v_rows, cfg.validate.top_k, seed=cfg.seed)
-            atomic_write_json(run_dir / "fidelity.json", {**fid, "proxy_budget": budget_str(budget),
-                                                          "validation_budget": budget_str(v_budget)})
-        # 3. the decision and the verdict
-        best, decided_by = decide(ranked, v_ranked)
-        d_ranked, d_rows = (v_ranked, v_rows) if decided_by == "validation" else (ranked, rows)
-        paper = next((c["candidate"] for c in d_ranked if is_paper(c, s.constraint)), None)
-        v = verdict(d_ranked, d_rows, decided_by, paper=paper, fid=fid, chance=context["chance"],
-                    budget=budget_str(budget_with_epochs_mult(budget, cfg.validate.epochs_mult))
-                    if decided_by == "validation" else budget_str(budget), val_n=context["val_images"],
-                    half_width=context["val_half_width"], proxy_budget=budget_str(budget), constraint=s.constraint)
-        coeffs = Coefficients(best["alpha"], best["beta"], best["gamma"])
-        members = family(coeffs, base_resolution=data.base_resolution, phis=cfg.family_phis,
-                         num_classes=data.num_classes, baseline=baseline, resolution_multiple=s.resolution_multiple,
-                         constraint=s.constraint, target=space.target,
-                         cost=s.cost if s.cost in ("macs", "activations") else "macs",
-                         depth_rounding=depth_rounding(cfg), in_channels=data.in_channels,
-                         gamma_range=(space.gamma.low, space.gamma.high), tolerance=s.cost_tolerance)
-        # 4. the family (searched, and the paper's) and the ablation
-        f_rows = []
-        r = cfg.report
-        if r.train_family or r.compare_paper:
-            seeds = [cfg.seed + k for k in range(r.family_seeds)]
-            jobs = []
-            if r.train_family:
-                jobs += family_jobs("searched", coeffs, members, r.max_phi, seeds, budget, data.fingerprint)
-            if r.compare_paper and paper != best["candidate"]:
-                paper_members = family(PAPER, base_resolution=data.base_resolution, phis=cfg.family_phis,
-                                       num_classes=data.num_classes, baseline=baseline,
-                                       resolution_multiple=s.resolution_multiple, constraint=s.constraint,
-                                       target=space.target, cost="macs" if s.cost not in ("activations",) else s.cost,
-                                       depth_rounding=depth_rounding(cfg), in_channels=data.in_channels,
-                                       gamma_range=(space.gamma.low, space.gamma.high), tolerance=s.cost_tolerance)
-                jobs += family_jobs("paper", PAPER, paper_members, r.max_phi, seeds, budget, data.fingerprint,
-                                    start=len(jobs))
-            state.stage("family", "running")
-            log.info("family: %d trainings (members %s, %d seed(s))", len(jobs),
-                     ", ".join(dict.fromkeys(j["row"]["name"] for j in jobs)), len(seeds))
-            f_rows = runner.run(Stage("family", run_dir / TABLES["family"], FAMILY_COLUMNS, ctx, jobs=jobs,
-                                      reuse=_with_table(rows, TABLES["search"]), describe=_describe))
-            state.stage("family", "complete", trials=len(f_rows))
-        if r.ablation:
-            from .ablation import run_ablation_stage
+    return _Run(cfg, run_dir, space, baseline, data, _State(run_dir, cfg, old), run_context(cfg, data), budget, time.time())
 
-            state.stage("ablation", "running")
-            run_ablation_stage(runner, run_dir, data, budget, ctx, baseline, coeffs, phis=list(r.ablation_phis),
-                               seeds=[cfg.seed + k for k in range(s.n_seeds)], depth_rounding=depth_rounding(cfg),
-                               reuse=_with_table(rows, TABLES["search"]) + _with_table(f_rows, TABLES["family"]))
-            state.stage("ablation", "complete")
 
-    # 5. the artifacts
-    wall = time.time() - t0
+def _trial_context(run: _Run, runner):
+    from .runner import TrialContext
+
+    s, d = run.cfg.search, run.data
+    ctx = TrialContext(budget=run.budget, num_classes=d.num_classes, in_channels=d.in_channels, metric=s.metric,
+                       gpus_per_trial=s.gpus_per_trial, device_costs=s.measure_device_costs,
+                       latency_batch=s.latency_batch, cost_min_run_time=s.cost_min_run_time)
+    measure = runner.measurer(ctx, s.cost, run.run_dir / "costs.json") if s.cost in ("latency", "train_step") else None
+    planner = Planner(run.baseline, d.base_resolution, d.num_classes, d.in_channels, s.constraint, s.cost,
+                      run.space.target, s.phi, s.cost_tolerance, (run.space.gamma.low, run.space.gamma.high),
+                      s.resolution_multiple, depth_rounding(run.cfg), measure)
+    return ctx, planner
+
+
+def _search(run: _Run, runner, ctx, planner) -> None:
+    from .runner import Stage
+
+    stage, run.infeasible = _search_stage(run.cfg, run.run_dir, run.space, planner, ctx, run.data, Stage)
+    run.state.stage("search", "running")
+    run.rows = runner.run(stage)
+    run.state.stage("search", "complete", trials=len(run.rows))
+    run.ranked = aggregate(run.rows)
+    if not run.ranked:
+        _write_summary(run)
+        raise ValueError(f"no trial of the search finished ok (see {run.run_dir / TABLES['search']}); nothing to select")
+
+
+def _validate(run: _Run, runner, ctx, planner) -> None:
+    """The proxy-fidelity audit: the top-k and random-k candidates retrained longer with the search's seeds."""
+    from .runner import Stage
+
+    cfg = run.cfg
+    if not cfg.validate.enabled:
+        return
+    v_budget = budget_with_epochs_mult(run.budget, cfg.validate.epochs_mult)
+    jobs = validation_jobs(run.ranked, run.rows, cfg.validate.top_k, cfg.validate.random_k, cfg.seed, v_budget,
+                           run.data.fingerprint, lambda a, b: planner.spec(a, b).to_dict())
+    run.state.stage("validation", "running")
+    log.info("validation: %d candidates x their seeds at %s (%d trainings)",
+             len({j["row"]["candidate"] for j in jobs}), budget_str(v_budget), len(jobs))
+    run.v_rows = runner.run(Stage("validation", run.run_dir / TABLES["validation"], VALIDATION_COLUMNS,
+                                  dataclasses.replace(ctx, budget=v_budget, device_costs=False), jobs=jobs,
+                                  describe=_describe))
+    run.state.stage("validation", "complete", trials=len(run.v_rows))
+    run.v_ranked = aggregate(run.v_rows) or None
+    run.fid = fidelity(run.ranked, run.v_rows, cfg.validate.top_k, seed=cfg.seed)
+    atomic_write_json(run.run_dir / "fidelity.json", {**run.fid, "proxy_budget": budget_str(run.budget),
+                                                      "validation_budget": budget_str(v_budget)})
+
+
+def _decide(run: _Run) -> None:
+    """The validated ranking decides; the verdict over the deciding stage; the family of the recommendation."""
+    cfg, s = run.cfg, run.cfg.search
+    run.best, run.decided_by = decide(run.ranked, run.v_ranked)
+    validated = run.decided_by == "validation"
+    d_ranked, d_rows = (run.v_ranked, run.v_rows) if validated else (run.ranked, run.rows)
+    run.paper = next((c["candidate"] for c in d_ranked if is_paper(c, s.constraint)), None)
+    budget = budget_with_epochs_mult(run.budget, cfg.validate.epochs_mult) if validated else run.budget
+    run.verdict = verdict(d_ranked, d_rows, run.decided_by, paper=run.paper, fid=run.fid, chance=run.context["chance"],
+                          budget=budget_str(budget), val_n=run.context["val_images"],
+                          half_width=run.context["val_half_width"], proxy_budget=budget_str(run.budget),
+                          constraint=s.constraint)
+    log.info("family: emitting %s for the recommended coefficients (%s constraint)",
+             ", ".join(map(str, cfg.family_phis)), s.constraint)
+    run.members = run.family(Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]))
+
+
+def _train_family(run: _Run, runner, ctx) -> None:
+    """The family stage: the searched members up to report.max_phi (and the paper's), each with family_seeds seeds;
+    trainings an earlier stage already did (B1 = the candidate) are reused."""
+    from .runner import Stage
+
+    cfg, r = run.cfg, run.cfg.report
+    if not (r.train_family or r.compare_paper):
+        return
+    seeds = [cfg.seed + k for k in range(r.family_seeds)]
+    coeffs = Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"])
+    jobs = family_jobs("searched", coeffs, run.members, r.max_phi, seeds, run.budget, run.data.fingerprint) \
+        if r.train_family else []
+    if r.compare_paper and run.paper != run.best["candidate"]:
+        jobs += family_jobs("paper", PAPER, run.family(PAPER), r.max_phi, seeds, run.budget, run.data.fingerprint,
+                            start=len(jobs))
+    run.state.stage("family", "running")
+    log.info("family: %d trainings (members %s, %d seed(s))", len(jobs),
+             ", ".join(dict.fromkeys(j["row"]["name"] for j in jobs)), len(seeds))
+    run.f_rows = runner.run(Stage("family", run.run_dir / TABLES["family"], FAMILY_COLUMNS, ctx, jobs=jobs,
+                                  reuse=_with_table(run.rows, TABLES["search"]), describe=_describe))
+    run.state.stage("family", "complete", trials=len(run.f_rows))
+
+
+def _ablate(run: _Run, runner, ctx) -> None:
+    from .ablation import run_ablation_stage
+
+    cfg = run.cfg
+    if not cfg.report.ablation:
+        return
+    run.state.stage("ablation", "running")
+    run_ablation_stage(runner, run.run_dir, run.data, run.budget, ctx, run.baseline,
+                       Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]),
+                       phis=list(cfg.report.ablation_phis), seeds=[cfg.seed + k for k in range(cfg.search.n_seeds)],
+                       depth_rounding=depth_rounding(cfg),
+                       reuse=_with_table(run.rows, TABLES["search"]) + _with_table(run.f_rows, TABLES["family"]))
+    run.state.stage("ablation", "complete")
+
+
+def _write(run: _Run) -> dict:
+    """best.json, family.json/.md, specs/, summary.md, the report; then the run is complete."""
+    cfg, s, best, data = run.cfg, run.cfg.search, run.best, run.data
+    wall = time.time() - run.t0
     best_json = {
         "candidate": best["candidate"], "alpha": best["alpha"], "beta": best["beta"], "gamma": best["gamma"],
         "product": best["product"], "resolution": best["resolution"], "cost": s.cost, "cost_ratio": best["cost_ratio"],
         "accuracy_mean": best["accuracy_mean"], "accuracy_std": best["accuracy_std"],
         "accuracy_low": best["accuracy_low"], "accuracy_high": best["accuracy_high"], "n_seeds": best["n_seeds"],
-        "decided_by": decided_by, "proxy_pick": ranked[0]["candidate"],
-        "validation_pick": v_ranked[0]["candidate"] if v_ranked else None, "paper_candidate": paper,
-        "verdict": v["text"], "vs_runner_up": v.get("vs_runner_up"), "vs_paper": v.get("vs_paper"),
-        "seeds_needed": v.get("seeds_needed"), "noise_sd": pooled_sd(ranked),
-        "n_trials": len(rows), "n_ok": sum(x["status"] == "ok" for x in rows), "n_infeasible": len(infeasible),
-        **context, "proxy_budget": dataclasses.asdict(cfg.proxy),
+        "decided_by": run.decided_by, "proxy_pick": run.ranked[0]["candidate"],
+        "validation_pick": run.v_ranked[0]["candidate"] if run.v_ranked else None, "paper_candidate": run.paper,
+        "verdict": run.verdict["text"], "vs_runner_up": run.verdict.get("vs_runner_up"),
+        "vs_paper": run.verdict.get("vs_paper"), "seeds_needed": run.verdict.get("seeds_needed"),
+        "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows), "n_ok": sum(x["status"] == "ok" for x in run.rows),
+        "n_infeasible": len(run.infeasible), **run.context, "proxy_budget": dataclasses.asdict(cfg.proxy),
         "validation_budget": dataclasses.asdict(budget_with_epochs_mult(cfg.proxy, cfg.validate.epochs_mult))
         if cfg.validate.enabled else None,
-        "target": space.target, "cost_tolerance": s.cost_tolerance, "seed": cfg.seed, "baseline": cfg.model.baseline,
+        "target": run.space.target, "cost_tolerance": s.cost_tolerance, "seed": cfg.seed, "baseline": cfg.model.baseline,
         "family_phis": list(cfg.family_phis), "search_wall_s": round(wall, 2),
     }
-    atomic_write_json(run_dir / "best.json", best_json)
-    write_family(members, run_dir, f"Family for α={coeffs.alpha:g}, β={coeffs.beta:g}, γ={coeffs.gamma:g} on "
-                 f"{data.name} (base resolution {data.base_resolution} px, {data.num_classes} classes, constraint "
-                 f"{s.constraint})", num_classes=data.num_classes,
-                 extra={"coefficients": [coeffs.alpha, coeffs.beta, coeffs.gamma], "base_resolution": data.base_resolution,
-                        "constraint": s.constraint, "depth_rounding": depth_rounding(cfg),
-                        "resolution_multiple": s.resolution_multiple, "target": space.target,
-                        "in_channels": data.in_channels})
-    _write_summary(run_dir, context, v, ranked, rows, infeasible, paper, fid, v_ranked)
-    log.info("best: %s (decided by %s) — %s", best["candidate"], decided_by, v["text"].split(" — ")[0].strip("*"))
+    atomic_write_json(run.run_dir / "best.json", best_json)
+    a, b, g = best["alpha"], best["beta"], best["gamma"]
+    write_family(run.members, run.run_dir, f"Family for α={a:g}, β={b:g}, γ={g:g} on {data.name} (base resolution "
+                 f"{data.base_resolution} px, {data.num_classes} classes, constraint {s.constraint})",
+                 num_classes=data.num_classes,
+                 extra={"coefficients": [a, b, g], "base_resolution": data.base_resolution, "constraint": s.constraint,
+                        "depth_rounding": depth_rounding(cfg), "resolution_multiple": s.resolution_multiple,
+                        "target": run.space.target, "in_channels": data.in_channels})
+    _write_summary(run)
+    log.info("best: %s (decided by %s) — %s", best["candidate"], run.decided_by,
+             run.verdict["text"].split(" — ")[0].strip("*"))
     if cfg.report.enabled:
         from .report import write_report
 
-        state.stage("report", "running")
-        write_report(run_dir, cfg.report)
-        state.stage("report", "complete")
-    state.doc.update(status="complete", wall_s=round(wall, 2))
-    state.write()
-    log.info("done in %.0f s: %s", time.time() - t0, run_dir / "summary.md")
+        run.state.stage("report", "running")
+        write_report(run.run_dir, cfg.report)
+        run.state.stage("report", "complete")
+    run.state.doc.update(status="complete", wall_s=round(wall, 2))
+    run.state.write()
+    log.info("done in %.0f s: %s", time.time() - run.t0, run.run_dir / "summary.md")
     return best_json
 
 
-def _write_summary(run_dir, context, v, ranked, rows, infeasible, paper, fid, v_ranked) -> None:
-    atomic_write_text(run_dir / "summary.md", summary_markdown(context, v, ranked, rows, infeasible, paper, fid, v_ranked))
+def _write_summary(run: _Run) -> None:
+    atomic_write_text(run.run_dir / "summary.md", summary_markdown(run.context, run.verdict, run.ranked, run.rows,
+                                                                   run.infeasible, run.paper, run.fid, run.v_ranked))

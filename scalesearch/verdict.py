@@ -172,14 +172,20 @@ def _table(headers, rows) -> str:
 
 
 def ranking_table(ranked: list[dict], paper: str | None, limit: int = 10) -> str:
+    """The candidates best first with every cost beside the accuracy: the measured cost ratio (of the constraint's
+    kind), MACs, activations, and the latency and training step measured on the trials' device."""
+    def num(v, scale=1.0, nd=2):
+        return "—" if v is None else f"{v / scale:.{nd}f}"
+
     rows = []
     for i, c in enumerate(ranked[:limit], 1):
         mark = " (paper)" if c["candidate"] == paper else ""
-        ratio = f"{c['cost_ratio']:.2f}" if c.get("cost_ratio") is not None else "—"
-        rows.append([i, f"{c['alpha']:g}{mark}", f"{c['beta']:g}", f"{c['gamma']:g}", c.get("resolution") or "—", ratio,
-                     fmt_mean_ci(c, 4), ", ".join(f"{a:.3f}" for a in c["accuracies"])])
-    return _table(["rank", "α", "β", "γ", "resolution (px)", "measured cost / baseline", "accuracy, 95 % CI",
-                   "per seed"], rows)
+        rows.append([i, f"{c['alpha']:g}{mark}", f"{c['beta']:g}", f"{c['gamma']:g}", c.get("resolution") or "—",
+                     num(c.get("cost_ratio")), num(c.get("macs"), 1e6), num(c.get("activations"), 1e6, 3),
+                     num(c.get("latency_ms")), num(c.get("train_step_ms"), 1, 1), fmt_mean_ci(c, 4),
+                     ", ".join(f"{a:.3f}" for a in c["accuracies"])])
+    return _table(["rank", "α", "β", "γ", "resolution (px)", "measured cost / baseline", "MACs (M)", "activations (M)",
+                   "latency (ms)", "train step (ms)", "accuracy, 95 % CI", "per seed"], rows)
 
 
 def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: list[dict], infeasible: list[dict],

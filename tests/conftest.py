@@ -123,6 +123,27 @@ def kill_session(sid: int, timeout: float = 20) -> list[int]:
     return session_pids(sid)
 
 
+def start_app(args, log: Path, env=None, cwd=None, app="search_main") -> subprocess.Popen:
+    """An app's CLI in its own session (so that it and everything it starts can be killed)."""
+    e = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    e.update(env or {})
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-c", f"from scalesearch.cli import {app}; {app}()", *args], cwd=cwd or ROOT, env=e, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"the search ended (rc {proc.returncode}) before {what}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}:\n{log.read_text()[-3000:]}")
+
+
 @contextlib.contextmanager
 def ray_cluster(log_dir: Path):
     """A real two-node Ray cluster on 127.0.0.1 (`ray start --head` + `ray start --address`, 1 CPU

@@ -11,7 +11,6 @@ import ast
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -20,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RAY_ENV, ROOT, TINY, compose_search, kill_session, ray_cluster
+from conftest import RAY_ENV, ROOT, TINY, compose_search, kill_session, ray_cluster, start_app as _start, wait_for as _wait
 from scalesearch.results import read_table
 
-APP = "from scalesearch.cli import {app}; {app}()"
 PACKAGE = ROOT / "scalesearch"
 
 
@@ -32,134 +30,8 @@ def _rows(run_dir: Path) -> list[dict]:
     return read_table(run_dir / "results.csv")
 
 
-def _start(args, log: Path, env=None, cwd=None, app="search_main") -> subprocess.Popen:
-    """An app's CLI in its own session (so that it and everything it starts can be killed)."""
-    e = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    e.update(env or {})
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-c", APP.format(app=app), *args], cwd=cwd or ROOT, env=e, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def _wait(predicate, proc: subprocess.Popen, log: Path, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc.poll() is not None:
-            pytest.fail(f"the search ended (rc {proc.returncode}) before {what}:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}:\n{log.read_text()[-3000:]}")
-
-
 def _n_ok(run_dir):
     return lambda: sum(r["status"] == "ok" for r in _rows(run_dir))
-
-
-# ---------------------------------------------------------------- 1. killed and interrupted, every stage
-STAGED = ["search.max_points=2", "search.n_seeds=1", "search.max_concurrent_trials=1", "proxy.fault.epoch_sleep=1",
-          "verbose=1",
-          "validate.enabled=true", "validate.epochs_mult=2", "report.train_family=true", "report.max_phi=1",
-          *[o for o in TINY if o not in ("validate.enabled=false", "report.train_family=false")]]
-
-
-def _finished(run_dir: Path) -> dict:
-    """{(table, key): (trial_id, finished_at)} of every finished row of every stage table."""
-    out = {}
-    for name in ("results.csv", "validation.csv", "family_results.csv"):
-        for r in read_table(run_dir / name):
-            if r["status"] == "ok":
-                out[(name, r["key"])] = (r["trial_id"], r["finished_at"])
-    return out
-
-
-def _stage(run_dir: Path, name: str) -> str | None:
-    try:
-        return json.loads((run_dir / "search.json").read_text())["stages"].get(name, {}).get("status")
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _ok(run_dir: Path, name: str) -> int:
-    return sum(r["status"] == "ok" for r in read_table(run_dir / name))
-
-
-@pytest.mark.slow
-def test_killed_and_interrupted_in_every_stage_then_resumed_loses_and_reruns_nothing(tmp_path):
-    """The same run is stopped three times — SIGKILL of the driver's whole process tree in the search, SIGINT
-    in the validation, SIGTERM in the family stage — and resumed each time (the last time from the default
-    run directory, without hydra.run.dir). An interrupted run stays
-    ``running``, selects nothing, writes no best/family/report, exits 130/143 saying how to resume; every
-    resume trains exactly what no table records as finished: every finished training keeps its trial id."""
-    runs = tmp_path / "runs" / "synthetic-grid"
-    run_dir, log = runs / "2026-01-01_10-00-00", tmp_path / "search.log"
-    finished: dict = {}
-    steps = [  # (extra args, when to stop, signal, expected exit code)
-        ([], lambda: _ok(run_dir, "results.csv") >= 1, signal.SIGKILL, None),
-        (["resume=true"], lambda: _ok(run_dir, "validation.csv") >= 1, signal.SIGINT, 130),
-        (["resume=true"], lambda: _stage(run_dir, "family") == "running", signal.SIGTERM, 143),
-    ]
-    for attempt, (extra, when, sig, code) in enumerate(steps):
-        p = _start([*STAGED, f"hydra.run.dir={run_dir}", *extra], log, cwd=tmp_path)
-        try:
-            _wait(when, p, log, 240, f"the stop point of attempt {attempt}")
-            if sig == signal.SIGKILL:
-                leftover = kill_session(p.pid)
-                assert not leftover, f"processes of the killed driver still alive: {leftover}"
-            else:
-                os.kill(p.pid, sig)
-                assert p.wait(timeout=120) == code, log.read_text()[-3000:]
-                tail = log.read_text().strip().splitlines()[-1]
-                assert f"interrupted by {sig.name}" in tail and f"resume=true hydra.run.dir={run_dir}" in tail
-        finally:
-            kill_session(p.pid)
-            p.wait()
-        state = json.loads((run_dir / "search.json").read_text())
-        assert state["status"] == "running", f"attempt {attempt}: an interrupted run is not complete"
-        assert not (run_dir / "best.json").exists() and not (run_dir / "report.md").exists()
-        now = _finished(run_dir)
-        for k, v in finished.items():
-            assert now.get(k) == v, f"attempt {attempt}: {k} was trained again or lost"
-        finished = now
-    # the last resume: from the default run directory (cwd has runs/synthetic-grid/...), no hydra.run.dir
-    p = _start([*STAGED, "resume=true"], log, cwd=tmp_path)
-    assert p.wait(timeout=300) == 0, log.read_text()[-3000:]
-    assert [d.name for d in runs.iterdir()] == [run_dir.name], "no new (empty) run directory"
-    now = _finished(run_dir)
-    for k, v in finished.items():
-        assert now.get(k) == v, f"{k} was trained again after the interrupts"
-    search, val, fam = (read_table(run_dir / n) for n in ("results.csv", "validation.csv", "family_results.csv"))
-    assert sorted(r["key"] for r in search) == sorted({r["key"] for r in search}) and len(search) == 2
-    assert all(r["status"] == "ok" for r in search + val + fam), [(r["key"], r["status"]) for r in search + val + fam]
-    assert len(val) == 2 and {r["name"] for r in fam} == {"b0", "b1"}
-    assert json.loads((run_dir / "search.json").read_text())["status"] == "complete"
-    assert (run_dir / "best.json").exists() and (run_dir / "report.md").exists() is False  # TINY: report.enabled=false
-
-
-@pytest.mark.slow
-def test_interrupted_nas_resumes_with_the_unfinished_trials(tmp_path):
-    run_dir, log = tmp_path / "nas", tmp_path / "nas.log"
-    args = ["nas.num_samples=4", "search.max_concurrent_trials=1", "proxy.fault.epoch_sleep=1", "proxy.epochs=1",
-            "dataset.train_size=200", "dataset.val_size=100", "proxy.batch_size=50", "dataset.image_size=32",
-            "search.measure_device_costs=false", f"hydra.run.dir={run_dir}"]
-    p = _start(args, log, app="nas_main")
-    try:
-        _wait(lambda: _ok(run_dir, "results.csv") >= 2, p, log, 240, "2 finished NAS trials")
-        os.kill(p.pid, signal.SIGINT)
-        assert p.wait(timeout=120) == 130, log.read_text()[-3000:]
-    finally:
-        kill_session(p.pid)
-        p.wait()
-    before = {r["key"]: (r["trial_id"], r["finished_at"]) for r in read_table(run_dir / "results.csv") if r["status"] == "ok"}
-    assert len(before) >= 2 and not (run_dir / "baseline.json").exists()
-    p = _start([*args, "resume=true"], log, app="nas_main")
-    assert p.wait(timeout=300) == 0, log.read_text()[-3000:]
-    rows = read_table(run_dir / "results.csv")
-    assert sum(r["status"] == "ok" for r in rows) == 4 and len({r["key"] for r in rows}) == len(rows)
-    after = {r["key"]: (r["trial_id"], r["finished_at"]) for r in rows}
-    assert all(after[k] == v for k, v in before.items()), "a finished NAS trial was trained again"
-    assert (run_dir / "baseline.json").exists()
 
 
 # ---------------------------------------------------------------- 3. worker node lost

@@ -21,9 +21,10 @@ def _search_rows(run_dir):
 
 @pytest.fixture(scope="module")
 def full_run(ray_session, tmp_path_factory):
-    """2 candidates x 2 seeds, validation of the top-1 + 1 random at 4x the epochs, family up to phi=1."""
+    """2 candidates x 2 seeds, validation of the top-1 + 1 random at 2x the epochs, family up to phi=1."""
     d = tmp_path_factory.mktemp("full")
-    cfg = compose_search(*TINY, "search.max_points=2", "validate.enabled=true", "report.train_family=true",
+    cfg = compose_search(*TINY, "search.max_points=2", "validate.enabled=true", "validate.epochs_mult=2",
+                         "report.train_family=true",
                          "report.max_phi=1", "search.measure_device_costs=true")
     best = run_search(cfg, d)
     return d, cfg, best
@@ -50,9 +51,9 @@ def test_validation_decides_and_says_so(full_run):
     d, cfg, best = full_run
     rows, vrows = _search_rows(d), read_table(d / "validation.csv")
     ranked, vranked = aggregate(rows), aggregate(vrows)
-    # top-1 by the proxy and one random other, each with the search's seeds, at 4x the epochs
+    # top-1 by the proxy and one random other, each with the search's seeds, at 2x the epochs
     assert {r["candidate"] for r in vrows} >= {ranked[0]["candidate"]} and len({r["candidate"] for r in vrows}) == 2
-    assert sorted(r["seed"] for r in vrows) == [0, 0, 1, 1] and all(r["epochs"] == 4 for r in vrows)
+    assert sorted(r["seed"] for r in vrows) == [0, 0, 1, 1] and all(r["epochs"] == 2 for r in vrows)
     assert {r["selected_as"] for r in vrows} == {"top", "random"}
     assert best["decided_by"] == "validation" and best["candidate"] == vranked[0]["candidate"]
     assert best["proxy_pick"] == ranked[0]["candidate"]
