@@ -240,7 +240,7 @@ def run_ablate_app(cfg: AblateAppConfig, out_dir: Path) -> dict:
     the artifacts go into that run directory (the report links them); otherwise into ``out_dir``."""
     from .config import check_proxy, check_resources
     from .data import load_data
-    from .generate import load_baseline
+    from .spec import load_baseline
     from .runner import Runner, TrialContext
 
     check_proxy(cfg.proxy, cfg.search.gpus_per_trial)

@@ -264,7 +264,23 @@ def _pre_hydra(config_name: str, prog: str) -> None:
         _fail(str(e).splitlines()[0])
 
 
-EARLY_CHECKS = {"config": C.check_search_app, "nas": C.check_nas}
+def _search_prechecks(cfg) -> None:
+    """Everything ``run_search`` checks before it writes anything, without torch or Ray (one second)."""
+    from .scaling import check_family_phis
+    from .space import load_space
+    from .spec import load_baseline
+
+    C.check_search_app(cfg)
+    space = load_space(cfg.search.space)
+    if cfg.search.strategy == "optuna":
+        space.alpha_bounds()
+    baseline = load_baseline(cfg.model.baseline)
+    check_family_phis(cfg.family_phis, baseline, cfg.dataset.base_resolution,
+                      (space.alpha.high, space.beta.high, space.gamma.high))
+    C.check_environment(cfg)
+
+
+EARLY_CHECKS = {"config": _search_prechecks, "nas": C.check_nas, "generate": C.check_generate}
 
 # Hydra flags after which Hydra composes something else than the app's config from its overrides
 _OTHER_COMPOSITION = ("-m", "--multirun", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",

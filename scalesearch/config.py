@@ -10,6 +10,7 @@ the setting and what is allowed, before anything is trained.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -17,7 +18,7 @@ __all__ = [
     "DatasetConfig", "FaultConfig", "ProxyConfig", "SearchConfig", "ClusterConfig", "ModelConfig", "ValidateConfig",
     "ReportConfig", "SearchAppConfig", "GenerateConfig", "ReportAppConfig", "ValidateAppConfig", "AblateAppConfig",
     "NASConfig", "ChainConfig", "NASAppConfig", "CompareAppConfig", "ALLOWED", "check_search_app", "check_proxy",
-    "check_resources", "check_report", "check_validate", "check_nas", "check_phis", "check_address",
+    "check_resources", "check_report", "check_validate", "check_nas", "check_phis", "check_address", "check_environment", "check_generate",
 ]
 
 # the allowed values of every setting with a fixed set (one place; the checks and the help read it)
@@ -413,6 +414,29 @@ def check_sampler(name: str, key: str) -> type:
     return cls
 
 
+def check_environment(cfg: SearchAppConfig) -> None:
+    """What can be checked about this machine / the cluster address before anything is written."""
+    c, s = cfg.cluster, cfg.search
+    if c.address:
+        check_address(c.address)
+        return  # the cluster's resources are checked once connected
+    wants_gpu = s.gpus_per_trial > 0 or str(cfg.proxy.device).startswith("cuda")
+    if not wants_gpu:
+        gpus = None
+    else:
+        import torch  # only when a GPU is asked for
+
+        gpus = c.num_gpus if c.num_gpus is not None else torch.cuda.device_count()
+    if gpus is not None and s.gpus_per_trial > gpus:
+        raise ValueError(f"search.gpus_per_trial={s.gpus_per_trial} but this machine has {gpus} GPU(s) for Ray; "
+                         "allowed: 0 here, or cluster.address of a cluster with GPUs")
+    cpus = c.num_cpus if c.num_cpus is not None else os.cpu_count() or 1
+    if s.cpus_per_trial > cpus:
+        raise ValueError(f"search.cpus_per_trial={s.cpus_per_trial} but Ray gets {cpus} CPU(s) here; allowed: <= {cpus}")
+    if gpus is not None and cfg.proxy.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"proxy.device={cfg.proxy.device!r} but this machine has no CUDA GPU; allowed: cpu or auto")
+
+
 def check_search_app(cfg: SearchAppConfig) -> None:
     """Every setting of the search app, before the run directory, the data or Ray are touched."""
     s = cfg.search
@@ -462,3 +486,12 @@ def check_nas(cfg: NASAppConfig) -> None:
     if n.sampler != "auto":
         check_sampler(n.sampler, "nas.sampler")
     check_phis(cfg.chain.family_phis, "chain.family_phis")
+
+
+def check_generate(cfg: GenerateConfig) -> None:
+    for key in ("mode", "constraint"):
+        _allowed(key, getattr(cfg, key))
+    check_phis(cfg.phis, "phis")
+    _checks([("num_classes", cfg.num_classes, cfg.num_classes >= 1, ">= 1"),
+             ("resolution_multiple", cfg.resolution_multiple, cfg.resolution_multiple >= 1, ">= 1"),
+             ("base_resolution", cfg.base_resolution, cfg.base_resolution >= 16, ">= 16 (too small below)")])

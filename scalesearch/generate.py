@@ -12,31 +12,14 @@ import warnings
 from pathlib import Path
 
 from .config import ALLOWED, GenerateConfig, check_phis
-from .io import atomic_write_json, atomic_write_text, read_json
+from .io import atomic_write_json, atomic_write_text
 from .model import timm_arch_def
 from .scaling import Coefficients, check_member_dims, family, family_markdown, member_name
-from .spec import B0, ModelSpec
+from .spec import load_baseline  # noqa: F401  (re-exported: generate.load_baseline)
 
 log = logging.getLogger("scalesearch")
 
 __all__ = ["load_baseline", "write_family", "member_export", "run_generate"]
-
-
-def load_baseline(path: str | None) -> ModelSpec:
-    """B0, or a baseline spec written by ``scalesearch-nas`` (``baseline.json``); one-line errors naming
-    the file and the key."""
-    if not path:
-        return B0
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"model.baseline={path!r} does not exist; allowed: a baseline.json written by scalesearch-nas")
-    try:
-        data = read_json(p)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"model.baseline={path!r}: {p} is not readable JSON ({str(e).splitlines()[0]}); allowed: a "
-                         "baseline.json written by scalesearch-nas") from None
-    spec = data.get("spec", data) if isinstance(data, dict) else data
-    return ModelSpec.from_dict(spec, where=f"model.baseline={path!r}")
 
 
 def member_export(m, num_classes: int) -> dict:

@@ -16,11 +16,10 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
-from .model import spec_cost
 from .spec import B0, OFFICIAL, ModelSpec, scale
 
 __all__ = ["Coefficients", "PAPER", "CONSTRAINTS", "MIN_RESOLUTION", "dropout_for_phi", "round_resolution", "fit_phi",
-           "Solved", "solve_resolution", "check_member_dims", "member_name", "FamilyMember", "family",
+           "Solved", "solve_resolution", "check_member_dims", "check_family_phis", "member_name", "FamilyMember", "family",
            "family_markdown", "load_family"]
 
 CONSTRAINTS = ("measured", "nominal")
@@ -168,6 +167,17 @@ def check_member_dims(baseline: ModelSpec, depth: float, width: float, resolutio
                          f"{MIN_RESOLUTION} px (a smaller |phi| or a larger base resolution)")
 
 
+def check_family_phis(phis, baseline: ModelSpec, base_resolution: int, highs: tuple[float, float, float],
+                      key: str = "family_phis") -> None:
+    """Negative φ members must keep every dimension above its minimum for any coefficients up to ``highs``
+    (the space's α, β, γ upper bounds): checked before a search, when the coefficients are not known yet."""
+    a, b, g = highs
+    for phi in phis:
+        if phi < 0:
+            check_member_dims(baseline, a**phi, b**phi, base_resolution * g**phi,
+                              f"{key} contains {phi:g} (with alpha up to {a:g}, beta up to {b:g}, gamma up to {g:g})")
+
+
 def member_name(phi: float) -> str:
     """b0, b1, … and, below B0, b-1, b-2 (φ < 0); non-integer φ: phi1.5."""
     phi = float(phi) + 0.0  # -0.0 -> 0.0
@@ -227,6 +237,8 @@ def family(
     ``mode="official"``: the published B0…B7 table (``phis`` index it), with ``phi_fit`` — the φ of
     ``coeffs`` that best fits each member — beside it.
     """
+    from .model import spec_cost  # torch: only when a family is built (the checks above it are plain Python)
+
     if mode not in ("formula", "official"):
         raise ValueError(f"mode={mode!r} is unknown; allowed: formula, official")
     if constraint not in CONSTRAINTS:
@@ -277,6 +289,8 @@ def _solve_member(spec, base, phi, target, cost, nominal_res, multiple, num_clas
                   base_resolution: int, gamma_range: tuple[float, float] | None, tolerance: float) -> int:
     """The member's resolution at cost target^φ (the measured constraint): within the search space's γ range
     scaled to φ (so that B1 is the searched candidate itself) when it is reachable there, else anywhere."""
+    from .model import spec_cost
+
     goal = target**phi
     ratio_at = lambda r: getattr(spec_cost(spec, r, num_classes, in_channels), cost) / getattr(base, cost)  # noqa: E731
     if gamma_range is not None:

@@ -13,27 +13,26 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 
-from .config import SearchAppConfig, check_search_app
+from .config import SearchAppConfig, check_environment, check_search_app
 from .data import accuracy_half_width, load_data
-from .generate import load_baseline, write_family
+from .generate import write_family
 from .io import atomic_write_json, atomic_write_text, read_json
 from .plan import (OptunaSpace, Planner, budget_with_epochs_mult, family_jobs, is_paper, make_optuna_job, search_jobs,
                    select_grid, validation_jobs)
 from .results import (FAMILY_COLUMNS, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS, aggregate)
-from .scaling import PAPER, Coefficients, check_member_dims, family
+from .scaling import PAPER, Coefficients, check_family_phis, family
 from .space import load_space
+from .spec import load_baseline
 from .verdict import decide, fidelity, pooled_sd, summary_markdown, verdict
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["run_search", "check_environment", "config_fingerprint", "settings_diff", "prepare_run_dir",
+__all__ = ["run_search", "config_fingerprint", "settings_diff", "prepare_run_dir",
            "depth_rounding", "budget_str", "run_context", "find_resumable"]
 
 # settings that define a run's results (a resume must keep them); the rest may change between attempts
@@ -120,35 +119,6 @@ def prepare_run_dir(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
     except OSError as e:
         raise ValueError(f"run directory {run_dir} is not writable ({e.strerror}); allowed: a writable hydra.run.dir") from None
     return state
-
-
-def check_environment(cfg: SearchAppConfig) -> None:
-    """What can be checked about this machine / the cluster address before anything is written."""
-    from .config import check_address
-
-    c, s = cfg.cluster, cfg.search
-    if c.address:
-        check_address(c.address)
-        return  # the cluster's resources are checked once connected
-    gpus = c.num_gpus if c.num_gpus is not None else torch.cuda.device_count()
-    if s.gpus_per_trial > gpus:
-        raise ValueError(f"search.gpus_per_trial={s.gpus_per_trial} but this machine has {gpus} GPU(s) for Ray; "
-                         "allowed: 0 here, or cluster.address of a cluster with GPUs")
-    cpus = c.num_cpus if c.num_cpus is not None else os.cpu_count() or 1
-    if s.cpus_per_trial > cpus:
-        raise ValueError(f"search.cpus_per_trial={s.cpus_per_trial} but Ray gets {cpus} CPU(s) here; allowed: <= {cpus}")
-    if cfg.proxy.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"proxy.device={cfg.proxy.device!r} but this machine has no CUDA GPU; allowed: cpu or auto")
-
-
-def check_family_phis(cfg: SearchAppConfig, space, baseline) -> None:
-    """Negative φ members must keep every dimension above its minimum for any coefficients of the space
-    (checked before the search: the coefficients are not known yet)."""
-    for phi in cfg.family_phis:
-        if phi < 0:
-            a, b, g = space.alpha.high, space.beta.high, space.gamma.high
-            check_member_dims(baseline, a**phi, b**phi, cfg.dataset.base_resolution * g**phi,
-                              f"family_phis contains {phi:g} (with alpha up to {a:g}, beta up to {b:g}, gamma up to {g:g})")
 
 
 def depth_rounding(cfg) -> str:
@@ -332,7 +302,8 @@ def _plan(cfg: SearchAppConfig, run_dir: Path) -> _Run:
     if cfg.search.strategy == "optuna":
         space.alpha_bounds()
     baseline = load_baseline(cfg.model.baseline)
-    check_family_phis(cfg, space, baseline)
+    check_family_phis(cfg.family_phis, baseline, cfg.dataset.base_resolution,
+                      (space.alpha.high, space.beta.high, space.gamma.high))
     check_environment(cfg)
     old = prepare_run_dir(cfg, run_dir)
     log.info("run directory: %s%s", run_dir, " (resumed)" if old else "")

@@ -16,11 +16,13 @@ keeps the depth actually built close to the requested one (docs/ARCHITECTURE.md)
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
 __all__ = ["StageSpec", "ModelSpec", "B0", "OfficialVariant", "OFFICIAL", "official", "round_channels",
-           "round_repeats", "scale_depths", "scale", "DEPTH_ROUNDING"]
+           "round_repeats", "scale_depths", "scale", "load_baseline", "DEPTH_ROUNDING"]
 
 DEPTH_ROUNDING = ("stage", "total")
 
@@ -188,6 +190,23 @@ def official(name: str) -> OfficialVariant:
     if key not in OFFICIAL:
         raise ValueError(f"unknown official variant {name!r}; allowed: {', '.join(OFFICIAL)}")
     return OFFICIAL[key]
+
+
+def load_baseline(path: str | None) -> ModelSpec:
+    """B0, or a baseline spec written by ``scalesearch-nas`` (``baseline.json``); one-line errors naming
+    the file and the key."""
+    if not path:
+        return B0
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"model.baseline={path!r} does not exist; allowed: a baseline.json written by scalesearch-nas")
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"model.baseline={path!r}: {p} is not readable JSON ({str(e).splitlines()[0]}); allowed: a "
+                         "baseline.json written by scalesearch-nas") from None
+    spec = data.get("spec", data) if isinstance(data, dict) else data
+    return ModelSpec.from_dict(spec, where=f"model.baseline={path!r}")
 
 
 def scale(spec: ModelSpec, depth: float = 1.0, width: float = 1.0, depth_rounding: str = "stage") -> ModelSpec:

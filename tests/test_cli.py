@@ -3,22 +3,24 @@ dataclasses, unknown keys refused before Hydra creates a run directory, artifact
 user's umask, and a concise console at the default verbosity (Ray Tune's tables only with verbose=2)."""
 
 import dataclasses
+import json
 import os
 import re
 import stat
 import sys
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
+from conftest import ROOT, TINY, run_cli
 from omegaconf import OmegaConf
 
 import scalesearch
 from scalesearch import cli
 from scalesearch import config as C
-from conftest import ROOT, TINY, run_cli
+from scalesearch.results import read_table
 
 # every entry point of scalesearch.cli -> (its config in conf/, its dataclass, its program name)
 APPS = {
@@ -40,7 +42,8 @@ _ABSENT = object()
 
 
 def compose(config_name: str, *overrides: str):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=cli.CONF_DIR, version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
@@ -207,6 +210,8 @@ def test_default_console_is_concise(tmp_path):
     rc, out, err = run_cli("search_main", *TINY, "search.max_points=2", "search.n_seeds=1", "validate.enabled=false",
                            "report.train_family=false", f"hydra.run.dir={tmp_path}")
     assert rc == 0, err[-3000:]
+    assert json.loads((tmp_path / "search.json").read_text())["status"] == "complete"
+    assert len(read_table(tmp_path / "results.csv")) == 2 and (tmp_path / "best.json").is_file()
     lines = out.splitlines()
     assert f"run directory: {tmp_path}" in lines[0], lines[:3]
     trials = [int(m.group(1)) for line in lines if (m := re.search(r"\[search (\d+)/2\] ", line))]

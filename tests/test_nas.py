@@ -10,7 +10,7 @@ import torch
 
 from conftest import run_cli
 from scalesearch.cost import count_cost, count_params
-from scalesearch.generate import load_baseline
+from scalesearch.spec import load_baseline
 from scalesearch.model import build_model
 from scalesearch.config import NASAppConfig
 from scalesearch.nas import arch_string, load_block_space, objective_value, pareto_front, run_nas, validate_nas

@@ -13,7 +13,9 @@ from conftest import ROOT, TINY, run_cli
 from scalesearch.config import ReportConfig
 from scalesearch.report import (curve_analysis, diminishing_returns, family_curve, family_table, load_run,
                                 pick_cost_effective, plot_family, plot_landscape, plot_optuna_history)
+from scalesearch.model import spec_cost
 from scalesearch.results import aggregate, read_table
+from scalesearch.spec import B0, scale
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -148,6 +150,63 @@ def md_table(md: str, heading: str) -> list[dict]:
             break
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in table]
     return [dict(zip(cells[0], row)) for row in cells[2:]]
+
+
+@pytest.mark.slow
+def test_measured_constraint_every_candidate_at_the_target_cost(run_dir):
+    rows = read_table(run_dir / "results.csv")
+    assert len(rows) == 4 and len({r["key"] for r in rows}) == 4 and all(r["status"] == "ok" for r in rows)
+    best = json.loads((run_dir / "best.json").read_text())
+    base = best["base_resolution"]
+    for r in rows:
+        # the recorded gamma is the effective one, and the cost is the measured cost of the built proxy
+        assert r["gamma"] == pytest.approx(r["resolution"] / base, abs=1e-4)
+        spec = scale(B0, r["alpha"], r["beta"], "total")
+        assert r["macs"] == spec_cost(spec, r["resolution"], 10).macs
+        assert r["cost_ratio"] == pytest.approx(r["macs"] / spec_cost(B0, base, 10).macs, rel=1e-4)
+        assert abs(r["cost_ratio"] / 2 - 1) <= best["cost_tolerance"] and r["cost_flag"] == "ok"
+        assert r["latency_ms"] > 0 and r["train_step_ms"] > 0 and r["device"] == "cpu"
+    plan = json.loads((run_dir / "candidates.json").read_text())
+    assert len(plan["candidates"]) == 2 and all(c["reason"] for c in plan["infeasible"])
+
+
+@pytest.mark.slow
+def test_validation_decides_and_says_so(run_dir):
+    rows, vrows = read_table(run_dir / "results.csv"), read_table(run_dir / "validation.csv")
+    ranked, vranked = aggregate(rows), aggregate(vrows)
+    best = json.loads((run_dir / "best.json").read_text())
+    # top-1 by the proxy and one random other, each with the search's seeds, at 2x the epochs
+    assert ranked[0]["candidate"] in {r["candidate"] for r in vrows} and len({r["candidate"] for r in vrows}) == 2
+    assert sorted(r["seed"] for r in vrows) == [0, 0, 1, 1] and all(r["epochs"] == 2 for r in vrows)
+    assert {r["selected_as"] for r in vrows} == {"top", "random"}
+    assert best["decided_by"] == "validation" and best["candidate"] == vranked[0]["candidate"]
+    assert best["proxy_pick"] == ranked[0]["candidate"]
+    assert best["accuracy_mean"] == pytest.approx(vranked[0]["accuracy_mean"])
+    fid = json.loads((run_dir / "fidelity.json").read_text())
+    assert fid["n_candidates"] == 2 and fid["kendall_tau"] in (-1.0, 1.0) and fid["tau_ci"] == [None, None]
+    summary = (run_dir / "summary.md").read_text()
+    assert summary.splitlines()[2] == best["verdict"] and "decided by the validation stage" in summary
+    assert "± 0.0000" not in summary
+
+
+@pytest.mark.slow
+def test_family_reuses_the_searched_candidate_and_trains_the_rest(run_dir):
+    best = json.loads((run_dir / "best.json").read_text())
+    fam = json.loads((run_dir / "family.json").read_text())
+    assert [m["name"] for m in fam["members"]] == ["b0", "b1", "b2", "b3", "b4"]
+    b1 = fam["members"][1]
+    assert (b1["depth_mult"], b1["width_mult"], b1["resolution"]) == (best["alpha"], best["beta"], best["resolution"])
+    rows = {r["name"]: r for r in read_table(run_dir / "family_results.csv") if r["family"] == "searched"}
+    assert set(rows) == {"b0", "b1", "b2"} and all(r["status"] == "ok" for r in rows.values())
+    # B1 is the recommended candidate with seed 0: its search training is reused, not repeated
+    assert rows["b1"]["reused_from"] == "results.csv" and rows["b0"]["reused_from"] is None
+    search = {r["key"]: r for r in read_table(run_dir / "results.csv")}
+    assert rows["b1"]["accuracy"] == search[f"{best['candidate']}/s0"]["accuracy"]
+    paper = {r["name"]: r for r in read_table(run_dir / "family_results.csv") if r["family"] == "paper"}
+    if paper:  # the paper's B0 is the searched family's B0: trained once in the stage
+        assert paper["b0"]["reused_from"] == "family_results.csv" and paper["b0"]["accuracy"] == rows["b0"]["accuracy"]
+    for m in fam["members"]:  # every member carries its exact spec
+        assert (run_dir / "specs" / f"{m['name']}.json").is_file() and m["spec"]["stages"]
 
 
 @pytest.mark.slow
