@@ -24,7 +24,8 @@ from conftest import compose_search  # noqa: E402  (real Hydra composition)
 
 from scalesearch.data import load_data  # noqa: E402
 from scalesearch.io import atomic_write_json  # noqa: E402
-from scalesearch.proxy import Candidate, train_proxy  # noqa: E402
+from scalesearch.proxy import train_proxy  # noqa: E402
+from scalesearch.spec import B0, scale  # noqa: E402
 
 
 def main() -> int:
@@ -40,14 +41,14 @@ def main() -> int:
     args = ap.parse_args()
     cfg = compose_search("proxy=cpu_smoke", f"proxy.epochs={args.epochs}", f"dataset.train_size={args.train_size}")
     data = load_data(cfg.dataset)
-    cand = Candidate(args.depth, args.width, args.resolution)
+    spec = scale(B0, args.depth, args.width)
     sides = []
     for dev in args.devices.split(","):
         budget = dataclasses.replace(cfg.proxy, device=dev, amp=dev.startswith("cuda"), channels_last=True)
         accs = []
         for seed in range(args.seeds):
             t = time.time()
-            r = train_proxy(cand, data, budget, seed=seed)
+            r = train_proxy(spec, args.resolution, data, budget, seed=seed)
             accs.append(r["accuracy"])
             print(f"{dev} seed {seed}: accuracy {r['accuracy']:.4f} ({time.time() - t:.1f} s)", flush=True)
         sides.append({"device": dev, "accuracies": accs, "mean": statistics.fmean(accs),
@@ -56,7 +57,7 @@ def main() -> int:
     n = args.seeds
     tol = max(0.03, 2 * ((a["std"] ** 2 + b["std"] ** 2) / n) ** 0.5)
     diff = abs(a["mean"] - b["mean"])
-    res = {"date": time.strftime("%Y-%m-%d"), "candidate": dataclasses.asdict(cand), "budget": dataclasses.asdict(cfg.proxy),
+    res = {"date": time.strftime("%Y-%m-%d"), "candidate": {"depth": args.depth, "width": args.width, "resolution": args.resolution}, "budget": dataclasses.asdict(cfg.proxy),
            "sides": sides, "abs_diff": diff, "tolerance": tol, "pass": diff <= tol}
     atomic_write_json(args.out, res)
     print(f"{a['device']} {a['mean']:.4f} ± {a['std']:.4f} vs {b['device']} {b['mean']:.4f} ± {b['std']:.4f}: "

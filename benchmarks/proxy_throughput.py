@@ -40,7 +40,8 @@ from omegaconf import OmegaConf
 
 from scalesearch.config import DatasetConfig, ProxyConfig
 from scalesearch.data import load_data
-from scalesearch.proxy import Candidate, TrainStep, build_proxy_model, resolve_device
+from scalesearch.proxy import TrainStep, build_proxy_model, resolve_device
+from scalesearch.spec import B0
 
 HERE = Path(__file__).resolve().parent
 CIFAR_TAR = HERE.parents[1] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
@@ -79,7 +80,7 @@ def timed(fn, steps: int, batch: int, device: torch.device) -> float:
 def trainer_fn(budget, device, resolution, batch, images: torch.Tensor, labels: torch.Tensor, steps: int):
     """One trainer step per call on a random batch gathered from ``images`` (uint8, on the device)."""
     torch.manual_seed(0)
-    model = build_proxy_model(Candidate(1.0, 1.0, resolution), 10, 3, budget)
+    model = build_proxy_model(B0, 10, 3, budget)
     gen = torch.Generator(device=device).manual_seed(0)
     step = TrainStep(model, budget, device, resolution, total_steps=10**6, steps_per_epoch=steps, generator=gen)
 

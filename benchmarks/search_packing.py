@@ -16,7 +16,6 @@ On CPU it means k concurrent trials with ``cores/k`` threads each. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import compose_search  # noqa: E402  (real Hydra composition)
 
-from scalesearch.results import read_results  # noqa: E402
+from scalesearch.results import read_table  # noqa: E402
 from scalesearch.search import run_search  # noqa: E402
 
 
@@ -48,7 +47,9 @@ def main():
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     runs = []
     for k in [int(v) for v in args.per_device.split(",")]:
-        common = [f"search.max_points={args.points}", f"proxy.epochs={args.epochs}", "report.enabled=false",
+        common = [f"search.max_points={args.points}", "search.n_seeds=1", f"proxy.epochs={args.epochs}",
+                  "report.enabled=false", "report.train_family=false", "validate.enabled=false",
+                  "search.measure_device_costs=false",
                   f"dataset.train_size={args.train_size}", f"proxy.batch_size={args.batch_size}", "verbose=0",
                   "family_phis=[0]"]
         if args.device == "cuda":
@@ -60,7 +61,7 @@ def main():
             t0 = time.time()
             run_search(compose_search(*common), Path(tmp))
             wall = time.time() - t0
-            rows = read_results(Path(tmp) / "results.csv")
+            rows = read_table(Path(tmp) / "results.csv")
         ok = sum(r["status"] == "ok" for r in rows)
         runs.append({"per_device": k, "trials": len(rows), "ok": ok, "wall_s": round(wall, 2),
                      "trials_per_device_hour": round(ok / wall * 3600, 1),
@@ -74,7 +75,9 @@ def main():
     out = {"date": time.strftime("%Y-%m-%d"), "device": dev, "args": vars(args), "runs": runs}
     path = Path(__file__).parent / "results" / f"search_packing-{args.device}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    from scalesearch.io import atomic_write_json
+
+    atomic_write_json(path, out)
     print("| trials per device | trials | wall s | trials / device-hour | ratio |\n|---|---|---|---|---|")
     for r in runs:
         print(f"| {r['per_device']} | {r['trials']} | {r['wall_s']} | {r['trials_per_device_hour']} | {r['ratio_vs_first']} |")
