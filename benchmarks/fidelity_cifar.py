@@ -7,7 +7,7 @@ the short proxy's ranking can be compared with the longer one over all five cand
 candidate's measured cost ratio, proxy and validation accuracy (mean, 95 % t interval), the pooled seed noise,
 Kendall τ and Spearman ρ between the two rankings with bootstrap intervals, the top-1 regret, the verdict.
 
-    python benchmarks/fidelity_cifar.py                     # ~50 min on 2 cores
+    python benchmarks/fidelity_cifar.py                     # ~80 min on 2 cores
     python benchmarks/fidelity_cifar.py --modes measured --train-per-class 300 --seeds 3
 """
 

@@ -397,6 +397,16 @@ class Runner:
 
         return measure
 
+    def _reporter(self, stage: Stage):
+        """Ray's trial table at verbose=2: a job trial shows its key, not the whole job dict."""
+        if self.verbose < 2:
+            return None
+        from ray import tune
+
+        params = {"job/key": "job"} if stage.searcher is None else None
+        return tune.CLIReporter(parameter_columns=params, metric_columns=["epoch", stage.ctx.metric],
+                                max_report_frequency=30)
+
     def run(self, stage: Stage) -> list[dict]:
         """Run the stage's unfinished trainings; return all its rows (recorded and new), in job order."""
         from ray import tune
@@ -430,7 +440,7 @@ class Runner:
         writer = TableWriter(stage, jobs, kept if stage.searcher is None else list(recorded.values()), total)
         tune_dir = self.storage / "tune" / stage.name
         run_config = tune.RunConfig(name=stage.name, storage_path=str(self.storage / "tune"), callbacks=[writer],
-                                    verbose=0 if self.verbose < 2 else 1,
+                                    verbose=0 if self.verbose < 2 else 1, progress_reporter=self._reporter(stage),
                                     failure_config=tune.FailureConfig(max_failures=self.res.max_failures))
         if stage.searcher is not None and tune.Tuner.can_restore(str(tune_dir)):
             log.info("%s: restoring the Ray Tune experiment in %s (%d finished trials kept)", stage.name, tune_dir,

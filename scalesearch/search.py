@@ -378,8 +378,8 @@ def _decide(run: _Run) -> None:
                           budget=budget_str(budget), val_n=run.context["val_images"],
                           half_width=run.context["val_half_width"], proxy_budget=budget_str(run.budget),
                           constraint=s.constraint)
-    log.info("family: emitting %s for the recommended coefficients (%s constraint)",
-             ", ".join(map(str, cfg.family_phis)), s.constraint)
+    log.info("family: emitting φ = %s for the recommended coefficients (%s constraint)",
+             ", ".join(f"{p:g}" for p in cfg.family_phis), s.constraint)
     run.members = run.family(Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]))
 
 

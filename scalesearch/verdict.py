@@ -107,8 +107,11 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
                 ", decided by the proxy search (no validation stage)") + "."]
     if fid and fid.get("proxy_pick"):
         agree = fid["proxy_pick"] == best["candidate"]
+        regret = fid.get("top1_regret")
         parts.append("The proxy's own pick agrees." if agree else
-                     f"The proxy's pick ({fid['proxy_pick']}) is not it: the short proxy ranked wrongly here.")
+                     f"The proxy's own pick ({fid['proxy_pick']}) differs"
+                     + (f": trusting it would lose {regret:.3f} accuracy at the longer budget" if regret is not None
+                        else "") + ".")
     if len(ranked) > 1:
         d = paired_difference(seeds[best["candidate"]], seeds[ranked[1]["candidate"]])
         out["vs_runner_up"] = {**d, "runner_up": ranked[1]["candidate"]}
@@ -132,7 +135,8 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
         d = paired_difference(seeds[best["candidate"]], seeds[paper])
         out["vs_paper"] = d
         word = "better than" if d["distinguishable"] else "not distinguishable from"
-        parts.append(f"Against {paper_label(constraint)} ({coeff_str(pc)}): {_diff_text(d)} — {word} it at this budget.")
+        where = f" ({coeff_str(pc)})" if constraint == "measured" else ""  # measured: its solved γ
+        parts.append(f"Against {paper_label(constraint)}{where}: {_diff_text(d)} — {word} it at this budget.")
     if fid and fid.get("kendall_tau") is not None:
         ci = fid["tau_ci"]
         ci_text = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci[0] is not None else " (too few candidates for an interval)"

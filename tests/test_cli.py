@@ -228,3 +228,4 @@ def test_verbose_2_shows_ray_tunes_table(tmp_path):
     assert rc == 0, err[-3000:]
     assert any(t in out + err for t in RAY_TABLE), f"verbose=2 shows none of Ray Tune's tables:\n{out}\n{err}"
     assert "[search 1/1] " in out
+    assert "'index': " not in out + err, "Ray's table prints the whole job dict instead of its key"
