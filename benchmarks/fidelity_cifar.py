@@ -17,7 +17,6 @@ import argparse
 import os
 import platform
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -25,31 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import CIFAR_TAR, compose_search  # noqa: E402
+from conftest import CIFAR_TAR, compose_search, extract_cifar  # noqa: E402
 
 from scalesearch.io import atomic_write_json, read_json  # noqa: E402
 from scalesearch.results import aggregate, fmt_mean_ci, read_table  # noqa: E402
 from scalesearch.search import run_search  # noqa: E402
 from scalesearch.verdict import pooled_sd  # noqa: E402
-
-
-def extract(dest: Path, train: int, val: int) -> Path:
-    counts: dict = {}
-    limits = {"train": train, "test": val}
-    with tarfile.open(CIFAR_TAR) as tar:
-        for m in tar:
-            parts = Path(m.name).parts
-            if not m.isfile() or not ({"train", "test"} & set(parts)):
-                continue
-            parts = parts[parts.index("train") if "train" in parts else parts.index("test"):]
-            key = parts[:2]
-            if len(parts) != 3 or counts.get(key, 0) >= limits[parts[0]]:
-                continue
-            counts[key] = counts.get(key, 0) + 1
-            out = dest.joinpath(*parts)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(tar.extractfile(m).read())
-    return dest
 
 
 def one_mode(root: Path, mode: str, args) -> dict:
@@ -90,7 +70,7 @@ def main():
     if not CIFAR_TAR.exists():
         raise SystemExit(f"{CIFAR_TAR} not found (../shared is needed)")
     with tempfile.TemporaryDirectory() as tmp:
-        root = extract(Path(tmp) / "cifar", args.train_per_class, args.val_per_class)
+        root = extract_cifar(Path(tmp) / "cifar", args.train_per_class, args.val_per_class)
         res = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                "settings": vars(args), "modes": [one_mode(root, m, args) for m in args.modes.split(",")]}
     atomic_write_json(args.out, res)

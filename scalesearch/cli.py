@@ -266,18 +266,9 @@ def _pre_hydra(config_name: str, prog: str) -> None:
 
 def _search_prechecks(cfg) -> None:
     """Everything ``run_search`` checks before it writes anything, without torch or Ray (one second)."""
-    from .scaling import check_family_phis
-    from .space import load_space
-    from .spec import load_baseline
+    from .space import check_search_inputs
 
-    C.check_search_app(cfg)
-    space = load_space(cfg.search.space)
-    if cfg.search.strategy == "optuna":
-        space.alpha_bounds()
-    baseline = load_baseline(cfg.model.baseline)
-    check_family_phis(cfg.family_phis, baseline, cfg.dataset.base_resolution,
-                      (space.alpha.high, space.beta.high, space.gamma.high))
-    C.check_environment(cfg)
+    check_search_inputs(cfg)
 
 
 EARLY_CHECKS = {"config": _search_prechecks, "nas": C.check_nas, "generate": C.check_generate}

@@ -18,16 +18,15 @@ import time
 from pathlib import Path
 
 
-from .config import SearchAppConfig, check_environment, check_search_app
+from .config import SearchAppConfig
 from .data import accuracy_half_width, load_data
 from .generate import write_family
 from .io import atomic_write_json, atomic_write_text, read_json
 from .plan import (OptunaSpace, Planner, budget_with_epochs_mult, family_jobs, is_paper, make_optuna_job, search_jobs,
                    select_grid, validation_jobs)
 from .results import (FAMILY_COLUMNS, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS, aggregate)
-from .scaling import PAPER, Coefficients, check_family_phis, family
-from .space import load_space
-from .spec import load_baseline
+from .scaling import PAPER, Coefficients, family
+from .space import check_search_inputs
 from .verdict import decide, fidelity, pooled_sd, summary_markdown, verdict
 
 log = logging.getLogger("scalesearch")
@@ -297,14 +296,7 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
 def _plan(cfg: SearchAppConfig, run_dir: Path) -> _Run:
     """Every check (bad input fails here, in seconds: before the run dir, the data and Ray), the run directory,
     the data."""
-    check_search_app(cfg)
-    space = load_space(cfg.search.space)
-    if cfg.search.strategy == "optuna":
-        space.alpha_bounds()
-    baseline = load_baseline(cfg.model.baseline)
-    check_family_phis(cfg.family_phis, baseline, cfg.dataset.base_resolution,
-                      (space.alpha.high, space.beta.high, space.gamma.high))
-    check_environment(cfg)
+    space, baseline = check_search_inputs(cfg)
     old = prepare_run_dir(cfg, run_dir)
     log.info("run directory: %s%s", run_dir, " (resumed)" if old else "")
     data = load_data(cfg.dataset)

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import yaml
 
-from .scaling import PAPER, Coefficients
+from .config import check_environment, check_search_app
+from .scaling import PAPER, Coefficients, check_family_phis
+from .spec import load_baseline
 
-__all__ = ["Range", "CompoundSpace", "load_space", "SPACES_DIR"]
+__all__ = ["Range", "CompoundSpace", "load_space", "check_search_inputs", "SPACES_DIR"]
 
 from .paths import SPACES_DIR  # packaged search_spaces/ (wheel) or <repo>/search_spaces
 _KEYS = {"alpha", "beta", "gamma", "step", "target", "tolerance", "description"}
@@ -173,3 +175,18 @@ def load_space(name_or_path: str) -> CompoundSpace:
         return CompoundSpace(**ranges, **numbers, name=p.stem)
     except ValueError as e:  # name the file, not only its stem
         raise ValueError(str(e).replace(f"space {p.stem}:", f"search space {p}:", 1)) from None
+
+
+def check_search_inputs(cfg) -> tuple[CompoundSpace, object]:
+    """Every check of the search app's settings and inputs (space, baseline, family φ, machine / cluster), in about
+    a second and without torch, data or Ray: the CLI runs it before Hydra makes a run directory and ``run_search``
+    before it writes anything. Returns the loaded space and baseline spec."""
+    check_search_app(cfg)
+    space = load_space(cfg.search.space)
+    if cfg.search.strategy == "optuna":
+        space.alpha_bounds()
+    baseline = load_baseline(cfg.model.baseline)
+    check_family_phis(cfg.family_phis, baseline, cfg.dataset.base_resolution,
+                      (space.alpha.high, space.beta.high, space.gamma.high))
+    check_environment(cfg)
+    return space, baseline

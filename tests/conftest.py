@@ -34,13 +34,9 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
     return p.returncode, p.stdout, p.stderr
 
 
-@pytest.fixture(scope="session")
-def cifar_folder(tmp_path_factory):
-    """A small real-image ImageFolder (train: 200/class, test: 50/class) from shared/."""
-    if not CIFAR_TAR.exists():
-        pytest.skip(f"real CIFAR-10 JPEGs not found at {CIFAR_TAR} (../shared is absent in a plain clone)")
-    root = tmp_path_factory.mktemp("cifar10")
-    limits = {"train": 200, "test": 50}
+def extract_cifar(root: Path, train: int, test: int) -> Path:
+    """The first ``train`` / ``test`` images per class of the shared CIFAR-10 JPEGs, as an ImageFolder under root."""
+    limits = {"train": train, "test": test}
     counts = {}
     with tarfile.open(CIFAR_TAR) as tar:
         for m in tar:
@@ -58,6 +54,14 @@ def cifar_folder(tmp_path_factory):
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(tar.extractfile(m).read())
     return root
+
+
+@pytest.fixture(scope="session")
+def cifar_folder(tmp_path_factory):
+    """A small real-image ImageFolder (train: 200/class, test: 50/class) from shared/."""
+    if not CIFAR_TAR.exists():
+        pytest.skip(f"real CIFAR-10 JPEGs not found at {CIFAR_TAR} (../shared is absent in a plain clone)")
+    return extract_cifar(tmp_path_factory.mktemp("cifar10"), 200, 50)
 
 
 def compose_search(*overrides):
