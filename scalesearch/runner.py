@@ -305,6 +305,10 @@ def init_ray(cluster: ClusterConfig, verbose: int = 1) -> bool:
     if ray.is_initialized():
         return False
     kwargs = dict(log_to_driver=verbose >= 2, configure_logging=True, logging_level=logging.WARNING)
+    if verbose < 2:  # on an interrupt Tune advises its own Tuner.restore and lists the trials that never started:
+        # the tool says how to resume (scalesearch resume=true) and records those trials as interrupted
+        for name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     if cluster.address:
         check_address(cluster.address)
         ray.init(address=cluster.address, **kwargs)

@@ -72,6 +72,7 @@ def test_killed_and_interrupted_in_every_stage_then_resumed_loses_and_reruns_not
                 assert p.wait(timeout=120) == code, log.read_text()[-3000:]
                 tail = log.read_text().strip().splitlines()[-1]
                 assert f"interrupted by {sig.name}" in tail and f"resume=true hydra.run.dir={run_dir}" in tail
+                assert "Tuner.restore" not in log.read_text(), "Ray's own resume advice reaches the console"
         finally:
             kill_session(p.pid)
             p.wait()
