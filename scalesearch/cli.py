@@ -201,6 +201,19 @@ def _group_options(group_dir: Path, schema) -> list[str]:
                   if group_dir.name != "experiment" or set(yaml.safe_load(p.read_text()) or {}) <= names)
 
 
+def help_examples(config_name: str) -> list[str]:
+    """The example command lines of an app: its conf YAML's header comment lines that start with a command
+    (``#   scalesearch… args  # what``), without the trailing comment; ``--help`` shows them."""
+    out = []
+    for line in (Path(CONF_DIR) / f"{config_name}.yaml").read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        text = line[1:].strip()
+        if line.startswith("#   ") and text.startswith("scalesearch"):
+            out.append(text.split("  #")[0].strip())
+    return out
+
+
 def app_help(config_name: str, prog: str) -> str:
     """``--help``: the app's groups (with their options) and main keys, one line each."""
     conf = Path(CONF_DIR)
@@ -221,6 +234,9 @@ def app_help(config_name: str, prog: str) -> str:
         shown = f"{key}={_override_value(OmegaConf.to_object(value) if OmegaConf.is_config(value) else value)}" \
             if "," not in key else key
         lines.append(f"  {shown:<34} {text}")
+    examples = help_examples(config_name)
+    if examples:
+        lines += ["", "examples:"] + [f"  {e}" for e in examples]
     lines += ["", f"All keys and their current values: {prog} --cfg job [overrides]. More: the project's README.md."]
     return "\n".join(lines)
 

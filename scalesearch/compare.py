@@ -6,8 +6,9 @@ comparable when everything that defines a search's answer is the same — the pr
 the seed may differ. Otherwise it refuses and names the setting that differs.
 
 Writes ``compare.md`` (one table: the recommended coefficients per dataset, their accuracy with its 95 %
-interval, the difference to the paper's point, whether the winner is distinguishable, the proxy
-fidelity, and the *confidence set* — every candidate the data cannot tell from the winner), ``compare.json``,
+interval, the difference to the paper's point, whether the winner is decided, the proxy fidelity, and the
+*confidence set* — the 95 % family-wise confidence set of the best, :func:`scalesearch.stats.confidence_set`),
+``compare.json``,
 ``plots/compare_coefficients.png`` (α, β, γ per dataset with the range of the confidence set, the paper's
 values as lines) and ``plots/compare_families.png`` (the trained families' accuracy vs MACs relative to
 B0, overlaid, with intervals and each dataset's chance level).
@@ -19,10 +20,10 @@ import logging
 from pathlib import Path
 
 from .config import CompareAppConfig
-from .io import atomic_write_json, atomic_write_text, save_png
+from .io import atomic_write_json, atomic_write_text, read_json, save_png
 from .results import TABLES, aggregate, fmt_mean_ci, per_seed, read_table
 from .scaling import PAPER
-from .stats import paired_difference
+from . import stats
 
 log = logging.getLogger("scalesearch")
 
@@ -66,6 +67,22 @@ def _defining(config: dict) -> dict:
             and k != "proxy.threads"}
 
 
+def _json(path: Path):
+    """The JSON a search wrote, else a one-line ValueError naming the file."""
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not readable JSON ({str(e).splitlines()[0]}); allowed: the file a search wrote "
+                         "(rerun the search with resume=true to rewrite it)") from None
+
+
+def _error_bars(entries: list[dict]) -> list[list[float]]:
+    """Asymmetric error bars (percentage points) from the 95 % intervals; 0 where there is none (one seed)."""
+    lo = [100 * (e["accuracy"] - e["accuracy_low"]) if e.get("accuracy_low") is not None else 0 for e in entries]
+    hi = [100 * (e["accuracy_high"] - e["accuracy"]) if e.get("accuracy_high") is not None else 0 for e in entries]
+    return [lo, hi]
+
+
 def load_runs(paths: list[Path]) -> list[dict]:
     from .report import family_table
     from .search import read_state
@@ -75,8 +92,6 @@ def load_runs(paths: list[Path]) -> list[dict]:
         state = read_state(p)
         if state is None:
             raise ValueError(f"{p} has best.json but no search.json; allowed: run directories written by scalesearch")
-        from .report import _json
-
         best = _json(p / "best.json")
         fam = _json(p / "family.json")
         stage_table = TABLES["validation"] if best.get("decided_by") == "validation" else TABLES["search"]
@@ -99,19 +114,24 @@ def check_comparable(runs: list[dict]) -> None:
                                  "(e.g. one scalesearch -m dataset=... multirun)")
 
 
-def confidence_set(rows: list[dict], best: str) -> list[dict]:
-    """The candidates the data cannot tell from ``best``: their paired 95 % interval of (best − them) contains 0
-    (with one seed nothing can be told apart: every candidate)."""
-    seeds = per_seed(rows)
-    out = []
-    for c in aggregate(rows):
-        if c["candidate"] == best:
-            out.append(c)
-            continue
-        d = paired_difference(seeds[best], seeds[c["candidate"]])
-        if d["distinguishable"] is not True:
-            out.append(c)
-    return out
+def confidence_set(rows: list[dict], best: dict) -> list[dict]:
+    """The aggregate entries of the run's 95 % family-wise confidence set of the best: best.json's
+    ``confidence_set`` when it has one, else recomputed from the deciding stage's ``rows`` by
+    :func:`scalesearch.stats.confidence_set` (accuracy resolution 1/``val_images`` from best.json)."""
+    entries = {c["candidate"]: c for c in aggregate(rows)}
+    members = best.get("confidence_set")
+    if members is None:
+        members = stats.confidence_set(per_seed(rows), best.get("val_images"), n_boot=0)["members"]
+    return [entries[m] for m in members if m in entries]
+
+
+def _decided(best: dict, vs_runner_up: dict | None) -> str:
+    """"yes" / "no" / "too few seeds" (best.json ``decided``; older runs: the runner-up comparison)."""
+    if "decided" in best:
+        return "yes" if best["decided"] else "no"
+    if not vs_runner_up:
+        return "—"
+    return {True: "yes", False: "no", None: "too few seeds"}[vs_runner_up.get("distinguishable")]
 
 
 def _label(run: dict) -> str:
@@ -124,9 +144,10 @@ def compare_markdown(runs: list[dict], plots: dict) -> str:
     lines = ["# scalesearch: coefficients across datasets", "",
              f"{len(runs)} runs with the same proxy budget, search and validation settings (they differ only in dataset "
              f"and seed). Accuracies: mean over seeds with the 95 % t interval; the confidence set holds every candidate "
-             f"the run cannot tell from its winner (paired interval over the shared seeds contains 0). Paper: "
+             f"the run cannot tell from its winner (95 % family-wise: two-sided paired t-tests over the shared seeds, "
+             f"Bonferroni α/(k−1); decided = the set holds one candidate). Paper: "
              f"(α, β, γ) = ({PAPER.alpha}, {PAPER.beta}, {PAPER.gamma}).", "",
-             "| dataset | α | β | γ | accuracy | decided by | vs the paper's point | winner distinguishable | τ (fidelity) | "
+             "| dataset | α | β | γ | accuracy | decided by | vs the paper's point | decided (95 % family-wise) | τ (fidelity) | "
              "confidence set (α, β, γ) | run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         b = r["best"]
@@ -134,7 +155,8 @@ def compare_markdown(runs: list[dict], plots: dict) -> str:
         paper = ("is the paper's point" if vp and vp.get("same") else "not evaluated" if not vp else
                  f"{vp['mean']:+.3f} [{vp['low']:+.3f}, {vp['high']:+.3f}]" if vp.get("low") is not None else
                  f"{vp['mean']:+.3f} (1 seed)")
-        dist = "—" if not vr else {True: "yes", False: "no", None: "1 seed: unknown"}[vr.get("distinguishable")]
+        paper += " — worse (outside the set)" if vp and vp.get("in_set") is False else ""
+        dist = _decided(b, vr)
         tau = (r["fidelity"] or {}).get("kendall_tau")
         cs = ", ".join(f"({c['alpha']:g}, {c['beta']:g}, {c['gamma']:g})" for c in r["confidence"])
         acc = fmt_mean_ci({"accuracy_mean": b["accuracy_mean"], "accuracy_low": b.get("accuracy_low"),
@@ -173,15 +195,13 @@ def plot_families(runs: list[dict], path: Path):
     from matplotlib.figure import Figure
 
     from .ablation import log_x_axis
-    from .report import _err
-
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for r in runs:
         pts = sorted((e for e in r["family"] if e.get("accuracy") is not None), key=lambda e: e["macs"])
         if not pts:
             continue
-        line = ax.errorbar([e["macs_ratio"] for e in pts], [100 * e["accuracy"] for e in pts], yerr=_err(pts), marker="o",
+        line = ax.errorbar([e["macs_ratio"] for e in pts], [100 * e["accuracy"] for e in pts], yerr=_error_bars(pts), marker="o",
                            capsize=3, label=_label(r))
         ax.axhline(100 / r["best"]["num_classes"], color=line[0].get_color(), ls=":", lw=1)
     log_x_axis(ax)
@@ -198,7 +218,7 @@ def run_compare_app(cfg: CompareAppConfig, out_dir: Path) -> dict:
     runs = load_runs(find_runs(list(cfg.runs)))
     check_comparable(runs)
     for r in runs:
-        r["confidence"] = confidence_set(r["rows"], r["best"]["candidate"]) or [r["best"]]
+        r["confidence"] = confidence_set(r["rows"], r["best"]) or [r["best"]]
     out = Path(cfg.out_dir) if cfg.out_dir else Path(out_dir)
     plots = {"coefficients": "plots/compare_coefficients.png"}
     plot_coefficients(runs, out / plots["coefficients"])
@@ -209,7 +229,7 @@ def run_compare_app(cfg: CompareAppConfig, out_dir: Path) -> dict:
     doc = {"runs": [{"path": str(r["path"]), "label": _label(r), "dataset": r["config"]["dataset"],
                      **{k: r["best"].get(k) for k in ("alpha", "beta", "gamma", "accuracy_mean", "accuracy_low",
                                                       "accuracy_high", "n_seeds", "decided_by", "vs_paper",
-                                                      "vs_runner_up")},
+                                                      "vs_runner_up", "decided", "p_best")},
                      "kendall_tau": (r["fidelity"] or {}).get("kendall_tau"),
                      "confidence_set": [[c["alpha"], c["beta"], c["gamma"]] for c in r["confidence"]]} for r in runs],
            "paper": [PAPER.alpha, PAPER.beta, PAPER.gamma]}

@@ -112,7 +112,7 @@ class ProxyConfig:
 class SearchConfig:
     strategy: str = "grid"  # grid | optuna
     space: str = "compound"  # a file in search_spaces/ (name or path)
-    n_seeds: int = 2
+    n_seeds: int = 3
     # measured: every candidate at the target cost as built (resolution solved on whole pixels);
     # nominal: the paper's alpha*beta^2*gamma^2 = target with the proxy built at round(base*gamma)
     constraint: str = "measured"
@@ -171,11 +171,12 @@ class ModelConfig:
 
 @dataclass
 class ValidateConfig:
-    """The proxy-fidelity audit: the top-k candidates and k random others retrained longer."""
+    """The proxy-fidelity audit: the top-k candidates (>= 2: the runner-up is the search's #2), random others in
+    addition, and the paper's point when it was searched, retrained longer."""
 
     enabled: bool = True
-    top_k: int = 1
-    random_k: int = 1
+    top_k: int = 2
+    random_k: int = 0
     epochs_mult: float = 4.0  # the validation budget: proxy.epochs (or steps) x this
 
 
@@ -397,7 +398,7 @@ def check_report(r: ReportConfig) -> None:
 
 def check_validate(v: ValidateConfig) -> None:
     _checks([
-        ("validate.top_k", v.top_k, v.top_k >= 1, ">= 1"),
+        ("validate.top_k", v.top_k, v.top_k >= 2, ">= 2 (the search's top two are compared at the longer budget)"),
         ("validate.random_k", v.random_k, v.random_k >= 0, ">= 0"),
         ("validate.epochs_mult", v.epochs_mult, v.epochs_mult >= 1 and math.isfinite(v.epochs_mult),
          ">= 1 (the validation budget is proxy.epochs x epochs_mult)"),

@@ -214,18 +214,22 @@ def budget_with_epochs_mult(budget: ProxyConfig, mult: float) -> ProxyConfig:
 
 
 def validation_jobs(ranked: list[dict], search_rows: list[dict], top_k: int, random_k: int, seed: int,
-                    budget: ProxyConfig, fingerprint: str, spec_of: Callable[[float, float], dict]) -> list[dict]:
-    """The top ``top_k`` candidates by proxy mean and ``random_k`` others (chosen by ``seed``), each with the
-    seeds the search trained it with, at ``budget``; ``spec_of(alpha, beta)`` rebuilds a candidate's spec."""
+                    budget: ProxyConfig, fingerprint: str, spec_of: Callable[[float, float], dict],
+                    paper: str | None = None) -> list[dict]:
+    """The top ``top_k`` candidates by proxy mean, ``random_k`` others in addition (chosen by ``seed``) and the
+    paper's candidate ``paper`` (its id in ``ranked``) when it is not among them, each with the seeds the search
+    trained it with, at ``budget``; ``spec_of(alpha, beta)`` rebuilds a candidate's spec."""
     top = ranked[:top_k]
-    rest = ranked[top_k:]
+    rest = [c for c in ranked[top_k:] if c["candidate"] != paper]
     rnd = random.Random(seed).sample(rest, min(random_k, len(rest)))
+    chosen = {c["candidate"] for c in top + rnd}
+    extra = [c for c in ranked if c["candidate"] == paper and paper not in chosen]
     by_candidate: dict = {}
     for r in search_rows:
         if r.get("status") == "ok":
             by_candidate.setdefault(r["candidate"], []).append(r)
     out = []
-    for role, group in (("top", top), ("random", rnd)):
+    for role, group in (("top", top), ("random", rnd), ("paper", extra)):
         for c in group:
             rows = sorted(by_candidate.get(c["candidate"], []), key=lambda r: r["seed"])
             spec = spec_of(c["alpha"], c["beta"])

@@ -11,9 +11,11 @@
   measured latency and training-step time where a member was trained — and its accuracy;
 * **curves that extrapolate**: accuracy vs MACs fitted with a saturating power law
   (:mod:`scalesearch.curves`), untrained members predicted with an interval, the fit scored by
-  holding out the largest trained member;
-* **diminishing returns** and the **cost-effective pick** (:func:`pick_cost_effective`), saying whether
-  it rests on measured or predicted points;
+  holding out the largest trained member (only with ≥ 5 trained: its fit needs a residual degree of freedom);
+* **diminishing returns** and the **cost-effective pick** (:func:`pick_cost_effective`): each step tested
+  against the threshold with its seed noise (one-sided Bonferroni bounds, 95 %), bold only when the data decide
+  it, else the range of members consistent with the data and the seeds that would decide; saying whether it
+  rests on measured or predicted points;
 * the search landscape, the Optuna history, the paper's family and the Fig. 8 ablation when present.
 
 Every accuracy plot shows its uncertainty over seeds and the dataset's chance level.
@@ -26,6 +28,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import scipy.stats as st
+
 from .ablation import ablation_markdown, log_x_axis, macs_unit, plot_ablation
 from .config import ReportAppConfig, ReportConfig, check_report
 from .curves import fit_curve, holdout, predict
@@ -36,11 +40,13 @@ from .verdict import ranking_table
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["Run", "load_run", "family_table", "family_curve", "diminishing_returns", "pick_cost_effective",
-           "rule_statement", "curve_analysis", "plot_landscape", "plot_family", "plot_fidelity", "plot_seed_spread",
+__all__ = ["Run", "load_run", "family_table", "family_curve", "diminishing_returns", "step_noise", "step_evidence",
+           "pick_cost_effective", "pick_statement", "rule_statement", "pooled_df", "curve_analysis", "plot_landscape", "plot_family", "plot_fidelity", "plot_seed_spread",
            "plot_optuna_history", "report_markdown", "write_report", "run_report_app", "PICK_RULES"]
 
 PICK_RULES = ("marginal", "knee")
+LEVEL = 0.95  # family-wise level of the pick's step tests
+POWER = 0.8  # power the seeds_needed plan aims at
 PLOTS = {"landscape": "plots/landscape.png", "family": "plots/family_accuracy_vs_macs.png",
          "fidelity": "plots/fidelity.png", "seeds": "plots/seed_spread.png", "optuna": "plots/optuna_history.png",
          "ablation": "plots/ablation.png"}
@@ -135,8 +141,9 @@ def paper_table(rows: list[dict]) -> list[dict]:
 
 
 def family_curve(entries: list[dict]) -> list[dict]:
-    """The measured accuracy-vs-MACs points of a trained family: ``{name, macs, accuracy}`` sorted by MACs."""
-    pts = [{"name": e["name"], "macs": e["macs"], "accuracy": e["accuracy"]}
+    """The measured accuracy-vs-MACs points of a trained family: ``{name, macs, accuracy, accuracies}`` (the mean
+    and the per-seed accuracies) sorted by MACs."""
+    pts = [{"name": e["name"], "macs": e["macs"], "accuracy": e["accuracy"], "accuracies": list(e.get("accuracies") or [])}
            for e in entries if e.get("accuracy") is not None and e.get("status") == "ok"]
     return sorted(pts, key=lambda p: p["macs"])
 
@@ -156,79 +163,222 @@ def diminishing_returns(points: list[dict]) -> list[dict]:
     return out
 
 
-def pick_cost_effective(points: list[dict], rule: str = "marginal", threshold: float = 0.01) -> dict:
-    """The cost-effective member of an accuracy-vs-MACs curve (``points``: ``{name, macs, accuracy}``).
+def _seeds(p: dict) -> list[float]:
+    return list(p.get("accuracies") or [p["accuracy"]])
 
-    * ``marginal``: walk up the family; keep going while the gain per doubling of MACs to the next
-      member is ≥ ``threshold``; the pick is the last member reached (the first when the first step is
-      already below it).
-    * ``knee``: on the members that beat every cheaper member, the one farthest above the chord from the
-      cheapest to the most accurate one on accuracy vs log2(MACs); none above it: the most accurate; a
-      flat or falling curve: the cheapest.
 
-    Returns ``{index, name, rule, threshold, reason}`` (``index`` into the points sorted by MACs).
+def step_noise(points: list[dict], noise_sd: float | None = None, noise_df: int | None = None) -> dict:
+    """The per-seed accuracy sd the step tests use: {"sd", "df" (None: treated as known), "source"}.
+
+    The members' own spread (pooled over members with ≥ 2 seeds, Σ(n−1) df) is pooled with ``noise_sd`` (the
+    search's pooled seed sd) when its ``noise_df`` is known; with ``noise_df`` None the given sd is taken as the
+    known σ (normal quantiles) — an assumption; with no ``noise_sd`` the members' own sd alone (Student t);
+    neither: sd None (no test). Assumes the seed noise is the same for every member."""
+    ss = sum(sum((a - sum(s) / len(s)) ** 2 for a in s) for s in map(_seeds, points))
+    df_m = sum(len(_seeds(p)) - 1 for p in points)
+    if noise_sd is not None and noise_df:
+        df = int(noise_df) + df_m
+        return {"sd": math.sqrt((noise_df * noise_sd ** 2 + ss) / df), "df": df,
+                "source": f"search's pooled seed sd ({noise_df} df) pooled with the members' own ({df_m} df)"}
+    if noise_sd is not None:
+        return {"sd": float(noise_sd), "df": None, "source": "search's pooled seed sd, taken as known"}
+    if df_m:
+        return {"sd": math.sqrt(ss / df_m), "df": df_m, "source": f"the members' own pooled seed sd ({df_m} df)"}
+    return {"sd": None, "df": None, "source": "no noise estimate (single seeds and no noise_sd)"}
+
+
+def _quantile(prob: float, df: int | None) -> float:
+    return float(st.norm.ppf(prob) if df is None else st.t.ppf(prob, df))
+
+
+def _seeds_for(step: dict, sd: float, q: float, threshold: float, power: float = POWER) -> int | None:
+    """Seeds per member (both ends) for the step's interval to exclude the threshold with probability
+    ``power`` if the true gain is the measured one (normal approximation, known sd): n = 2 (z + z_power)² sd² /
+    (doublings · (gain − threshold))²; None when the measured gain equals the threshold."""
+    gap = abs(step["gain_per_doubling"] - threshold) * step["doublings"]
+    if gap == 0:
+        return None
+    return max(2, math.ceil(2.0 * ((q + st.norm.ppf(power)) * sd / gap) ** 2))
+
+
+def step_evidence(points: list[dict], threshold: float, noise_sd: float | None = None, noise_df: int | None = None,
+                  level: float = LEVEL) -> dict:
+    """Each step's gain per doubling tested against ``threshold`` with its seed noise.
+
+    Bounds per step: gain/doublings ∓ q · sd · √(1/n_a + 1/n_b) / doublings, q the Student-t (or normal, sd
+    known) quantile at 1 − (1 − level)/K: each bound is a one-sided 1 − (1 − level)/K confidence bound
+    (Bonferroni over the K steps). A step "pays" (lower bound ≥ threshold), "does not pay" (upper bound <
+    threshold) or is "open". For each step only one of the two verdicts can be wrong (the one on the other side of
+    the threshold from its true gain), with probability ≤ (1 − level)/K; so all K verdicts are right together
+    with probability ≥ ``level`` (the pair of bounds is a two-sided 1 − 2(1 − level)/K interval). Open steps get
+    ``seeds_needed`` (:func:`_seeds_for`, 80 % power). Returns {"steps", "sd", "df", "source", "level", "method"}."""
+    pts = sorted(points, key=lambda p: p["macs"])
+    steps, noise = diminishing_returns(pts), step_noise(pts, noise_sd, noise_df)
+    k, sd = max(len(steps), 1), noise["sd"]
+    q = _quantile(1.0 - (1.0 - level) / k, noise["df"])
+    for s, a, b in zip(steps, pts, pts[1:]):
+        half = None if sd is None else q * sd * math.sqrt(1 / len(_seeds(a)) + 1 / len(_seeds(b))) / s["doublings"]
+        s["low"], s["high"] = (None, None) if half is None else (s["gain_per_doubling"] - half, s["gain_per_doubling"] + half)
+        s["verdict"] = ("open" if half is None else "pays" if s["low"] >= threshold else
+                        "does not pay" if s["high"] < threshold else "open")
+        s["seeds_needed"] = _seeds_for(s, sd, q, threshold) if s["verdict"] == "open" and sd is not None else None
+    dist = "normal (sd taken as known)" if noise["df"] is None else f"Student t ({noise['df']} df)"
+    method = (f"one-sided {dist} confidence bounds on each step's gain per doubling at "
+              f"{100 * (1 - (1 - level) / k):.2f} % (Bonferroni over {len(steps)} step(s)): every step's verdict is "
+              f"right with probability ≥ {100 * level:g} % together; per-seed sd "
+              + ("none" if sd is None else f"{sd:.4f}") + f" from the {noise['source']}")
+    return {"steps": steps, **noise, "level": level, "method": method}
+
+
+def _marginal(pts: list[dict], threshold: float, ev: dict) -> dict:
+    """The noise-respecting walk (see :func:`pick_cost_effective`)."""
+    steps = ev["steps"]
+    index = next((i for i, s in enumerate(steps) if s["gain_per_doubling"] < threshold), len(steps))
+    lo = next((i for i, s in enumerate(steps) if s["verdict"] != "pays"), len(steps))
+    hi = next((i for i, s in enumerate(steps) if s["verdict"] == "does not pay"), len(steps))
+    name = lambda i: pts[i]["name"]  # noqa: E731
+    need = [s["seeds_needed"] for s in steps[lo:min(index, hi) + 1] if s["verdict"] == "open"]
+    out = {"index": index, "decided": lo == hi, "range": [name(lo), name(hi)],
+           "seeds_needed": None if lo == hi or None in need or not need else max(need)}
+    if not steps:
+        return {**out, "reason": "the only member"}
+    if lo == hi:
+        s = steps[lo] if lo < len(steps) else None
+        stop = "" if s is None else (f"the next ({s['from']} → {s['to']}) clearly does not pay (upper bound "
+                                     f"{s['high']:+.4f} < {threshold:.4f})")
+        if lo == 0:
+            return {**out, "reason": "already " + stop.replace("the next", "the first step")}
+        return {**out, "reason": f"every step up to it clearly pays (lower bound ≥ {threshold:.4f} per doubling); "
+                                 + (stop or "it is the largest one")}
+    opened = ", ".join(f"{s['from']} → {s['to']} {s['gain_per_doubling']:+.4f} [{_f(s['low'])}, {_f(s['high'])}]"
+                       for s in steps[lo:hi] if s["verdict"] == "open")
+    more = ("" if out["seeds_needed"] is None else
+            f"; about report.family_seeds={out['seeds_needed']} seeds per member would decide it with {100 * POWER:g} % "
+            "power, assuming the true gains are the measured ones and the seed sd is as measured (normal "
+            "approximation; optimistic for a gain close to the threshold)")
+    return {**out, "reason": f"noise leaves the pick open: members {name(lo)}–{name(hi)} are consistent with the data; "
+                             f"open steps: {opened}; the walk on the means stops at {name(index)}, a best guess{more}"}
+
+
+def _f(v) -> str:
+    return "—" if v is None else f"{v:+.4f}"
+
+
+def _knee(pts: list[dict]) -> tuple[int, str]:
+    """The knee of the measured means (descriptive)."""
+    front = [0]
+    for i in range(1, len(pts)):
+        if pts[i]["accuracy"] > pts[front[-1]]["accuracy"]:
+            front.append(i)
+    if len(front) == 1:
+        return 0, "no larger member is more accurate (flat or falling curve)"
+    x = [math.log2(pts[i]["macs"]) for i in front]
+    y = [pts[i]["accuracy"] for i in front]
+    span = y[-1] - y[0]
+    above = [(y[k] - (y[0] + span * (x[k] - x[0]) / (x[-1] - x[0]))) / span for k in range(len(front))]
+    k = max(range(len(front)), key=lambda k: above[k])
+    if above[k] <= 1e-9:
+        return front[-1], (f"no member lies above the chord from {pts[front[0]]['name']} to {pts[front[-1]]['name']}: "
+                           "returns do not diminish up to it"
+                           + ("; no larger member is more accurate" if front[-1] < len(pts) - 1 else ""))
+    return front[k], (f"farthest above the chord from {pts[front[0]]['name']} to {pts[front[-1]]['name']} "
+                      f"({above[k]:.2f} of the accuracy range)")
+
+
+def pick_cost_effective(points: list[dict], rule: str = "marginal", threshold: float = 0.01,
+                        noise_sd: float | None = None, noise_df: int | None = None, level: float = LEVEL) -> dict:
+    """The cost-effective member of an accuracy-vs-MACs curve (``points``: ``{name, macs, accuracy}`` and, for the
+    noise, ``accuracies`` — the per-seed values; without them a point counts as one seed).
+
+    * ``marginal`` — a decision that respects noise: every step's gain per doubling is tested against
+      ``threshold`` by :func:`step_evidence` (one-sided Bonferroni bounds, all verdicts right with probability ≥ ``level``; seed sd from
+      :func:`step_noise`). The pick is *decided* only when the walk up the family reaches member m through steps
+      that clearly pay and the next step clearly does not (or m is the largest); then it is right with
+      probability ≥ ``level``. Otherwise ``range`` holds the first and last members consistent with the data (the
+      walk could stop anywhere from the first step that does not clearly pay to the first that clearly does not),
+      and ``seeds_needed`` the seeds per member that would decide. ``index``/``name`` are always the walk on the
+      means (stop at the first step below the threshold): a point estimate inside ``range``, not a decision.
+    * ``knee`` — descriptive only, never a decision (``decided`` False, no noise test): on the members that beat
+      every cheaper member, the one farthest above the chord from the cheapest to the most accurate one on
+      accuracy vs log2(MACs); none above it: the most accurate; a flat or falling curve: the cheapest.
+
+    Returns ``{index, name, rule, threshold, reason, decided, range, method, level, seeds_needed, steps}``
+    (``index`` into the points sorted by MACs; ``steps`` the per-step tests; ``range``/``steps`` None for knee).
     """
     if rule not in PICK_RULES:
         raise ValueError(f"report.pick_rule={rule!r} is unknown; allowed: {', '.join(PICK_RULES)}")
     if not points:
         raise ValueError("no trained family member to pick from; allowed: at least one member with an accuracy")
     pts = sorted(points, key=lambda p: p["macs"])
-    steps = diminishing_returns(pts)
+    ev = step_evidence(pts, threshold, noise_sd, noise_df, level)
     if rule == "marginal":
-        index = 0
-        for i, s in enumerate(steps):
-            if s["gain_per_doubling"] < threshold:
-                break
-            index = i + 1
-        reason = (f"every step up to it gains ≥ {threshold:.4f} accuracy per doubling of MACs"
-                  + (f"; the next ({steps[index]['from']} → {steps[index]['to']}) gains "
-                     f"{steps[index]['gain_per_doubling']:+.4f}" if index < len(steps) else "; it is the largest one"))
-        if not steps:
-            reason = "the only member"
-        elif index == 0:
-            reason = (f"already the first step ({steps[0]['from']} → {steps[0]['to']}) gains only "
-                      f"{steps[0]['gain_per_doubling']:+.4f} < {threshold:.4f} per doubling")
+        out = {**_marginal(pts, threshold, ev), "method": ev["method"], "steps": ev["steps"]}
     else:
-        front = [0]
-        for i in range(1, len(pts)):
-            if pts[i]["accuracy"] > pts[front[-1]]["accuracy"]:
-                front.append(i)
-        if len(front) == 1:
-            index, reason = 0, "no larger member is more accurate (flat or falling curve)"
-        else:
-            x = [math.log2(pts[i]["macs"]) for i in front]
-            y = [pts[i]["accuracy"] for i in front]
-            span = y[-1] - y[0]
-            above = [(y[k] - (y[0] + span * (x[k] - x[0]) / (x[-1] - x[0]))) / span for k in range(len(front))]
-            k = max(range(len(front)), key=lambda k: above[k])
-            if above[k] <= 1e-9:
-                index = front[-1]
-                reason = (f"no member lies above the chord from {pts[front[0]]['name']} to {pts[index]['name']}: "
-                          "returns do not diminish up to it"
-                          + ("; no larger member is more accurate" if index < len(pts) - 1 else ""))
-            else:
-                index = front[k]
-                reason = (f"farthest above the chord from {pts[front[0]]['name']} to {pts[front[-1]]['name']} "
-                          f"({above[k]:.2f} of the accuracy range)")
-    return {"index": index, "name": pts[index]["name"], "rule": rule, "threshold": threshold if rule == "marginal" else None,
-            "reason": reason}
+        index, reason = _knee(pts)
+        out = {"index": index, "reason": reason,
+               "decided": False, "range": None, "seeds_needed": None, "steps": None,
+               "method": "descriptive: the knee of the measured means; no noise test"}
+    return {**out, "name": pts[out["index"]]["name"], "rule": rule,
+            "threshold": threshold if rule == "marginal" else None, "level": level}
 
 
-def rule_statement(rule: str, threshold: float) -> str:
+def rule_statement(rule: str, threshold: float, level: float = LEVEL) -> str:
     """The pick rule in one sentence, for the report."""
     if rule == "marginal":
-        return (f"`marginal`: the last member reached while every step up the family gains at least "
-                f"{threshold:.4f} accuracy ({100 * threshold:.2f} percentage points) per doubling of MACs "
-                "(report.min_gain_per_doubling); the walk stops at the first step below it.")
-    return ("`knee`: among members more accurate than every cheaper one, the one farthest above the chord from "
-            "the cheapest to the most accurate member on accuracy vs log2(MACs); with no member above the chord "
-            "(no diminishing returns) the most accurate, with a flat or falling curve the cheapest.")
+        return (f"`marginal`: walk up the family while each step gains at least {threshold:.4f} accuracy "
+                f"({100 * threshold:.2f} percentage points) per doubling of MACs (report.min_gain_per_doubling), "
+                f"each step tested with its seed noise (one-sided Bonferroni bounds: all verdicts right with probability "
+                f"≥ {100 * level:g} %); the pick "
+                "is decided only when the walk reaches a member through steps that clearly pay and the next step "
+                "clearly does not (or it is the largest), else the members consistent with the data are named.")
+    return ("`knee` (descriptive, not a decision): among members more accurate than every cheaper one, the one "
+            "farthest above the chord from the cheapest to the most accurate member on accuracy vs log2(MACs); with "
+            "no member above the chord (no diminishing returns) the most accurate, with a flat or falling curve the "
+            "cheapest. It tests no noise: use `marginal` to decide.")
 
 
-def curve_analysis(table: list[dict], noise_sd: float | None, report_cfg: ReportConfig, seed: int = 0) -> dict | None:
-    """Fit accuracy vs MACs over the trained members, predict the untrained ones (95 % interval), score the fit
-    by holding out the largest trained member, and pick the cost-effective member on measured points — and,
-    when the pick is the largest trained member and the curve says the next one still pays, on predicted ones."""
+def pooled_df(ranked: list[dict]) -> int | None:
+    """Degrees of freedom of the search's pooled seed sd (Σ (n − 1) over candidates with ≥ 2 seeds; None if none),
+    the ``noise_df`` that goes with best.json's ``noise_sd``."""
+    df = sum(len(c["accuracies"]) - 1 for c in ranked if len(c.get("accuracies") or []) >= 2)
+    return df or None
+
+
+def pick_statement(pick: dict, basis: str = "measured") -> str:
+    """The pick in one markdown line: bold only when decided."""
+    if pick["decided"]:
+        return (f"**Cost-effective pick: {pick['name']}** ({pick['reason']}) — it rests on **{basis}** points; "
+                f"{pick['method']}.")
+    if basis == "predicted":
+        return (f"Cost-effective pick on the curve's prediction, not a decision: {pick['name']} ({pick['reason']}).")
+    if pick["rule"] == "knee":
+        return f"Descriptive knee, not a decision: {pick['name']} ({pick['reason']}); {pick['method']}."
+    return f"Cost-effective pick: not decided — {pick['reason']}. Method: {pick['method']}."
+
+
+def _extend(pick: dict, measured: list[dict], beyond: list[dict], report_cfg: ReportConfig) -> dict | None:
+    """The walk continued on the curve's predictions past the largest trained member (no noise test: never
+    decided); None when it stops there."""
+    pts = measured + [{"name": p["name"], "macs": p["macs"], "accuracy": p["accuracy"]} for p in beyond]
+    ext = pick_cost_effective(pts, report_cfg.pick_rule, report_cfg.min_gain_per_doubling)
+    if ext["name"] == pick["name"]:
+        return None
+    last = measured[-1]["name"]
+    steps = (pick["steps"] or []) + [{**s, "verdict": "predicted"} for s in (ext["steps"] or [])[len(measured) - 1:]]
+    return {**ext, "decided": False, "range": [last, ext["name"]] if ext["range"] else None, "seeds_needed": None,
+            "steps": steps if ext["steps"] else None, "method": pick["method"],
+            "reason": f"measured: {pick['reason']}; on the curve's predictions beyond {last} (no noise test) the rule "
+                      f"reaches {ext['name']}: train it to confirm"}
+
+
+def curve_analysis(table: list[dict], noise_sd: float | None, report_cfg: ReportConfig, seed: int = 0,
+                   noise_df: int | None = None) -> dict | None:
+    """Fit accuracy vs MACs over the trained members, predict the untrained ones (95 % interval), hold out the
+    largest trained member (only with ≥ 5 trained, see :func:`scalesearch.curves.holdout`), and pick the
+    cost-effective member on measured points with their noise (``noise_sd``/``noise_df``: the search's pooled seed
+    sd and its df, see :func:`step_noise`) — and, when the pick is the largest trained member (decided, for
+    ``marginal``) and the curve says the next one still pays, on predicted ones (never a decision).
+    ``statement``: the pick's markdown line (:func:`pick_statement`)."""
     trained = [e for e in table if e.get("accuracies") and e.get("status") == "ok"]
     if len(trained) < 2:
         return None
@@ -237,18 +387,16 @@ def curve_analysis(table: list[dict], noise_sd: float | None, report_cfg: Report
     untrained = [e for e in table if e not in trained and e["macs"] > 0]
     preds = predict(fit, [e["macs"] for e in untrained]) if untrained else []
     predictions = [{"name": e["name"], "phi": e["phi"], "macs": e["macs"], **p} for e, p in zip(untrained, preds)]
-    pick = pick_cost_effective(family_curve(trained), report_cfg.pick_rule, report_cfg.min_gain_per_doubling)
-    basis = "measured"
-    largest = max(trained, key=lambda e: e["macs"])
-    beyond = sorted((p for p in predictions if p["macs"] > largest["macs"]), key=lambda p: p["macs"])
-    if pick["name"] == largest["name"] and beyond:
-        pts = family_curve(trained) + [{"name": p["name"], "macs": p["macs"], "accuracy": p["accuracy"]} for p in beyond]
-        extended = pick_cost_effective(pts, report_cfg.pick_rule, report_cfg.min_gain_per_doubling)
-        if extended["name"] != pick["name"]:
-            pick, basis = extended, "predicted"
+    measured = family_curve(trained)
+    pick = pick_cost_effective(measured, report_cfg.pick_rule, report_cfg.min_gain_per_doubling, noise_sd, noise_df)
+    beyond = sorted((p for p in predictions if p["macs"] > measured[-1]["macs"]), key=lambda p: p["macs"])
+    ext = None
+    if beyond and pick["name"] == measured[-1]["name"] and (pick["decided"] or pick["rule"] == "knee"):
+        ext = _extend(pick, measured, beyond, report_cfg)
+    pick, basis = (ext, "predicted") if ext else (pick, "measured")
     return {"fit": {k: v for k, v in fit.items() if not k.startswith("_")}, "predictions": predictions,
-            "holdout": holdout(points, noise_sd=noise_sd, seed=seed, n_boot=500) if len(points) >= 3 else None,
-            "pick": pick, "pick_basis": basis, "_fit": fit}
+            "holdout": holdout(points, noise_sd=noise_sd, seed=seed, n_boot=500), "pick": pick, "pick_basis": basis,
+            "statement": pick_statement(pick, basis), "_fit": fit}
 
 
 # ---------------------------------------------------------------- plots
@@ -377,7 +525,8 @@ def plot_fidelity(proxy: list[dict], validation: list[dict], chance: float | Non
 def plot_family(curves: dict[str, list[dict]], pick: dict | None = None, path=None, chance: float | None = None,
                 analysis: dict | None = None):
     """Accuracy vs MACs (log x) of trained families with 95 % intervals; the fitted curve of the first family
-    and its predictions (interval band) for the untrained members; ``pick`` starred."""
+    and its predictions (interval band) for the untrained members; ``pick`` starred (red and named the cost-effective
+    pick only when ``pick["decided"]``, else grey as a best guess with its consistent range)."""
     import numpy as np
 
     fig = _figure()
@@ -416,12 +565,15 @@ def plot_family(curves: dict[str, list[dict]], pick: dict | None = None, path=No
                 ax.annotate(p["name"], (p["macs"] / div, 100 * p["accuracy"]), textcoords="offset points",
                             xytext=(4, 4), fontsize=7, color="0.3")
     if pick:
-        ax.plot([], [], marker="*", ls="", ms=14, mfc="none", mec="red",
-                label=f"cost-effective pick: {pick['name']} ({pick['rule']}, {pick.get('basis', 'measured')})")
+        what = ("cost-effective pick" if pick.get("decided") else "best guess, not decided"
+                + (f" (consistent: {pick['range'][0]}–{pick['range'][1]})" if pick.get("range") else ""))
+        ax.plot([], [], marker="*", ls="", ms=14, mfc="none", mec="red" if pick.get("decided") else "0.4",
+                label=f"{what}: {pick['name']} ({pick['rule']}, {pick.get('basis', 'measured')})")
         e = next((e for es in curves.values() for e in es if e["name"] == pick["name"]), None) or next(
             (p for p in (analysis or {}).get("predictions", []) if p["name"] == pick["name"]), None)
         if e:
-            ax.scatter([e["macs"] / div], [100 * e["accuracy"]], marker="*", s=380, facecolors="none", edgecolors="red",
+            ax.scatter([e["macs"] / div], [100 * e["accuracy"]], marker="*", s=380, facecolors="none",
+                       edgecolors="red" if pick.get("decided") else "0.4",
                        linewidths=1.6, zorder=3)
     _chance(ax, chance)
     log_x_axis(ax)
@@ -497,12 +649,63 @@ def _family_section(title: str, entries: list[dict], predictions: list[dict] | N
     return f"## {title}\n\n" + md_table(head, rows)
 
 
-def _returns_section(points: list[dict], threshold: float) -> str:
-    steps = diminishing_returns(points)
+def _returns_section(points: list[dict], threshold: float, noise_sd: float | None, noise_df: int | None) -> str:
+    """The steps with their gain per doubling, its Bonferroni interval (:func:`step_evidence`) and verdict."""
+    ev = step_evidence(points, threshold, noise_sd, noise_df)
     rows = [[f"{s['from']} → {s['to']}", f"{s['macs_ratio']:.2f}", f"{s['doublings']:.3f}", f"{s['gain']:+.4f}",
-             f"{s['gain_per_doubling']:+.4f}", "yes" if s["gain_per_doubling"] >= threshold else "no"] for s in steps]
-    head = ["step", "MACs ratio", "doublings", "accuracy gain", "gain per doubling", f"≥ {threshold:.4f}"]
-    return md_table(head, rows) if rows else "(only one trained member: no step to measure)"
+             f"{s['gain_per_doubling']:+.4f}", f"[{_f(s['low'])}, {_f(s['high'])}]", s["verdict"],
+             "—" if s["seeds_needed"] is None else s["seeds_needed"]] for s in ev["steps"]]
+    head = ["step", "MACs ratio", "doublings", "accuracy gain", "gain per doubling",
+            "bounds (one-sided, Bonferroni)", f"vs {threshold:.4f}", "seeds to decide"]
+    if not rows:
+        return "(only one trained member: no step to measure)"
+    return md_table(head, rows) + f"\n\nBounds: {ev['method']}."
+
+
+def _curve_section(analysis: dict) -> list[str]:
+    f, h = analysis["fit"], analysis["holdout"]
+    p = f["params"]
+    L = ["## Curve: how far the family keeps gaining", "",
+         f"Fitted `{f['form']}` to the trained members' mean accuracy against MACs (A = {p['A']:.3f} is the "
+         f"ceiling, p = {p['p']:.2f} the rate; a saturating power law of error in cost, as in scaling-law studies; "
+         f"it never predicts a loss from scaling up). Intervals: parametric bootstrap of the seed noise "
+         f"(sd {f['noise_sd'] if f['noise_sd'] is None else round(f['noise_sd'], 4)}); they do not include the "
+         f"error of the form itself. {f.get('note') or ''}", ""]
+    if h["held_out"] is None:
+        return L + [f"Held-out check: {h['note']} (report.max_phi >= 4).", ""]
+    inside = {True: "inside", False: "outside", None: "(no interval)"}[h["inside"]]
+    return L + [f"Held-out check: fitted without {h['held_out']} ({h['n_fit']} members, {h['residual_df']} residual "
+                f"df), the curve predicts {h['predicted']:.3f} [{h['low'] if h['low'] is None else round(h['low'], 3)}, "
+                f"{h['high'] if h['high'] is None else round(h['high'], 3)}] against the measured {h['measured']:.3f} "
+                f"(error {h['error']:+.3f}, {inside} the 95 % interval, which carries seed noise only).", ""]
+
+
+def _pick_section(run: Run, report_cfg: ReportConfig, analysis: dict | None, trained: list[dict]) -> list[str]:
+    rule, thr = report_cfg.pick_rule, report_cfg.min_gain_per_doubling
+    sd, df = run.best.get("noise_sd"), pooled_df(aggregate(run.rows))
+    L = ["## Diminishing returns and the cost-effective pick", "",
+         f"Rule (report.pick_rule={rule}): {rule_statement(rule, thr)}", ""]
+    if analysis:
+        L += [_returns_section(family_curve(trained), thr, sd, df), "", analysis["statement"], ""]
+    elif len(trained) == 1:
+        L += [f"**Cost-effective pick: {trained[0]['name']}** (the only trained member; rests on measured points).", ""]
+    else:
+        L += ["Not available: train the family (report.train_family=true) to measure returns.", ""]
+    return L
+
+
+def _paper_section(run: Run, report_cfg: ReportConfig) -> list[str]:
+    paper_rows = paper_table(run.family_rows)
+    if not paper_rows:
+        return []
+    L = [_family_section("Paper family (1.2, 1.1, 1.15), same budget and data", paper_rows), ""]
+    pts = family_curve(paper_rows)
+    if len(pts) >= 2:
+        sd, df = run.best.get("noise_sd"), pooled_df(aggregate(run.rows))
+        pp = pick_cost_effective(pts, report_cfg.pick_rule, report_cfg.min_gain_per_doubling, sd, df)
+        L += [_returns_section(pts, report_cfg.min_gain_per_doubling, sd, df), "",
+              "Paper family by the same rule: " + pick_statement(pp), ""]
+    return L
 
 
 def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], analysis: dict | None) -> str:
@@ -527,11 +730,9 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], a
     if fid:
         v_ranked = aggregate(run.validation)
         L += ["## Proxy fidelity: does the short ranking hold at a longer budget?", "",
-              f"The top {fid.get('k', 1)} and random others were retrained at {fid.get('validation_budget')} (the proxy: "
-              f"{fid.get('proxy_budget')}) with the search's seeds (validation.csv). Over {fid['n_candidates']} "
-              f"candidates: Kendall τ = {fid['kendall_tau']} (95 % bootstrap CI {fid['tau_ci']}), Spearman ρ = "
-              f"{fid['spearman_rho']} ({fid['rho_ci']}), top-1 regret {fid['top1_regret']} (validation accuracy lost by "
-              f"trusting the proxy's pick), top-{fid.get('k')} overlap {fid['topk_overlap']}. {fid.get('note') or ''}", "",
+              f"The proxy's top candidates (validate.top_k), any random others and the paper's point were retrained at "
+              f"{fid.get('validation_budget')} (the proxy: {fid.get('proxy_budget')}) with the search's seeds "
+              f"(validation.csv). Over {fid['n_candidates']} candidates: " + _fidelity_numbers(fid), "",
               md_table(["candidate", "proxy accuracy", "validation accuracy"],
                        [[c["candidate"], fmt_mean_ci(next(p for p in ranked if p["candidate"] == c["candidate"])),
                          fmt_mean_ci(c)] for c in v_ranked]), ""]
@@ -564,52 +765,13 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], a
     else:
         L += ["No member was trained (report.train_family=false): no accuracy column, no pick.", ""]
     if analysis:
-        f, h = analysis["fit"], analysis["holdout"]
-        p = f["params"]
-        L += ["## Curve: how far the family keeps gaining", "",
-              f"Fitted `{f['form']}` to the trained members' mean accuracy against MACs (A = {p['A']:.3f} is the "
-              f"ceiling, p = {p['p']:.2f} the rate; a saturating power law of error in cost, as in scaling-law studies; "
-              f"it never predicts a loss from scaling up). Intervals: parametric bootstrap of the seed noise "
-              f"(sd {f['noise_sd'] if f['noise_sd'] is None else round(f['noise_sd'], 4)}); they do not include the "
-              f"error of the form itself. {f.get('note') or ''}", ""]
-        if h:
-            inside = {True: "inside", False: "outside", None: "(no interval)"}[h["inside"]]
-            L += [f"Held-out check: fitted without {h['held_out']}, the curve predicts {h['predicted']:.3f} "
-                  f"[{h['low'] if h['low'] is None else round(h['low'], 3)}, "
-                  f"{h['high'] if h['high'] is None else round(h['high'], 3)}] against the measured {h['measured']:.3f} "
-                  f"(error {h['error']:+.3f}, {inside} the interval).", ""]
-        else:
-            L += ["Held-out check: needs at least 3 trained members (report.max_phi >= 2).", ""]
-    L += ["## Diminishing returns and the cost-effective pick", "",
-          f"Rule (report.pick_rule={report_cfg.pick_rule}): {rule_statement(report_cfg.pick_rule, report_cfg.min_gain_per_doubling)}", ""]
-    if analysis:
-        pick = analysis["pick"]
-        noise = analysis["fit"].get("noise_sd")
-        n_min = min(len(e["accuracies"]) for e in trained)
-        noise_note = "" if not noise else (
-            f"At the measured seed noise (sd {noise:.3f}) two members' accuracies ({n_min} seed(s) each) differ by up to "
-            f"±{1.96 * noise * math.sqrt(2 / n_min):.3f} (95 %) by chance alone: steps smaller than that are not evidence "
-            "(report.family_seeds raises the seeds).")
-        L += [_returns_section(family_curve(trained), report_cfg.min_gain_per_doubling), "", noise_note, "",
-              f"**Cost-effective pick: {pick['name']}** ({pick['reason']}) — it rests on "
-              f"**{analysis['pick_basis']}** points" + (" (the curve's prediction beyond the largest trained member: "
-                                                         "train it to confirm)" if analysis["pick_basis"] == "predicted"
-                                                         else "") + ".", ""]
-    elif len(trained) == 1:
-        L += [f"**Cost-effective pick: {trained[0]['name']}** (the only trained member; rests on measured points).", ""]
-    else:
-        L += ["Not available: train the family (report.train_family=true) to measure returns.", ""]
+        L += _curve_section(analysis)
+    L += _pick_section(run, report_cfg, analysis, trained)
     if "family" in plots:
         L += [f"![accuracy vs MACs of the family]({plots['family']})", ""]
-    paper_rows = paper_table(run.family_rows)
-    if paper_rows:
-        L += [_family_section("Paper family (1.2, 1.1, 1.15), same budget and data", paper_rows), ""]
-        pts = family_curve(paper_rows)
-        if len(pts) >= 2:
-            pp = pick_cost_effective(pts, report_cfg.pick_rule, report_cfg.min_gain_per_doubling)
-            L += [_returns_section(pts, report_cfg.min_gain_per_doubling), "",
-                  f"Paper family's pick by the same rule: {pp['name']} ({pp['reason']}).", ""]
-    elif paper and paper == b["candidate"]:
+    paper_part = _paper_section(run, report_cfg)
+    L += paper_part
+    if not paper_part and paper and paper == b["candidate"]:
         L += ["The recommended coefficients are the paper's (α, β): the family above is the paper's family"
               + (" at equal measured cost." if b["constraint"] == "measured" else "."), ""]
     L += ["## Search landscape", "", f"![search landscape]({plots['landscape']})", ""]
@@ -620,6 +782,15 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], a
         if "ablation" in plots:
             L += [f"![ablation: accuracy vs MACs per scaling method]({plots['ablation']})", ""]
     return "\n".join(L).rstrip() + "\n"
+
+
+def _fidelity_numbers(fid: dict) -> str:
+    """τ and ρ with their intervals and method (only over >= 5 candidates: else the note, in words), regret, overlap."""
+    rank = (f"Kendall τ = {fid['kendall_tau']} (95 % CI {fid['tau_ci']}, p = {fid.get('tau_p')} for τ = 0), Spearman "
+            f"ρ = {fid['spearman_rho']} ({fid['rho_ci']}; {fid.get('method')}); " if fid.get("kendall_tau") is not None
+            else f"{fid.get('note')}; ")
+    return (rank + f"top-1 regret {fid['top1_regret']} (validation accuracy lost by trusting the proxy's pick, a point "
+            f"estimate), top-{fid.get('k')} overlap {fid['topk_overlap']}.")
 
 
 def write_report(run_dir: Path, report_cfg: ReportConfig) -> Path:
@@ -641,7 +812,7 @@ def write_report(run_dir: Path, report_cfg: ReportConfig) -> Path:
         plot_fidelity(ranked, aggregate(run.validation), run.chance, b["candidate"], paper, run_dir / PLOTS["fidelity"])
         plots["fidelity"] = PLOTS["fidelity"]
     table = family_table(run.family.get("members", []), run.family_rows)
-    analysis = curve_analysis(table, b.get("noise_sd"), report_cfg, seed=b.get("seed", 0))
+    analysis = curve_analysis(table, b.get("noise_sd"), report_cfg, seed=b.get("seed", 0), noise_df=pooled_df(ranked))
     if analysis:
         atomic_write_json(run_dir / "family_curve.json", {k: v for k, v in analysis.items() if not k.startswith("_")})
     curves = {f"searched (α={b['alpha']:g}, β={b['beta']:g}, γ={b['gamma']:g})": table}

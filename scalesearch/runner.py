@@ -40,9 +40,8 @@ import torch
 # Ray Tune's new console output prints its experiment boxes whatever RunConfig.verbose says; the legacy reporter
 # honours verbose=0 (the tool prints its own progress; verbose=2 brings Ray's tables back)
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# epochs that are not evaluated (proxy.eval_every) report progress without the metric
-os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 from ray.tune import Callback  # noqa: E402
+from ray.tune.search import Searcher  # noqa: E402
 
 from .config import ClusterConfig, ProxyConfig, SearchConfig, check_address
 from .interrupt import _IN_TUNE, INTERRUPTED, Interrupted
@@ -51,7 +50,7 @@ from .results import FINISHED, read_table
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["TrialContext", "Stage", "Runner", "init_ray"]
+__all__ = ["TrialContext", "Stage", "Runner", "init_ray", "FinishedOnly"]
 
 @dataclass(frozen=True)
 class TrialContext:
@@ -128,8 +127,9 @@ def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorde
         job = ctx.job_from_config({**config, "__trial_id__": tune.get_context().get_trial_id()})
     row = (recorded or {}).get(job["key"]) or (recorded or {}).get(tune.get_context().get_trial_id())
     if row is not None:  # finished before an interrupt that Ray's experiment state does not know of
-        tune.report({ctx.metric: row.get(ctx.metric) or 0.0, "epoch": row.get("epochs") or 0, "final": True,
-                     "recorded_row": row})
+        value = row.get(ctx.metric)
+        tune.report({ctx.metric: float("nan") if value is None else value, "epoch": row.get("epochs") or 0,
+                     "final": True, "status": row.get("status"), "recorded_row": row})
         return
     budget = ctx.budget
     if budget.epochs != job.get("epochs", budget.epochs) or budget.steps != job.get("steps", budget.steps):
@@ -163,7 +163,9 @@ def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorde
         return {**result, **ctx.extra_metrics(result)} if ctx.extra_metrics else result
 
     def report(m):
-        if m["epoch"] < last_epoch:  # the last epoch is reported once, with the final row
+        # only evaluated epochs reach Tune (every result carries the metric: schedulers and searchers never see an
+        # unevaluated epoch; ASHA sets proxy.eval_every=1); the last epoch is reported once, with the final row
+        if m["epoch"] < last_epoch and m.get("accuracy") is not None:
             tune.report(with_extra({**static, **m, "final": False}))
 
     try:
@@ -197,6 +199,56 @@ def _check_gpu_memory(job: dict, budget, share: float) -> None:
             f"trial {job['key']} needs about {need / 2**30:.1f} GiB of GPU memory ({job['resolution']}px, batch "
             f"{budget.batch_size}) but search.gpus_per_trial={share} gives it {have / 2**30:.1f} GiB; lower "
             "proxy.batch_size or raise search.gpus_per_trial")
+
+
+# ---------------------------------------------------------------- what a searcher learns
+def _told_value(result: dict | None, metric) -> bool:
+    """Whether ``result`` is a finished training's value: the final row, status ok, every metric finite."""
+    if not result or not result.get("final", True) or result.get("status", "ok") != "ok":
+        return False
+    names = metric if isinstance(metric, list) else [metric]
+    return all(isinstance(result.get(m), (int, float)) and math.isfinite(result[m]) for m in names)
+
+
+class FinishedOnly(Searcher):
+    """A searcher wrapper (like Tune's ``ConcurrencyLimiter``): the wrapped searcher learns only from finished
+    trainings. Intermediate results reach it only when they carry the metric (evaluated epochs: Optuna's
+    intermediate values, for its pruners); a trial's completion carries its value only when it is the final row
+    with status ok. A trial stopped early (ASHA, an interrupt) is told without a value (Optuna: PRUNED), one that
+    failed, diverged or was infeasible as an error (Optuna: FAIL) — never as a made-up 0 or a partial accuracy.
+    Around Tune's ``Repeater`` (seeds), the study gets one value per candidate: the mean over the seeds that
+    finished ok (the Repeater's ``np.nanmean``); a candidate none of whose seeds did is a failed Optuna trial."""
+
+    def __init__(self, searcher: Searcher):
+        self.searcher = searcher
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return self.searcher.set_max_concurrency(max_concurrent)
+
+    def suggest(self, trial_id: str):
+        return self.searcher.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        names = self.metric if isinstance(self.metric, list) else [self.metric]
+        if result.get("final") is False and all(
+                isinstance(result.get(m), (int, float)) and math.isfinite(result[m]) for m in names):
+            self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if _told_value(result, self.metric):
+            return self.searcher.on_trial_complete(trial_id, result=result, error=error)
+        failed = error or bool(result and result.get("final", True) and result.get("status", "ok") != "stopped")
+        self.searcher.on_trial_complete(trial_id, result=None, error=failed)
+
+    def get_state(self) -> dict:  # stateless; Tune saves and restores the wrapped searcher itself
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        pass
 
 
 # ---------------------------------------------------------------- rows
@@ -462,7 +514,7 @@ class Runner:
                 trainable, param_space=param_space,
                 tune_config=tune.TuneConfig(
                     metric=stage.tune_metric, mode="max" if stage.tune_metric else None,
-                    search_alg=stage.searcher, scheduler=stage.scheduler,
+                    search_alg=stage.searcher and FinishedOnly(stage.searcher), scheduler=stage.scheduler,
                     num_samples=1 if stage.searcher is None else stage.num_samples,
                     max_concurrent_trials=concurrent, reuse_actors=self.res.reuse_actors),
                 run_config=run_config)

@@ -343,8 +343,9 @@ def _validate(run: _Run, runner, ctx, planner) -> None:
     if not cfg.validate.enabled:
         return
     v_budget = budget_with_epochs_mult(run.budget, cfg.validate.epochs_mult)
+    paper = next((c["candidate"] for c in run.ranked if is_paper(c, cfg.search.constraint)), None)
     jobs = validation_jobs(run.ranked, run.rows, cfg.validate.top_k, cfg.validate.random_k, cfg.seed, v_budget,
-                           run.data.fingerprint, lambda a, b: planner.spec(a, b).to_dict())
+                           run.data.fingerprint, lambda a, b: planner.spec(a, b).to_dict(), paper=paper)
     run.state.stage("validation", "running")
     log.info("validation: %d candidates x their seeds at %s (%d trainings)",
              len({j["row"]["candidate"] for j in jobs}), budget_str(v_budget), len(jobs))
@@ -365,11 +366,13 @@ def _decide(run: _Run) -> None:
     validated = run.decided_by == "validation"
     d_ranked, d_rows = (run.v_ranked, run.v_rows) if validated else (run.ranked, run.rows)
     run.paper = next((c["candidate"] for c in d_ranked if is_paper(c, s.constraint)), None)
+    paper_searched = next((c for c in run.ranked if is_paper(c, s.constraint)), None)
     budget = budget_with_epochs_mult(run.budget, cfg.validate.epochs_mult) if validated else run.budget
     run.verdict = verdict(d_ranked, d_rows, run.decided_by, paper=run.paper, fid=run.fid, chance=run.context["chance"],
                           budget=budget_str(budget), val_n=run.context["val_images"],
                           half_width=run.context["val_half_width"], proxy_budget=budget_str(run.budget),
-                          constraint=s.constraint)
+                          constraint=s.constraint, paper_searched=paper_searched,
+                          base_resolution=run.data.base_resolution, seed=cfg.seed)
     log.info("family: emitting φ = %s for the recommended coefficients (%s constraint)",
              ", ".join(f"{p:g}" for p in cfg.family_phis), s.constraint)
     run.members = run.family(Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]))
@@ -423,9 +426,17 @@ def _write(run: _Run) -> dict:
         "accuracy_mean": best["accuracy_mean"], "accuracy_std": best["accuracy_std"],
         "accuracy_low": best["accuracy_low"], "accuracy_high": best["accuracy_high"], "n_seeds": best["n_seeds"],
         "decided_by": run.decided_by, "proxy_pick": run.ranked[0]["candidate"],
-        "validation_pick": run.v_ranked[0]["candidate"] if run.v_ranked else None, "paper_candidate": run.paper,
-        "verdict": run.verdict["text"], "vs_runner_up": run.verdict.get("vs_runner_up"),
-        "vs_paper": run.verdict.get("vs_paper"), "seeds_needed": run.verdict.get("seeds_needed"),
+        "validation_pick": run.v_ranked[0]["candidate"] if run.v_ranked else None,
+        "paper_candidate": run.paper or next((c["candidate"] for c in run.ranked if is_paper(c, s.constraint)), None),
+        "product_note": "α·β²·γ² with the effective γ (the nominal cost); the constraint holds the measured cost "
+                        "(cost_ratio) at the target: depth and width round, and the resolution is solved on the measured "
+                        "cost, so the nominal product differs from it",
+        "gamma_note": f"γ = resolution / base resolution ({best['resolution']}/{data.base_resolution} px at φ={s.phi:g}): "
+                      "specific to this base resolution; the same (α, β) at another base solves to another γ",
+        "verdict": run.verdict["text"],
+        **{k: run.verdict.get(k) for k in ("confidence_set", "p_best", "decided", "method", "level", "excluded",
+                                           "vs_runner_up", "vs_paper", "seeds_needed", "seeds_needed_at_margin",
+                                           "equivalent")},
         "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows), "n_ok": sum(x["status"] == "ok" for x in run.rows),
         "n_infeasible": len(run.infeasible), **run.context, "proxy_budget": dataclasses.asdict(cfg.proxy),
         "validation_budget": dataclasses.asdict(budget_with_epochs_mult(cfg.proxy, cfg.validate.epochs_mult))

@@ -1,36 +1,38 @@
-"""The statistics a researcher needs to trust a ranking of proxy trainings.
+"""The statistics a researcher needs to trust a ranking of proxy trainings — a thin layer over scipy.stats.
 
-* :func:`t_quantile` — the two-sided Student-t critical value, computed exactly (the t CDF through
-  the regularised incomplete beta function, evaluated by its continued fraction, then inverted by
-  bisection), so that intervals over 2, 3 or 5 seeds are right — not the normal 1.96.
-* :func:`mean_ci` — mean of per-seed accuracies with its t interval (a single seed has no spread:
-  its interval is None, never "± 0").
-* :func:`paired_difference` — the difference of two configurations over the seeds both ran; paired,
-  because a seed's data order and initialisation move both accuracies together.
-* :func:`kendall_tau`, :func:`spearman_rho` — rank agreement (e.g. proxy ranking vs full-training
-  ranking), with ties handled; :func:`bootstrap_ci` — a percentile bootstrap interval for either.
-* :func:`seeds_to_separate` — how many seeds a paired comparison needs to tell two configurations apart.
+* :func:`t_quantile` — the two-sided Student-t critical value (``scipy.stats.t.ppf``).
+* :func:`mean_ci` — mean of per-seed accuracies with its Student-t interval (one seed: no interval, never "± 0").
+* :func:`paired_difference` — a − b over the seeds both ran, with a paired Student-t interval; the sd of the
+  differences can be floored at the accuracy's resolution 1/n_val (accuracies are quantised, so equal
+  differences would otherwise give sd 0 and an interval of zero width).
+* :func:`confidence_set` — the candidates the data cannot tell from the best at a family-wise level
+  (two-sided paired t-tests, Bonferroni over the k − 1 comparisons of each candidate), with a bootstrap
+  P(best) per candidate (seeds resampled jointly across candidates: they are paired).
+* :func:`tost` — the two one-sided paired t-tests of equivalence within ± a margin.
+* :func:`sd_upper` — the one-sided chi-square upper confidence bound of a standard deviation.
+* :func:`kendall_tau`, :func:`spearman_rho` — rank agreement (``scipy.stats.kendalltau`` τ-b,
+  ``scipy.stats.spearmanr``); :func:`bootstrap_ci` — a percentile bootstrap of either over pairs
+  (``scipy.stats.bootstrap``); :func:`rank_agreement` — τ and ρ of two sets of per-candidate means with a
+  bootstrap that resamples the seeds within each candidate (so the interval carries the seed noise).
+* :func:`seeds_to_separate` — how many seeds a paired t-test needs to separate two configurations.
 
-numpy and the standard library only; every result is a plain float/int/None or a dict of them.
+Every result is a plain float/int/None or a dict/list of them.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Iterable, Mapping
-from statistics import NormalDist
 
 import numpy as np
+from scipy import stats as st
 
-__all__ = ["t_quantile", "mean_ci", "paired_difference", "kendall_tau", "spearman_rho", "bootstrap_ci",
-           "seeds_to_separate"]
+__all__ = ["t_quantile", "mean_ci", "paired_difference", "confidence_set", "p_best", "tost", "sd_upper",
+           "kendall_tau", "spearman_rho", "bootstrap_ci", "rank_agreement", "seeds_to_separate", "MIN_SEEDS"]
 
-_CF_EPS = 1e-15
-_CF_MAXIT = 100_000
-_TINY = 1e-300
-_LARGE_DF = 1e7  # beyond this the t quantile equals z + (z³ + z)/(4 df) to ~1e-14
+MIN_SEEDS = 3  # shared seeds a decision (exclusion from the set, equivalence) needs
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -51,106 +53,39 @@ def _finite_floats(values: Iterable, name: str = "values") -> list[float]:
     return out
 
 
+def _floor(n_val: int | None) -> float:
+    """The accuracy's resolution 1/n_val (0 when unknown): the smallest sd a paired difference is given."""
+    return 1.0 / n_val if n_val else 0.0
+
+
 # ---------------------------------------------------------------- Student t
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > _TINY else _TINY)
-    h = d
-    for m in range(1, _CF_MAXIT + 1):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < _CF_EPS:
-            return h
-    raise ArithmeticError(f"incomplete beta continued fraction did not converge (a={a}, b={b}, x={x})")
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function I_x(a, b) for 0 <= x <= 1."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    front = math.exp(log_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def _t_upper_tail(t: float, df: float) -> float:
-    """P(T > t) for t >= 0, T ~ Student t with ``df`` degrees of freedom."""
-    return 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
-
-
-@functools.lru_cache(maxsize=4096)
-def _t_ppf(p: float, df: float) -> float:
-    """The one-sided Student-t quantile: t with P(T <= t) = p (0 < p < 1)."""
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -_t_ppf(1.0 - p, df)
-    if df > _LARGE_DF:
-        z = NormalDist().inv_cdf(p)
-        return z + (z ** 3 + z) / (4.0 * df)
-    q = 1.0 - p  # wanted upper tail
-    lo, hi = 0.0, max(1.0, NormalDist().inv_cdf(p))
-    while _t_upper_tail(hi, df) > q:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):  # bisection: the tail is strictly decreasing in t
-        mid = 0.5 * (lo + hi)
-        if _t_upper_tail(mid, df) > q:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-14 * hi:
-            break
-    return 0.5 * (lo + hi)
-
-
 def t_quantile(df: int, level: float = 0.95) -> float:
-    """Two-sided Student-t critical value: t with P(|T| <= t) = ``level`` for ``df`` degrees of freedom.
+    """Two-sided Student-t critical value: t with P(|T| <= t) = ``level`` (``scipy.stats.t.ppf``).
 
     Examples: df=1 → 12.706, df=2 → 4.303, df=4 → 2.776, df=30 → 2.042, large df → 1.960 (level 0.95).
-    Exact to ~1e-12 relative (t CDF from the regularised incomplete beta function, inverted by bisection).
     """
     if isinstance(df, bool) or not isinstance(df, numbers.Integral) or df < 1:
         raise ValueError(f"df must be an integer >= 1, got {df!r}")
     level = _check_level(level)
-    return float(_t_ppf((1.0 + level) / 2.0, float(df)))
+    return float(st.t.ppf((1.0 + level) / 2.0, df))
 
 
-# ---------------------------------------------------------------- intervals
 def mean_ci(values: Iterable[float], level: float = 0.95) -> dict:
-    """Mean of ``values`` with its Student-t confidence interval.
+    """Mean of ``values`` with its two-sided Student-t confidence interval.
 
     Returns {"n", "mean", "std" (sample, ddof=1), "half_width", "low", "high"}; with one value the
     spread is unknown, so std/half_width/low/high are None. No values → ValueError.
     """
     level = _check_level(level)
-    xs = _finite_floats(values)
-    n = len(xs)
-    if n == 0:
+    xs = np.asarray(_finite_floats(values), dtype=float)
+    if xs.size == 0:
         raise ValueError("values must hold at least one number, got none")
-    mean = math.fsum(xs) / n
-    if n < 2:
+    mean = math.fsum(xs) / xs.size
+    if xs.size < 2:
         return {"n": 1, "mean": mean, "std": None, "half_width": None, "low": None, "high": None}
-    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
-    half = t_quantile(n - 1, level) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "half_width": half, "low": mean - half, "high": mean + half}
+    std = float(np.std(xs, ddof=1))
+    half = t_quantile(xs.size - 1, level) * std / math.sqrt(xs.size)
+    return {"n": int(xs.size), "mean": mean, "std": std, "half_width": half, "low": mean - half, "high": mean + half}
 
 
 def _sorted_keys(keys: Iterable) -> list:
@@ -162,24 +97,152 @@ def _sorted_keys(keys: Iterable) -> list:
         return sorted(keys, key=str)
 
 
-def paired_difference(a: Mapping, b: Mapping, level: float = 0.95) -> dict:
+def _diffs(a: Mapping, b: Mapping) -> tuple[list, np.ndarray]:
+    seeds = _sorted_keys(set(a) & set(b))
+    return seeds, np.asarray(_finite_floats((a[s] - b[s] for s in seeds), "accuracies"), dtype=float)
+
+
+def paired_difference(a: Mapping, b: Mapping, level: float = 0.95, n_val: int | None = None) -> dict:
     """Paired difference a − b over the seeds both have (``a``, ``b``: seed → accuracy).
 
-    Returns {"n", "seeds", "mean", "std", "low", "high", "distinguishable"}: the t interval of the
-    mean per-seed difference; distinguishable is True when the interval excludes 0, False when it
-    contains 0, None when there is no interval (fewer than 2 common seeds). No common seed → n 0 and
-    None everywhere else.
+    Two-sided paired Student-t interval at ``level`` (the interval of ``scipy.stats.ttest_rel``), its sd
+    floored at 1/``n_val`` when given (``sd_used``; ``std`` stays the measured one). Returns {"n", "seeds",
+    "mean", "std", "sd_used", "low", "high", "distinguishable", "level", "method"}: distinguishable is True
+    when the interval excludes 0, False when it contains it, None without an interval (< 2 common seeds).
     """
     level = _check_level(level)
-    seeds = _sorted_keys(set(a) & set(b))
-    diffs = _finite_floats((a[s] - b[s] for s in seeds), "accuracies")
+    seeds, d = _diffs(a, b)
+    out = {"n": len(seeds), "seeds": seeds, "mean": None, "std": None, "sd_used": None, "low": None, "high": None,
+           "distinguishable": None, "level": level, "method": f"paired Student-t interval, {100 * level:g} % two-sided"}
     if not seeds:
-        return {"n": 0, "seeds": [], "mean": None, "std": None, "low": None, "high": None,
-                "distinguishable": None}
-    ci = mean_ci(diffs, level)
-    distinguishable = None if ci["low"] is None else bool(ci["low"] > 0.0 or ci["high"] < 0.0)
-    return {"n": ci["n"], "seeds": seeds, "mean": ci["mean"], "std": ci["std"], "low": ci["low"],
-            "high": ci["high"], "distinguishable": distinguishable}
+        return out
+    out["mean"] = float(d.mean())
+    if d.size < 2:
+        return out
+    sd = float(np.std(d, ddof=1))
+    out.update(std=sd, sd_used=max(sd, _floor(n_val)))
+    half = t_quantile(d.size - 1, level) * out["sd_used"] / math.sqrt(d.size)
+    out.update(low=out["mean"] - half, high=out["mean"] + half)
+    out["distinguishable"] = bool(out["low"] > 0.0 or out["high"] < 0.0)
+    return out
+
+
+# ---------------------------------------------------------------- the confidence set of the best
+def _matrix(seeds: Mapping[str, Mapping]) -> tuple[list, np.ndarray]:
+    """(candidates, k × S accuracies over the union of seeds, nan where a candidate lacks a seed)."""
+    names = list(seeds)
+    labels = _sorted_keys({s for v in seeds.values() for s in v})
+    m = np.full((len(names), len(labels)), np.nan)
+    for i, c in enumerate(names):
+        for j, s in enumerate(labels):
+            if s in seeds[c]:
+                m[i, j] = float(seeds[c][s])
+    return names, m
+
+
+def _pairwise_p(m: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """(p[i, j]: the two-sided paired t p-value of j − i when j is the better one (1 otherwise) over their shared
+    seeds, n[i, j] shared seeds); sd floored at ``floor``; p = 1 where fewer than MIN_SEEDS seeds are shared."""
+    d = m[None, :, :] - m[:, None, :]  # d[i, j, s] = x_j − x_i
+    n = np.sum(np.isfinite(d), axis=2)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, sd = np.nanmean(d, axis=2), np.nanstd(d, axis=2, ddof=1)
+        se = np.maximum(np.nan_to_num(sd), floor) / np.sqrt(n)
+        t = np.where(se > 0, mean / se, np.where(mean > 0, np.inf, 0.0))
+        p = np.where(mean > 0, 2.0 * st.t.sf(t, np.maximum(n - 1, 1)), 1.0)
+    p = np.where(n >= MIN_SEEDS, p, 1.0)
+    np.fill_diagonal(p, 1.0)
+    return p, n
+
+
+def p_best(seeds: Mapping[str, Mapping], n_boot: int = 2000, seed: int = 0) -> dict | None:
+    """Bootstrap P(best) per candidate: the seeds are resampled jointly across the candidates (they are paired),
+    the means recomputed over each candidate's seeds in the resample, and the best counted (ties share).
+    numpy Generator seeded by ``seed``; None when there are fewer than 2 seeds or ``n_boot`` is 0."""
+    names, m = _matrix(seeds)
+    if not n_boot or m.shape[1] < 2:
+        return None
+    idx = np.random.default_rng(seed).integers(0, m.shape[1], size=(int(n_boot), m.shape[1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(m[:, idx], axis=2).T  # n_boot × k
+    means = np.nan_to_num(means, nan=-np.inf)
+    top = means == means.max(axis=1, keepdims=True)
+    share = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
+    return {c: round(float(p), 4) for c, p in zip(names, share)}
+
+
+def confidence_set(seeds: Mapping[str, Mapping], n_val: int | None = None, level: float = 0.95,
+                   n_boot: int = 2000, seed: int = 0) -> dict:
+    """The candidates the data cannot tell from the best at ``level`` family-wise (``seeds``: candidate →
+    {seed: accuracy}).
+
+    Method: candidate i is excluded when some other j is better by a two-sided paired Student-t test over
+    their shared seeds at α/(k − 1) (α = 1 − level; Bonferroni over the k − 1 comparisons that involve i,
+    which equals Holm's first step), i.e. when j − i's Bonferroni interval at 1 − α/(k − 1) lies above 0.
+    The true best is wrongly excluded only by one of its own k − 1 tests, so the set covers it with probability
+    ≥ 1 − α/2 ≥ 1 − α; two-sided, so that two equal candidates are told apart (either way) with probability
+    ≤ α/(k − 1) — "decided" among equal candidates stays ≤ α even for k = 2. The sd of each paired difference
+    is floored at 1/n_val. Pairs sharing fewer than MIN_SEEDS (3) seeds exclude nothing. "Decided" only when
+    one member is left.
+
+    Returns {"members" (best mean first), "excluded" {i: {"by", "p"}}, "decided", "k", "alpha_each",
+    "max_shared", "level", "method", "p_best", "note"}.
+    """
+    level = _check_level(level)
+    names, m = _matrix(seeds)
+    k = len(names)
+    alpha_each = (1.0 - level) / max(k - 1, 1)
+    p, n = _pairwise_p(m, _floor(n_val)) if k else (np.ones((0, 0)), np.zeros((0, 0), int))
+    excluded = {}
+    for i, c in enumerate(names):
+        j = int(np.argmin(p[i])) if k > 1 else i
+        if k > 1 and p[i, j] < alpha_each:
+            excluded[c] = {"by": names[j], "p": float(p[i, j])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = dict(zip(names, np.nanmean(m, axis=1) if k else []))
+    members = sorted((c for c in names if c not in excluded), key=lambda c: -means[c])
+    max_shared = int(n[~np.eye(k, dtype=bool)].max()) if k > 1 else 0
+    note = "" if k < 2 or max_shared >= MIN_SEEDS else \
+        f"decisions need ≥ {MIN_SEEDS} shared seeds (at most {max_shared} here): every candidate stays in the set"
+    return {"members": members, "excluded": excluded, "decided": len(members) == 1 and k > 1, "k": k,
+            "alpha_each": alpha_each, "max_shared": max_shared, "level": level, "method": set_method(level),
+            "p_best": p_best(seeds, n_boot, seed), "note": note}
+
+
+def set_method(level: float = 0.95) -> str:
+    """The confidence set's method in words (for the verdict text and best.json)."""
+    return (f"{100 * level:g} % family-wise confidence set of the best: two-sided paired t-tests over shared seeds, "
+            f"Bonferroni α/(k−1) per candidate (Holm's first step), sd floored at 1/n_val, ≥ {MIN_SEEDS} seeds")
+
+
+# ---------------------------------------------------------------- equivalence and noise bounds
+def tost(a: Mapping, b: Mapping, margin: float = 0.01, level: float = 0.95, n_val: int | None = None) -> dict:
+    """Equivalence of a and b within ± ``margin``: two one-sided paired Student-t tests (TOST), each at
+    α = 1 − ``level``, sd floored at 1/n_val. Returns {"n", "mean", "sd_used", "p_value" (the larger of the
+    two), "equivalent" (None with fewer than MIN_SEEDS shared seeds), "margin", "level", "method"}."""
+    level = _check_level(level)
+    seeds, d = _diffs(a, b)
+    out = {"n": len(seeds), "mean": float(d.mean()) if d.size else None, "sd_used": None, "p_value": None,
+           "equivalent": None, "margin": margin, "level": level,
+           "method": f"TOST: two one-sided paired t-tests at ±{margin:g}, {100 * level:g} %"}
+    if d.size < MIN_SEEDS:
+        return out
+    sd = max(float(np.std(d, ddof=1)), _floor(n_val))
+    se = sd / math.sqrt(d.size)
+    p = max(st.t.sf((d.mean() + margin) / se, d.size - 1), st.t.sf((margin - d.mean()) / se, d.size - 1))
+    return {**out, "sd_used": sd, "p_value": float(p), "equivalent": bool(p < 1.0 - level)}
+
+
+def sd_upper(sd: float, n: int, level: float = 0.8, floor: float = 0.0) -> float | None:
+    """One-sided upper confidence bound of a normal standard deviation from a sample sd of n values:
+    sd · sqrt((n − 1) / χ²_{1−level, n−1}) (``scipy.stats.chi2.ppf``), at least ``floor``. None for n < 2."""
+    if sd is None or n < 2:
+        return None
+    level = _check_level(level)
+    return max(float(sd) * math.sqrt((n - 1) / st.chi2.ppf(1.0 - level, n - 1)), float(floor))
 
 
 # ---------------------------------------------------------------- rank correlations
@@ -191,78 +254,79 @@ def _pair_arrays(x, y) -> tuple[np.ndarray, np.ndarray]:
     return xa, ya
 
 
-def kendall_tau(x, y) -> float:
-    """Kendall's tau-b of paired sequences (ties handled: tau-b's denominator drops tied pairs).
-
-    tau_b = (concordant − discordant) / sqrt((n0 − ties_x) · (n0 − ties_y)), n0 = n(n−1)/2.
-    nan when undefined: fewer than 2 points, a constant input, or a nan in the input.
-    """
+def _rank_stat(fn, x, y) -> tuple[float, float]:
+    """(statistic, p-value) of a scipy rank correlation; nan for < 2 points, a constant input or a nan."""
     xa, ya = _pair_arrays(x, y)
-    n = xa.size
-    if n < 2 or not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
-        return float("nan")
-    iu = np.triu_indices(n, k=1)
-    sx = np.sign(xa[:, None] - xa[None, :])[iu]
-    sy = np.sign(ya[:, None] - ya[None, :])[iu]
-    untied_x, untied_y = np.count_nonzero(sx), np.count_nonzero(sy)
-    if untied_x == 0 or untied_y == 0:
-        return float("nan")
-    return float(np.sum(sx * sy) / math.sqrt(float(untied_x) * float(untied_y)))
+    if xa.size < 2 or not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
+        return float("nan"), float("nan")
+    if np.all(xa == xa[0]) or np.all(ya == ya[0]):
+        return float("nan"), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fn(xa, ya)
+    return float(r.statistic), float(r.pvalue)
 
 
-def _average_ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, tied values sharing the average of their ranks."""
-    order = np.argsort(a, kind="mergesort")
-    sorted_a = a[order]
-    ranks = np.empty(a.size, dtype=float)
-    start = 0
-    for end in range(1, a.size + 1):
-        if end == a.size or sorted_a[end] != sorted_a[start]:
-            ranks[order[start:end]] = 0.5 * (start + end - 1) + 1.0
-            start = end
-    return ranks
+def kendall_tau(x, y) -> float:
+    """Kendall's τ-b (``scipy.stats.kendalltau``; ties drop out of the denominator). nan when undefined."""
+    return _rank_stat(st.kendalltau, x, y)[0]
 
 
 def spearman_rho(x, y) -> float:
-    """Spearman's rho: the Pearson correlation of the average ranks (ties get their average rank).
-
-    nan when undefined: fewer than 2 points, a constant input, or a nan in the input.
-    """
-    xa, ya = _pair_arrays(x, y)
-    if xa.size < 2 or not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
-        return float("nan")
-    rx, ry = _average_ranks(xa), _average_ranks(ya)
-    dx, dy = rx - rx.mean(), ry - ry.mean()
-    sxx, syy = float(np.dot(dx, dx)), float(np.dot(dy, dy))
-    if sxx == 0.0 or syy == 0.0:
-        return float("nan")
-    return float(np.dot(dx, dy) / math.sqrt(sxx * syy))
+    """Spearman's ρ (``scipy.stats.spearmanr``; ties get their average rank). nan when undefined."""
+    return _rank_stat(st.spearmanr, x, y)[0]
 
 
-def bootstrap_ci(stat: Callable, x, y, n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float | None, float | None]:
-    """Percentile bootstrap interval of ``stat(x, y)``, resampling (x_i, y_i) pairs with replacement.
-
-    Deterministic: a numpy Generator seeded by ``seed``. Replicates where the statistic is nan (e.g. a
-    resample with a constant input) are dropped; when fewer than half of the replicates (or fewer
-    than 2) remain, or there are fewer than 2 pairs, the interval is (None, None) — conditioning on
-    the rare non-degenerate resamples would give a misleading interval.
-    """
-    level = _check_level(level)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 1:
-        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
-    xa, ya = _pair_arrays(x, y)
-    n = xa.size
-    if n < 2:
-        return None, None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(int(n_boot), n))
-    reps = np.array([float(stat(xa[i], ya[i])) for i in idx], dtype=float)
+def _percentile(reps: np.ndarray, n_boot: int, level: float) -> tuple[float | None, float | None]:
+    """Percentile interval of the finite replicates; (None, None) when fewer than half (or 2) are finite."""
     reps = reps[np.isfinite(reps)]
     if reps.size < max(2, math.ceil(0.5 * n_boot)):
         return None, None
     low, high = np.quantile(reps, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     return float(low), float(high)
+
+
+def bootstrap_ci(stat: Callable, x, y, n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of ``stat(x, y)`` resampling (x_i, y_i) pairs (``scipy.stats.bootstrap``,
+    paired). Deterministic (numpy Generator seeded by ``seed``). Replicates where the statistic is nan are
+    dropped; with fewer than half of them left, or fewer than 2 pairs, the interval is (None, None)."""
+    level = _check_level(level)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 1:
+        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
+    xa, ya = _pair_arrays(x, y)
+    if xa.size < 2:
+        return None, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = st.bootstrap((xa, ya), lambda a, b: stat(a, b), paired=True, vectorized=False, n_resamples=int(n_boot),
+                           method="percentile", confidence_level=level, rng=np.random.default_rng(seed))
+    return _percentile(np.asarray(res.bootstrap_distribution, dtype=float), int(n_boot), level)
+
+
+def rank_agreement(proxy: list[list[float]], validation: list[list[float]], n_boot: int = 2000,
+                   level: float = 0.95, seed: int = 0) -> dict:
+    """τ-b and ρ between the per-candidate means of ``proxy`` and ``validation`` (lists of per-seed accuracies,
+    one per candidate), with scipy's p-values (H0: no association) and percentile bootstrap intervals that
+    resample the seeds within each candidate, independently for both stages, and recompute the means and the
+    statistics (the interval carries the seed noise of both rankings; over this fixed set of candidates)."""
+    level = _check_level(level)
+    px, vx = [np.asarray(a, float) for a in proxy], [np.asarray(a, float) for a in validation]
+    x, y = [a.mean() for a in px], [a.mean() for a in vx]
+    tau, tau_p = _rank_stat(st.kendalltau, x, y)
+    rho, rho_p = _rank_stat(st.spearmanr, x, y)
+    rng = np.random.default_rng(seed)
+
+    def resampled(groups):  # n_boot × k means, each candidate's seeds resampled with replacement
+        return np.stack([g[rng.integers(0, g.size, size=(n_boot, g.size))].mean(axis=1) for g in groups], axis=1)
+
+    bx, by = resampled(px), resampled(vx)
+    taus = np.array([_rank_stat(st.kendalltau, a, b)[0] for a, b in zip(bx, by)])
+    rhos = np.array([_rank_stat(st.spearmanr, a, b)[0] for a, b in zip(bx, by)])
+    return {"tau": tau, "tau_p": tau_p, "tau_ci": _percentile(taus, n_boot, level), "rho": rho, "rho_p": rho_p,
+            "rho_ci": _percentile(rhos, n_boot, level),
+            "method": f"Kendall τ-b and Spearman ρ of the means (scipy p-values, H0: no association); {100 * level:g} % "
+                      "percentile bootstrap resampling seeds within each candidate in both stages"}
 
 
 # ---------------------------------------------------------------- power
@@ -272,19 +336,11 @@ def seeds_to_separate(diff_mean: float, diff_std: float | None, level: float = 0
 
     Given the true mean of the per-seed differences ``diff_mean`` (d) and their standard deviation
     ``diff_std`` (s), a two-sided paired t test at confidence ``level`` (α = 1 − level) detects the
-    difference with probability ``power`` once
+    difference with probability ``power`` once n ≥ ((t_{1−α/2, n−1} + t_{power, n−1}) · s / |d|)²
+    (Student-t quantiles from ``scipy.stats.t.ppf``); the smallest such n, at least 2, found by bisection
+    from the normal approximation. Example: d = s = 0.02 at 95 % and power 0.8 → 10 seeds.
 
-        n ≥ ((t_{1−α/2, n−1} + t_{power, n−1}) · s / |d|)²
-
-    (t_{q, ν}: the q-quantile of Student t with ν degrees of freedom). Starting from the normal
-    approximation n₀ = ceil(((z_{1−α/2} + z_{power}) · s / |d|)²) and iterating
-    n ← ceil(((t_{1−α/2, n−1} + t_{power, n−1}) · s / |d|)²) until it is stable gives the smallest n
-    that satisfies the inequality; it is at least 2 (one seed has no spread to test with).
-    Example: d = s = 0.02 at 95 % and power 0.8 → the normal approximation says 7.85, the t
-    correction gives 10 seeds.
-
-    None when it cannot be computed: d = 0 (no difference to detect) or s unknown (None/nan).
-    s = 0 with d ≠ 0 → 2.
+    None when it cannot be computed: d = 0 (no difference to detect) or s unknown (None/nan). s = 0 → 2.
     """
     level = _check_level(level)
     if isinstance(power, bool) or not isinstance(power, numbers.Real) or not 0.5 <= float(power) < 1.0:
@@ -298,25 +354,16 @@ def seeds_to_separate(diff_mean: float, diff_std: float | None, level: float = 0
         raise ValueError(f"diff_std must be >= 0, got {diff_std!r}")
     if s == 0.0 or math.isinf(d):
         return 2
-    ratio = s / abs(d)
-    p_test, p_power = (1.0 + level) / 2.0, float(power)
+    ratio, p_test, p_power = s / abs(d), (1.0 + level) / 2.0, float(power)
 
-    def needed(n: int) -> float:
-        """((t_{1−α/2, n−1} + t_{power, n−1}) · s/|d|)²: the seeds a test with n seeds calls for."""
-        return ((_t_ppf(p_test, float(n - 1)) + _t_ppf(p_power, float(n - 1))) * ratio) ** 2
+    def needed(n: int) -> float:  # falls as n grows: "n >= needed(n)" holds from the smallest solution on
+        return float(((st.t.ppf(p_test, float(n - 1)) + st.t.ppf(p_power, float(n - 1))) * ratio) ** 2)
 
-    z = NormalDist().inv_cdf
-    n0 = max(2, math.ceil(((z(p_test) + z(p_power)) * ratio) ** 2))
-    # needed(n) falls as n grows (t quantiles shrink with df), so "n >= needed(n)" holds from the
-    # smallest solution on: that solution is the stable point of the iteration. n0 <= it (t >= z), and
-    # hi = ceil(needed(n0)) satisfies it (needed(hi) <= needed(n0) <= hi): bisect between them.
-    if n0 >= needed(n0):
-        return int(n0)
-    lo, hi = n0, max(n0 + 1, math.ceil(needed(n0)))
+    lo = max(2, math.ceil(((st.norm.ppf(p_test) + st.norm.ppf(p_power)) * ratio) ** 2))  # t >= z: a lower bound
+    if lo >= needed(lo):
+        return int(lo)
+    hi = max(lo + 1, math.ceil(needed(lo)))
     while hi - lo > 1:  # invariant: lo fails, hi satisfies
         mid = (lo + hi) // 2
-        if mid >= needed(mid):
-            hi = mid
-        else:
-            lo = mid
+        hi, lo = (mid, lo) if mid >= needed(mid) else (hi, mid)
     return int(hi)

@@ -1,14 +1,14 @@
 """How sure the answer is: proxy fidelity, which stage decides, and a verdict a person can act on.
 
-* :func:`fidelity` — the proxy's agreement with the longer validation training over the validated
-  candidates: Kendall τ and Spearman ρ of the means with percentile-bootstrap 95 % intervals
-  (resampling candidates), top-1 regret (validation accuracy lost by trusting the proxy's pick) and
-  top-k overlap.
+* :func:`fidelity` — the proxy's agreement with the longer validation training over the validated candidates:
+  Kendall τ-b and Spearman ρ of the means (only over ≥ 5 candidates) with scipy's p-values and 95 % percentile
+  bootstrap intervals that resample the seeds within each candidate in both stages; top-1 regret and top-k overlap.
 * :func:`decide` — the validated ranking decides when the validation stage ran; else the search's.
-* :func:`verdict` — the recommendation, its paired difference to the runner-up and to the paper's point
-  with t intervals over the shared seeds, whether they are distinguishable at this budget, the
-  fidelity, and — when it cannot tell — how many seeds would separate the top two at the measured
-  noise (:func:`scalesearch.stats.seeds_to_separate`).
+* :func:`verdict` — built around the 95 % family-wise confidence set of the best
+  (:func:`scalesearch.stats.confidence_set`): "decided" only when it holds one candidate; the runner-up and the
+  paper's point are compared inside that frame (Bonferroni-adjusted paired t bounds); costs beside every
+  comparison; when undecided, either "probably equal" (TOST) or how many seeds would separate the top two, planned
+  with an upper confidence bound of the noise.
 * :func:`summary_markdown` — ``summary.md``: the verdict first, then the ranking.
 
 Pure functions of the tables' rows (no Ray, no torch).
@@ -19,9 +19,14 @@ from __future__ import annotations
 import math
 
 from .results import aggregate, fmt_mean_ci, per_seed
-from .stats import bootstrap_ci, kendall_tau, paired_difference, seeds_to_separate, spearman_rho
+from .stats import (MIN_SEEDS, confidence_set, paired_difference, rank_agreement, sd_upper, seeds_to_separate,
+                    tost)
 
-__all__ = ["fidelity", "decide", "verdict", "summary_markdown", "pooled_sd", "coeff_str"]
+__all__ = ["fidelity", "decide", "verdict", "summary_markdown", "pooled_sd", "coeff_str", "paper_label",
+           "ranking_table", "MIN_FIDELITY"]
+
+MIN_FIDELITY = 5  # candidates a rank correlation needs to be printed at all
+MAX_LISTED = 6  # confidence-set members named in the text
 
 
 def coeff_str(c: dict) -> str:
@@ -46,32 +51,43 @@ def _num(x):
 
 def fidelity(proxy_ranked: list[dict], validation_rows: list[dict], top_k: int = 1, n_boot: int = 2000,
              seed: int = 0) -> dict:
-    """Agreement of the proxy ranking with the validation ranking over the validated candidates."""
+    """Agreement of the proxy ranking with the validation ranking over the validated candidates.
+
+    τ/ρ (:func:`scalesearch.stats.rank_agreement`) only over ≥ MIN_FIDELITY (5) candidates — below that they
+    are None with a note; top-1 regret (validation accuracy lost by trusting the proxy's pick, a point
+    estimate), top-k overlap and the picks over ≥ 2."""
     val = {c["candidate"]: c for c in aggregate(validation_rows)}
     proxy = {c["candidate"]: c for c in proxy_ranked}
     common = [k for k in proxy if k in val]
-    x = [proxy[k]["accuracy_mean"] for k in common]
-    y = [val[k]["accuracy_mean"] for k in common]
-    out = {"n_candidates": len(common), "candidates": common, "proxy_means": [_num(v) for v in x],
-           "validation_means": [_num(v) for v in y]}
-    if len(common) < 2:
-        return {**out, "kendall_tau": None, "spearman_rho": None, "tau_ci": [None, None], "rho_ci": [None, None],
-                "top1_regret": None, "topk_overlap": None,
-                "note": "fewer than 2 candidates finished the validation: no rank agreement to measure"}
-    tau, rho = kendall_tau(x, y), spearman_rho(x, y)
-    tau_ci = bootstrap_ci(kendall_tau, x, y, n_boot, seed=seed) if len(common) >= 4 else (None, None)
-    rho_ci = bootstrap_ci(spearman_rho, x, y, n_boot, seed=seed) if len(common) >= 4 else (None, None)
+    out = {"n_candidates": len(common), "candidates": common,
+           "proxy_means": [_num(proxy[k]["accuracy_mean"]) for k in common],
+           "validation_means": [_num(val[k]["accuracy_mean"]) for k in common],
+           "kendall_tau": None, "spearman_rho": None, "tau_ci": [None, None], "rho_ci": [None, None], "tau_p": None,
+           "rho_p": None, "method": None, "top1_regret": None, "topk_overlap": None, "proxy_pick": None,
+           "validation_pick": None, "k": None,
+           "note": f"fidelity not measurable over {len(common)} candidates: needs ≥ {MIN_FIDELITY} "
+                   "(validate.top_k + validate.random_k ≥ 5)"}
+    if len(common) >= 2:
+        out.update(_picks(proxy, val, common, top_k))
+    if len(common) < MIN_FIDELITY:
+        return out
+    r = rank_agreement([proxy[k]["accuracies"] for k in common], [val[k]["accuracies"] for k in common], n_boot,
+                       seed=seed)
+    return {**out, "kendall_tau": _num(r["tau"]), "spearman_rho": _num(r["rho"]), "tau_p": _num(r["tau_p"]),
+            "rho_p": _num(r["rho_p"]), "tau_ci": [_num(v) for v in r["tau_ci"]],
+            "rho_ci": [_num(v) for v in r["rho_ci"]], "method": r["method"], "note": ""}
+
+
+def _picks(proxy: dict, val: dict, common: list, top_k: int) -> dict:
+    """The proxy's and the validation's pick, the top-1 regret and the top-k overlap."""
     proxy_pick = max(common, key=lambda k: proxy[k]["accuracy_mean"])
     val_pick = max(common, key=lambda k: val[k]["accuracy_mean"])
     k = min(top_k, len(common))
     top_p = set(sorted(common, key=lambda c: -proxy[c]["accuracy_mean"])[:k])
     top_v = set(sorted(common, key=lambda c: -val[c]["accuracy_mean"])[:k])
-    note = "" if len(common) >= 4 else (f"{len(common)} validated candidates: too few for a bootstrap interval of τ "
-                                        "(validate.top_k + validate.random_k >= 4 gives one)")
-    return {**out, "kendall_tau": _num(tau), "spearman_rho": _num(rho), "tau_ci": [_num(v) for v in tau_ci],
-            "rho_ci": [_num(v) for v in rho_ci], "proxy_pick": proxy_pick, "validation_pick": val_pick,
+    return {"proxy_pick": proxy_pick, "validation_pick": val_pick, "k": k,
             "top1_regret": _num(val[val_pick]["accuracy_mean"] - val[proxy_pick]["accuracy_mean"]),
-            "topk_overlap": _num(len(top_p & top_v) / k), "k": k, "note": note}
+            "topk_overlap": _num(len(top_p & top_v) / k)}
 
 
 def decide(search_ranked: list[dict], validation_ranked: list[dict] | None) -> tuple[dict, str]:
@@ -81,93 +97,193 @@ def decide(search_ranked: list[dict], validation_ranked: list[dict] | None) -> t
     return search_ranked[0], "search"
 
 
-def _diff_text(d: dict) -> str:
-    if d["n"] == 0:
-        return "no seed in common"
-    if d["low"] is None:
-        return f"{d['mean']:+.3f} over 1 seed (no spread: no interval)"
-    return f"{d['mean']:+.3f} [{max(-1.0, d['low']):+.3f}, {min(1.0, d['high']):+.3f}] over {d['n']} paired seeds"
-
-
 def paper_label(constraint: str) -> str:
     return ("the paper's α=1.2, β=1.1 (at equal measured cost: γ solved)" if constraint == "measured"
             else "the paper's point (1.2, 1.1, 1.15)")
 
 
+def _cap(s: str) -> str:
+    return s[0].upper() + s[1:]
+
+
+def _cost(c: dict) -> str:
+    """"cost 2.00× baseline (macs)", from the entry's measured ``cost_ratio`` and ``cost`` kind."""
+    if c.get("cost_ratio") is None:
+        return "cost not measured"
+    return f"cost {c['cost_ratio']:.2f}× baseline" + (f" ({c['cost']})" if c.get("cost") else "")
+
+
+def _bounds_text(d: dict, k: int) -> str:
+    """best − other with its Bonferroni-adjusted paired t bounds, and how it was computed."""
+    if d["n"] == 0:
+        return "no seed in common"
+    if d["low"] is None:
+        return f"{d['mean']:+.3f} over 1 seed (no spread: no interval)"
+    return (f"{d['mean']:+.3f} [{max(-1.0, d['low']):+.3f}, {min(1.0, d['high']):+.3f}] over {d['n']} paired seeds "
+            f"(Bonferroni paired t interval at 1 − α/(k−1), k = {k}: 95 % family-wise; sd ≥ 1/n_val)")
+
+
+def _compare(seeds: dict, best: str, other: str, cs: dict, n_val: int | None) -> dict:
+    """best − other, its interval at the set's per-comparison level, and whether ``other`` is outside the set."""
+    d = paired_difference(seeds[best], seeds[other], level=1.0 - cs["alpha_each"], n_val=n_val)
+    out = cs["excluded"].get(other)
+    return {**d, "in_set": other not in cs["excluded"], "excluded_by": out["by"] if out else None,
+            "distinguishable": None if d["n"] < MIN_SEEDS else other in cs["excluded"],
+            "method": "Bonferroni paired t interval at 1 − α/(k−1); distinguishable = outside the confidence set"}
+
+
 def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | None, fid: dict | None,
             chance: float, budget: str, val_n: int | None = None, half_width: float | None = None,
-            proxy_budget: str | None = None, constraint: str = "nominal") -> dict:
-    """The verdict over the deciding stage's ``ranked`` candidates and ``rows``. ``paper``: the paper's
-    candidate id among them (None: not evaluated). Returns the facts and ``text``, one paragraph."""
-    best = ranked[0]
-    seeds = per_seed(rows)
-    out = {"best": best["candidate"], "decided_by": stage, "budget": budget, "chance": chance}
-    parts = [f"**Recommended: {coeff_str(best)}** — accuracy {fmt_mean_ci(best)} at {budget}"
-             + (f", decided by the validation stage (the proxy ran {proxy_budget})" if stage == "validation" else
-                ", decided by the proxy search (no validation stage)") + "."]
-    if fid and fid.get("proxy_pick"):
-        agree = fid["proxy_pick"] == best["candidate"]
-        regret = fid.get("top1_regret")
-        parts.append("The proxy's own pick agrees." if agree else
-                     f"The proxy's own pick ({fid['proxy_pick']}) differs"
-                     + (f": trusting it would lose {regret:.3f} accuracy at the longer budget" if regret is not None
-                        else "") + ".")
-    if len(ranked) > 1:
-        d = paired_difference(seeds[best["candidate"]], seeds[ranked[1]["candidate"]])
-        out["vs_runner_up"] = {**d, "runner_up": ranked[1]["candidate"]}
-        if d["distinguishable"]:
-            parts.append(f"It is distinguishable from the runner-up ({coeff_str(ranked[1])}): {_diff_text(d)}.")
-        else:
-            parts.append(f"**Not distinguishable at this budget** from the runner-up ({coeff_str(ranked[1])}): "
-                         f"{_diff_text(d)}.")
-    else:
-        out["vs_runner_up"] = None
-        parts.append("Only one candidate finished: there is no runner-up to compare with.")
-    if paper is None:
-        out["vs_paper"] = None
-        parts.append(f"{paper_label(constraint)[0].upper()}{paper_label(constraint)[1:]} was not evaluated in this stage "
-                     "(infeasible at this base resolution, or not in the grid).")
-    elif paper == best["candidate"]:
-        out["vs_paper"] = {"n": 0, "mean": 0.0, "same": True}
-        parts.append(f"It is {paper_label(constraint)}.")
-    else:
-        pc = next(c for c in ranked if c["candidate"] == paper)
-        d = paired_difference(seeds[best["candidate"]], seeds[paper])
-        out["vs_paper"] = d
-        word = "better than" if d["distinguishable"] else "not distinguishable from"
-        where = f" ({coeff_str(pc)})" if constraint == "measured" else ""  # measured: its solved γ
-        parts.append(f"Against {paper_label(constraint)}{where}: {_diff_text(d)} — {word} it at this budget.")
-    if fid and fid.get("kendall_tau") is not None:
-        ci = fid["tau_ci"]
-        ci_text = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci[0] is not None else " (too few candidates for an interval)"
-        parts.append(f"Proxy fidelity: Kendall τ = {fid['kendall_tau']:+.2f}{ci_text} between the proxy and the "
-                     f"validation means over {fid['n_candidates']} candidates, top-1 regret {fid['top1_regret']:.3f}.")
-    elif fid is None:
-        parts.append("Proxy fidelity was not measured (validate.enabled=false): a short proxy's ranking may not hold at "
-                     "longer training (Bello et al. 2021).")
-    # what to run next
-    d = out.get("vs_runner_up")
-    if d and not d.get("distinguishable"):
-        if d["n"] < 2 or d.get("std") is None:
-            parts.append("**Next:** run at least 2 seeds (search.n_seeds) so that the noise can be measured.")
-        else:
-            n = seeds_to_separate(d["mean"], d["std"])
-            out["seeds_needed"] = n
-            if n is None:
-                parts.append("**Next:** the top two are equal at this budget; no number of seeds separates them — "
-                             "a longer budget (proxy.epochs, validate.epochs_mult) might.")
-            else:
-                parts.append(f"**Next:** at the measured noise (sd of the paired differences {d['std']:.3f}) a difference "
-                             f"of {abs(d['mean']):.3f} needs about {n} seeds to separate the top two (paired t-test, "
-                             f"95 %, power 80 %: n = ((t₀.₉₇₅ + t₀.₈)·sd/diff)²); or a longer budget (proxy.epochs, "
-                             "validate.epochs_mult) to make the differences larger than the noise.")
+            proxy_budget: str | None = None, constraint: str = "nominal", paper_searched: dict | None = None,
+            base_resolution: int | None = None, level: float = 0.95, margin: float = 0.01, n_boot: int = 2000,
+            seed: int = 0) -> dict:
+    """The verdict over the deciding stage's ``ranked`` candidates and ``rows``, around the ``level``
+    family-wise confidence set of the best. ``paper``: the paper's candidate id in this stage (None: not in
+    it); ``paper_searched``: the paper's entry in the search ranking (None: infeasible or not in the grid);
+    ``val_n``: validation images (accuracy resolution 1/val_n); ``margin``: the TOST equivalence margin.
+    Returns the facts (best.json keys) and ``text``, one paragraph."""
+    best, seeds = ranked[0], per_seed(rows)
+    by_id = {c["candidate"]: c for c in ranked}
+    cs = confidence_set({c["candidate"]: seeds[c["candidate"]] for c in ranked}, val_n, level, n_boot, seed)
+    out = {"best": best["candidate"], "decided_by": stage, "budget": budget, "chance": chance,
+           "confidence_set": cs["members"], "p_best": cs["p_best"], "decided": cs["decided"], "method": cs["method"],
+           "level": level, "excluded": cs["excluded"], "seeds_needed": None, "seeds_needed_at_margin": None,
+           "equivalent": None}
+    parts = [_head(best, len(ranked), stage, budget, proxy_budget, base_resolution), _set_text(cs, by_id, val_n)]
+    parts += _runner_up(out, ranked, seeds, cs, val_n)
+    parts += _paper(out, best, by_id, seeds, cs, val_n, paper, paper_searched, constraint, stage)
+    parts += _fidelity_text(fid, best)
+    if not cs["decided"]:
+        parts += _advice(out, ranked, seeds, cs, val_n, margin, level)
     if best["accuracy_mean"] is not None and best["accuracy_mean"] < chance + 0.05:
         parts.append(f"Warning: the best accuracy {best['accuracy_mean']:.3f} is barely above chance ({chance:.3f}): "
                      "this ranking is noise; raise proxy.epochs or the data.")
     if half_width is not None and half_width > 0.05:
         parts.append(f"Each accuracy is measured on {val_n} validation images: ±{half_width:.3f} (95 %) at best.")
-    out["text"] = " ".join(parts)
+    out["text"] = " ".join(p for p in parts if p)
     return out
+
+
+def _head(best: dict, k: int, stage: str, budget: str, proxy_budget: str | None, base: int | None) -> str:
+    """The recommendation, its accuracy with the selection caveat, its cost, the stage, the meaning of γ."""
+    caveat = (f" Its interval is a 95 % t interval as if it had been chosen in advance: it is the largest of {k} "
+              "means, so it is optimistic (not shrunk).") if k > 1 and best.get("accuracy_low") is not None else ""
+    text = (f"**Recommended: {coeff_str(best)}** — accuracy {fmt_mean_ci(best)}, {_cost(best)}, at {budget}, "
+            + (f"decided by the validation stage (the proxy ran {proxy_budget})." if stage == "validation" else
+               "decided by the proxy search (no validation stage).") + caveat)
+    if base:
+        text += (f" Its γ = {best['gamma']:g} is the effective resolution multiplier (resolution/base per unit φ): "
+                 f"specific to this base resolution of {base} px.")
+    return text
+
+
+def _member(c: dict, p: dict | None) -> str:
+    pb = f", P(best) {p[c['candidate']]:.2f}" if p else ""
+    return f"{coeff_str(c)} ({c['accuracy_mean']:.3f}, {_cost(c)}{pb})"
+
+
+def _set_text(cs: dict, by_id: dict, n_val: int | None) -> str:
+    """The primary statement: the confidence set of the best, decided or not, with its method."""
+    how = (f"two-sided paired t-tests over the shared seeds, Bonferroni α/(k−1) = {cs['alpha_each']:.4f} per "
+           f"candidate (Holm's first step), sd floored at 1/n_val" + (f" = 1/{n_val}" if n_val else " (n_val unknown: "
+           "no floor)") + "; P(best): bootstrap over seeds resampled jointly")
+    if cs["k"] < 2:
+        return "Only one candidate finished: there is nothing to compare it with."
+    if cs["decided"]:
+        return f"**Decided at {100 * cs['level']:g} % family-wise**: the confidence set of the best holds only it ({how})."
+    names = [_member(by_id[c], cs["p_best"]) for c in cs["members"][:MAX_LISTED]]
+    more = len(cs["members"]) - len(names)
+    return (f"**Not distinguishable at this budget**: the {100 * cs['level']:g} % family-wise confidence set of the best "
+            f"holds {len(cs['members'])} of {cs['k']} candidates — " + "; ".join(names)
+            + (f"; and {more} more" if more else "") + f" ({how})."
+            + (f" {_cap(cs['note'])}." if cs["note"] else ""))
+
+
+def _runner_up(out: dict, ranked: list[dict], seeds: dict, cs: dict, n_val: int | None) -> list[str]:
+    if len(ranked) < 2:
+        out["vs_runner_up"] = None
+        return []
+    ru = ranked[1]
+    d = _compare(seeds, ranked[0]["candidate"], ru["candidate"], cs, n_val)
+    out["vs_runner_up"] = {**d, "runner_up": ru["candidate"], "cost_ratio": ru.get("cost_ratio")}
+    where = ("outside the confidence set: worse at 95 % family-wise" if not d["in_set"] else
+             "inside the confidence set: not distinguishable")
+    return [f"The runner-up ({coeff_str(ru)}, {_cost(ru)}): best − it = {_bounds_text(d, cs['k'])} — {where}."]
+
+
+def _paper(out, best, by_id, seeds, cs, n_val, paper, paper_searched, constraint, stage) -> list[str]:
+    """The paper's point inside the frame of the set, or why it is not in this stage."""
+    label = paper_label(constraint)
+    if paper is None:
+        out["vs_paper"] = None
+        if paper_searched is not None and stage == "validation":
+            return [f"{_cap(label)} was searched (proxy accuracy {fmt_mean_ci(paper_searched)}, "
+                    f"{_cost(paper_searched)}) but not validated: no comparison at this budget."]
+        return [f"{_cap(label)} was not evaluated (infeasible at this base resolution, or not in the grid)."]
+    if paper == best["candidate"]:
+        out["vs_paper"] = {"n": 0, "mean": 0.0, "same": True, "in_set": True}
+        return [f"It is {label}."]
+    pc = by_id[paper]
+    d = _compare(seeds, best["candidate"], paper, cs, n_val)
+    out["vs_paper"] = {**d, "same": False, "cost_ratio": pc.get("cost_ratio")}
+    if d["in_set"]:
+        word = "not distinguishable from it (inside the confidence set)"
+    elif d["excluded_by"] == best["candidate"]:
+        word = "the paper's point is worse than the recommendation at 95 % family-wise"
+    else:
+        word = (f"the paper's point is outside the confidence set (worse than {coeff_str(by_id[d['excluded_by']])} at "
+                "95 % family-wise)")
+    return [f"Against {label} ({coeff_str(pc)}, {_cost(pc)}): best − it = {_bounds_text(d, cs['k'])} — {word}."]
+
+
+def _fidelity_text(fid: dict | None, best: dict) -> list[str]:
+    if fid is None:
+        return ["Proxy fidelity was not measured (validate.enabled=false): a short proxy's ranking may not hold at "
+                "longer training (Bello et al. 2021)."]
+    parts = []
+    if fid.get("proxy_pick"):
+        regret = fid.get("top1_regret")
+        parts.append("The proxy's own pick agrees." if fid["proxy_pick"] == best["candidate"] else
+                     f"The proxy's own pick ({fid['proxy_pick']}) differs"
+                     + (f": trusting it would lose {regret:.3f} accuracy at the longer budget (point estimate)"
+                        if regret is not None else "") + ".")
+    if fid.get("kendall_tau") is None:
+        return parts + [_cap(fid.get("note") or "proxy fidelity not measurable") + "."]
+    lo, hi = fid["tau_ci"]
+    ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None else " (no bootstrap interval)"
+    p = f", p = {fid['tau_p']:.2g} for τ = 0 (scipy kendalltau)" if fid.get("tau_p") is not None else ""
+    return parts + [f"Proxy fidelity over {fid['n_candidates']} candidates: Kendall τ = {fid['kendall_tau']:+.2f}{ci} "
+                    f"(95 % percentile bootstrap resampling seeds within each candidate{p})."]
+
+
+def _advice(out, ranked, seeds, cs, n_val, margin, level) -> list[str]:
+    """What to run next when undecided: ≥ 3 seeds; or "probably equal" (TOST); or seeds planned with the
+    80 % chi-square upper bound of the paired-difference sd."""
+    d = out.get("vs_runner_up")
+    if d is None:
+        return []
+    if d["n"] < MIN_SEEDS:
+        return [f"**Next:** run at least {MIN_SEEDS} seeds (search.n_seeds={MIN_SEEDS}): decisions need ≥ {MIN_SEEDS} "
+                "shared seeds."]
+    eq = tost(seeds[ranked[0]["candidate"]], seeds[ranked[1]["candidate"]], margin, level, n_val)
+    out["equivalent"] = eq["equivalent"]
+    if eq["equivalent"]:
+        return [f"**Next:** the top two are probably equal at this budget (TOST, margin {margin:g}, {100 * level:g} %: "
+                f"p = {eq['p_value']:.2g}); more seeds will not separate them — a longer budget (proxy.epochs, "
+                "validate.epochs_mult) might."]
+    floor = 1.0 / n_val if n_val else 0.0
+    sd_u = sd_upper(d["std"], d["n"], 0.8, floor)
+    test_level = 1.0 - cs["alpha_each"]
+    observed = d["mean"] if abs(d["mean"]) > 1e-9 else 0.0  # quantised accuracies: float noise is no difference
+    n_obs, n_margin = seeds_to_separate(observed, sd_u, test_level), seeds_to_separate(margin, sd_u, test_level)
+    out.update(seeds_needed=n_obs, seeds_needed_at_margin=n_margin, noise_sd_upper=sd_u)
+    obs = (f"about {n_obs} seeds if the true difference is the observed {abs(d['mean']):.3f} (optimistic: the gap "
+           "of the top two is inflated by selection), " if n_obs is not None else "")
+    return [f"**Next:** to separate the top two at 95 % family-wise with power 80 % (paired t): {obs}about {n_margin} "
+            f"if it is {margin:g}; planned with the 80 % upper confidence bound of the paired-difference sd "
+            f"({sd_u:.3f}, χ² from the measured {d['std']:.3f} over {d['n']} seeds, floored at 1/n_val) — with 80 % "
+            "confidence the noise is no larger, so these counts are not too low for that reason. Or a longer budget "
+            "(proxy.epochs, validate.epochs_mult) to make the differences larger than the noise."]
 
 
 def _table(headers, rows) -> str:
@@ -205,13 +321,16 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
           f"- constraint: {context['constraint']} — {context['constraint_text']}",
           f"- proxy budget: {context['budget']}; seeds {context['seeds']}",
           f"- trials: {len(rows)} ({', '.join(f'{k}: {n}' for k, n in sorted(statuses.items()))})",
-          "- intervals are 95 % Student-t intervals over seeds; differences are paired over the shared seeds", ""]
+          "- intervals are 95 % Student-t intervals over seeds (each candidate as if chosen in advance); differences are "
+          "paired over the shared seeds; the verdict's set and comparisons are 95 % family-wise (Bonferroni)", ""]
     if validation_ranked:
         L += ["## Validation ranking (decides)", "", ranking_table(validation_ranked, paper), ""]
         if fid:
-            L += [f"Fidelity: τ = {fid['kendall_tau']}, ρ = {fid['spearman_rho']}, top-1 regret {fid['top1_regret']}, "
-                  f"top-{fid.get('k')} overlap {fid['topk_overlap']} over {fid['n_candidates']} candidates "
-                  "(fidelity.json). " + (fid.get("note") or ""), ""]
+            L += [(f"Fidelity: τ = {fid['kendall_tau']} {fid['tau_ci']}, ρ = {fid['spearman_rho']} {fid['rho_ci']} "
+                   f"({fid.get('method')}), " if fid.get("kendall_tau") is not None else
+                   f"Fidelity: {fid.get('note')}; ")
+                  + f"top-1 regret {fid['top1_regret']}, top-{fid.get('k')} overlap {fid['topk_overlap']} over "
+                  f"{fid['n_candidates']} candidates (fidelity.json).", ""]
     L += ["## Proxy ranking (the search)", "", ranking_table(ranked, paper), ""]
     if infeasible:
         L += ["## Infeasible candidates (not trained)", "",

@@ -21,15 +21,15 @@ DOC = ROOT / "docs" / "ARCHITECTURE.md"
 PKG = "scalesearch"
 
 # every third-party package the code may import; the table's cell after ";" lists them per module
-THIRD_PARTY = {"ray", "hydra", "omegaconf", "optuna", "torch", "torchvision", "matplotlib", "yaml", "numpy", "PIL"}
+THIRD_PARTY = {"ray", "hydra", "omegaconf", "optuna", "torch", "torchvision", "matplotlib", "yaml", "numpy", "PIL", "scipy"}
 RUNNER = "runner"
 # (c) hydra only in cli; omegaconf in cli (module level) and validate (inside a function)
 HYDRA_OK = {"cli"}
 OMEGACONF_OK = {"cli", "validate"}
 OMEGACONF_TOP_OK = {"cli"}
-# (d) plain Python + torch/numpy, usable from a notebook without Ray or Hydra
+# (d) plain Python + torch/numpy/scipy, usable from a notebook without Ray or Hydra
 CORE = ("spec", "cost", "model", "scaling", "stats", "curves", "results", "verdict")
-CORE_THIRD_PARTY = {"torch", "torchvision", "numpy"}
+CORE_THIRD_PARTY = {"torch", "torchvision", "numpy", "scipy"}
 
 
 @dataclass(frozen=True)

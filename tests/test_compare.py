@@ -51,3 +51,43 @@ def test_compare_refuses_incomparable_runs_and_empty_directories(multirun, tmp_p
     (tmp_path / "empty" / "0").mkdir(parents=True)
     rc, out, err = run_cli("compare_main", f"runs=[{tmp_path / 'empty'}]", f"hydra.run.dir={tmp_path}/h2")
     assert rc == 2 and "holds no finished run" in err
+
+
+# ---------------------------------------------------------------- the table, without a run (fast)
+def _rows(table, n_seeds=3):
+    out = []
+    for i, (name, accs) in enumerate(table.items()):
+        out += [{"candidate": name, "alpha": 1.0 + 0.1 * i, "beta": 1.0, "gamma": 1.2, "seed": s, "accuracy": a,
+                 "status": "ok", "cost_ratio": 2.0} for s, a in enumerate(accs)]
+    return out
+
+
+def test_confidence_set_recomputed_or_read_from_best_json():
+    from scalesearch.compare import confidence_set
+
+    rows = _rows({"a": [0.70, 0.72, 0.71], "b": [0.69, 0.73, 0.70], "c": [0.40, 0.41, 0.42]})
+    # recomputed by scalesearch.stats.confidence_set: c is beaten clearly, a and b are not told apart
+    assert [c["candidate"] for c in confidence_set(rows, {"val_images": 400})] == ["a", "b"]
+    # best.json's own set wins (it is what the verdict said)
+    assert [c["candidate"] for c in confidence_set(rows, {"confidence_set": ["a"]})] == ["a"]
+    two = _rows({"a": [0.9, 0.91], "b": [0.1, 0.11]})
+    assert [c["candidate"] for c in confidence_set(two, {})] == ["a", "b"]  # 2 seeds: nothing is excluded
+
+
+def test_compare_markdown_states_the_set_and_the_decision(tmp_path):
+    from scalesearch.compare import compare_markdown, confidence_set
+    from scalesearch.results import aggregate
+    from scalesearch.verdict import verdict
+
+    rows = _rows({"a": [0.70, 0.72, 0.71], "b": [0.50, 0.51, 0.49], "c": [0.40, 0.41, 0.42]})
+    ranked = aggregate(rows)
+    v = verdict(ranked, rows, "search", paper="c", fid=None, chance=0.1, budget="2 epochs", val_n=400)
+    best = {**ranked[0], **{k: v[k] for k in ("confidence_set", "decided", "vs_paper", "vs_runner_up")},
+            "decided_by": "search", "num_classes": 10}
+    run = {"path": tmp_path, "config": {"dataset": {"name": "synthetic"}, "seed": 0}, "best": best, "fidelity": None,
+           "rows": rows}
+    run["confidence"] = confidence_set(rows, best)
+    md = compare_markdown([run], {"coefficients": "plots/c.png"})
+    line = next(x for x in md.splitlines() if x.startswith("| synthetic"))
+    assert "| yes |" in line and "worse (outside the set)" in line and "| (1, 1, 1.2) |" in line
+    assert "(1.1, 1, 1.2)" not in line and "family-wise" in md

@@ -24,13 +24,14 @@ def clean(costs=(1, 2, 4, 8, 16, 32)):
 NOISE = [[0.0035, 0.0082, 0.0033, -0.0130, 0.0091],
          [0.0045, -0.0054, 0.0058, 0.0036, 0.0029],
          [0.0003, 0.0055, -0.0074, -0.0016, -0.0048],
-         [0.0060, 0.0004, -0.0029, -0.0078, -0.0026]]
+         [0.0060, 0.0004, -0.0029, -0.0078, -0.0026],
+         [-0.0041, 0.0067, 0.0012, -0.0088, 0.0050]]
 
 
-def noisy():
-    """B0..B3 (cost doubling per φ), 5 seeds each."""
+def noisy(n=4):
+    """B0..B(n-1) (cost doubling per φ), 5 seeds each."""
     return [{"name": f"B{i}", "cost": 2.0 ** i, "accuracies": [truth(2.0 ** i) + e for e in NOISE[i]]}
-            for i in range(4)]
+            for i in range(n)]
 
 
 def test_recovers_a_known_curve_and_extrapolates():
@@ -55,7 +56,7 @@ def test_result_is_json_and_plain_python():
     back = json.loads(json.dumps(fit))
     assert back["params"] == fit["params"]
     assert all(type(v) is float for v in fit["params"].values())
-    assert type(fit["rmse"]) is float and type(fit["boot"]) is int and fit["boot"] == 20
+    assert type(fit["rmse"]) is float and type(fit["boot"]) is int and fit["boot"] == 20 and fit["residual_df"] == 1
     preds = predict(fit, [16, 32])
     json.dumps(preds)
     assert all(type(r[k]) is float for r in preds for k in ("cost", "accuracy", "low", "high"))
@@ -104,17 +105,42 @@ def test_two_members_fit_with_documented_exponent():
 
 def test_holdout_on_clean_and_noisy_data():
     h = holdout(clean(), n_boot=50)
-    assert h["held_out"] == "B5" and h["n_fit"] == 5
+    assert h["held_out"] == "B5" and h["n_fit"] == 5 and h["residual_df"] == 2
     assert h["measured"] == pytest.approx(truth(32))
     assert abs(h["error"]) < 1e-6 and h["error"] == pytest.approx(h["predicted"] - h["measured"])
-    hn = holdout(noisy(), n_boot=200)
-    assert hn["held_out"] == "B3" and isinstance(hn["inside"], bool)
+    hn = holdout(noisy(5), n_boot=200)
+    assert hn["held_out"] == "B4" and hn["residual_df"] == 1 and isinstance(hn["inside"], bool)
     assert hn["low"] <= hn["predicted"] <= hn["high"]
     assert abs(hn["error"]) < 0.02
     json.dumps(hn)
-    assert holdout(clean((1, 2))) is None
     # holdout order does not depend on the order of the points
     assert holdout(list(reversed(clean())), n_boot=10)["held_out"] == "B5"
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_holdout_needs_a_residual_degree_of_freedom_in_its_fit(n):
+    """Fitting 3 parameters to n - 1 <= 3 points matches them by construction: nothing to check, no interval."""
+    h = holdout(noisy(n), n_boot=50)
+    assert h["held_out"] is None and h["n_members"] == n
+    assert "needs >= 5 trained members" in h["note"] and not {"low", "high", "inside"} & set(h)
+    json.dumps(h)
+
+
+def test_no_fit_quality_without_residual_df():
+    for n, df in [(3, 0), (4, 1), (5, 2)]:
+        fit = fit_curve(noisy(n), n_boot=0)
+        assert fit["residual_df"] == df
+        assert (fit["rmse"] is None) == (df == 0)
+    assert "no residual degree of freedom" in fit_curve(noisy(3), n_boot=0)["note"]
+
+
+def test_holdout_sees_a_drop_that_a_zero_df_fit_could_not():
+    """B4 measured 0.06 below the curve of B0..B3: outside the held-out interval (seed sd 0.006)."""
+    pts = noisy(5)
+    pts[4] = {**pts[4], "accuracies": [a - 0.06 for a in pts[4]["accuracies"]]}
+    h = holdout(pts, n_boot=300)
+    assert h["inside"] is False and h["error"] == pytest.approx(0.06, abs=0.02)
+    assert holdout(noisy(5), n_boot=300)["inside"] is True
 
 
 def test_flat_curve_predicts_flat():

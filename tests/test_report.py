@@ -8,11 +8,13 @@ import math
 import re
 
 import pytest
+import scipy.stats as st
 
 from conftest import ROOT, TINY, run_cli
 from scalesearch.config import ReportConfig
 from scalesearch.report import (curve_analysis, diminishing_returns, family_curve, family_table, load_run,
-                                pick_cost_effective, plot_family, plot_landscape, plot_optuna_history)
+                                pick_cost_effective, pick_statement, plot_family, plot_landscape, plot_optuna_history,
+                                pooled_df, step_evidence)
 from scalesearch.model import spec_cost
 from scalesearch.results import aggregate, read_table
 from scalesearch.spec import B0, scale
@@ -38,8 +40,58 @@ def curve(accs, macs=None):
     ([0.25, 0.50], 0.2501, "b0"),
 ])
 def test_marginal_rule(accs, threshold, expected):
+    """Without seeds or a noise sd the walk on the means is only a best guess: never decided."""
     pick = pick_cost_effective(curve(accs), "marginal", threshold)
     assert (pick["name"], pick["rule"], pick["threshold"]) == (expected, "marginal", threshold)
+    assert pick["decided"] is False and pick["range"][0] <= expected <= pick["range"][1]
+    assert "**" not in pick_statement(pick) and "not decided" in pick_statement(pick)
+    # with (nearly) no noise the same walk is decided, unless a gain sits on the threshold
+    exact = pick_cost_effective(seeded(accs, 1e-9), "marginal", threshold)
+    assert exact["name"] == expected
+    on_threshold = any(abs(s["gain_per_doubling"] - threshold) < 1e-6 for s in diminishing_returns(curve(accs)))
+    assert exact["decided"] is not on_threshold or threshold == 0.25
+
+
+def seeded(accs, sd):
+    """curve() with 3 seeds per member at mean − sd, mean, mean + sd (sample sd exactly sd)."""
+    d = sd
+    return [{**p, "accuracies": [p["accuracy"] - d, p["accuracy"], p["accuracy"] + d]} for p in curve(accs)]
+
+
+@pytest.mark.parametrize("accs, sd, decided, rng, name", [
+    ([0.50, 0.53, 0.55, 0.565], 0.002, True, ["b3", "b3"], "b3"),   # every step clearly pays
+    ([0.50, 0.53, 0.532, 0.533], 0.002, True, ["b1", "b1"], "b1"),  # clear stop after b1
+    ([0.50, 0.50, 0.50, 0.50], 0.002, True, ["b0", "b0"], "b0"),
+    ([0.50, 0.53, 0.55, 0.565], 0.02, False, ["b0", "b3"], "b3"),   # the noise leaves everything open
+    ([0.50, 0.53, 0.532, 0.533], 0.01, False, ["b0", "b3"], "b1"),  # b0→b1 open, so is everything after it
+    ([0.50, 0.60, 0.612, 0.70], 0.005, False, ["b1", "b3"], "b3"),  # b1→b2 open, b2→b3 clearly pays
+])
+def test_marginal_pick_respects_noise(accs, sd, decided, rng, name):
+    p = pick_cost_effective(seeded(accs, sd), "marginal", 0.01)
+    assert (p["decided"], p["range"], p["name"]) == (decided, rng, name), p["reason"]
+    statement = pick_statement(p)
+    assert statement.startswith(f"**Cost-effective pick: {name}**") == decided
+    if not decided:
+        assert f"members {rng[0]}–{rng[1]} are consistent with the data" in p["reason"]
+        assert p["seeds_needed"] > 3 and f"report.family_seeds={p['seeds_needed']}" in p["reason"]
+    else:
+        assert p["seeds_needed"] is None
+
+
+def test_step_evidence_bounds_and_noise_sources():
+    pts = seeded([0.50, 0.53, 0.55], 0.01)
+    own = step_evidence(pts, 0.01)
+    assert own["df"] == 6 and own["sd"] == pytest.approx(0.01)
+    q = st.t.ppf(1 - 0.05 / 2, 6)  # one-sided at 1 - 0.05/K, K = 2 steps
+    s0 = own["steps"][0]
+    assert s0["low"] == pytest.approx(0.03 - q * 0.01 * math.sqrt(2 / 3))
+    assert s0["high"] == pytest.approx(0.03 + q * 0.01 * math.sqrt(2 / 3))
+    known = step_evidence(pts, 0.01, noise_sd=0.02)
+    assert known["df"] is None and known["sd"] == 0.02 and "taken as known" in known["method"]
+    pooled = step_evidence(pts, 0.01, noise_sd=0.02, noise_df=6)
+    assert pooled["df"] == 12 and pooled["sd"] == pytest.approx(math.sqrt((6 * 0.02**2 + 6 * 0.01**2) / 12))
+    none = step_evidence(curve([0.5, 0.6]), 0.01)
+    assert none["sd"] is None and none["steps"][0]["verdict"] == "open" and none["steps"][0]["low"] is None
 
 
 @pytest.mark.parametrize("accs, expected", [
@@ -48,7 +100,9 @@ def test_marginal_rule(accs, threshold, expected):
     ([0.50, 0.70, 0.60, 0.65], "b1"),
 ])
 def test_knee_rule(accs, expected):
-    assert pick_cost_effective(curve(accs), "knee")["name"] == expected
+    pick = pick_cost_effective(seeded(accs, 1e-9), "knee")
+    assert pick["name"] == expected and pick["decided"] is False and pick["range"] is None  # descriptive only
+    assert "**" not in pick_statement(pick) and "not a decision" in pick_statement(pick)
 
 
 def test_diminishing_returns_arithmetic_and_bad_input():
@@ -81,8 +135,8 @@ def test_family_table_aggregates_seeds_per_member():
     half = 12.7062047 * math.sqrt(0.0008) / math.sqrt(2)  # t(0.975, 1) · sd / √n
     assert b0["accuracy_low"] == pytest.approx(max(0.0, 0.42 - half)) and b0["accuracy_high"] == pytest.approx(min(1.0, 0.42 + half))
     assert b2["accuracy"] is None and b2["status"] is None
-    assert family_curve(table) == [{"name": "b0", "macs": 1e7, "accuracy": pytest.approx(0.42)},
-                                   {"name": "b1", "macs": 2e7, "accuracy": pytest.approx(0.51)}]
+    assert family_curve(table) == [{"name": "b0", "macs": 1e7, "accuracy": pytest.approx(0.42), "accuracies": [0.40, 0.44]},
+                                   {"name": "b1", "macs": 2e7, "accuracy": pytest.approx(0.51), "accuracies": [0.50, 0.52]}]
 
 
 def test_curve_analysis_predicts_the_untrained_members_and_says_what_the_pick_rests_on():
@@ -95,17 +149,29 @@ def test_curve_analysis_predicts_the_untrained_members_and_says_what_the_pick_re
     for name, p in pred.items():
         c = 1e7 * 2 ** int(name[1:])
         assert p["accuracy"] == pytest.approx(truth(c), abs=0.02) and p["low"] < truth(c) < p["high"]
-    assert a["holdout"]["held_out"] == "b3" and abs(a["holdout"]["error"]) < 0.03
-    # true gains per doubling: b0→b1 0.146, →b2 0.104, →b3 0.073, →b4 0.052, →b5 0.037
-    assert (a["pick"]["name"], a["pick_basis"]) == ("b2", "measured")  # 0.073 < 0.08 within the trained members
+    assert a["holdout"]["held_out"] is None and "needs >= 5 trained members" in a["holdout"]["note"]
+    # true gains per doubling: b0→b1 0.146, →b2 0.104, →b3 0.073, →b4 0.052, →b5 0.037; sd 0.007, 2 seeds
+    p = a["pick"]
+    assert (p["name"], p["decided"], p["range"], a["pick_basis"]) == ("b2", False, ["b2", "b3"], "measured")
+    assert "not decided" in a["statement"] and "**" not in a["statement"]  # 0.073 vs 0.08: open at this noise
     a = curve_analysis(family_table(members(6), family_rows(trained)), 0.007, ReportConfig(min_gain_per_doubling=0.05))
-    assert (a["pick"]["name"], a["pick_basis"]) == ("b4", "predicted"), "the curve says b4 still pays, b5 not"
+    # every measured step clearly pays 0.05, so b3 is decided on measured points; the curve says b4 still pays
+    assert (a["pick"]["name"], a["pick_basis"], a["pick"]["decided"]) == ("b4", "predicted", False)
+    assert a["pick"]["range"] == ["b3", "b4"] and "train it to confirm" in a["pick"]["reason"]
+    assert a["statement"].startswith("Cost-effective pick on the curve's prediction, not a decision: b4")
+    five = {f"b{i}": [truth(1e7 * 2**i) + d for d in (-0.005, 0.005)] for i in range(5)}
+    a = curve_analysis(family_table(members(6), family_rows(five)), 0.007, cfg)
+    assert a["holdout"]["held_out"] == "b4" and a["holdout"]["residual_df"] == 1 and a["holdout"]["inside"] is True
+    json.dumps({k: v for k, v in a.items() if not k.startswith("_")})
 
 
 def test_plots_are_labelled_with_uncertainty_and_chance(tmp_path):
     table = family_table(members(3), family_rows({"b0": [0.4, 0.44], "b1": [0.5, 0.53], "b2": [0.55, 0.56]}))
-    fig = plot_family({"searched": table}, {"name": "b1", "rule": "marginal", "basis": "measured"}, tmp_path / "f.png",
-                      chance=0.1)
+    fig = plot_family({"searched": table}, {"name": "b1", "rule": "marginal", "basis": "measured", "decided": True},
+                      tmp_path / "f.png", chance=0.1)
+    open_pick = {"name": "b1", "rule": "marginal", "basis": "measured", "decided": False, "range": ["b0", "b2"]}
+    labels = [t.get_text() for t in plot_family({"searched": table}, open_pick).axes[0].get_legend().get_texts()]
+    assert "best guess, not decided (consistent: b0–b2): b1 (marginal, measured)" in labels
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert ax.get_xscale() == "log" and "95 % CI" in ax.get_ylabel()
@@ -129,10 +195,11 @@ def test_plots_are_labelled_with_uncertainty_and_chance(tmp_path):
 # ---------------------------------------------------------------- one real run, end to end
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """2 candidates × 2 seeds, validation (top-1 + 1 random at 2× the epochs), the searched and the paper's families
-    up to φ = 2, the report."""
+    """3 candidates × 2 seeds, validation (the top 2 + 1 random, + the paper's point, at 2× the epochs), the searched
+    and the paper's families up to φ = 2, the report."""
     d = tmp_path_factory.mktemp("report") / "run"
-    rc, out, err = run_cli("search_main", *TINY, "search.max_points=2", "report.enabled=true", "validate.enabled=true",
+    rc, out, err = run_cli("search_main", *TINY, "search.max_points=3", "report.enabled=true", "validate.enabled=true",
+                           "validate.random_k=1",
                            "validate.epochs_mult=2", "report.train_family=true", "report.compare_paper=true",
                            "report.max_phi=2", "family_phis=[0,1,2,3,4]", "search.measure_device_costs=true",
                            f"hydra.run.dir={d}")
@@ -155,7 +222,7 @@ def md_table(md: str, heading: str) -> list[dict]:
 @pytest.mark.slow
 def test_measured_constraint_every_candidate_at_the_target_cost(run_dir):
     rows = read_table(run_dir / "results.csv")
-    assert len(rows) == 4 and len({r["key"] for r in rows}) == 4 and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == 6 and len({r["key"] for r in rows}) == 6 and all(r["status"] == "ok" for r in rows)
     best = json.loads((run_dir / "best.json").read_text())
     base = best["base_resolution"]
     for r in rows:
@@ -175,15 +242,19 @@ def test_validation_decides_and_says_so(run_dir):
     rows, vrows = read_table(run_dir / "results.csv"), read_table(run_dir / "validation.csv")
     ranked, vranked = aggregate(rows), aggregate(vrows)
     best = json.loads((run_dir / "best.json").read_text())
-    # top-1 by the proxy and one random other, each with the search's seeds, at 2x the epochs
-    assert ranked[0]["candidate"] in {r["candidate"] for r in vrows} and len({r["candidate"] for r in vrows}) == 2
-    assert sorted(r["seed"] for r in vrows) == [0, 0, 1, 1] and all(r["epochs"] == 2 for r in vrows)
-    assert {r["selected_as"] for r in vrows} == {"top", "random"}
+    # the proxy's top 2 and one random other (and the paper's point), each with the search's seeds, at 2x the epochs
+    validated = {r["candidate"]: r["selected_as"] for r in vrows}
+    assert validated[ranked[0]["candidate"]] == validated[ranked[1]["candidate"]] == "top"
+    assert sorted(validated.values()).count("random") == 1 and set(validated.values()) <= {"top", "random", "paper"}
+    paper = [c["candidate"] for c in ranked if c["alpha"] == 1.2 and c["beta"] == 1.1]
+    assert not paper or paper[0] in validated  # the paper's point, when searched, is always validated
+    assert sorted(r["seed"] for r in vrows) == sorted([0, 1] * len(validated)) and all(r["epochs"] == 2 for r in vrows)
     assert best["decided_by"] == "validation" and best["candidate"] == vranked[0]["candidate"]
     assert best["proxy_pick"] == ranked[0]["candidate"]
     assert best["accuracy_mean"] == pytest.approx(vranked[0]["accuracy_mean"])
     fid = json.loads((run_dir / "fidelity.json").read_text())
-    assert fid["n_candidates"] == 2 and fid["kendall_tau"] in (-1.0, 1.0) and fid["tau_ci"] == [None, None]
+    assert fid["n_candidates"] >= 2 and fid["kendall_tau"] is None and fid["tau_ci"] == [None, None]
+    assert "needs ≥ 5" in fid["note"]  # τ over fewer than 5 candidates is ±1 by construction: never printed
     summary = (run_dir / "summary.md").read_text()
     assert summary.splitlines()[2] == best["verdict"] and "decided by the validation stage" in summary
     assert "± 0.0000" not in summary
@@ -236,18 +307,25 @@ def test_report_agrees_with_the_tables(run_dir):
             assert r["proxy accuracy"].startswith("predicted ")
     assert set(trained) == {"b0", "b1", "b2"}
     curve_doc = json.loads((run_dir / "family_curve.json").read_text())
-    assert [p["name"] for p in curve_doc["predictions"]] == ["b3", "b4"] and curve_doc["holdout"]["held_out"] == "b2"
+    assert [p["name"] for p in curve_doc["predictions"]] == ["b3", "b4"] and curve_doc["holdout"]["held_out"] is None
+    assert "Held-out check: nothing to check" in md
     # diminishing returns recomputed from the table, and the pick
     pts = [{"name": n, "macs": fam[i]["macs"], "accuracy": trained[n]["accuracy_mean"]} for i, n in enumerate(["b0", "b1", "b2"])]
     steps = md_table(md, "## Diminishing returns")
     for row, a, b in zip(steps, pts, pts[1:]):
         gain = b["accuracy"] - a["accuracy"]
         assert float(row["gain per doubling"]) == pytest.approx(gain / math.log2(b["macs"] / a["macs"]), abs=5e-5)
+    assert curve_doc["statement"] in md  # bold only when decided
     stated = re.search(r"\*\*Cost-effective pick: (\S+)\*\* .* rests on \*\*(measured|predicted)\*\*", md)
-    assert stated and stated.group(1) == curve_doc["pick"]["name"] and stated.group(2) == curve_doc["pick_basis"]
+    assert bool(stated) == curve_doc["pick"]["decided"]
+    if stated:
+        assert stated.group(1) == curve_doc["pick"]["name"] and stated.group(2) == curve_doc["pick_basis"]
+    else:
+        lo, hi = curve_doc["pick"]["range"]
+        assert f"members {lo}–{hi} are consistent with the data" in md
     # the fidelity section quotes fidelity.json; the paper's family is there unless the best is the paper's point
     fid = json.loads((run_dir / "fidelity.json").read_text())
-    assert f"Kendall τ = {fid['kendall_tau']}" in md
+    assert "Kendall τ" not in md.split("## Proxy fidelity")[1].split("##")[0] and fid["note"] in md
     if best["paper_candidate"] != best["candidate"]:
         assert "## Paper family" in md
     for name in ("landscape", "family_accuracy_vs_macs", "fidelity", "seed_spread"):
@@ -290,7 +368,8 @@ def test_notebook_executes_against_the_run(run_dir, monkeypatch):
     text = "".join(o.get("text", "") for o in outputs)
     run = load_run(run_dir)  # the notebook's pick (marginal, 0.01) is the report's under the same rule
     best = json.loads((run_dir / "best.json").read_text())
-    expect = curve_analysis(family_table(run.family["members"], run.family_rows), best["noise_sd"], ReportConfig())
+    expect = curve_analysis(family_table(run.family["members"], run.family_rows), best["noise_sd"], ReportConfig(),
+                            seed=best.get("seed", 0), noise_df=pooled_df(aggregate(run.rows)))
     assert f"run: {run_dir}" in text and f"pick {expect['pick']['name']} (rests on {expect['pick_basis']}" in text
 
 

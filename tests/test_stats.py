@@ -1,13 +1,14 @@
-"""scalesearch.stats: t quantiles, intervals, paired differences, rank correlations, bootstrap, power —
-known inputs against values computed by hand (or from closed forms) in the test."""
+"""scalesearch.stats: t quantiles, intervals, paired differences, the confidence set of the best, TOST, the sd
+upper bound, rank correlations, bootstraps, power — known inputs against values computed by hand (or from closed
+forms) in the test."""
 
 import json
 import math
 
 import pytest
 
-from scalesearch.stats import (bootstrap_ci, kendall_tau, mean_ci, paired_difference, seeds_to_separate,
-                               spearman_rho, t_quantile)
+from scalesearch.stats import (bootstrap_ci, confidence_set, kendall_tau, mean_ci, p_best, paired_difference,
+                               rank_agreement, sd_upper, seeds_to_separate, spearman_rho, t_quantile, tost)
 
 # ---------------------------------------------------------------- t_quantile
 # Printed t tables (two-sided), 4 decimals.
@@ -102,8 +103,85 @@ def test_paired_difference_tie_and_one_seed_and_none():
     one = paired_difference({1: 0.9, 2: 0.8}, {1: 0.7})
     assert one["n"] == 1 and one["mean"] == pytest.approx(0.2)
     assert one["std"] is None and one["low"] is None and one["high"] is None and one["distinguishable"] is None
-    assert paired_difference({1: 0.9}, {2: 0.8}) == {"n": 0, "seeds": [], "mean": None, "std": None, "low": None,
-                                                     "high": None, "distinguishable": None}
+    none = paired_difference({1: 0.9}, {2: 0.8})
+    assert none["n"] == 0 and none["seeds"] == [] and none["distinguishable"] is None
+    assert all(none[k] is None for k in ("mean", "std", "sd_used", "low", "high"))
+
+
+def test_paired_difference_floors_the_sd_at_the_resolution():
+    # every paired difference is exactly 1/400: the measured sd is 0, an interval of zero width
+    a, b = {0: 0.5025, 1: 0.6025, 2: 0.4025}, {0: 0.5, 1: 0.6, 2: 0.4}
+    raw, floored = paired_difference(a, b), paired_difference(a, b, n_val=400)
+    assert raw["std"] == pytest.approx(0.0, abs=1e-12) and raw["high"] - raw["low"] == pytest.approx(0.0, abs=1e-12)
+    # floored: sd 1/400, half width t(2) · 0.0025/√3 = 4.302653 · 0.0014434 = 0.0062103
+    assert floored["std"] == pytest.approx(0.0, abs=1e-12) and floored["sd_used"] == 0.0025
+    assert floored["high"] - floored["low"] == pytest.approx(2 * 0.0062103, abs=1e-6)
+    assert floored["distinguishable"] is False and "paired Student-t" in floored["method"]
+
+
+# ---------------------------------------------------------------- the confidence set of the best
+def test_confidence_set_by_hand():
+    # b − a per seed: 0.10, 0.11, 0.09 → mean 0.10, sd 0.01, t = 0.10/(0.01/√3) = 17.32, df 2:
+    # two-sided p = 1 − t/sqrt(2 + t²) = 0.003320 < 0.05/2 → a excluded (by b).
+    # b − c: 0.01, −0.01, 0.03 → mean 0.01, sd 0.02, t = 0.866, p = 0.478 → c stays; c − a: 0.09, 0.12, 0.06,
+    # mean 0.09, sd 0.03, t = 5.196, two-sided p = 0.0351 > 0.025 → c alone would not exclude a.
+    seeds = {"a": {0: 0.50, 1: 0.50, 2: 0.50}, "b": {0: 0.60, 1: 0.61, 2: 0.59}, "c": {0: 0.59, 1: 0.62, 2: 0.56}}
+    cs = confidence_set(seeds, n_val=400, n_boot=500)
+    assert cs["members"] == ["b", "c"] and not cs["decided"] and cs["k"] == 3
+    assert cs["alpha_each"] == pytest.approx(0.025) and cs["excluded"]["a"]["by"] == "b"
+    t = 0.10 / (0.01 / math.sqrt(3))
+    assert cs["excluded"]["a"]["p"] == pytest.approx(1 - t / math.sqrt(2 + t * t), rel=1e-9)
+    assert confidence_set({"a": seeds["a"], "c": seeds["c"], "x": seeds["a"]}, 400)["members"] == ["c", "a", "x"]
+    assert "Bonferroni" in cs["method"] and "family-wise" in cs["method"] and cs["note"] == ""
+    assert set(cs["p_best"]) == set(seeds) and cs["p_best"]["a"] == 0.0
+    assert sum(cs["p_best"].values()) == pytest.approx(1.0, abs=1e-3) and cs["p_best"]["b"] > cs["p_best"]["c"]
+    json.dumps(cs)
+    # a clear winner alone: decided
+    cs = confidence_set({"a": seeds["a"], "b": seeds["b"]}, n_val=400)
+    assert cs["members"] == ["b"] and cs["decided"] is True
+
+
+def test_confidence_set_needs_three_shared_seeds_and_the_floor():
+    two = {"a": {0: 0.9, 1: 0.91}, "b": {0: 0.1, 1: 0.11}}
+    cs = confidence_set(two, n_val=400)
+    assert sorted(cs["members"]) == ["a", "b"] and not cs["decided"] and "≥ 3 shared seeds" in cs["note"]
+    # equal differences of one quantum: without the floor sd 0 would exclude b; with it t = 1/(1/√3) = 1.73
+    tie = {"a": {0: 0.5025, 1: 0.6025, 2: 0.4025}, "b": {0: 0.5, 1: 0.6, 2: 0.4}}
+    assert confidence_set(tie, n_val=400)["members"] == ["a", "b"]
+    assert confidence_set(tie, n_val=None)["members"] == ["a"]  # no resolution known: no floor
+    # seeds not shared by every candidate: each pair is tested over the seeds it shares
+    ragged = {"a": {0: 0.7, 1: 0.71, 2: 0.69, 3: 0.7}, "b": {1: 0.4, 2: 0.41, 3: 0.39}, "c": {0: 0.69, 5: 0.7}}
+    cs = confidence_set(ragged, n_val=400)
+    assert "b" in cs["excluded"] and "c" in cs["members"] and cs["max_shared"] == 3
+
+
+def test_p_best_is_deterministic_and_paired():
+    seeds = {"a": {0: 0.60, 1: 0.50, 2: 0.40}, "b": {0: 0.59, 1: 0.49, 2: 0.39}}
+    # a beats b on every seed: with the seeds resampled jointly a is always best (unpaired it would not be)
+    assert p_best(seeds, n_boot=300, seed=1) == {"a": 1.0, "b": 0.0}
+    noisy = {"a": {0: 0.6, 1: 0.5, 2: 0.4}, "b": {0: 0.55, 1: 0.56, 2: 0.45}}
+    assert p_best(noisy, 300, seed=1) == p_best(noisy, 300, seed=1) and 0 < p_best(noisy, 300)["a"] < 1
+    assert p_best({"a": {0: 0.5}, "b": {0: 0.4}}) is None and p_best(seeds, n_boot=0) is None
+
+
+# ---------------------------------------------------------------- equivalence, the sd upper bound
+def test_tost_by_hand():
+    a, b = {0: 0.501, 1: 0.499, 2: 0.502, 3: 0.498}, {0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5}
+    # differences 0.001, −0.001, 0.002, −0.002: mean 0, sd = sqrt(0.00001/3) = 0.0018257; se = 0.00091287;
+    # both one-sided t = 0.01/se = 10.954 at df 3 → p = 0.000815 < 0.05: equivalent within ±0.01
+    e = tost(a, b, margin=0.01)
+    assert e["equivalent"] is True and e["sd_used"] == pytest.approx(0.0018257, rel=1e-4)
+    assert e["p_value"] == pytest.approx(0.000815, rel=0.01) and "TOST" in e["method"]
+    far = {k: v + 0.02 for k, v in b.items()}
+    assert tost(a, far, margin=0.01)["equivalent"] is False  # 0.02 apart: not within ±0.01
+    assert tost({0: 0.5, 1: 0.5}, {0: 0.5, 1: 0.5})["equivalent"] is None  # 2 seeds: no decision
+
+
+def test_sd_upper_bound():
+    # n = 3 (df 2): χ²_{0.2, 2} = −2 ln 0.8 = 0.446287 → factor sqrt(2/0.446287) = 2.11694
+    assert sd_upper(0.02, 3, 0.8) == pytest.approx(0.02 * 2.11694, rel=1e-5)
+    assert sd_upper(0.0, 3, 0.8, floor=0.0025) == 0.0025 and sd_upper(0.02, 1) is None
+    assert sd_upper(0.02, 30, 0.8) < sd_upper(0.02, 3, 0.8)  # more seeds: a tighter bound
 
 
 # ---------------------------------------------------------------- rank correlations
@@ -171,6 +249,20 @@ def test_bootstrap_undefined_cases():
     assert bootstrap_ci(kendall_tau, [1, 2, 3], [4, 4, 4], n_boot=100) == (None, None)  # every replicate nan
     with pytest.raises(ValueError, match="n_boot"):
         bootstrap_ci(kendall_tau, X, Y, n_boot=0)
+
+
+def test_rank_agreement_resamples_seeds():
+    proxy = [[0.50, 0.52, 0.48], [0.40, 0.42, 0.38], [0.30, 0.31, 0.29], [0.20, 0.22, 0.18], [0.10, 0.11, 0.09]]
+    val = [[0.90, 0.91, 0.89], [0.80, 0.82, 0.78], [0.70, 0.71, 0.69], [0.60, 0.61, 0.59], [0.50, 0.52, 0.48]]
+    r = rank_agreement(proxy, val, n_boot=300)
+    # far apart means: every resample keeps the order, τ = ρ = 1; scipy's exact p of τ = 1 over 5: 2/5! = 0.01667
+    assert (r["tau"], r["rho"]) == (pytest.approx(1.0), pytest.approx(1.0))
+    assert r["tau_ci"] == (pytest.approx(1.0), pytest.approx(1.0)) and r["tau_p"] == pytest.approx(2 / 120)
+    # overlapping candidates: the seed noise widens the interval
+    close = [[0.50, 0.40, 0.45], [0.48, 0.42, 0.44], [0.47, 0.41, 0.43], [0.2, 0.21, 0.19], [0.1, 0.11, 0.09]]
+    r = rank_agreement(close, val, n_boot=300, seed=2)
+    assert r["tau_ci"][0] < r["tau"] <= r["tau_ci"][1] and r["tau_ci"][0] < 0.8
+    assert r == rank_agreement(close, val, n_boot=300, seed=2) and "within each candidate" in r["method"]
 
 
 # ---------------------------------------------------------------- seeds_to_separate

@@ -1,12 +1,14 @@
-"""The verdict on known inputs: a tie says "not distinguishable" and how many seeds would separate it, a clear
-winner is called one, one seed never gets an interval; the fidelity numbers of a known ranking."""
+"""The verdict on known inputs: a tie says "not distinguishable" (the confidence set holds both) and how many seeds
+would separate it, a clear winner is "decided", the paper is compared inside the set, equality is said by TOST,
+one or two seeds decide nothing; the fidelity numbers of a known ranking, and none over fewer than 5 candidates."""
 
+import json
 import math
 
 import pytest
 
 from scalesearch.results import aggregate, fmt_mean_ci
-from scalesearch.stats import seeds_to_separate
+from scalesearch.stats import sd_upper, seeds_to_separate, t_quantile
 from scalesearch.verdict import decide, fidelity, pooled_sd, summary_markdown, verdict
 
 
@@ -23,40 +25,91 @@ def rows(table: dict[str, list[float]], alpha=None):
 def run_verdict(table, **kw):
     r = rows(table)
     ranked = aggregate(r)
-    return verdict(ranked, r, "search", paper="paper" if "paper" in table else None, fid=None, chance=0.1,
-                   budget="2 epochs", constraint="measured", **kw), ranked
+    kw = {"paper": "paper" if "paper" in table else None, "val_n": 400, **kw}
+    return verdict(ranked, r, "search", fid=None, chance=0.1, budget="2 epochs", constraint="measured",
+                   base_resolution=40, **kw), ranked
 
 
 def test_a_tie_is_not_distinguishable_and_says_how_many_seeds_would_tell():
     v, ranked = run_verdict({"a": [0.50, 0.47, 0.53], "b": [0.49, 0.48, 0.50], "paper": [0.45, 0.50, 0.48]})
     assert ranked[0]["candidate"] == "a"
+    assert v["decided"] is False and sorted(v["confidence_set"]) == ["a", "b", "paper"]
+    assert set(v["p_best"]) == {"a", "b", "paper"} and "Bonferroni" in v["method"]
     d = v["vs_runner_up"]
-    assert d["runner_up"] == "b" and d["distinguishable"] is False and d["low"] < 0 < d["high"]
+    assert d["runner_up"] == "b" and d["distinguishable"] is False and d["in_set"] and d["low"] < 0 < d["high"]
     diffs = [0.01, -0.01, 0.03]  # a − b per seed
     mean, sd = sum(diffs) / 3, math.sqrt(sum((x - sum(diffs) / 3) ** 2 for x in diffs) / 2)
     assert d["mean"] == pytest.approx(mean) and d["std"] == pytest.approx(sd)
-    assert v["seeds_needed"] == seeds_to_separate(mean, sd) and v["seeds_needed"] > 3
+    # the interval is Bonferroni's: two-sided at 1 − 0.05/(k − 1) = 0.975 for k = 3
+    half = t_quantile(2, 0.975) * sd / math.sqrt(3)
+    assert (d["low"], d["high"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
+    # the advice plans with the 80 % χ² upper bound of the sd, at the family-wise level
+    sd_u = sd_upper(sd, 3, 0.8, 1 / 400)
+    assert sd_u > sd and v["seeds_needed"] == seeds_to_separate(mean, sd_u, 0.975) and v["seeds_needed"] > 3
+    assert v["seeds_needed_at_margin"] == seeds_to_separate(0.01, sd_u, 0.975) and v["equivalent"] is False
     assert "**Not distinguishable at this budget**" in v["text"] and f"about {v['seeds_needed']} seeds" in v["text"]
+    assert "inflated by selection" in v["text"] and "80 % upper confidence bound" in v["text"]
     assert "not distinguishable from it" in v["text"]  # the paper's (α, β): also a tie
+    assert "largest of 3 means" in v["text"] and "specific to this base resolution of 40 px" in v["text"]
+    assert v["text"].count("cost 2.00× baseline") >= 3  # the winner, the runner-up and the paper
 
 
 def test_a_clear_winner_is_called_one():
     v, _ = run_verdict({"a": [0.70, 0.72, 0.71], "b": [0.50, 0.51, 0.49], "paper": [0.40, 0.42, 0.41]})
-    assert v["vs_runner_up"]["distinguishable"] is True and v["vs_paper"]["distinguishable"] is True
-    assert "It is distinguishable from the runner-up" in v["text"] and "better than it at this budget" in v["text"]
-    assert "Next:" not in v["text"] and "seeds_needed" not in v
+    assert v["decided"] is True and v["confidence_set"] == ["a"] and v["p_best"]["a"] == 1.0
+    assert v["vs_runner_up"]["distinguishable"] is True and v["vs_paper"]["in_set"] is False
+    assert "**Decided at 95 % family-wise**" in v["text"]
+    assert "the paper's point is worse than the recommendation at 95 % family-wise" in v["text"]
+    assert "Next:" not in v["text"] and v["seeds_needed"] is None and v["equivalent"] is None
+    assert json.loads(json.dumps(v))["confidence_set"] == ["a"]  # best.json stores it
 
 
-def test_one_seed_has_no_interval_and_no_false_zero_spread():
+def test_the_paper_outside_the_set_because_of_another_candidate():
+    # b is the best; the paper is beaten clearly by a (on every seed) but not by b (b is noisy)
+    v, _ = run_verdict({"b": [0.80, 0.60, 0.70], "a": [0.66, 0.67, 0.65], "paper": [0.56, 0.57, 0.55]})
+    assert v["best"] == "b" and v["vs_paper"]["excluded_by"] == "a" and not v["vs_paper"]["in_set"]
+    assert "the paper's point is outside the confidence set (worse than α=" in v["text"]
+    assert "worse than the recommendation" not in v["text"]
+
+
+def test_equal_at_this_budget_is_said_with_tost():
+    a = [0.5 + 0.01 * i for i in range(8)]
+    v, _ = run_verdict({"a": [x + 0.0025 * (i % 2) for i, x in enumerate(a)], "b": a})
+    assert v["equivalent"] is True and v["seeds_needed"] is None and not v["decided"]
+    assert "probably equal at this budget (TOST, margin 0.01, 95 %" in v["text"] and "seeds if" not in v["text"]
+
+
+def test_a_zero_spread_difference_is_not_decided_by_quantisation():
+    # a − b is exactly one quantum (1/400) on every seed: sd 0 would give an interval of zero width
+    b = [0.50, 0.60, 0.40]
+    v, _ = run_verdict({"a": [x + 0.0025 for x in b], "b": b})
+    d = v["vs_runner_up"]
+    assert d["sd_used"] == 0.0025 and d["high"] - d["low"] > 0.01 and v["decided"] is False
+
+
+def test_one_or_two_seeds_decide_nothing():
     v, ranked = run_verdict({"a": [0.6], "b": [0.5]})
     assert ranked[0]["accuracy_low"] is None and fmt_mean_ci(ranked[0]) == "0.600 (1 seed, no spread)"
-    assert v["vs_runner_up"]["distinguishable"] is None
-    assert "over 1 seed (no spread: no interval)" in v["text"] and "run at least 2 seeds" in v["text"]
+    assert v["vs_runner_up"]["distinguishable"] is None and v["decided"] is False and v["p_best"] is None
+    assert "over 1 seed (no spread: no interval)" in v["text"] and "run at least 3 seeds" in v["text"]
     assert "± 0.0000" not in v["text"] and "±0.000" not in v["text"]
     md = summary_markdown({"dataset": "d", "num_classes": 10, "chance": 0.1, "base_resolution": 40, "strategy": "grid",
                            "constraint": "measured", "constraint_text": "t", "budget": "b", "seeds": [0]},
                           v, ranked, rows({"a": [0.6], "b": [0.5]}), [], None, None, None)
     assert md.splitlines()[2] == v["text"] and "(1 seed, no spread)" in md and "± 0" not in md
+    v, _ = run_verdict({"a": [0.9, 0.91], "b": [0.1, 0.11]})  # a huge gap, but 2 seeds
+    assert v["decided"] is False and v["confidence_set"] == ["a", "b"] and "decisions need ≥ 3" in v["text"]
+
+
+def test_the_paper_not_in_the_deciding_stage_is_said_truthfully():
+    table = {"a": [0.5, 0.51, 0.52], "b": [0.4, 0.41, 0.42]}
+    searched = aggregate(rows({"x": [0.3], "paper": [0.45, 0.46]}))[0]
+    r = rows(table)
+    v = verdict(aggregate(r), r, "validation", paper=None, paper_searched=searched, fid=None, chance=0.1,
+                budget="4 epochs", proxy_budget="2 epochs", val_n=400)
+    assert v["vs_paper"] is None and "was searched (proxy accuracy 0.455" in v["text"] and "but not validated" in v["text"]
+    v = verdict(aggregate(r), r, "search", paper=None, paper_searched=None, fid=None, chance=0.1, budget="2 epochs")
+    assert "was not evaluated (infeasible at this base resolution, or not in the grid)" in v["text"]
 
 
 def test_barely_above_chance_and_a_tiny_validation_split_are_said():
@@ -65,20 +118,33 @@ def test_barely_above_chance_and_a_tiny_validation_split_are_said():
 
 
 def test_fidelity_of_known_rankings():
-    proxy = aggregate(rows({"a": [0.5, 0.5], "b": [0.4, 0.4], "c": [0.3, 0.3], "d": [0.2, 0.2]}))
-    same = rows({"a": [0.9, 0.9], "b": [0.8, 0.8], "c": [0.7, 0.7], "d": [0.6, 0.6]})
-    f = fidelity(proxy, same, top_k=2)
+    names = "abcde"
+    proxy = aggregate(rows({c: [0.5 - 0.1 * i, 0.51 - 0.1 * i] for i, c in enumerate(names)}))
+    same = rows({c: [0.9 - 0.1 * i, 0.91 - 0.1 * i] for i, c in enumerate(names)})
+    f = fidelity(proxy, same, top_k=2, n_boot=300)
     assert (f["kendall_tau"], f["spearman_rho"], f["top1_regret"], f["topk_overlap"]) == (1.0, 1.0, 0.0, 1.0)
-    assert f["tau_ci"][0] is not None
-    flipped = rows({"a": [0.6, 0.6], "b": [0.7, 0.7], "c": [0.8, 0.8], "d": [0.9, 0.9]})
-    f = fidelity(proxy, flipped, top_k=2)
+    assert f["tau_ci"] == [1.0, 1.0] and f["tau_p"] == pytest.approx(2 / 120, abs=1e-4) and f["note"] == ""
+    flipped = rows({c: [0.5 + 0.1 * i, 0.51 + 0.1 * i] for i, c in enumerate(names)})
+    f = fidelity(proxy, flipped, top_k=2, n_boot=300)
     assert (f["kendall_tau"], f["spearman_rho"], f["topk_overlap"]) == (-1.0, -1.0, 0.0)
-    assert f["proxy_pick"] == "a" and f["validation_pick"] == "d" and f["top1_regret"] == pytest.approx(0.3)
-    # one swap among four: tau = (5 - 1) / 6
-    swapped = rows({"a": [0.9, 0.9], "b": [0.7, 0.7], "c": [0.8, 0.8], "d": [0.6, 0.6]})
-    assert fidelity(proxy, swapped)["kendall_tau"] == pytest.approx(4 / 6, abs=1e-4)
-    few = fidelity(proxy, rows({"a": [0.9, 0.9], "b": [0.8, 0.8]}))
-    assert few["n_candidates"] == 2 and few["tau_ci"] == [None, None] and "too few" in few["note"]
+    assert f["proxy_pick"] == "a" and f["validation_pick"] == "e" and f["top1_regret"] == pytest.approx(0.4)
+    # one swap among five: tau = (9 - 1) / 10; noisy seeds: the interval reaches below
+    swapped = rows({"a": [0.9, 0.7], "b": [0.8, 0.82], "c": [0.7, 0.72], "d": [0.6, 0.62], "e": [0.5, 0.52]})
+    f = fidelity(proxy, swapped, n_boot=300)
+    assert f["kendall_tau"] == pytest.approx(0.8, abs=1e-4) and f["tau_ci"][0] < 0.8 and "bootstrap" in f["method"]
+
+
+def test_fidelity_over_fewer_than_five_candidates_is_not_measured():
+    proxy = aggregate(rows({"a": [0.5, 0.5], "b": [0.4, 0.4], "c": [0.3, 0.3], "d": [0.2, 0.2]}))
+    for val in ({"a": [0.9, 0.9], "b": [0.8, 0.8]}, {"a": [0.9, 0.9], "b": [0.8, 0.8], "c": [0.7, 0.7], "d": [0.6, 0.6]}):
+        f = fidelity(proxy, rows(val))
+        assert f["kendall_tau"] is None and f["spearman_rho"] is None and f["tau_ci"] == [None, None]
+        assert f["note"] == f"fidelity not measurable over {len(val)} candidates: needs ≥ 5 (validate.top_k + " \
+            "validate.random_k ≥ 5)"
+        assert f["proxy_pick"] == "a" and f["top1_regret"] == 0.0 and f["n_candidates"] == len(val)
+    r = rows({"a": [0.5, 0.51, 0.52], "b": [0.4, 0.41, 0.42]})
+    v = verdict(aggregate(r), r, "validation", paper=None, fid=f, chance=0.1, budget="b", proxy_budget="p")
+    assert "Fidelity not measurable over 4 candidates: needs ≥ 5" in v["text"] and "τ =" not in v["text"]
 
 
 def test_the_validated_ranking_decides():

@@ -1,0 +1,261 @@
+"""The documented commands, as a user would type them: README's code blocks (and its inline commands with
+arguments) and every app's ``--help`` examples, for tests/test_docs_*.py.
+
+A command runs as written through its installed console script, in a scratch directory, with only
+overrides that shrink data or counts (``SHRINK``) and its placeholders (``/data/mine``, ``RUN``, …) filled in
+with real directories made by other documented commands. What cannot run here is in ``NOT_RUN`` with the
+reason; the tests check that every documented line is either run or listed there, and that every listed
+line is still documented.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+APPS = {"scalesearch": "config", "scalesearch-generate": "generate", "scalesearch-report": "report",
+        "scalesearch-ablate": "ablate", "scalesearch-nas": "nas", "scalesearch-validate": "validate",
+        "scalesearch-compare": "compare"}
+DATA_APPS = ("scalesearch", "scalesearch-ablate", "scalesearch-nas")  # apps that load a dataset
+
+# documented lines that are not run here, and why (each must still be documented: a test checks)
+NOT_RUN = {
+    "python3 -m venv .venv": "environment setup: .ci/run creates a fresh venv on every CI run",
+    ". .venv/bin/activate": "environment setup: .ci/run does exactly this",
+    "pip install -e .": "environment setup: .ci/run installs the project (with [dev]); tests/test_wheel.py installs "
+                        "the wheel into a fresh venv and runs an app from it",
+    'pip install -e ".[dev]"': "environment setup: .ci/run runs exactly this",
+    "python -m pytest -q": "the test suite itself (.ci/run runs exactly this line)",
+    "RAY_AUTH_MODE=token ray start --head --port=6379": "starts a Ray cluster for other machines; tests/test_cluster.py "
+                                                        "starts a real two-node cluster on 127.0.0.1 instead",
+    "RAY_AUTH_MODE=token ray start --address=HEAD_IP:6379": "joins a remote cluster (HEAD_IP): CI has no second machine",
+    "scalesearch proxy=gpu search.gpus_per_trial=0.25 search.cpus_per_trial=4": "needs a GPU (CI has none)",
+    "scalesearch cluster.address=HEAD_IP:6379": "needs a remote Ray cluster (HEAD_IP); tests/test_cluster.py runs a "
+                                                "search on a local two-node cluster",
+    "RAY_AUTH_MODE=token scalesearch cluster.address=HEAD_IP:6379 proxy=gpu search.gpus_per_trial=0.25 "
+    "search.cpus_per_trial=3 dataset=imagefolder dataset.root=/data/mine": "needs a remote GPU cluster",
+    "scalesearch dataset=imagefolder dataset.root=/data/mine proxy=gpu search.gpus_per_trial=0.25": "needs a GPU",
+}
+
+# overrides that only shrink data or counts (never epochs, seeds, stages or the code path), per app
+SHRINK_DATA = {"dataset.train_size": 40, "dataset.val_size": 20, "dataset.train_per_class": 6,
+               "dataset.val_per_class": 3}
+SHRINK = {"scalesearch": {**SHRINK_DATA, "search.max_points": 3},
+          "scalesearch-nas": {**SHRINK_DATA, "nas.num_samples": 3, "search.max_points": 3},
+          "scalesearch-ablate": SHRINK_DATA}
+
+
+def _strip_comment(line: str) -> str:
+    return re.split(r"\s+#(?:\s|$)", line, maxsplit=1)[0].strip()
+
+
+def readme_lines() -> list[str]:
+    """Every command line of README's ``bash`` blocks (continuations joined, comments dropped, ``&&`` chains
+    split) and every inline command with arguments (`scalesearch… key=value`)."""
+    text = README.read_text()
+    out: list[str] = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            line = re.sub(r"\s+", " ", _strip_comment(line.strip()))
+            if line and not line.startswith("#"):
+                out += [seg.strip() for seg in line.split("&&")]
+    out += re.findall(r"`(scalesearch[-a-z]* [^`]*=[^`]*)`", text)
+    return out
+
+
+def help_lines() -> list[str]:
+    """The examples every app's ``--help`` prints."""
+    from scalesearch.cli import help_examples
+
+    return [line for name in sorted(set(APPS.values())) for line in help_examples(name)]
+
+
+def documented() -> list[str]:
+    """Every documented line once, in order of first appearance."""
+    return list(dict.fromkeys(readme_lines() + help_lines()))
+
+
+def runnable(app: str | None = None) -> list[str]:
+    """The documented lines that run here (optionally only those of ``app``)."""
+    lines = [c for c in documented() if c not in NOT_RUN]
+    return [c for c in lines if app is None or shlex.split(c)[0] == app or
+            (app == "scalesearch" and "=" in shlex.split(c)[0] and shlex.split(c)[1] == "scalesearch")]
+
+
+def split(command: str) -> tuple[dict, str, list[str]]:
+    """(environment assignments, app, arguments) of a command line."""
+    words = shlex.split(command)
+    env = {}
+    while "=" in words[0] and not words[0].startswith("-"):
+        k, v = words.pop(0).split("=", 1)
+        env[k] = v
+    return env, words[0], words[1:]
+
+
+def shrink(app: str, args: list[str]) -> list[str]:
+    """``args`` with the app's data and count overrides set: a documented value is lowered, never raised."""
+    keys = dict(SHRINK.get(app, {}))
+    if app == "scalesearch" and "search=optuna" in args:
+        keys["search.num_samples"] = 3
+    out = []
+    for a in args:
+        k, _, v = a.partition("=")
+        if k in keys and v.isdigit():
+            a = f"{k}={min(int(v), keys.pop(k))}"
+        out.append(a)
+    return out + [f"{k}={v}" for k, v in keys.items()]
+
+
+def run(command: str, cwd: Path, fill: dict, env: dict | None = None, timeout: float = 600):
+    """Run a documented command as written (placeholders filled, data shrunk) through its console script."""
+    for placeholder, value in fill.items():
+        command = command.replace(placeholder, str(value))
+    assigned, app, args = split(command)
+    script = Path(sys.executable).parent / app
+    e = {**(env or {}), **assigned}
+    p = subprocess.run([str(script), *shrink(app, args)], cwd=cwd, env=e, capture_output=True, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    return p
+
+
+ARTIFACT = {"scalesearch": "best.json", "scalesearch-nas": "baseline.json", "scalesearch-ablate": "ablation.json",
+            "scalesearch-validate": "fidelity.json", "scalesearch-report": "report.md",
+            "scalesearch-compare": "compare.md", "scalesearch-generate": "family.json"}
+
+
+class Workspace:
+    """A scratch directory where documented commands run, and the real inputs their placeholders name: an image
+    folder (real JPEG files) for ``/data/mine``, a finished default run for ``RUN``, a multirun for
+    ``multirun/<timestamp>`` and ``RUN_A,RUN_B``, a NAS run for ``runs/nas/<timestamp>/baseline.json``."""
+
+    def __init__(self, root: Path, shared: Path, env: dict):
+        self.root, self.shared, self.made = root, shared, {}
+        self.env = {**env, "SCALESEARCH_CACHE": str(root / "cache"), "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def run(self, command: str):
+        """Run ``command`` (placeholders filled); returns (process, the artifacts it wrote or rewrote)."""
+        before = {p: p.stat().st_mtime_ns for p in self.root.rglob("*") if p.name in ARTIFACT.values()}
+        p = run(command, self.root, self.fill(command), self.env)
+        after = {p: p.stat().st_mtime_ns for p in self.root.rglob("*") if p.name in ARTIFACT.values()}
+        return p, sorted(k for k, t in after.items() if before.get(k) != t)
+
+    def must(self, command: str) -> list[Path]:
+        p, wrote = self.run(command)
+        assert p.returncode == 0, f"{command}\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}"
+        return wrote
+
+    def fill(self, command: str) -> dict:
+        fill = {}
+        if "../shared/" in command:
+            fill["../shared/"] = f"{self.shared}/"
+        if "/data/mine" in command:
+            fill["/data/mine"] = self.image_folder()
+        if "RUN_A,RUN_B" in command:
+            fill["RUN_A,RUN_B"] = ",".join(str(d) for d in self.multirun_jobs())
+        if "multirun/<timestamp>" in command:
+            fill["multirun/<timestamp>"] = self.multirun()
+        if "runs/nas/<timestamp>/baseline.json" in command:
+            fill["runs/nas/<timestamp>/baseline.json"] = self.once("nas", "scalesearch-nas", "baseline.json")
+        if re.search(r"\bRUN\b", command):
+            fill["RUN"] = self.once("default", "scalesearch", "best.json").parent
+        elif command.startswith("scalesearch resume=true"):  # "the newest run with these settings": make one
+            self.once("default", "scalesearch", "best.json")
+        return fill
+
+    def once(self, key: str, command: str, artifact: str) -> Path:
+        """The artifact of a documented command, run once per workspace."""
+        if key not in self.made:
+            self.made[key] = next(p for p in self.must(command) if p.name == artifact)
+        return self.made[key]
+
+    def multirun(self) -> Path:
+        if "multirun" not in self.made:
+            self.must("scalesearch -m dataset=synthetic,imagefolder dataset.root=/data/mine")
+            self.made["multirun"] = max((self.root / "multirun").iterdir())
+        return self.made["multirun"]
+
+    def multirun_jobs(self) -> list[Path]:
+        return sorted(p.parent for p in self.multirun().rglob("best.json"))
+
+    def image_folder(self) -> Path:
+        """root/train/<class>/*.jpg and root/val/<class>/*.jpg: 3 classes of real JPEG files (48 px)."""
+        folder = self.root / "data" / "mine"
+        if not folder.exists():
+            import numpy as np
+            from PIL import Image
+
+            rng = np.random.default_rng(0)
+            for split, n in (("train", 12), ("val", 6)):
+                for k, name in enumerate(("circle", "stripes", "noise")):
+                    (folder / split / name).mkdir(parents=True)
+                    for i in range(n):
+                        img = rng.integers(0, 80, (48, 48, 3), dtype=np.uint8)
+                        img[..., k] += np.uint8(120)
+                        Image.fromarray(img).save(folder / split / name / f"{i}.jpg", quality=90)
+        return folder
+
+
+def shard(commands: list[str], i: int, n: int) -> list[str]:
+    """Every n-th command from the i-th: the commands spread over n test files (xdist runs files in parallel)."""
+    return commands[i::n]
+
+
+def check_search_command(command: str, ws: Workspace, cifar_tar: Path) -> None:
+    """Run a documented ``scalesearch`` command and check what a user gets: exit 0, no traceback, a finished
+    run (or two for a two-job multirun) trained at the default budget, the verdict in best.json; with Optuna
+    storage, the study holds one value per candidate (its seed mean) and no unevaluated epoch."""
+    import json
+
+    import pytest
+
+    if "../shared/" in command and not cifar_tar.exists():
+        pytest.skip(f"{command}: the CIFAR-10 JPEG archive is not at {cifar_tar} (../shared is absent)")
+    p, wrote = ws.run(command)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, f"{command}\n{out[-5000:]}"
+    assert "Traceback" not in out, out[-5000:]
+    words = shlex.split(command)
+    if "--help" in words:
+        assert "usage:" in p.stdout and "examples:" in p.stdout
+        return
+    bests = [w for w in wrote if w.name == "best.json"]
+    if "resume=true" in words:
+        assert "resum" in out.lower(), out[-2000:]
+    else:
+        assert len(bests) == (2 if "-m" in words else 1), (wrote, out[-2000:])
+    for b in bests:
+        _check_search_run(b)
+        assert json.loads(b.read_text())["verdict"]
+    if "search.storage=sqlite:///optuna.db" in words:
+        _check_study(bests[0].parent)
+
+
+def _check_search_run(best_json: Path) -> None:
+    import json
+
+    from scalesearch.results import read_table
+
+    state = json.loads((best_json.parent / "search.json").read_text())
+    assert state["status"] == "complete", state
+    rows = read_table(best_json.parent / "results.csv")
+    assert rows and all(r["status"] in ("ok", "stopped", "infeasible") for r in rows), rows
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok and all(r["epochs"] >= 2 for r in ok), [r["epochs"] for r in rows]  # the default budget, not 1 epoch
+
+
+def _check_study(run_dir: Path) -> None:
+    import optuna
+    import pytest
+
+    from scalesearch.results import aggregate, read_table
+
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    means = [c["accuracy_mean"] for c in aggregate(read_table(run_dir / "results.csv"))]
+    assert sorted(t.value for t in done) == pytest.approx(sorted(means), abs=1e-6), (done, means)
+    assert all(t.intermediate_values == {} for t in done)

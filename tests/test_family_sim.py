@@ -1,0 +1,145 @@
+"""Simulation harness for the family pick and the held-out check (deterministic numpy rng, a few seconds).
+
+Members b0..b3 at MACs doubling each step, with known true gains per doubling against the threshold 0.01:
+(+0.03, +0.02, +0.015) → the right pick is b3, (+0.03, +0.002, +0.001) → b1, all flat → b0. Per-seed accuracies
+are the truth plus Gaussian noise, quantised to 1/400 (a 400-image validation set). The caller's ``noise_sd`` is
+the search's pooled seed sd, simulated as an estimate with NOISE_DF degrees of freedom (σ·√(χ²/df)).
+
+Asserted: a wrong *confident* pick (decided and not the right one) ≤ 5 % in every setting (Bonferroni over the
+steps makes it ≤ 5 % by construction — the test can fail if the intervals are too narrow); with little noise
+(sd 0.002, 3 seeds) the right pick is decided ≥ 80 % (fails if the intervals are too wide); the held-out check
+gives no interval below 5 members and, with 5, one from a fit with ≥ 1 residual df.
+Run ``python tests/test_family_sim.py`` to print the figures (old rule's pick distribution vs the new one's).
+"""
+
+import numpy as np
+import pytest
+
+from scalesearch.curves import holdout
+from scalesearch.report import curve_analysis, family_table, pick_cost_effective
+from scalesearch.config import ReportConfig
+
+THRESHOLD = 0.01
+NOISE_DF = 20
+QUANTUM = 1 / 400
+SCENARIOS = {"b3": (0.03, 0.02, 0.015), "b1": (0.03, 0.002, 0.001), "b0": (0.0, 0.0, 0.0)}
+REPS = 400
+
+
+def family(gains, sd, n_seeds, rng, base=0.5):
+    """Table entries (name, macs, accuracy, accuracies, status) of b0..bK with the given true gains per doubling."""
+    truth = base + np.concatenate([[0.0], np.cumsum(gains)])
+    out = []
+    for i, t in enumerate(truth):
+        accs = np.clip(np.round((t + rng.normal(0.0, sd, n_seeds)) / QUANTUM) * QUANTUM, 0.0, 1.0)
+        out.append({"name": f"b{i}", "macs": 1e7 * 2**i, "accuracy": float(accs.mean()),
+                    "accuracies": accs.tolist(), "status": "ok"})
+    return out
+
+
+def simulate(right, sd, n_seeds, reps=REPS, given_noise=True, seed=0):
+    """Rates over ``reps`` families: old rule's pick distribution (the walk on the means), P(decided),
+    P(decided and right), P(decided and wrong)."""
+    rng = np.random.default_rng([seed, int(1e4 * sd), n_seeds, int(right[1:])])
+    old, decided, right_conf, wrong_conf = {}, 0, 0, 0
+    for _ in range(reps):
+        pts = family(SCENARIOS[right], sd, n_seeds, rng)
+        est = sd * np.sqrt(rng.chisquare(NOISE_DF) / NOISE_DF) if given_noise else None
+        p = pick_cost_effective(pts, "marginal", THRESHOLD, est, NOISE_DF if given_noise else None)
+        old[p["name"]] = old.get(p["name"], 0) + 1  # index/name: the old walk on the means
+        assert p["range"][0] <= p["name"] <= p["range"][1], "the means' pick lies in the consistent range"
+        decided += p["decided"]
+        right_conf += p["decided"] and p["name"] == right
+        wrong_conf += p["decided"] and p["name"] != right
+    return {"old": {k: v / reps for k, v in sorted(old.items())}, "decided": decided / reps,
+            "right_confident": right_conf / reps, "wrong_confident": wrong_conf / reps}
+
+
+@pytest.mark.parametrize("right", sorted(SCENARIOS))
+@pytest.mark.parametrize("n_seeds", [2, 3, 5])
+@pytest.mark.parametrize("given_noise", [True, False])
+def test_wrong_confident_pick_is_rare(right, n_seeds, given_noise):
+    r = simulate(right, 0.02, n_seeds, given_noise=given_noise)
+    assert r["wrong_confident"] <= 0.05, r
+
+
+@pytest.mark.parametrize("right, n_seeds, at_least", [("b1", 3, 0.80), ("b0", 3, 0.80), ("b3", 5, 0.80),
+                                                       ("b3", 3, 0.60)])
+def test_little_noise_decides_the_right_pick(right, n_seeds, at_least):
+    """sd 0.002: b1 and b0 are decided ≥ 80 % with 3 seeds. b3's last step (+0.015 vs 0.01) is only 2.9 standard
+    errors above the threshold with 3 seeds (sd ≈ 0.0021 with quantisation): its one-sided 98.3 % bound clears the
+    threshold ~74 % of the time (normal approximation), 5 seeds ~96 %."""
+    r = simulate(right, 0.002, n_seeds)
+    assert r["right_confident"] >= at_least, r
+    assert r["wrong_confident"] <= 0.05, r
+
+
+def test_old_rule_was_a_coin_toss_at_real_noise():
+    """The motivating figure: at sd 0.02 with 2 seeds the walk on the means finds b3 less than half the time."""
+    r = simulate("b3", 0.02, 2, given_noise=True)
+    assert r["old"].get("b3", 0.0) < 0.5 and r["decided"] < 0.5, r
+
+
+def test_open_pick_names_the_range_and_the_seeds_that_would_decide():
+    rng = np.random.default_rng(3)
+    p = pick_cost_effective(family(SCENARIOS["b3"], 0.02, 2, rng), "marginal", THRESHOLD, 0.02, NOISE_DF)
+    assert not p["decided"] and p["range"][0] < p["range"][1]
+    assert f"members {p['range'][0]}–{p['range'][1]} are consistent with the data" in p["reason"]
+    assert isinstance(p["seeds_needed"], int) and p["seeds_needed"] > 2 and "family_seeds" in p["reason"]
+    assert "Bonferroni over 3 step(s)" in p["method"] and "98.33 %" in p["method"]
+    # more seeds, as planned, decide far more often than the 2 seeds did
+    many = simulate("b3", 0.02, max(p["seeds_needed"], 20), reps=100)
+    assert many["right_confident"] > simulate("b3", 0.02, 2, reps=100)["right_confident"] + 0.3, many
+
+
+def members(n):
+    return [{"name": f"b{i}", "phi": float(i), "depth_mult": 1.0, "width_mult": 1.0, "resolution": 32, "params": 1,
+             "macs": 1e7 * 2**i, "activations": 1, "macs_ratio": 2.0**i, "ideal_ratio": 2.0**i} for i in range(n)]
+
+
+@pytest.mark.parametrize("n_trained", [2, 3, 4, 5])
+def test_holdout_never_gives_an_interval_from_a_zero_df_fit(n_trained):
+    rng = np.random.default_rng(n_trained)
+    truth = [0.9 - 0.5 * 2.0 ** (-0.5 * i) for i in range(n_trained)]
+    pts = [{"name": f"b{i}", "cost": 1e7 * 2**i, "accuracies": (t + rng.normal(0, 0.01, 3)).tolist()}
+           for i, t in enumerate(truth)]
+    h = holdout(pts, n_boot=100)
+    if n_trained < 5:
+        assert h["held_out"] is None and "needs >= 5 trained members" in h["note"] and "low" not in h
+    else:
+        assert h["held_out"] == "b4" and h["residual_df"] == 1 and h["low"] < h["high"]
+    rows = [{"family": "searched", "name": p["name"], "seed": s, "accuracy": a, "status": "ok"}
+            for p in pts for s, a in enumerate(p["accuracies"])]
+    a = curve_analysis(family_table(members(n_trained + 1), rows), 0.01, ReportConfig())
+    assert (a["holdout"]["held_out"] is None) == (n_trained < 5)
+    assert (a["fit"]["rmse"] is None) == (n_trained <= 3) and a["fit"]["residual_df"] == max(n_trained - 3, 0)
+
+
+def holdout_rates(drop, reps=20, seed=0):
+    """Fraction of 5-member families (3 seeds, sd 0.01) whose measured b4 lies inside the held-out interval
+    when b4 falls ``drop`` below the curve (0: the form is right)."""
+    rng = np.random.default_rng([seed, int(1000 * drop)])
+    inside = 0
+    for _ in range(reps):
+        truth = [0.9 - 0.5 * 2.0 ** (-0.5 * i) - (drop if i == 4 else 0.0) for i in range(5)]
+        pts = [{"name": f"b{i}", "cost": 2.0**i, "accuracies": np.clip(t + rng.normal(0, 0.01, 3), 0, 1).tolist()}
+               for i, t in enumerate(truth)]
+        inside += holdout(pts, noise_sd=0.01, n_boot=200)["inside"]
+    return inside / reps
+
+
+def test_holdout_flags_a_drop():
+    assert holdout_rates(0.06) < holdout_rates(0.0)
+
+
+if __name__ == "__main__":
+    for sd, seeds in [(0.02, 1), (0.02, 2), (0.02, 3), (0.02, 5), (0.02, 10), (0.002, 3)]:
+        for right in ("b3", "b1", "b0"):
+            for given in (True, False):
+                if seeds == 1 and not given:
+                    continue
+                r = simulate(right, sd, seeds, reps=2000, given_noise=given)
+                print(f"sd {sd} seeds {seeds:2d} right {right} noise {'given' if given else 'own  '}: old rule "
+                      f"{r['old']}; P(decided) {r['decided']:.3f}, right&decided {r['right_confident']:.3f}, "
+                      f"wrong&decided {r['wrong_confident']:.3f}")
+    print("holdout inside rate, drop 0:", holdout_rates(0.0, 100), "drop 0.06:", holdout_rates(0.06, 100))
