@@ -153,7 +153,7 @@ MAIN_KEYS = {
         ("search.strategy", "grid: the constrained lattice; optuna: sample the surface"),
         ("search.constraint", "measured: every candidate at target^φ measured cost as built; nominal: the paper's α·β²·γ²"),
         ("search.cost", "what is held equal: macs, activations, latency or train_step (measured on the trials' device)"),
-        ("search.n_seeds", "seeds per candidate (intervals need >= 2)"),
+        ("search.n_seeds", "seeds per candidate (a decision needs >= 3)"),
         ("search.max_points", "grid size (farthest-point sampling over the surface; null: all)"),
         ("search.phi", "the compound coefficient the candidates are built at"),
         ("search.cpus_per_trial", "Ray resources per trial (also search.gpus_per_trial, e.g. 0.25 = 4 trials per GPU)"),

@@ -177,7 +177,7 @@ class ValidateConfig:
     enabled: bool = True
     top_k: int = 2
     random_k: int = 0
-    epochs_mult: float = 4.0  # the validation budget: proxy.epochs (or steps) x this
+    epochs_mult: float = 3.0  # the validation budget: proxy.epochs (or steps) x this
 
 
 @dataclass

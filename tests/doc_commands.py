@@ -45,8 +45,8 @@ NOT_RUN = {
 # overrides that only shrink data or counts (never epochs, seeds, stages or the code path), per app
 SHRINK_DATA = {"dataset.train_size": 40, "dataset.val_size": 20, "dataset.train_per_class": 6,
                "dataset.val_per_class": 3}
-SHRINK = {"scalesearch": {**SHRINK_DATA, "search.max_points": 3},
-          "scalesearch-nas": {**SHRINK_DATA, "nas.num_samples": 3, "search.max_points": 3},
+SHRINK = {"scalesearch": {**SHRINK_DATA, "search.max_points": 2},
+          "scalesearch-nas": {**SHRINK_DATA, "nas.num_samples": 2, "search.max_points": 2},
           "scalesearch-ablate": SHRINK_DATA}
 
 
@@ -101,7 +101,7 @@ def shrink(app: str, args: list[str]) -> list[str]:
     """``args`` with the app's data and count overrides set: a documented value is lowered, never raised."""
     keys = dict(SHRINK.get(app, {}))
     if app == "scalesearch" and "search=optuna" in args:
-        keys["search.num_samples"] = 3
+        keys["search.num_samples"] = 2
     out = []
     for a in args:
         k, _, v = a.partition("=")

@@ -234,7 +234,7 @@ def test_measured_constraint_every_candidate_at_the_target_cost(run_dir):
         assert abs(r["cost_ratio"] / 2 - 1) <= best["cost_tolerance"] and r["cost_flag"] == "ok"
         assert r["latency_ms"] > 0 and r["train_step_ms"] > 0 and r["device"] == "cpu"
     plan = json.loads((run_dir / "candidates.json").read_text())
-    assert len(plan["candidates"]) == 2 and all(c["reason"] for c in plan["infeasible"])
+    assert len(plan["candidates"]) == 3 and all(c["reason"] for c in plan["infeasible"])
 
 
 @pytest.mark.slow
