@@ -173,3 +173,12 @@ def ray_cluster(log_dir: Path):
             if proc is not None:
                 kill_session(proc.pid)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def docs_ws(tmp_path_factory):
+    """A scratch workspace for documented commands (tests/doc_commands.py), one per test file."""
+    import doc_commands
+
+    return doc_commands.Workspace(tmp_path_factory.mktemp("docs"), SHARED,
+                                  {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"})

@@ -3,11 +3,9 @@ generate) run as written (issue 19): data and counts shrunk, placeholders filled
 documented commands, the default proxy budgets. Not runnable here: doc_commands.NOT_RUN, with the reason."""
 
 import json
-import os
 import shlex
 
 import pytest
-from conftest import SHARED
 
 import doc_commands as D
 from scalesearch.results import read_table
@@ -16,19 +14,13 @@ pytestmark = pytest.mark.slow
 OTHER = [c for c in D.runnable() if D.split(c)[1] != "scalesearch"]
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    return D.Workspace(tmp_path_factory.mktemp("docs-apps"), SHARED,
-                       {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"})
-
-
 def test_each_app_has_a_documented_command():
     assert {D.split(c)[1] for c in OTHER} == set(D.APPS) - {"scalesearch"}
 
 
 @pytest.mark.parametrize("command", OTHER)
-def test_documented_app_command(command, ws):
-    p, wrote = ws.run(command)
+def test_documented_app_command(command, docs_ws):
+    p, wrote = docs_ws.run(command)
     out = p.stdout + p.stderr
     assert p.returncode == 0, f"{command}\n{out[-5000:]}"
     assert "Traceback" not in out, out[-5000:]
