@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from .config import CompareAppConfig
-from .io import atomic_write_json, atomic_write_text, read_json, save_png
+from .io import atomic_write_json, atomic_write_text, read_run_json, save_png
 from .results import TABLES, aggregate, fmt_mean_ci, per_seed, read_table
 from .scaling import PAPER
 from . import stats
@@ -67,15 +67,6 @@ def _defining(config: dict) -> dict:
             and k != "proxy.threads"}
 
 
-def _json(path: Path):
-    """The JSON a search wrote, else a one-line ValueError naming the file."""
-    try:
-        return read_json(path)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not readable JSON ({str(e).splitlines()[0]}); allowed: the file a search wrote "
-                         "(rerun the search with resume=true to rewrite it)") from None
-
-
 def _error_bars(entries: list[dict]) -> list[list[float]]:
     """Asymmetric error bars (percentage points) from the 95 % intervals; 0 where there is none (one seed)."""
     lo = [100 * (e["accuracy"] - e["accuracy_low"]) if e.get("accuracy_low") is not None else 0 for e in entries]
@@ -92,13 +83,13 @@ def load_runs(paths: list[Path]) -> list[dict]:
         state = read_state(p)
         if state is None:
             raise ValueError(f"{p} has best.json but no search.json; allowed: run directories written by scalesearch")
-        best = _json(p / "best.json")
-        fam = _json(p / "family.json")
+        best = read_run_json(p / "best.json")
+        fam = read_run_json(p / "family.json")
         stage_table = TABLES["validation"] if best.get("decided_by") == "validation" else TABLES["search"]
         runs.append({"path": p, "config": state["config"], "best": best, "rows": read_table(p / stage_table),
                      "family": family_table(fam.get("members", []) if isinstance(fam, dict) else fam,
                                             read_table(p / TABLES["family"])),
-                     "fidelity": _json(p / "fidelity.json") if (p / "fidelity.json").is_file() else None})
+                     "fidelity": read_run_json(p / "fidelity.json") if (p / "fidelity.json").is_file() else None})
     return runs
 
 

@@ -12,7 +12,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_csv", "save_png", "read_json"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_csv", "save_png", "read_json",
+           "read_run_json"]
 
 
 _UMASK_LOCK = threading.Lock()
@@ -86,3 +87,12 @@ def _default(o):
     if hasattr(o, "to_dict"):
         return o.to_dict()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_run_json(path):
+    """A JSON file a search wrote (best.json, family.json, …), else a one-line ValueError naming the file."""
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not readable JSON ({str(e).splitlines()[0]}); allowed: the file a search wrote "
+                         "(rerun the search with resume=true to rewrite it)") from None

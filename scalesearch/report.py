@@ -33,7 +33,7 @@ import scipy.stats as st
 from .ablation import ablation_markdown, log_x_axis, macs_unit, plot_ablation
 from .config import ReportAppConfig, ReportConfig, check_report
 from .curves import fit_curve, holdout, predict
-from .io import atomic_write_json, atomic_write_text, read_json, save_png
+from .io import atomic_write_json, atomic_write_text, read_run_json, save_png
 from .results import TABLES, aggregate, fmt_mean_ci, read_table
 from .stats import spearman_rho
 from .verdict import ranking_table
@@ -73,14 +73,6 @@ class Run:
         return 1.0 / self.best.get("num_classes", 10)
 
 
-def _json(path: Path):
-    try:
-        return read_json(path)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not readable JSON ({str(e).splitlines()[0]}); allowed: the file a search wrote "
-                         "(rerun the search with resume=true to rewrite it)") from None
-
-
 def load_run(run_dir: str | Path) -> Run:
     """Load a finished run directory; a one-line ``ValueError`` naming the file when it is not one."""
     path = Path(run_dir)
@@ -91,7 +83,7 @@ def load_run(run_dir: str | Path) -> Run:
         if not (path / name).is_file():
             raise ValueError(f"run_dir={run_dir} has no {name}; allowed: a finished search run directory "
                              "(results.csv, best.json, family.json)")
-    best, fam = _json(path / "best.json"), _json(path / "family.json")
+    best, fam = read_run_json(path / "best.json"), read_run_json(path / "family.json")
     if not isinstance(best, dict) or "candidate" not in best:
         raise ValueError(f"{path / 'best.json'} is not a best.json of scalesearch >= 0.2 (no 'candidate'); allowed: a "
                          "run directory written by this version")
@@ -99,7 +91,7 @@ def load_run(run_dir: str | Path) -> Run:
         fam = {"members": fam}
 
     def optional(name):
-        return _json(path / name) if (path / name).is_file() else None
+        return read_run_json(path / name) if (path / name).is_file() else None
 
     return Run(path=path, best=best, family=fam, rows=read_table(path / TABLES["search"]),
                validation=read_table(path / TABLES["validation"]), family_rows=read_table(path / TABLES["family"]),
