@@ -28,7 +28,8 @@ import torch
 from scalesearch.cost import measure_latency, measure_train_step
 from scalesearch.io import atomic_write_json
 from scalesearch.model import EfficientNet, spec_cost
-from scalesearch.plan import Planner, select_grid
+from scalesearch.plan import select_grid
+from scalesearch.scaling import Scaler
 from scalesearch.space import load_space
 from scalesearch.spec import B0, ModelSpec
 from scalesearch.stats import bootstrap_ci, spearman_rho
@@ -53,7 +54,8 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     space = load_space("compound")
-    planner = Planner(B0, args.base, 10, 3, constraint="measured", depth_rounding="total")
+    planner = Scaler(B0, args.base, 10, 3, constraint="measured", gamma_range=(1.0, 1.5), resolution_multiple=1,
+                     depth_rounding="total")
     default, _ = select_grid(space, planner, max_points=5)
     pairs = sorted({(c.alpha, c.beta) for c in space.lattice()})
     cands = [c for c in (planner.candidate(a, b) for a, b in pairs) if c["cost_flag"] == "ok"]

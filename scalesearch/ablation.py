@@ -23,7 +23,8 @@ from pathlib import Path
 from .config import AblateAppConfig
 from .io import atomic_write_json, atomic_write_text, read_json, save_png
 from .results import ABLATION_COLUMNS, TABLES
-from .scaling import PAPER, Coefficients
+from .rundir import ABLATE, claim
+from .scaling import PAPER, Coefficients, Scaler
 from .spec import ModelSpec
 from .stats import mean_ci
 
@@ -50,25 +51,27 @@ def log_x_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.2, 0.5)))
 
 
-def ablation_variants(base_resolution: int, phis=(1, 2), compound: dict[str, Coefficients] | None = None) -> list[dict]:
-    """B0 (φ = 0) and, for each φ, the single-dimension and compound variants at nominal cost 2^φ."""
+def ablation_variants(scaler: Scaler, phis=(1, 2), compound: dict[str, Coefficients] | None = None) -> list[dict]:
+    """B0 (φ = 0) and, for each φ, the single-dimension and compound variants at nominal cost 2^φ (resolutions by
+    ``scaler``'s nominal rule)."""
     if not phis or any(p <= 0 for p in phis):
         raise ValueError(f"phis={list(phis)}; allowed: a non-empty list of values > 0")
-    out = [dict(method="baseline", phi=0.0, depth=1.0, width=1.0, resolution=base_resolution, nominal=1.0)]
+    base = scaler.base_resolution
+    out = [dict(method="baseline", phi=0.0, depth=1.0, width=1.0, resolution=base, nominal=1.0)]
     for phi in phis:
         half = 2 ** (phi / 2)
         out += [
-            dict(method="depth-only", phi=float(phi), depth=2.0**phi, width=1.0, resolution=base_resolution),
-            dict(method="width-only", phi=float(phi), depth=1.0, width=half, resolution=base_resolution),
+            dict(method="depth-only", phi=float(phi), depth=2.0**phi, width=1.0, resolution=base),
+            dict(method="width-only", phi=float(phi), depth=1.0, width=half, resolution=base),
             dict(method="resolution-only", phi=float(phi), depth=1.0, width=1.0,
-                 resolution=int(round(base_resolution * half))),
+                 resolution=scaler.nominal_resolution(half)),
         ]
         for v in out[-3:]:
             v["nominal"] = 2.0**phi
         for label, c in (compound or {}).items():
             d, w, r = c.multipliers(phi)
             out.append(dict(method=f"compound {label}", phi=float(phi), depth=d, width=w,
-                            resolution=int(round(base_resolution * r)), nominal=c.product**phi,
+                            resolution=scaler.nominal_resolution(r), nominal=c.product**phi,
                             coefficients=[c.alpha, c.beta, c.gamma]))
     return out
 
@@ -108,12 +111,14 @@ def run_ablation_stage(runner, out_dir: Path, data, budget, ctx, baseline: Model
     from .runner import Stage
 
     compound = compound if compound is not None else compound_coefficients(best, paper=paper)
-    variants = ablation_variants(data.base_resolution, phis, compound)
-    jobs = ablation_jobs(variants, list(seeds), budget, data.fingerprint, baseline, data.num_classes, data.in_channels,
-                         depth_rounding)
+    scaler = Scaler(baseline, data.base_resolution, data.num_classes, data.in_channels, resolution_multiple=1,
+                    depth_rounding=depth_rounding)  # the paper's Fig. 8: nominal costs, every pixel
+    variants = ablation_variants(scaler, phis, compound)
+    jobs = ablation_jobs(variants, list(seeds), budget, data.fingerprint, scaler)
     log.info("ablation: %d variants x %d seed(s)", len(variants), len(seeds))
     rows = runner.run(Stage("ablation", Path(out_dir) / TABLES["ablation"], ABLATION_COLUMNS, ctx, jobs=jobs,
-                            reuse=list(reuse), describe=lambda r: f"{r.get('method')} φ={r.get('phi'):g} seed {r.get('seed')}"))
+                            reuse=list(reuse),
+                            describe=lambda r: f"{r.get('method')} φ={r.get('phi'):g} seed {r.get('seed')}"))
     meta = {"dataset": data.name, "dataset_fingerprint": data.fingerprint, "base_resolution": data.base_resolution,
             "num_classes": data.num_classes, "budget": dataclasses.asdict(budget), "seeds": list(seeds),
             "phis": [float(p) for p in phis], "depth_rounding": depth_rounding}
@@ -146,7 +151,8 @@ def ablation_markdown(result: dict) -> str:
     ]
     for r in rows:
         lines.append(f"| {r['phi']:g} | {r['method']} | {r['depth']:.3f} | {r['width']:.3f} | {r['resolution']} | "
-                     f"{r['nominal']:.2f} | {(r['macs'] or 0) / div:.3f} | {r['macs_ratio']:.2f} | {(r['params'] or 0) / 1e6:.3f} | "
+                     f"{r['nominal']:.2f} | {(r['macs'] or 0) / div:.3f} | {r['macs_ratio']:.2f} | "
+                     f"{(r['params'] or 0) / 1e6:.3f} | "
                      f"{_fmt_acc(r)} |")
     lines.append("")
     for phi in result["phis"]:
@@ -227,7 +233,8 @@ def compound_sources(names: list[str] | None, run_dir: Path | None) -> dict[str,
     best = None
     if "best" in names:
         if run_dir is None:
-            raise ValueError("compound=[best] needs run_dir=<a search run directory>; allowed: run_dir=..., or compound=[paper]")
+            raise ValueError("compound=[best] needs run_dir=<a search run directory>; allowed: run_dir=..., "
+                             "or compound=[paper]")
         if not (run_dir / "best.json").is_file():
             raise ValueError(f"run_dir={run_dir} has no best.json; allowed: a finished search run directory")
         b = read_json(run_dir / "best.json")
@@ -237,16 +244,16 @@ def compound_sources(names: list[str] | None, run_dir: Path | None) -> dict[str,
 
 def run_ablate_app(cfg: AblateAppConfig, out_dir: Path) -> dict:
     """The ``scalesearch-ablate`` job. With ``run_dir`` set, the searched best is one compound variant and
-    the artifacts go into that run directory (the report links them); otherwise into ``out_dir``."""
-    from .config import check_proxy, check_resources
-    from .data import load_data
-    from .spec import load_baseline
-    from .runner import Runner, TrialContext
+    the artifacts go into that run directory (the report links them); otherwise into ``out_dir``. The
+    directory is held for this process (a search run's while nothing else runs in it; else an ablation's own)."""
+    from .config import check_proxy, check_resources, check_seeds
 
     check_proxy(cfg.proxy, cfg.search.gpus_per_trial)
     check_resources(cfg.search)
     if cfg.seeds < 1:
         raise ValueError(f"seeds={cfg.seeds}; allowed: >= 1")
+    check_seeds(cfg.dataset.seed, "dataset.seed")
+    check_seeds(cfg.seed, "seed", cfg.seeds, "seeds")
     if not cfg.phis or any(p <= 0 for p in cfg.phis):
         raise ValueError(f"phis={list(cfg.phis)}; allowed: a non-empty list of values > 0")
     run_dir = None
@@ -255,10 +262,23 @@ def run_ablate_app(cfg: AblateAppConfig, out_dir: Path) -> dict:
         if not run_dir.is_dir():
             raise ValueError(f"run_dir={cfg.run_dir} is not a directory; allowed: a search run directory, or null")
     compound = compound_sources(cfg.compound, run_dir)
+    held = claim(run_dir, ABLATE, guest=True, elsewhere="run_dir=<a scalesearch run directory>") if run_dir else \
+        claim(out_dir, ABLATE)
+    with held:
+        return _ablate(cfg, run_dir, Path(out_dir), compound)
+
+
+def _ablate(cfg: AblateAppConfig, run_dir: Path | None, out_dir: Path, compound: dict) -> dict:
+    """The ablation trained in the held directory (``run_dir``, else ``out_dir``)."""
+    from .data import load_data
+    from .spec import load_baseline
+    from .runner import Runner, TrialContext
+
     best = read_json(run_dir / "best.json") if run_dir and (run_dir / "best.json").is_file() else {}
-    target = run_dir or Path(out_dir)
+    target = run_dir or out_dir
     if (target / TABLES["ablation"]).is_file() and not cfg.resume and run_dir is None:
-        raise ValueError(f"{target} already holds an ablation; allowed: resume=true to continue it, or a new hydra.run.dir")
+        raise ValueError(f"{target} already holds an ablation; allowed: resume=true to continue it, "
+                         "or a new hydra.run.dir")
     data = load_data(cfg.dataset)
     if best.get("dataset_fingerprint") not in (None, data.fingerprint):
         log.warning("the data (fingerprint %s) differ from the search's (%s): pass the search's dataset overrides to "

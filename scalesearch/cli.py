@@ -13,21 +13,27 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-import hydra
+from .interrupt import install_early
+
+install_early()  # a signal during the imports below (seconds): one line, exit 130 / 143
+
+import hydra  # noqa: E402
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import __version__
 from . import config as C
+from . import rundir as R
 from .paths import CONF_DIR as _CONF_PATH
-from .interrupt import interrupted_by
+from .interrupt import RunStopped, interrupted_by
 
 log = logging.getLogger("scalesearch")
 
@@ -80,6 +86,11 @@ def friendly_errors(resume_hint=None):
                     raise
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 _fail(msg)
+            except RunStopped as e:  # Tune could not go on: what finished is recorded
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                hint = f"; resume with: {resume_hint(cfg)}" if resume_hint else ""
+                _fail(f"{e}{hint}", code=3)
             except BaseException as e:  # an interrupt (possibly wrapped by a C extension) or a bug
                 stop = interrupted_by(e)
                 if stop is None:
@@ -101,11 +112,13 @@ def _check_output_dirs(argv: list[str]) -> None:
         path = Path(value.split("${", 1)[0] or ".")  # interpolations (${now:...}) are Hydra's to resolve
         existing = next(p for p in (path, *path.parents) if p.exists())
         if not existing.is_dir():
-            raise UserError(f"{key}={value} cannot be created: {existing} is not a directory; allowed: a writable directory")
+            raise UserError(f"{key}={value} cannot be created: {existing} is not a directory; "
+                            "allowed: a writable directory")
         try:
             tempfile.TemporaryFile(dir=existing).close()
         except OSError as e:
-            raise UserError(f"{key}={value} is not writable ({existing}: {e.strerror}); allowed: a writable directory") from None
+            raise UserError(f"{key}={value} is not writable ({existing}: {e.strerror}); "
+                            "allowed: a writable directory") from None
 
 
 def run_dir() -> Path:
@@ -134,8 +147,8 @@ def _refuse_unknown(cfg: DictConfig, schema) -> None:
     unknown = _unknown_keys(cfg, schema)
     if unknown:
         names = ", ".join(f.name for f in dataclasses.fields(schema))
-        raise UserError(f"{unknown[0]} is not a setting of this app; allowed: the keys of its config ({names} and their "
-                        "sub-keys; see --help or --cfg job)")
+        raise UserError(f"{unknown[0]} is not a setting of this app; allowed: the keys of its config ({names} "
+                        "and their sub-keys; see --help or --cfg job)")
 
 
 def to_object(cfg: DictConfig, schema):
@@ -151,8 +164,10 @@ GROUPS = {"config": ["dataset", "proxy", "search", "cluster", "experiment"], "na
 MAIN_KEYS = {
     "config": [
         ("search.strategy", "grid: the constrained lattice; optuna: sample the surface"),
-        ("search.constraint", "measured: every candidate at target^φ measured cost as built; nominal: the paper's α·β²·γ²"),
-        ("search.cost", "what is held equal: macs, activations, latency or train_step (measured on the trials' device)"),
+        ("search.constraint", "measured: every candidate at target^φ measured cost as built; "
+                              "nominal: the paper's α·β²·γ²"),
+        ("search.cost", "what is held equal: macs, activations, latency or train_step "
+                        "(measured on the trials' device)"),
         ("search.n_seeds", "seeds per candidate (a decision needs >= 3)"),
         ("search.max_points", "grid size (farthest-point sampling over the surface; null: all)"),
         ("search.phi", "the compound coefficient the candidates are built at"),
@@ -160,8 +175,10 @@ MAIN_KEYS = {
         ("proxy.epochs", "the proxy budget (also proxy.batch_size, proxy.lr, proxy.optimizer)"),
         ("dataset.name", "synthetic, imagefolder (dataset.root=DIR or ARCHIVE), cifar10, cifar100, svhn, fashionmnist"),
         ("dataset.base_resolution", "the baseline proxy's input size"),
-        ("validate.enabled", "retrain the top validate.top_k + validate.random_k candidates validate.epochs_mult times longer"),
-        ("report.train_family", "proxy-train the found family up to report.max_phi (report.compare_paper: the paper's too)"),
+        ("validate.enabled", "retrain the top validate.top_k + validate.random_k candidates "
+                             "validate.epochs_mult times longer"),
+        ("report.train_family", "proxy-train the found family up to report.max_phi "
+                                "(report.compare_paper: the paper's too)"),
         ("family_phis", "the members emitted (negative: below B0)"),
         ("cluster.address", "host:port of a Ray cluster (null: start Ray here)"),
         ("resume", "continue or extend the newest run with these settings (or hydra.run.dir=RUN)"),
@@ -174,11 +191,14 @@ MAIN_KEYS = {
     "validate": [("run_dir", "a finished search run"), ("validate.top_k", "top candidates retrained"),
                  ("validate.random_k", "random others retrained"), ("validate.epochs_mult", "how much longer")],
     "report": [("run_dir", "a search run to re-render"), ("report.pick_rule", "marginal or knee"),
-               ("report.min_gain_per_doubling", "the marginal rule's threshold"), ("report.top_k", "rows of the ranking")],
+               ("report.min_gain_per_doubling", "the marginal rule's threshold"),
+               ("report.top_k", "rows of the ranking")],
     "ablate": [("run_dir", "a search run: its best is one compound variant, results go there"),
-               ("phis", "nominal cost 2^φ per variant"), ("seeds", "seeds per variant"), ("compound", "[best, paper]")],
+               ("phis", "nominal cost 2^φ per variant"), ("seeds", "seeds per variant"),
+               ("compound", "[best, paper]")],
     "nas": [("nas.objective", "weighted (MnasNet reward) or pareto"), ("nas.cost", "macs or latency"),
-            ("nas.num_samples", "architectures tried"), ("chain.search", "then search the coefficients on the found baseline"),
+            ("nas.num_samples", "architectures tried"),
+            ("chain.search", "then search the coefficients on the found baseline"),
             ("resume", "continue an interrupted NAS (hydra.run.dir=RUN)")],
     "compare": [("runs", "a Hydra multirun directory and/or run directories, e.g. runs=[multirun/2026-11-26_10-00-00]"),
                 ("out_dir", "where compare.md / compare.json / plots go (default: the Hydra run directory)")],
@@ -254,8 +274,9 @@ def _override_value(v) -> str:
 
 def _pre_hydra(config_name: str, prog: str) -> None:
     """--version, --help, and the checks that must come before Hydra creates the run directory: the command
-    line composed as Hydra will compose it (a bad override or an unknown key is one line, exit 2, and leaves
-    no run directory), and ``resume=true`` pointed at the run it continues."""
+    line composed as Hydra will compose it (a multirun: each job of the sweep; a bad override, an unknown key or a
+    bad value is one line, exit 2, and leaves no run directory), and ``resume=true`` pointed at the run it
+    continues."""
     argv = sys.argv[1:]
     if "--version" in argv or "-V" in argv:
         print(f"{prog} {__version__}")
@@ -264,20 +285,26 @@ def _pre_hydra(config_name: str, prog: str) -> None:
         print(app_help(config_name, prog))
         sys.exit(0)
     try:
-        _check_output_dirs(argv)
-        raw = _compose(config_name, argv, prog)
-        if raw is not None:
-            _refuse_unknown(raw, SCHEMAS[config_name][1])
-            if config_name in EARLY_CHECKS:  # plain checks of the values: in a second, before torch is imported
-                app_cfg = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"])
-                EARLY_CHECKS[config_name](OmegaConf.to_object(OmegaConf.merge(
-                    OmegaConf.structured(SCHEMAS[config_name][1]), app_cfg)))
-            if config_name == "config":
-                _resolve_resume_dir(argv, raw)
+        _early_checks(config_name, argv, prog)
     except (UserError, ValueError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         _fail(str(e).splitlines()[0])
+
+
+def _early_checks(config_name: str, argv: list[str], prog: str) -> None:
+    """The output directories; the config composed and checked (a multirun: every job of the sweep); resume=true."""
+    _check_output_dirs(argv)
+    if any(a.split("=", 1)[0] in _OTHER_COMPOSITION for a in argv):
+        return  # Hydra composes something else than the app's config
+    if _is_multirun(argv):
+        _check_sweep(config_name, argv, prog)
+        return
+    raw = _compose(config_name, _app_overrides(argv), prog)
+    _check_job(config_name, raw)
+    if config_name == "config":
+        _resolve_resume_dir(argv, raw)
+    _precheck_run_dirs(config_name, raw, sys.argv[1:])
 
 
 def _search_prechecks(cfg) -> None:
@@ -287,38 +314,94 @@ def _search_prechecks(cfg) -> None:
     check_search_inputs(cfg)
 
 
+def _check_job(config_name: str, raw: DictConfig) -> None:
+    """The composed config of one job: no unknown key, and the app's plain checks of the values (in a second,
+    before torch is imported)."""
+    _refuse_unknown(raw, SCHEMAS[config_name][1])
+    if config_name in EARLY_CHECKS:
+        app_cfg = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"])
+        EARLY_CHECKS[config_name](OmegaConf.to_object(OmegaConf.merge(
+            OmegaConf.structured(SCHEMAS[config_name][1]), app_cfg)))
+
+
 EARLY_CHECKS = {"config": _search_prechecks, "nas": C.check_nas, "generate": C.check_generate}
 
 # Hydra flags after which Hydra composes something else than the app's config from its overrides
-_OTHER_COMPOSITION = ("-m", "--multirun", "-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir",
-                      "--experimental-rerun", "-sc", "--shell-completion")
+_OTHER_COMPOSITION = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--experimental-rerun",
+                      "-sc", "--shell-completion")
 _HYDRA_HINTS = ("To append", "See https", "Config search path", "Available options", "Set the environment")
 
 
-def _compose(config_name: str, argv: list[str], prog: str) -> DictConfig | None:
-    """The app's config (with ``hydra``) composed from the command line's overrides (those of ``hydra.*`` aside);
-    None where Hydra composes otherwise (a multirun, another config). A composition error is a one-line
-    UserError: its message and cause without Hydra's hints, and the options of a missing group option."""
+def _app_overrides(argv: list[str]) -> list[str]:
+    """The command line's overrides of the app's config (those of ``hydra.*`` aside)."""
+    return [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))
+            and not a.lstrip("+~").startswith("hydra")]
+
+
+def _is_multirun(argv: list[str]) -> bool:
+    return any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN" for a in argv)
+
+
+def _compose(config_name: str, overrides: list[str], prog: str) -> DictConfig:
+    """The app's config (with ``hydra``) composed from ``overrides``. A composition error is a one-line UserError."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    if any(a.split("=", 1)[0] in _OTHER_COMPOSITION for a in argv):
-        return None
-    overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))
-                 and not a.lstrip("+~").startswith("hydra")]
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        parts = [" ".join(line.strip() for line in str(x).splitlines()
-                          if line.strip() and not line.startswith((" ", "\t", *_HYDRA_HINTS))).rstrip(".")
-                 for x in (e, e.__cause__) if x is not None]
-        options = getattr(e, "options", None)
-        allowed = ", ".join(options) if options else f"the keys and values {prog} --help and {prog} --cfg job show"
-        raise UserError(f"{': '.join(p for p in parts if p)}; allowed: {allowed}") from None
+        raise _composition_error(e, prog) from None
+
+
+def _composition_error(e: Exception, prog: str) -> UserError:
+    """Hydra's message and cause without its hints, and the options of a missing group option (HYDRA_FULL_ERROR=1:
+    Hydra's own exception)."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise e
+    parts = [" ".join(line.strip() for line in str(x).splitlines()
+                      if line.strip() and not line.startswith((" ", "\t", *_HYDRA_HINTS))).rstrip(".")
+             for x in (e, e.__cause__) if x is not None]
+    options, override = getattr(e, "options", None), getattr(e, "override", None)  # a bad group option, a bad override
+    allowed = ", ".join(options) if options else f"the keys and values {prog} --help and {prog} --cfg job show"
+    return UserError(f"{': '.join(p for p in [override, *parts] if p)}; allowed: {allowed}")
+
+
+def _sweep_jobs(overrides: list[str], prog: str) -> list[tuple[list[str], list[str]]]:
+    """The jobs of a multirun as Hydra's basic sweeper forms them (the product of the swept values, in order):
+    (the job's overrides, its swept ones). An interval (another sweeper's) is a UserError."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    choices: dict[str, list[tuple[str, bool]]] = {}
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):  # glob(*) lists a group's options
+            for o in OverridesParser.create(GlobalHydra.instance().config_loader()).parse_overrides(overrides):
+                key, swept = o.get_key_element(), o.is_sweep_override()
+                if swept and not o.is_discrete_sweep():
+                    raise UserError(f"{o.input_line}: Hydra's basic sweeper (-m) runs discrete values only; allowed: "
+                                    "a,b,c, range(start,stop[,step]) or glob(pattern)")
+                choices[key] = [(f"{key}={v}", True) for v in o.sweep_string_iterator()] if swept else \
+                    [(o.input_line, False)]
+    except HydraException as e:
+        raise _composition_error(e, prog) from None
+    return [([a for a, _ in job], [a for a, swept in job if swept]) for job in itertools.product(*choices.values())]
+
+
+def _check_sweep(config_name: str, argv: list[str], prog: str) -> None:
+    """A multirun (``-m``): every job of the sweep composed and checked before Hydra starts the first one; the
+    first bad job is one line naming it by number (Hydra's ``hydra.job.num``) and its swept overrides."""
+    if any(a.lstrip("+").startswith("hydra/sweeper=") and not a.endswith("=basic") for a in argv):
+        return  # another sweeper forms its jobs otherwise
+    for num, (job, swept) in enumerate(_sweep_jobs(_app_overrides(argv), prog)):
+        try:
+            _check_job(config_name, _compose(config_name, job, prog))
+        except (UserError, ValueError) as e:
+            raise UserError(f"multirun job #{num} ({' '.join(swept) or 'no swept value'}): "
+                            f"{str(e).splitlines()[0]}") from None
 
 
 def _resolve_resume_dir(argv: list[str], raw: DictConfig) -> None:
@@ -337,9 +420,65 @@ def _resolve_resume_dir(argv: list[str], raw: DictConfig) -> None:
         return
     found = find_resumable(parent, cfg)
     if found is None:
-        raise UserError(f"resume=true but no run under {parent} has these settings; allowed: the settings of an earlier "
-                        "run, or hydra.run.dir=<the run> (see its .hydra/overrides.yaml)")
+        raise UserError(f"resume=true but no run under {parent} has these settings; allowed: the settings of an "
+                        "earlier run, or hydra.run.dir=<the run> (see its .hydra/overrides.yaml)")
     sys.argv.append(f"hydra.run.dir={found}")
+
+
+# each app's name in rundir; a guest (rundir.GUESTS) given run_dir= claims that, any other app its Hydra run directory
+# (compare: its out_dir= when given); validate and report never claim their Hydra run directory
+_APP_NAMES = {"config": R.SEARCH, "generate": R.GENERATE, "nas": R.NAS, "ablate": R.ABLATE, "compare": R.COMPARE,
+              "validate": R.VALIDATE, "report": R.REPORT}
+_GUEST_ELSEWHERE = "run_dir=<a scalesearch run directory>"
+
+
+def _job_run_dir(raw: DictConfig, argv: list[str]) -> Path | None:
+    """The hydra.run.dir a (single) job will use: the command line's last one, else the app's conf; None when it
+    needs Hydra to resolve it (${now:...}, ${hydra:...}, ${hydra.job.name}) or cannot be resolved here."""
+    given = [a.partition("=")[2] for a in argv if "=" in a and a.partition("=")[0].lstrip("+") == "hydra.run.dir"]
+    if given:
+        value = given[-1]
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+    elif "hydra" in raw:
+        value = OmegaConf.to_container(raw.hydra.run, resolve=False).get("dir")
+    else:
+        return None
+    if not isinstance(value, str) or not value or "${now:" in value or "${hydra" in value:
+        return None
+    if "${" in value:  # another key of the job's config (${dataset.name}): resolved against it
+        key = "_scalesearch_run_dir"
+        with open_dict(raw):
+            raw[key] = value
+            try:
+                value = str(raw[key])
+            except Exception:  # noqa: BLE001 — Hydra's to resolve (or to report)
+                return None
+            finally:
+                del raw[key]
+    return Path(value)
+
+
+def _precheck_run_dirs(config_name: str, raw: DictConfig, argv: list[str]) -> None:
+    """Before Hydra writes .hydra/ and the job log into the job's run directory: the refusals of the app's
+    ``rundir.claim`` (another app's run, a run in use) for the directory it will claim. Nothing is created."""
+    app = _APP_NAMES.get(config_name)
+    if app is None:
+        return
+    if app in R.GUESTS:
+        guest_dir = OmegaConf.select(raw, "run_dir", default=None)
+        if guest_dir:
+            R.precheck(str(guest_dir), app, guest=True, elsewhere=_GUEST_ELSEWHERE)
+            return
+        if app in (R.VALIDATE, R.REPORT):
+            return  # (run_dir is not set: the app says so)
+    out_dir = OmegaConf.select(raw, "out_dir", default=None) if app == R.COMPARE else None
+    if out_dir:
+        R.precheck(str(out_dir), app, elsewhere="another out_dir")
+        return
+    job_dir = _job_run_dir(raw, argv)
+    if job_dir is not None:
+        R.precheck(job_dir, app)
 
 
 def hydra_app(config_name: str, prog: str, job, resume_hint=None):
@@ -353,9 +492,9 @@ def hydra_app(config_name: str, prog: str, job, resume_hint=None):
         return job(to_object(cfg, schema), run_dir())
 
     def entry():
-        _install_signal_handlers()
-        _pre_hydra(config_name, prog)
+        _pre_hydra(config_name, prog)  # writes nothing: a signal here is install_early's one line, exit 130 / 143
         try:
+            _install_signal_handlers()
             return app()
         except SystemExit:
             raise
@@ -425,7 +564,8 @@ validate_main = hydra_app("validate", "scalesearch-validate", _validate_job,
                           lambda cfg: f"scalesearch-validate run_dir={cfg.run_dir}")
 ablate_main = hydra_app("ablate", "scalesearch-ablate", _ablate_job,
                         lambda cfg: f"scalesearch-ablate resume=true hydra.run.dir={run_dir()} (or the same run_dir=)")
-nas_main = hydra_app("nas", "scalesearch-nas", _nas_job, lambda cfg: f"scalesearch-nas resume=true hydra.run.dir={run_dir()}")
+nas_main = hydra_app("nas", "scalesearch-nas", _nas_job,
+                     lambda cfg: f"scalesearch-nas resume=true hydra.run.dir={run_dir()}")
 compare_main = hydra_app("compare", "scalesearch-compare", _compare_job)
 
 

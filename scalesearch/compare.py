@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .config import CompareAppConfig
 from .io import atomic_write_json, atomic_write_text, read_run_json, save_png
-from .results import TABLES, aggregate, fmt_mean_ci, per_seed, read_table
+from .results import TABLES, aggregate, deciding_rows, fmt_mean_ci, per_seed, read_table
+from .rundir import COMPARE, claim
 from .scaling import PAPER
 from . import stats
 
@@ -45,7 +46,8 @@ def find_runs(paths: list[str]) -> list[Path]:
             raise ValueError(f"runs contains {p}, which is not a directory; allowed: run or multirun directories")
         found = [p] if (p / "best.json").is_file() else sorted(d for d in p.iterdir() if (d / "best.json").is_file())
         if not found:
-            raise ValueError(f"runs contains {p}, which holds no finished run (no best.json in it or its sub-directories); "
+            raise ValueError(f"runs contains {p}, which holds no finished run (no best.json in it or its "
+                             "sub-directories); "
                              "allowed: a multirun directory with finished jobs, or finished run directories")
         out += found
     return list(dict.fromkeys(out))
@@ -86,7 +88,8 @@ def load_runs(paths: list[Path]) -> list[dict]:
         best = read_run_json(p / "best.json")
         fam = read_run_json(p / "family.json")
         stage_table = TABLES["validation"] if best.get("decided_by") == "validation" else TABLES["search"]
-        runs.append({"path": p, "config": state["config"], "best": best, "rows": read_table(p / stage_table),
+        runs.append({"path": p, "config": state["config"], "best": best,
+                     "rows": deciding_rows(read_table(p / stage_table)),
                      "family": family_table(fam.get("members", []) if isinstance(fam, dict) else fam,
                                             read_table(p / TABLES["family"])),
                      "fidelity": read_run_json(p / "fidelity.json") if (p / "fidelity.json").is_file() else None})
@@ -100,8 +103,10 @@ def check_comparable(runs: list[dict]) -> None:
         other = _defining(r["config"])
         for k in sorted(set(ref) | set(other)):
             if ref.get(k) != other.get(k):
-                raise ValueError(f"runs {runs[0]['path']} and {r['path']} differ in {k} ({ref.get(k)!r} vs {other.get(k)!r}): "
-                                 "their coefficients are not comparable; allowed: runs that differ only in dataset and seed "
+                raise ValueError(f"runs {runs[0]['path']} and {r['path']} differ in {k} "
+                                 f"({ref.get(k)!r} vs {other.get(k)!r}): "
+                                 "their coefficients are not comparable; allowed: runs that differ only in dataset "
+                                 "and seed "
                                  "(e.g. one scalesearch -m dataset=... multirun)")
 
 
@@ -133,12 +138,14 @@ def _label(run: dict) -> str:
 
 def compare_markdown(runs: list[dict], plots: dict) -> str:
     lines = ["# scalesearch: coefficients across datasets", "",
-             f"{len(runs)} runs with the same proxy budget, search and validation settings (they differ only in dataset "
-             f"and seed). Accuracies: mean over seeds with the 95 % t interval; the confidence set holds every candidate "
+             f"{len(runs)} runs with the same proxy budget, search and validation settings (they differ only in "
+             f"dataset and seed). Accuracies: mean over seeds with the 95 % t interval; the confidence set holds every "
+             f"candidate "
              f"the run cannot tell from its winner (95 % family-wise: two-sided paired t-tests over the shared seeds, "
              f"Bonferroni α/(k−1); decided = the set holds one candidate). Paper: "
              f"(α, β, γ) = ({PAPER.alpha}, {PAPER.beta}, {PAPER.gamma}).", "",
-             "| dataset | α | β | γ | accuracy | decided by | vs the paper's point | decided (95 % family-wise) | τ (fidelity) | "
+             "| dataset | α | β | γ | accuracy | decided by | vs the paper's point | decided (95 % family-wise) | "
+             "τ (fidelity) | "
              "confidence set (α, β, γ) | run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         b = r["best"]
@@ -171,7 +178,8 @@ def plot_coefficients(runs: list[dict], path: Path):
             vals = [c[key] for c in r["confidence"]]
             ax.plot([min(vals), max(vals)], [i, i], c="tab:blue", lw=6, alpha=0.25,
                     label="confidence set" if i == 0 else None)
-            ax.scatter([r["best"][key]], [i], c="tab:red", marker="*", s=120, zorder=3, label="recommended" if i == 0 else None)
+            ax.scatter([r["best"][key]], [i], c="tab:red", marker="*", s=120, zorder=3,
+                       label="recommended" if i == 0 else None)
         ax.axvline(paper, color="0.4", ls="--", lw=1, label="paper")
         ax.set_xlabel(f"{sym} ({key})")
         ax.grid(alpha=0.3)
@@ -192,8 +200,8 @@ def plot_families(runs: list[dict], path: Path):
         pts = sorted((e for e in r["family"] if e.get("accuracy") is not None), key=lambda e: e["macs"])
         if not pts:
             continue
-        line = ax.errorbar([e["macs_ratio"] for e in pts], [100 * e["accuracy"] for e in pts], yerr=_error_bars(pts), marker="o",
-                           capsize=3, label=_label(r))
+        line = ax.errorbar([e["macs_ratio"] for e in pts], [100 * e["accuracy"] for e in pts], yerr=_error_bars(pts),
+                           marker="o", capsize=3, label=_label(r))
         ax.axhline(100 / r["best"]["num_classes"], color=line[0].get_color(), ls=":", lw=1)
     log_x_axis(ax)
     ax.set_xlabel("MACs relative to the run's B0 proxy (log scale)")
@@ -206,11 +214,18 @@ def plot_families(runs: list[dict], path: Path):
 
 
 def run_compare_app(cfg: CompareAppConfig, out_dir: Path) -> dict:
+    """The ``scalesearch-compare`` job: the runs read and checked, then compare.md / .json / plots written into
+    ``out_dir`` (held for this process; another app's run is refused)."""
     runs = load_runs(find_runs(list(cfg.runs)))
     check_comparable(runs)
     for r in runs:
         r["confidence"] = confidence_set(r["rows"], r["best"]) or [r["best"]]
-    out = Path(cfg.out_dir) if cfg.out_dir else Path(out_dir)
+    elsewhere = "another out_dir" if cfg.out_dir else "another hydra.run.dir"
+    with claim(Path(cfg.out_dir) if cfg.out_dir else Path(out_dir), COMPARE, elsewhere=elsewhere) as out:
+        return _write_comparison(runs, out)
+
+
+def _write_comparison(runs: list[dict], out: Path) -> dict:
     plots = {"coefficients": "plots/compare_coefficients.png"}
     plot_coefficients(runs, out / plots["coefficients"])
     if any(e.get("accuracy") is not None for r in runs for e in r["family"]):

@@ -12,18 +12,24 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 __all__ = [
     "DatasetConfig", "FaultConfig", "ProxyConfig", "SearchConfig", "ClusterConfig", "ModelConfig", "ValidateConfig",
     "ReportConfig", "SearchAppConfig", "GenerateConfig", "ReportAppConfig", "ValidateAppConfig", "AblateAppConfig",
     "NASConfig", "ChainConfig", "NASAppConfig", "CompareAppConfig", "ALLOWED", "check_search_app", "check_proxy",
-    "check_resources", "check_report", "check_validate", "check_nas", "check_phis", "check_address", "check_environment", "check_generate",
+    "check_resources", "check_report", "check_validate", "check_nas", "check_phis", "check_address",
+    "check_environment", "check_generate", "check_seeds", "MAX_SEED", "AUTO_SAMPLERS", "check_sampler", "make_sampler",
+    "search_sampler", "nas_sampler", "check_storage", "check_race",
 ]
+
+MAX_SEED = 2**32 - 1  # the largest seed numpy's RandomState (Optuna's samplers) takes
+AUTO_SAMPLERS = {"weighted": "TPESampler", "pareto": "NSGAIISampler"}  # nas.sampler=auto
 
 # the allowed values of every setting with a fixed set (one place; the checks and the help read it)
 ALLOWED = {
-    "search.strategy": ("grid", "optuna"),
+    "search.strategy": ("grid", "optuna", "race"),
     "search.scheduler": ("none", "asha"),
     "search.constraint": ("measured", "nominal"),
     "search.cost": ("macs", "activations", "latency", "train_step"),
@@ -76,6 +82,9 @@ class FaultConfig:
     diverge_trials: list[int] = field(default_factory=list)
     # sleep this long (s) after every epoch: lets a test kill a run mid-way
     epoch_sleep: float = 0.0
+    # trial indices that hold fault.hog_gb of memory for up to 20 s before training (Ray's memory monitor test)
+    hog_trials: list[int] = field(default_factory=list)
+    hog_gb: float = 0.0
 
 
 @dataclass
@@ -128,6 +137,17 @@ class SearchConfig:
     max_points: Optional[int] = 5
     # always evaluate the paper's (1.2, 1.1, 1.15) (measured: its alpha, beta) when it is feasible
     include_paper: bool = True
+    # race (over the grid's candidates): rungs as multiples of proxy.epochs; the first look at n_seeds seeds, the
+    # top rung's looks add seed_step seeds up to max_seeds; budget: epochs of training in all (null: none)
+    rungs: list[float] = field(default_factory=lambda: [1.0])
+    max_seeds: int = 8
+    seed_step: int = 2
+    budget: Optional[float] = None
+    # race: a rung trains one trunk at constant learning rate and cools down the last `cooldown` of its steps on a
+    # copy; the next rung continues the trunk (0: every rung a separate training with proxy.schedule)
+    cooldown: float = 0.4  # measured: 0.2 read 0.024 low at a 2-epoch rung (benchmarks/README.md)
+    # race: false records every candidate at every rung and seed (the replay benchmark's table), dropping nothing
+    drop: bool = True
     # optuna
     num_samples: int = 20
     sampler: str = "TPESampler"  # any optuna.samplers class name
@@ -196,11 +216,18 @@ class ReportConfig:
 
 
 @dataclass
-class SearchAppConfig:
+class _TrainingAppConfig:
+    """The first keys of every app that proxy-trains on Ray Tune (search, ablate, nas): the data, the proxy
+    budget, the search settings (ablate, nas: the Ray resources of their trials) and the cluster."""
+
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+
+@dataclass
+class SearchAppConfig(_TrainingAppConfig):
     model: ModelConfig = field(default_factory=ModelConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -249,13 +276,10 @@ class ValidateAppConfig:
 
 
 @dataclass
-class AblateAppConfig:
-    """``scalesearch-ablate``: depth-, width-, resolution-only vs compound scaling of B0 at matched cost."""
+class AblateAppConfig(_TrainingAppConfig):
+    """``scalesearch-ablate``: depth-, width-, resolution-only vs compound scaling of B0 at matched cost
+    (``search``: the Ray resources of the trials)."""
 
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)  # Ray resources of the trials
-    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     run_dir: Optional[str] = None  # a search run: its best.json gives the compound variant; results go there
     phis: list[float] = field(default_factory=lambda: [1.0, 2.0])  # nominal cost 2^phi
     compound: Optional[list[str]] = None  # best (run_dir's best.json) and/or paper; None: both
@@ -290,12 +314,8 @@ class ChainConfig:
 
 
 @dataclass
-class NASAppConfig:
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    # Ray resources of the NAS trials and the settings of the chained coefficient search
-    search: SearchConfig = field(default_factory=SearchConfig)
-    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+class NASAppConfig(_TrainingAppConfig):
+    # (search: the Ray resources of the NAS trials and the settings of the chained coefficient search)
     nas: NASConfig = field(default_factory=NASConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
     resume: bool = False
@@ -320,7 +340,8 @@ def check_address(address: str) -> None:
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"cluster.address={address!r} is not host:port; allowed: host:port, auto, or null (start locally)")
+        raise ValueError(f"cluster.address={address!r} is not host:port; allowed: host:port, auto, "
+                         "or null (start locally)")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as e:
@@ -337,6 +358,19 @@ def _checks(items) -> None:
     for name, value, ok, allowed in items:
         if not ok:
             raise ValueError(f"{name}={value}; allowed: {allowed}")
+
+
+def check_seeds(first: int, key: str, count: int = 1, count_key: str = "") -> None:
+    """Seeds ``first`` .. ``first + count - 1`` (``count_key``: the setting that asks for ``count``) lie in
+    [0, MAX_SEED]: numpy's RandomState (Optuna's samplers) takes no other (torch.manual_seed: up to 2^64 - 1)."""
+    last = first + max(count, 1) - 1
+    if first >= 0 and last <= MAX_SEED:
+        return
+    if first < 0 or count <= 1:
+        raise ValueError(f"{key}={first}; allowed: 0 <= {key} <= {MAX_SEED} (2^32 - 1, numpy's and Optuna's seed "
+                         "range)")
+    raise ValueError(f"{key}={first} with {count_key}={count} uses seeds up to {last}; allowed: 0 <= {key} and {key} + "
+                     f"{count_key} - 1 <= {MAX_SEED} (2^32 - 1, numpy's and Optuna's seed range)")
 
 
 def check_proxy(p: ProxyConfig, gpus_per_trial: float = 0.0) -> None:
@@ -415,6 +449,77 @@ def check_sampler(name: str, key: str) -> type:
     return cls
 
 
+def make_sampler(name: str, kwargs: dict, prefix: str, seed: int | None = None):
+    """The optuna sampler ``name(**kwargs)``, ``seed`` added where it takes one and kwargs set none: the one check
+    of ``<prefix>.sampler`` and ``<prefix>.sampler_kwargs`` (the search and the NAS app), a one-line ValueError."""
+    import inspect
+
+    cls = check_sampler(name, f"{prefix}.sampler")
+    params = [p for p in inspect.signature(cls).parameters if p not in ("args", "kwargs")]
+    given = dict(kwargs)
+    try:
+        return cls(**{**({"seed": seed} if "seed" in params and seed is not None else {}), **given})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{prefix}.sampler_kwargs={given} do not fit {prefix}.sampler={name!r} ({e}); allowed: "
+                         f"keyword arguments of optuna.samplers.{name}: {', '.join(params) or 'none'}") from None
+
+
+_STORAGES = ("sqlite:///optuna.db (in the run directory), sqlite:////abs/dir/optuna.db, or an SQLAlchemy URL "
+             "dialect+driver://user:password@host/db whose driver is installed")
+
+
+def check_storage(url: str, key: str = "search.storage") -> None:
+    """An Optuna storage URL, checked without connecting: SQLAlchemy parses it, its dialect's driver imports, and a
+    sqlite file lies in an existing writable directory (a relative path: in the run directory itself)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        u = make_url(url)
+        u.get_dialect().import_dbapi()
+    except NoSuchModuleError:  # an ArgumentError too
+        raise ValueError(f"{key}={url!r}: SQLAlchemy knows no database {u.drivername!r}; "
+                         f"allowed: {_STORAGES}") from None
+    except (ArgumentError, ValueError):
+        raise ValueError(f"{key}={url!r} is not a database URL; allowed: {_STORAGES}") from None
+    except ImportError as e:
+        raise ValueError(f"{key}={url!r} needs the {u.get_backend_name()} driver {e.name or e}, which is not "
+                         f"installed; allowed: a URL whose driver is installed (install {e.name or 'it'}, or name "
+                         "another as dialect+driver://...), or sqlite:///optuna.db (in the run directory)") from None
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+        _check_sqlite_file(url, u.database, key)
+
+
+def _check_sqlite_file(url: str, database: str, key: str) -> None:
+    path = Path(database)
+    if not path.is_absolute():
+        if path.parent != Path("."):
+            raise ValueError(f"{key}={url!r}: a relative path lies in the new run directory, which has no "
+                             f"{path.parent}/; allowed: a file name (sqlite:///optuna.db) or an absolute path")
+        return
+    where = path.parent
+    if not where.is_dir():
+        raise ValueError(f"{key}={url!r}: the directory {where} does not exist; allowed: a file in an existing, "
+                         f"writable directory, e.g. sqlite:///optuna.db (in the run directory)")
+    if (path.exists() and not path.is_file()) or not os.access(where, os.W_OK | os.X_OK):
+        raise ValueError(f"{key}={url!r}: {path} cannot be written; allowed: a file in an existing, writable "
+                         "directory, e.g. sqlite:///optuna.db (in the run directory)")
+
+
+def search_sampler(cfg: SearchAppConfig):
+    """The search app's Optuna sampler (search.sampler with search.sampler_kwargs), seeded by ``seed`` whatever the
+    class (search.sampler_kwargs.seed wins). Before, only samplers whose own ``__init__`` named ``seed`` got it: the
+    default TPESampler (whose ``__init__`` optuna wraps) was unseeded, so the same seed gave other suggestions."""
+    return make_sampler(cfg.search.sampler, cfg.search.sampler_kwargs, "search", cfg.seed)
+
+
+def nas_sampler(n: NASConfig):
+    """The NAS app's sampler: nas.sampler (auto: TPESampler for the weighted objective, NSGAIISampler for pareto)
+    with nas.sampler_kwargs, seeded by nas.seed."""
+    name = AUTO_SAMPLERS[n.objective] if n.sampler == "auto" else n.sampler
+    return make_sampler(name, n.sampler_kwargs, "nas", n.seed)
+
+
 def check_environment(cfg: SearchAppConfig) -> None:
     """What can be checked about this machine / the cluster address before anything is written."""
     c, s = cfg.cluster, cfg.search
@@ -433,7 +538,8 @@ def check_environment(cfg: SearchAppConfig) -> None:
                          "allowed: 0 here, or cluster.address of a cluster with GPUs")
     cpus = c.num_cpus if c.num_cpus is not None else os.cpu_count() or 1
     if s.cpus_per_trial > cpus:
-        raise ValueError(f"search.cpus_per_trial={s.cpus_per_trial} but Ray gets {cpus} CPU(s) here; allowed: <= {cpus}")
+        raise ValueError(f"search.cpus_per_trial={s.cpus_per_trial} but Ray gets {cpus} CPU(s) here; "
+                         f"allowed: <= {cpus}")
     if gpus is not None and cfg.proxy.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"proxy.device={cfg.proxy.device!r} but this machine has no CUDA GPU; allowed: cpu or auto")
 
@@ -446,6 +552,9 @@ def check_search_app(cfg: SearchAppConfig) -> None:
     _allowed("model.depth_rounding", cfg.model.depth_rounding)
     check_proxy(cfg.proxy, s.gpus_per_trial)
     check_resources(s)
+    check_seeds(cfg.dataset.seed, "dataset.seed")
+    seeds = max((s.n_seeds, "search.n_seeds"), (cfg.report.family_seeds, "report.family_seeds"))
+    check_seeds(cfg.seed, "seed", *seeds)
     _checks([
         ("search.n_seeds", s.n_seeds, s.n_seeds >= 1, ">= 1"),
         ("search.num_samples", s.num_samples, s.num_samples >= 1, ">= 1"),
@@ -462,12 +571,32 @@ def check_search_app(cfg: SearchAppConfig) -> None:
         raise ValueError(f"search.metric={s.metric!r}; allowed: accuracy")
     if s.constraint == "nominal" and s.cost != "macs":
         raise ValueError(f"search.cost={s.cost!r} with search.constraint=nominal: the nominal constraint is on "
-                         "alpha*beta^2*gamma^2 and holds no cost; allowed: search.constraint=measured, or search.cost=macs")
+                         "alpha*beta^2*gamma^2 and holds no cost; allowed: search.constraint=measured, "
+                         "or search.cost=macs")
+    if s.strategy == "race":
+        check_race(cfg)
     if s.strategy == "optuna":
-        check_sampler(s.sampler, "search.sampler")
+        search_sampler(cfg)
+        if s.storage:
+            check_storage(s.storage)
     check_phis(cfg.family_phis, "family_phis")
     check_validate(cfg.validate)
     check_report(cfg.report)
+
+
+def check_race(cfg: SearchAppConfig) -> None:
+    """The race's rule (scalesearch.race.RaceRule checks it) and what it cannot be combined with."""
+    from .race import RaceRule
+
+    s = cfg.search
+    RaceRule(tuple(s.rungs), s.n_seeds, s.max_seeds, s.seed_step, s.budget)
+    if not 0 <= s.cooldown < 1:
+        raise ValueError(f"search.cooldown={s.cooldown}; allowed: a fraction in [0, 1) "
+                         "(0: separate trainings per rung)")
+    check_seeds(cfg.seed, "seed", s.max_seeds, "search.max_seeds")
+    if s.scheduler != "none":
+        raise ValueError(f"search.scheduler={s.scheduler!r} with search.strategy=race: the race decides which "
+                         "trainings go on; allowed: search.scheduler=none")
 
 
 def check_nas(cfg: NASAppConfig) -> None:
@@ -476,6 +605,8 @@ def check_nas(cfg: NASAppConfig) -> None:
     _allowed("nas.cost", n.cost)
     check_proxy(cfg.proxy, cfg.search.gpus_per_trial)
     check_resources(cfg.search)
+    check_seeds(cfg.dataset.seed, "dataset.seed")
+    check_seeds(n.seed, "nas.seed")
     items = [("nas.num_samples", n.num_samples, n.num_samples >= 1, ">= 1"),
              ("nas.w", n.w, math.isfinite(n.w), "a finite number (MnasNet: -0.07)"),
              ("nas.latency_batch", n.latency_batch, n.latency_batch >= 1, ">= 1"),
@@ -484,8 +615,7 @@ def check_nas(cfg: NASAppConfig) -> None:
         v = getattr(n, key)
         items.append((f"nas.{key}", v, v is None or v > 0, "> 0 or null (B0's cost)"))
     _checks(items)
-    if n.sampler != "auto":
-        check_sampler(n.sampler, "nas.sampler")
+    nas_sampler(n)
     check_phis(cfg.chain.family_phis, "chain.family_phis")
 
 
@@ -494,5 +624,20 @@ def check_generate(cfg: GenerateConfig) -> None:
         _allowed(key, getattr(cfg, key))
     check_phis(cfg.phis, "phis")
     _checks([("num_classes", cfg.num_classes, cfg.num_classes >= 1, ">= 1"),
-             ("resolution_multiple", cfg.resolution_multiple, cfg.resolution_multiple >= 1, ">= 1"),
-             ("base_resolution", cfg.base_resolution, cfg.base_resolution >= 16, ">= 16 (too small below)")])
+             ("resolution_multiple", cfg.resolution_multiple, cfg.resolution_multiple >= 1, ">= 1")])
+    if cfg.base_resolution < 16:
+        raise ValueError(f"base_resolution={cfg.base_resolution} is too small; allowed: >= 16")
+    if cfg.mode == "formula":
+        _check_generate_phis(cfg)
+
+
+def _check_generate_phis(cfg: GenerateConfig) -> None:
+    """Every member of the formula family is buildable (scaling.check_phi)."""
+    from .scaling import Coefficients, check_phi, member_name
+    from .spec import load_baseline
+
+    c = Coefficients(cfg.alpha, cfg.beta, cfg.gamma)
+    baseline = load_baseline(cfg.baseline)
+    for phi in cfg.phis:
+        check_phi(phi, f"phis contains {phi:g} ({member_name(phi)})", baseline, cfg.base_resolution,
+                  (c.alpha, c.beta, c.gamma), "phis")

@@ -10,11 +10,14 @@ decode again: they move the uint8 splits to their device and :func:`resize`, :fu
 Registry (:data:`DATASETS`, extend with ``@register_dataset("name")``):
 
 * ``synthetic`` — built in, generated from ``seed``, no files (design below).
-* ``imagefolder`` — ``root/train/<class>/*`` with ``root/val|valid|validation|test/<class>/*``, or
-  one tree ``root/<class>/*`` (also ``root/train`` alone) split per class by a seeded
-  ``val_fraction``. ``root`` may be a ``.tar``/``.tar.gz``/``.zip`` of such a tree: extracted once
-  into ``$SCALESEARCH_CACHE`` by :func:`safe_extract` (members outside it are refused). Any format PIL reads (decoded on a thread pool); grayscale, palette and RGBA
-  become RGB.
+* ``imagefolder`` — ``root/train/<class>/*`` with ``root/val|valid|validation|test/<class>/*`` (split
+  folder names in any case: ``Train/``, ``VAL/``), or one tree ``root/<class>/*`` (also ``root/train``
+  alone) split per class by a seeded ``val_fraction``; a validation folder without a training one is
+  refused, and so is a class with no training or no validation image. ``root`` may be a
+  ``.tar``/``.tar.gz``/``.zip`` of such a tree: extracted once into ``$SCALESEARCH_CACHE`` by
+  :func:`safe_extract` (members outside it are refused). Any format PIL reads (decoded on a thread
+  pool); grayscale, palette and RGBA become RGB; 16-bit and float images are scaled to 8 bits (see
+  :func:`_rgb_array`), never clipped. Images far smaller than ``base_resolution`` are warned about.
   Cache size: ``cache_resolution`` if set (shorter side resized to it, centre crop); else the
   native size when the images share one square size (checked on a sample of 256), else
   ``2 * base_resolution``, so that candidates up to γ = 2 still see real detail.
@@ -52,6 +55,7 @@ import tempfile
 import warnings
 import zipfile
 import zlib
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,22 +248,74 @@ def synthetic(cfg) -> ProxyData:
 
 
 # ---------------------------------------------------------------- image folders
-def _scan(split: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
-    """(files, labels, class names) of ``split/<class>/**/<image>``."""
+TRAIN_NAMES = ("train",)
+VAL_NAMES = ("val", "valid", "validation", "test")  # the first present is the validation split
+SMALL_FACTOR = 2  # warn about images whose shorter side is below base_resolution / SMALL_FACTOR
+
+
+def _shown(path) -> str:
+    """``path`` printable in one line: undecodable bytes of a file name (kept by Python as surrogates)
+    become ``\\xff``-style escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _split_dirs(root: Path) -> tuple[Path, Path | None]:
+    """(training tree, validation tree or None): ``root/train`` and the first of ``root/val|valid|
+    validation|test``, matched case-insensitively; else ``root`` itself, as one tree to split."""
+    found: dict[str, list[Path]] = {}
+    for p in sorted(root.iterdir()):
+        if p.is_dir() and p.name.lower() in TRAIN_NAMES + VAL_NAMES:
+            found.setdefault(p.name.lower(), []).append(p)
+    if twins := next((d for d in found.values() if len(d) > 1), None):
+        raise ValueError(f"dataset.root: {_shown(root)} has folders {', '.join(_shown(d.name) for d in twins)} that "
+                         "differ only in case; allowed: one folder per split (train, val)")
+    val = next((found[s][0] for s in VAL_NAMES if s in found), None)
+    if len(present := [found[s][0].name for s in VAL_NAMES if s in found]) > 1:
+        log.info("using %s/ as the validation split (not %s)", _shown(val.name), ", ".join(map(_shown, present[1:])))
+    if "train" in found:
+        return found["train"][0], val
+    if val is not None:
+        raise ValueError(f"dataset.root: {_shown(root)} has a {_shown(val.name)}/ folder but no train/ folder; "
+                         f"allowed: root/train/<class>/<images> with root/{_shown(val.name)}/<class>/<images>, "
+                         "or one tree root/<class>/<images> split by dataset.val_fraction")
+    return root, None
+
+
+def _scan(split: Path, what: str, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
+    """(files, labels, class names) of ``split/<class>/**/<image>``; ``what`` names the split
+    (training, validation); ``classes``: the training classes, every one of which must be there."""
     dirs = sorted(p for p in split.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not dirs:
-        raise ValueError(f"dataset.root: {split} has no class folders; allowed: {split}/<class>/<images>")
+        raise ValueError(f"dataset.root: {_shown(split)} has no class folders; "
+                         f"allowed: {_shown(split)}/<class>/<images>")
     names = classes if classes is not None else [d.name for d in dirs]
+    if missing := [n for n in names if n not in {d.name for d in dirs}]:
+        raise ValueError(f"dataset.root: class '{_shown(missing[0])}' has 0 {what} images (no folder "
+                         f"{_shown(split / missing[0])}; {len(missing)} class(es) missing in all); allowed: every "
+                         f"training class also in {_shown(split)}/ with at least one image")
     files, labels = [], []
     for d in dirs:
         if d.name not in names:
-            raise ValueError(f"dataset.root: class folder {d} is not among the training classes; allowed: {names}")
+            raise ValueError(f"dataset.root: class folder {_shown(d)} is not among the training classes (class "
+                             f"'{_shown(d.name)}' has 0 training images); allowed: {[_shown(n) for n in names]}")
         imgs = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
         if not imgs:
-            raise ValueError(f"dataset.root: class folder {d} holds no images; allowed: {' '.join(IMG_EXTENSIONS)}")
+            raise ValueError(f"dataset.root: class folder {_shown(d)} holds no images (class '{_shown(d.name)}' has 0 "
+                             f"{what} images); allowed: at least one {' '.join(IMG_EXTENSIONS)} file")
         files += imgs
         labels += [names.index(d.name)] * len(imgs)
     return files, labels, names
+
+
+def _check_classes(classes: list[str], train_labels: list[int], val_labels: list[int], why: str, hint: str) -> None:
+    """Refuse a class with no training or no validation image: ``why`` says how that came about,
+    ``hint`` what would help."""
+    nt = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=len(classes))
+    nv = np.bincount(np.asarray(val_labels, dtype=np.int64), minlength=len(classes))
+    for c, name in enumerate(classes):
+        if nt[c] == 0 or nv[c] == 0:
+            raise ValueError(f"dataset.root: class '{_shown(name)}' has {nt[c]} training and {nv[c]} validation images "
+                             f"{why}; allowed: at least one training and one validation image per class {hint}")
 
 
 def _split(files: list[Path], labels: list[int], fraction: float, seed: int):
@@ -276,35 +332,74 @@ def _split(files: list[Path], labels: list[int], fraction: float, seed: int):
     return *pick([i for i in range(len(files)) if i not in val]), *pick(sorted(val))
 
 
-def _decode(path: Path, size: int) -> torch.Tensor | None:
-    """uint8 RGB ``[3, size, size]`` (shorter side resized to ``size``, centre crop), None if unreadable."""
+def _rgb_array(im: Image.Image) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` of any PIL image. 8-bit modes go through ``convert("RGB")`` (palette applied,
+    alpha dropped). The wide grey modes, which ``convert`` clips at 255 (a 16-bit image turns white), are
+    scaled instead: ``I;16*`` (16-bit PNG, TIFF, PGM), and ``I`` holding 0..65535 (how PIL opens 16-bit
+    files), by 1/257, which maps 0..65535 exactly onto 0..255 (12-bit data stored in 16 bits stays dark, as
+    it is); ``F`` (float) holding [0, 1], the usual float-image range, by 255. Any other ``I`` or ``F``
+    (signed or 32-bit integers, HDR floats) has no common scale: its own min..max range maps onto 0..255
+    (a constant image becomes 0); NaN becomes 0, ±inf the ends of the range."""
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return np.array(im.convert("RGB"))
+    a = np.asarray(im).astype(np.float64)
+    finite = a[np.isfinite(a)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if im.mode != "F" and lo >= 0 and hi <= 65535:
+        a = a / 257
+    elif im.mode == "F" and lo >= 0 and hi <= 1:
+        a = a * 255
+    else:
+        a = (a - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    a = np.clip(np.nan_to_num(a, nan=0.0, posinf=255.0, neginf=0.0), 0, 255)
+    return np.repeat(np.rint(a).astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+def _decode(path: Path, size: int) -> tuple[torch.Tensor, tuple[int, int]] | None:
+    """(uint8 RGB ``[3, size, size]`` (shorter side resized to ``size``, centre crop), native (width,
+    height)), or None if unreadable."""
     try:
         with Image.open(path) as im:
+            native = im.size
             im.draft("RGB", (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale while still >= size
-            img = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
+            img = torch.from_numpy(_rgb_array(im)).permute(2, 0, 1)
     except Exception:  # noqa: BLE001 - PIL raises many types on a damaged or hostile file (DecompressionBombError, ...)
         return None
     if tuple(img.shape[-2:]) != (size, size):
         img = TF.center_crop(TF.resize(img, [size], antialias=True), [size, size])
-    return img
+    return img, native
 
 
-def _decode_all(files: list[Path], size: int, skip_corrupt: bool) -> tuple[torch.Tensor, list[int]]:
-    """Decode ``files`` on a thread pool into one uint8 ``[N, 3, size, size]``; indices kept."""
+def _decode_all(files: list[Path], size: int, skip_corrupt: bool) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """Decode ``files`` on a thread pool into one uint8 ``[N, 3, size, size]``; indices kept, and their
+    native (width, height) as int64 ``[N, 2]``."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL releases the GIL while decoding
         images = list(pool.map(lambda p: _decode(p, size), files))
     bad = [f for f, im in zip(files, images) if im is None]
     if bad and not skip_corrupt:
-        raise ValueError(f"dataset.root: unreadable or corrupt image {bad[0]} ({len(bad)} in all); "
+        raise ValueError(f"dataset.root: unreadable or corrupt image {_shown(bad[0])} ({len(bad)} in all); "
                          "allowed: readable images, or dataset.skip_corrupt=true to skip them")
     if bad:
-        warnings.warn(f"skipped {len(bad)} unreadable image(s) (dataset.skip_corrupt=true), e.g. {bad[0]}",
+        warnings.warn(f"skipped {len(bad)} unreadable image(s) (dataset.skip_corrupt=true), e.g. {_shown(bad[0])}",
                       stacklevel=3)
     keep = [i for i, im in enumerate(images) if im is not None]
     if not keep:
-        raise ValueError(f"dataset.root: none of the {len(files)} images could be read (e.g. {files[0]}); "
+        raise ValueError(f"dataset.root: none of the {len(files)} images could be read (e.g. {_shown(files[0])}); "
                          "allowed: readable images in a format PIL reads")
-    return torch.stack([images[i] for i in keep]), keep
+    return torch.stack([images[i][0] for i in keep]), keep, torch.tensor([images[i][1] for i in keep])
+
+
+def _warn_small(sizes: torch.Tensor, base: int) -> None:
+    """One warning when images are far smaller than the proxy trains on: shorter side below
+    ``base / SMALL_FACTOR``, i.e. upscaled more than SMALL_FACTOR times to the base resolution."""
+    limit = base // SMALL_FACTOR
+    small = Counter(tuple(s) for s in sizes.tolist() if min(s) < limit)
+    if small:
+        shown = ", ".join(f"{w}×{h}" for (w, h), _ in small.most_common(3)) + (", ..." if len(small) > 3 else "")
+        log.warning(f"{sum(small.values())} of {len(sizes)} images are smaller than {limit} px, 1/{SMALL_FACTOR} of "
+                    f"dataset.base_resolution={base} ({shown}); they are upscaled to {base} px and more for training, "
+                    "so the proxy learns from interpolated pixels (use larger images, or a smaller "
+                    "dataset.base_resolution, >= 16)")
 
 
 def _cache_size(cfg, files: list[Path], sample: int = 256) -> int:
@@ -367,8 +462,9 @@ def safe_extract(archive: Path, dest: Path) -> None:
                          "allowed: regular files, folders and links inside the archive") from None
     except _ARCHIVE_ERRORS as e:
         if isinstance(e, OSError) and e.errno is not None:  # a system error (disk full, permission), not the data
-            raise ValueError(f"{where} could not be extracted into {dest} ({_one_line(e)}); allowed: "
-                             f"{ARCHIVE_ALLOWED}, extracted into a writable $SCALESEARCH_CACHE with free space") from None
+            raise ValueError(f"{where} could not be extracted into {dest} ({_one_line(e)}); "
+                             f"allowed: {ARCHIVE_ALLOWED}, extracted into a writable $SCALESEARCH_CACHE "
+                             "with free space") from None
         raise ValueError(f"{where} is a truncated or corrupt archive ({type(e).__name__}: {_one_line(e)}); "
                          f"allowed: {ARCHIVE_ALLOWED}") from None
 
@@ -410,12 +506,23 @@ def _has_images(d: Path) -> bool:
     return any(p.suffix.lower() in IMG_EXTENSIONS for p in d.iterdir() if p.is_file())
 
 
-@register_dataset("imagefolder")
-def imagefolder(cfg) -> ProxyData:
+def _expand_root(value) -> Path:
+    """``dataset.root`` with ``~`` / ``~user`` expanded; an unknown user or home is one line naming it."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # Path.expanduser: no such user, or no HOME and no password entry
+        head = str(value).split("/", 1)[0]
+        why = "$HOME is not set" if head == "~" else "no such user"
+        raise ValueError(f"dataset.root={str(value)!r}: the home directory {head!r} is unknown ({why}); "
+                         "allowed: an absolute or relative path, ~/<path>, or ~<existing user>/<path>") from None
+
+
+def _folder_root(cfg) -> Path:
+    """The image-folder directory ``dataset.root`` names (an archive extracted once)."""
     if not cfg.root:
         raise ValueError("dataset.root is not set; allowed: a directory root/train/<class>/* with "
                          "root/val|test/<class>/*, or root/<class>/*, or a .tar/.tar.gz/.zip of one")
-    root = Path(cfg.root).expanduser()
+    root = _expand_root(cfg.root)
     allowed = f"allowed: an image-folder directory or an archive ({', '.join(ARCHIVE_SUFFIXES)}) of one"
     if root.is_file():
         if not root.name.lower().endswith(ARCHIVE_SUFFIXES):
@@ -425,51 +532,83 @@ def imagefolder(cfg) -> ProxyData:
         root = extract_archive(root)
     if not root.is_dir():
         raise ValueError(f"dataset.root={str(root)!r} does not exist or is not a directory; {allowed}")
+    return root
+
+
+def _file_lists(cfg, root: Path) -> tuple[list[Path], list[int], list[Path], list[int], list[str]]:
+    """(training files, labels, validation files, labels, class folder names), capped per class."""
     seed = int(cfg.seed)
-    train_dir = root / "train" if (root / "train").is_dir() else root
-    val_dir = next((root / s for s in ("val", "valid", "validation", "test") if (root / s).is_dir()), None)
-    tf, tl, classes = _scan(train_dir)
+    train_dir, val_dir = _split_dirs(root)
+    tf, tl, classes = _scan(train_dir, "training")
     if len(classes) < 2:
-        raise ValueError(f"dataset.root: {train_dir} has {len(classes)} class folder ({classes[0]}); "
+        raise ValueError(f"dataset.root: {_shown(train_dir)} has {len(classes)} class folder ({_shown(classes[0])}); "
                          "allowed: at least 2")
-    if val_dir is not None and train_dir != root:
-        vf, vl, _ = _scan(val_dir, classes)
+    if val_dir is not None:
+        vf, vl, _ = _scan(val_dir, "validation", classes)
     else:
         tf, tl, vf, vl = _split(tf, tl, cfg.val_fraction, seed)
+        _check_classes(classes, tl, vl, f"once the single tree {_shown(train_dir)} is split by dataset.val_fraction="
+                       f"{cfg.val_fraction}", "(more images in it, a lower val_fraction, or train/ and val/ folders)")
     ti = _per_class_subset(torch.tensor(tl), cfg.train_per_class, seed).tolist()
     vi = _per_class_subset(torch.tensor(vl), cfg.val_per_class, seed + 1).tolist()
-    tf, tl, vf, vl = [tf[i] for i in ti], [tl[i] for i in ti], [vf[i] for i in vi], [vl[i] for i in vi]
+    return [tf[i] for i in ti], [tl[i] for i in ti], [vf[i] for i in vi], [vl[i] for i in vi], classes
 
-    h = hashlib.sha256(repr((cfg.cache_resolution, cfg.base_resolution, bool(cfg.skip_corrupt))).encode())
-    for p in tf + vf:
+
+def _cache_file(cfg, root: Path, files: list[Path]) -> Path:
+    """``<root>/.scalesearch_cache/<key>.pt``, keyed by the settings and the files (paths, sizes, mtimes)."""
+    # "rgb-v2": 16-bit and float images are scaled, not clipped, since this version (older caches are stale)
+    h = hashlib.sha256(repr((cfg.cache_resolution, cfg.base_resolution, bool(cfg.skip_corrupt), "rgb-v2")).encode())
+    for p in files:
         st = p.stat()
-        h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    cache_file = root / ".scalesearch_cache" / f"{h.hexdigest()[:24]}.pt"
-    cached = None
-    if cfg.disk_cache and cache_file.exists():
-        try:
-            c = torch.load(cache_file, weights_only=True)
-            cached = c["train_x"], c["train_y"], c["val_x"], c["val_y"]
-            log.info("loaded decoded images from %s", cache_file)
-        except Exception as e:  # noqa: BLE001 - a damaged cache file is decoded again (and rewritten)
-            warnings.warn(f"ignored the unreadable decoded-image cache {cache_file} ({_one_line(e)})", stacklevel=2)
-    if cached is not None:
-        tx, ty, vx, vy = cached
-    else:
-        size = _cache_size(cfg, tf + vf)
-        log.info("decoding %d images at %dx%d (once)", len(tf) + len(vf), size, size)
-        x, keep = _decode_all(tf + vf, size, cfg.skip_corrupt)
-        y, is_train = torch.tensor(tl + vl)[keep], torch.tensor(keep) < len(tf)
-        tx, ty, vx, vy = x[is_train], y[is_train], x[~is_train], y[~is_train]
+        h.update(os.fsencode(p.relative_to(root)) + f":{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return root / ".scalesearch_cache" / f"{h.hexdigest()[:24]}.pt"
+
+
+def _read_cache(cache_file: Path) -> dict | None:
+    try:
+        c = torch.load(cache_file, weights_only=True)
+        _ = c["train_x"], c["train_y"], c["val_x"], c["val_y"]
+    except Exception as e:  # noqa: BLE001 - a damaged cache file is decoded again (and rewritten)
+        warnings.warn(f"ignored the unreadable decoded-image cache {_shown(cache_file)} ({_one_line(e)})",
+                      stacklevel=4)
+        return None
+    log.info("loaded decoded images from %s", _shown(cache_file))
+    return c
+
+
+def _decode_splits(cfg, tf: list[Path], tl: list[int], vf: list[Path], vl: list[int]) -> dict:
+    """{train_x, train_y, val_x, val_y, sizes}: the files decoded (native sizes of those kept)."""
+    size = _cache_size(cfg, tf + vf)
+    log.info("decoding %d images at %dx%d (once)", len(tf) + len(vf), size, size)
+    x, keep, sizes = _decode_all(tf + vf, size, cfg.skip_corrupt)
+    y, is_train = torch.tensor(tl + vl)[keep], torch.tensor(keep) < len(tf)
+    return {"train_x": x[is_train], "train_y": y[is_train], "val_x": x[~is_train], "val_y": y[~is_train],
+            "sizes": sizes}
+
+
+@register_dataset("imagefolder")
+def imagefolder(cfg) -> ProxyData:
+    root = _folder_root(cfg)
+    tf, tl, vf, vl, classes = _file_lists(cfg, root)
+    cache_file = _cache_file(cfg, root, tf + vf)
+    c = _read_cache(cache_file) if cfg.disk_cache and cache_file.exists() else None
+    if c is None:
+        c = _decode_splits(cfg, tf, tl, vf, vl)
         if cfg.disk_cache:
             buf = io.BytesIO()
-            torch.save({"train_x": tx, "train_y": ty, "val_x": vx, "val_y": vy}, buf)
+            torch.save(c, buf)
             try:
                 atomic_write_bytes(cache_file, buf.getvalue())
             except OSError as e:
-                warnings.warn(f"could not write the decoded-image cache {cache_file}: {e}", stacklevel=2)
-    return ProxyData("imagefolder", tx, ty, vx, vy, len(classes), classes, int(cfg.base_resolution),
-                     _fingerprint(tx, vx))
+                warnings.warn(f"could not write the decoded-image cache {_shown(cache_file)}: {e}", stacklevel=2)
+    tx, ty, vx, vy = c["train_x"], c["train_y"], c["val_x"], c["val_y"]
+    if len(ty) and len(vy):  # (an empty split: load_data says so)
+        _check_classes(classes, ty.tolist(), vy.tolist(), "once unreadable images are skipped (dataset.skip_corrupt="
+                       "true)", "(readable images in it)")
+    if c.get("sizes") is not None:
+        _warn_small(c["sizes"], int(cfg.base_resolution))
+    return ProxyData("imagefolder", tx, ty, vx, vy, len(classes), [_shown(n) for n in classes],
+                     int(cfg.base_resolution), _fingerprint(tx, vx))
 
 
 # ---------------------------------------------------------------- torchvision datasets
@@ -483,7 +622,7 @@ def _torchvision(name: str, cls_name: str, train_args: dict, val_args: dict) -> 
         splits = []
         for args in (train_args, val_args):
             try:
-                ds = getattr(torchvision.datasets, cls_name)(str(Path(cfg.root).expanduser()),
+                ds = getattr(torchvision.datasets, cls_name)(str(_expand_root(cfg.root)),
                                                              download=bool(cfg.download), **args)
             except RuntimeError as e:
                 raise ValueError(f"dataset.root={str(cfg.root)!r}: {cls_name} not found there "

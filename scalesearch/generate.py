@@ -11,10 +11,11 @@ import logging
 import warnings
 from pathlib import Path
 
-from .config import ALLOWED, GenerateConfig, check_phis
+from .config import GenerateConfig, check_generate
 from .io import atomic_write_json, atomic_write_text
 from .model import timm_arch_def
-from .scaling import Coefficients, check_member_dims, family, family_markdown, member_name
+from .rundir import GENERATE, claim
+from .scaling import Coefficients, family, family_markdown
 from .spec import load_baseline  # noqa: F401  (re-exported: generate.load_baseline)
 
 log = logging.getLogger("scalesearch")
@@ -55,16 +56,34 @@ def write_family(members, out_dir: Path, title: str, num_classes: int = 1000, ex
 
 
 def run_generate(cfg: GenerateConfig, out_dir: Path) -> list:
-    for key, value in (("mode", cfg.mode), ("constraint", cfg.constraint)):
-        if value not in ALLOWED[key]:
-            raise ValueError(f"{key}={value!r} is unknown; allowed: {', '.join(ALLOWED[key])}")
-    check_phis(cfg.phis, "phis")
-    if cfg.num_classes < 1:
-        raise ValueError(f"num_classes={cfg.num_classes}; allowed: >= 1")
-    if cfg.resolution_multiple < 1:
-        raise ValueError(f"resolution_multiple={cfg.resolution_multiple}; allowed: >= 1")
-    if cfg.base_resolution < 16:
-        raise ValueError(f"base_resolution={cfg.base_resolution} is too small; allowed: >= 16")
+    """The ``scalesearch-generate`` job: every value checked, then the family written into ``out_dir`` (a new
+    directory or an earlier generator's; another app's run is refused, as is a directory in use)."""
+    coeffs, baseline = _checked(cfg)
+    with claim(out_dir, GENERATE) as out_dir:
+        log.info("emitting %d members (%s, constraint %s)", len(cfg.phis), cfg.mode, cfg.constraint)
+        members = family(
+            coeffs, base_resolution=cfg.base_resolution, mode=cfg.mode, num_classes=cfg.num_classes,
+            phis=[int(p) if float(p).is_integer() else float(p) for p in cfg.phis], baseline=baseline,
+            resolution_multiple=cfg.resolution_multiple, constraint=cfg.constraint, target=cfg.target,
+            depth_rounding=cfg.depth_rounding,
+        )
+        title = (f"EfficientNet family, mode={cfg.mode}, constraint={cfg.constraint}, alpha={coeffs.alpha}, "
+                 f"beta={coeffs.beta}, gamma={coeffs.gamma} (product {coeffs.product:.3f}), base resolution "
+                 f"{cfg.base_resolution}")
+        md = write_family(members, out_dir, title, cfg.num_classes,
+                          extra={"coefficients": [coeffs.alpha, coeffs.beta, coeffs.gamma], "mode": cfg.mode,
+                                 "constraint": cfg.constraint, "base_resolution": cfg.base_resolution,
+                                 "resolution_multiple": cfg.resolution_multiple, "depth_rounding": cfg.depth_rounding,
+                                 "target": cfg.target})
+        print(md, flush=True)
+        log.info("wrote %s, %s and %s", out_dir / "family.json", out_dir / "family.md", out_dir / "specs")
+        return members
+
+
+def _checked(cfg: GenerateConfig) -> tuple:
+    """(coefficients, baseline spec) once every value is checked (one-line ValueErrors; nothing written):
+    :func:`~scalesearch.config.check_generate` (the CLI's check before Hydra), then the coefficients' constraint."""
+    check_generate(cfg)
     coeffs = Coefficients(cfg.alpha, cfg.beta, cfg.gamma)
     if cfg.mode == "formula" and not coeffs.satisfies(cfg.target, cfg.tolerance):
         if not cfg.allow_off_constraint:
@@ -74,24 +93,4 @@ def run_generate(cfg: GenerateConfig, out_dir: Path) -> list:
             "(allow_off_constraint=true): each φ step will not multiply MACs by the target",
             stacklevel=1,
         )
-    baseline = load_baseline(cfg.baseline)
-    if cfg.mode == "formula":
-        for phi in cfg.phis:
-            d, w, r = coeffs.multipliers(phi)
-            check_member_dims(baseline, d, w, cfg.base_resolution * r, f"phis contains {phi:g} ({member_name(phi)})")
-    log.info("emitting %d members (%s, constraint %s)", len(cfg.phis), cfg.mode, cfg.constraint)
-    members = family(
-        coeffs, base_resolution=cfg.base_resolution, phis=[int(p) if float(p).is_integer() else float(p) for p in cfg.phis],
-        mode=cfg.mode, num_classes=cfg.num_classes, baseline=baseline, resolution_multiple=cfg.resolution_multiple,
-        constraint=cfg.constraint, target=cfg.target, depth_rounding=cfg.depth_rounding,
-    )
-    title = (f"EfficientNet family, mode={cfg.mode}, constraint={cfg.constraint}, alpha={coeffs.alpha}, beta={coeffs.beta}, "
-             f"gamma={coeffs.gamma} (product {coeffs.product:.3f}), base resolution {cfg.base_resolution}")
-    md = write_family(members, out_dir, title, cfg.num_classes,
-                      extra={"coefficients": [coeffs.alpha, coeffs.beta, coeffs.gamma], "mode": cfg.mode,
-                             "constraint": cfg.constraint, "base_resolution": cfg.base_resolution,
-                             "resolution_multiple": cfg.resolution_multiple, "depth_rounding": cfg.depth_rounding,
-                             "target": cfg.target})
-    print(md, flush=True)
-    log.info("wrote %s, %s and %s", out_dir / "family.json", out_dir / "family.md", out_dir / "specs")
-    return members
+    return coeffs, load_baseline(cfg.baseline)

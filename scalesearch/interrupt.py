@@ -4,22 +4,33 @@ The apps install :func:`on_signal` for both signals. Inside a Ray Tune run the h
 and passes it on to Tune's own graceful stop (SIGUSR1, which Tune always handles: the loop ends, the
 experiment state is saved with the running trials unfinished, so that a restore resumes them); nothing
 ending after the flag is recorded as finished, and the runner raises :class:`Interrupted` once Tune has
-returned (raising inside Ray's C calls would leave Ray broken). Anywhere else, or on a second signal, it raises at once. The CLI
-turns :class:`Interrupted` into one line saying how to resume and exit code 128 + the signal (130, 143).
+returned (raising inside Ray's C calls would leave Ray broken). Anywhere else, or on a second signal, it raises
+at once. The CLI turns :class:`Interrupted` into one line saying how to resume and exit code 128 + the signal
+(130, 143).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import threading
+from pathlib import Path
 
-__all__ = ["INTERRUPTED", "Interrupted", "on_signal", "interrupted_by", "install", "reinstall"]
+__all__ = ["INTERRUPTED", "IN_TUNE", "Interrupted", "RunStopped", "on_signal", "interrupted_by", "install",
+           "install_early", "reinstall", "deferred", "hand_to_tune", "raise_if_interrupted"]
 
 # set by the SIGINT/SIGTERM handler (:func:`on_signal`): Tune stops every trial and nothing ending after it is
 # recorded as finished; the runner then raises Interrupted
 INTERRUPTED = threading.Event()
-_IN_TUNE = threading.Event()
+IN_TUNE = threading.Event()  # a Tune loop is running: the interrupt is handed to it (:func:`hand_to_tune`)
+_DEFER = threading.Event()  # inside :func:`deferred`: the interrupt is raised when the block ends
+
+
+class RunStopped(RuntimeError):
+    """A fault the run cannot go on from (Ray Tune itself failed): what finished is recorded and the run stays
+    resumable; the CLI prints one line with the resume command and exits 3."""
 
 
 class Interrupted(BaseException):
@@ -31,20 +42,48 @@ class Interrupted(BaseException):
 
 
 def on_signal(signum, frame) -> None:
-    """The apps' SIGINT/SIGTERM handler. Inside a Tune run it only flags the interrupt (Tune then stops all
-    trials at its next step: raising inside Ray's C calls would leave Ray in a broken state); elsewhere, or on a
-    second signal, it raises :class:`Interrupted` at once."""
+    """The apps' SIGINT/SIGTERM handler. Inside a Tune run, or inside :func:`deferred` (Ray's start-up), it only
+    flags the interrupt: Tune then stops all trials at its next step, the deferred block raises when it ends
+    (raising inside Ray's C calls leaves Ray broken, and inside the fork handlers of Ray's start-up the exception
+    is swallowed: "Exception ignored in _releaseLock"). Elsewhere, or on a second signal, it raises
+    :class:`Interrupted` at once."""
     first = not INTERRUPTED.is_set()
     INTERRUPTED.set()
     if first:
         INTERRUPTED.signum = signum
     if getattr(INTERRUPTED, "raised", False):  # the clean-up after the interrupt runs undisturbed
         return
-    if first and _IN_TUNE.is_set() and hasattr(signal, "SIGUSR1"):
-        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop
+    if first and (IN_TUNE.is_set() or _DEFER.is_set()):
         return
     INTERRUPTED.raised = True
     raise Interrupted(getattr(INTERRUPTED, "signum", signum))
+
+
+def raise_if_interrupted() -> None:
+    """Raise the flagged interrupt (once), at a point where raising is safe."""
+    if INTERRUPTED.is_set() and not getattr(INTERRUPTED, "raised", False):
+        INTERRUPTED.raised = True
+        raise Interrupted(getattr(INTERRUPTED, "signum", signal.SIGINT))
+
+
+@contextlib.contextmanager
+def deferred():
+    """A block that a signal must not cut mid-way (``ray.init``, ``ray.put``): the interrupt is raised when it
+    ends (a second signal still raises at once)."""
+    _DEFER.set()
+    try:
+        yield
+    finally:
+        _DEFER.clear()
+    raise_if_interrupted()
+
+
+def hand_to_tune() -> None:
+    """Called by the runner's Tune callback at every step of Tune's loop (where Tune's SIGUSR1 handler is surely
+    installed): a flagged interrupt becomes Tune's graceful stop, once."""
+    if INTERRUPTED.is_set() and not getattr(INTERRUPTED, "told_tune", False) and hasattr(signal, "SIGUSR1"):
+        INTERRUPTED.told_tune = True
+        os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def interrupted_by(e: BaseException) -> Interrupted | None:
@@ -61,6 +100,25 @@ def interrupted_by(e: BaseException) -> Interrupted | None:
 
 
 _INSTALLED = threading.Event()
+
+
+def _early(signum, frame) -> None:
+    print(f"scalesearch: interrupted by {signal.Signals(signum).name} while starting: nothing was started",
+          file=sys.stderr, flush=True)
+    os._exit(128 + signum)
+
+
+def install_early() -> None:
+    """While an app imports (torch, Ray, Hydra: seconds) nothing is written or started yet: a signal then ends
+    the process at once with one line (Python would print a KeyboardInterrupt traceback). Only in a process
+    started as an app (``scalesearch*`` console scripts, ``python -m scalesearch``), never in a notebook or test
+    runner that imports the package."""
+    argv0 = Path(sys.argv[0] if sys.argv else "")
+    if not (argv0.name.startswith("scalesearch") or argv0.parent.name == "scalesearch"):
+        return
+    if threading.current_thread() is threading.main_thread() and not _INSTALLED.is_set():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _early)
 
 
 def install() -> None:

@@ -60,9 +60,9 @@ class MBConv(nn.Module):
 
 
 class EfficientNet(nn.Module):
-    def __init__(self, spec: ModelSpec, num_classes: int = 1000, in_channels: int = 3):
+    def __init__(self, spec: ModelSpec | dict, num_classes: int = 1000, in_channels: int = 3):
         super().__init__()
-        self.spec = spec
+        self.spec = spec = ModelSpec.of(spec, "EfficientNet(spec)")
         bn = partial(nn.BatchNorm2d, eps=spec.bn_eps, momentum=spec.bn_momentum)
         self.stem = ConvBNAct(in_channels, spec.stem_channels, 3, 2, bn=bn)
         stages, cin, index, total = [], spec.stem_channels, 0, spec.num_blocks
@@ -107,25 +107,27 @@ class EfficientNet(nn.Module):
 
 
 def build_spec(name: str | None = None, *, width: float = 1.0, depth: float = 1.0, dropout: float | None = None,
-               spec: ModelSpec | None = None, depth_rounding: str = "stage") -> ModelSpec:
+               spec: ModelSpec | dict | None = None, depth_rounding: str = "stage") -> ModelSpec:
     """The spec of an official variant by name (``"b0"``…``"b7"``: published width/depth/dropout), or
-    of the baseline ``spec`` (default B0) scaled by ``depth`` and ``width``."""
+    of the baseline ``spec`` (default B0; a ModelSpec, or a mapping: :meth:`ModelSpec.of`) scaled by ``depth``
+    and ``width``."""
+    base = B0 if spec is None else ModelSpec.of(spec, "build_model(spec=...)")
     if name is not None:
         variant = official(name)
         width, depth = variant.width, variant.depth
         dropout = variant.dropout if dropout is None else dropout
-    s = scale(spec or B0, depth=depth, width=width, depth_rounding=depth_rounding)
+    s = scale(base, depth=depth, width=width, depth_rounding=depth_rounding)
     return s if dropout is None else replace(s, dropout=dropout)
 
 
 def build_model(name: str | None = None, *, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000,
-                dropout: float | None = None, spec: ModelSpec | None = None, in_channels: int = 3,
+                dropout: float | None = None, spec: ModelSpec | dict | None = None, in_channels: int = 3,
                 depth_rounding: str = "stage") -> EfficientNet:
     """Build an official variant by name (``"b0"``…``"b7"``) or any scaled spec.
 
     ``build_model("b3")`` uses the published width/depth/dropout; otherwise the baseline ``spec``
     (default B0) is scaled by ``depth`` and ``width``; ``build_model(spec=member_spec)`` builds a
-    family member exactly as emitted."""
+    family member exactly as emitted (``spec``: a ModelSpec, its dict, or a ``specs/<name>.json`` document)."""
     s = build_spec(name, width=width, depth=depth, dropout=dropout, spec=spec, depth_rounding=depth_rounding)
     return EfficientNet(s, num_classes=num_classes, in_channels=in_channels)
 
@@ -194,7 +196,8 @@ def to_torchvision(spec: ModelSpec, num_classes: int = 1000) -> nn.Module:
 
     if any(st.se_ratio != 0.25 for st in spec.stages):
         raise ValueError("to_torchvision: torchvision's MBConv has a fixed squeeze-excite ratio of 0.25; this spec has "
-                         f"{sorted({st.se_ratio for st in spec.stages})}; allowed: specs with se_ratio 0.25 (use build_model)")
+                         f"{sorted({st.se_ratio for st in spec.stages})}; allowed: specs with se_ratio 0.25 "
+                         "(use build_model)")
     rows, cin = [], spec.stem_channels
     for st in spec.stages:
         rows.append(MBConvConfig(st.expand_ratio, st.kernel, st.stride, cin, st.out_channels, st.repeats))

@@ -23,7 +23,6 @@ EfficientNet-B0 came from a multi-objective search maximising ``ACC(m) × [cost(
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import logging
 import math
@@ -34,17 +33,18 @@ from pathlib import Path
 
 import yaml
 
-from .config import ModelConfig, NASAppConfig, ReportConfig, SearchAppConfig, ValidateConfig, check_nas, check_sampler
-from .io import atomic_write_csv, atomic_write_json, atomic_write_text, save_png
+from .config import ModelConfig, NASAppConfig, ReportConfig, SearchAppConfig, ValidateConfig, check_nas, nas_sampler
+from .io import atomic_write_csv, atomic_write_json, atomic_write_text, read_run_json, save_png
 from .model import spec_cost
 from .paths import SPACES_DIR
+from .rundir import NAS, check_same_data, claim, data_summary
 from .spec import B0, ModelSpec, StageSpec, round_channels
 
 log = logging.getLogger("scalesearch")
 
 __all__ = [
     "StageChoices", "BlockSpace", "load_block_space", "arch_string", "objective_value", "pareto_front", "validate_nas",
-    "run_nas", "run_nas_app", "COLUMNS",
+    "run_nas", "run_nas_app", "check_nas_data", "COLUMNS",
 ]
 
 CHOICE_KEYS = ("kernel", "expand_ratio", "se_ratio", "repeats_delta", "channel_mult")
@@ -151,7 +151,8 @@ def _check_values(where: str, key: str, values: list, ok, allowed: str) -> None:
 
 
 _RULES = {  # choice key → (test, allowed)
-    "kernel": (lambda v: isinstance(v, int) and v >= 1 and v % 2 == 1, "odd integers >= 1 (padding k//2 keeps the size)"),
+    "kernel": (lambda v: isinstance(v, int) and v >= 1 and v % 2 == 1,
+               "odd integers >= 1 (padding k//2 keeps the size)"),
     "expand_ratio": (lambda v: isinstance(v, int) and v >= 1, "integers >= 1"),
     "se_ratio": (lambda v: 0 <= v <= 1, "numbers in [0, 1] (0: no squeeze-excite)"),
     "repeats_delta": (lambda v: isinstance(v, int), "integers (added to the stage's repeats)"),
@@ -159,10 +160,8 @@ _RULES = {  # choice key → (test, allowed)
 }
 
 
-def load_block_space(name_or_path: str = "blocks") -> BlockSpace:
-    """Load and validate ``search_spaces/<name>.yaml`` (or a path): one-line ValueErrors for an empty
-    or contradictory file, unknown keys, or values the model builder does not accept."""
-    p = _resolve_space_path(name_or_path)
+def _read_space(p: Path) -> dict:
+    """The mapping of a space file: one-line ValueErrors for invalid YAML, an empty file or unknown keys."""
     where = p.name
     try:
         raw = yaml.safe_load(p.read_text())
@@ -173,6 +172,63 @@ def load_block_space(name_or_path: str = "blocks") -> BlockSpace:
     unknown = set(raw) - TOP_KEYS
     if unknown:
         raise ValueError(f"space {where}: unknown keys {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
+    return raw
+
+
+def _fixed_settings(where: str, raw: dict) -> dict:
+    """The space's stem_channels, head_channels and min_repeats (defaults 32, 1280, 1), checked."""
+    fixed = {}
+    for key, default, ok, allowed in (
+            ("stem_channels", 32, lambda v: v >= 8 and v % 8 == 0,
+             "a multiple of 8 (the builder's channel rounding)"),
+            ("head_channels", 1280, lambda v: v >= 8 and v % 8 == 0,
+             "a multiple of 8 (the builder's channel rounding)"),
+            ("min_repeats", 1, lambda v: v >= 1, "an integer >= 1")):
+        v = fixed[key] = raw.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not ok(v):
+            raise ValueError(f"space {where}: {key}={v!r}; allowed: {allowed}")
+    return fixed
+
+
+def _stage_choices(at: str, st: dict, choices: dict, min_repeats: int) -> StageChoices:
+    """One stage of a space file (``at``: where, for the errors): its fixed keys checked, its choices the stage's
+    own or else the shared ``choices``."""
+    unknown = set(st) - STAGE_KEYS
+    if unknown:
+        raise ValueError(f"space {at}: unknown keys {sorted(unknown)}; allowed: {sorted(STAGE_KEYS)}")
+    for key, ok, allowed in (("stride", lambda v: v in (1, 2), "1 or 2 (strides are fixed per stage)"),
+                             ("out_channels", lambda v: v >= 1, "an integer >= 1"),
+                             ("repeats", lambda v: v >= 1, "an integer >= 1")):
+        v = st.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not ok(v):
+            raise ValueError(f"space {at}: {key}={v!r}; allowed: {allowed}")
+    vals = {}
+    for key in CHOICE_KEYS:
+        if key not in st and key not in choices:
+            raise ValueError(f"space {at}: no {key} choices; allowed: a list under choices: or in the stage")
+        vals[key] = _choice_list(at, key, st.get(key, choices.get(key)))
+        _check_values(at, key, vals[key], *_RULES[key])
+    repeats = sorted({st["repeats"] + d for d in vals["repeats_delta"] if st["repeats"] + d >= min_repeats})
+    if not repeats:
+        raise ValueError(f"space {at}: repeats {st['repeats']} + repeats_delta {vals['repeats_delta']} leaves no "
+                         f"block count >= min_repeats {min_repeats} (contradictory); "
+                         "allowed: deltas that keep one")
+    return StageChoices(
+        stride=st["stride"],
+        kernel=tuple(sorted(set(vals["kernel"]))),
+        expand_ratio=tuple(sorted(set(vals["expand_ratio"]))),
+        se_ratio=tuple(sorted({float(v) for v in vals["se_ratio"]})),
+        repeats=tuple(repeats),
+        out_channels=tuple(sorted({round_channels(st["out_channels"] * m) for m in vals["channel_mult"]})),
+    )
+
+
+def load_block_space(name_or_path: str = "blocks") -> BlockSpace:
+    """Load and validate ``search_spaces/<name>.yaml`` (or a path): one-line ValueErrors for an empty
+    or contradictory file, unknown keys, or values the model builder does not accept."""
+    p = _resolve_space_path(name_or_path)
+    where = p.name
+    raw = _read_space(p)
     choices = raw.get("choices") or {}
     if not isinstance(choices, dict) or set(choices) - set(CHOICE_KEYS):
         bad = sorted(set(choices) - set(CHOICE_KEYS)) if isinstance(choices, dict) else choices
@@ -181,44 +237,8 @@ def load_block_space(name_or_path: str = "blocks") -> BlockSpace:
     if not isinstance(stages, list) or not stages or not all(isinstance(s, dict) for s in stages):
         raise ValueError(f"space {where}: stages must be a non-empty list of mappings "
                          "({stride, out_channels, repeats[, choice overrides]})")
-    fixed = {}
-    for key, default, ok, allowed in (
-            ("stem_channels", 32, lambda v: v >= 8 and v % 8 == 0, "a multiple of 8 (the builder's channel rounding)"),
-            ("head_channels", 1280, lambda v: v >= 8 and v % 8 == 0, "a multiple of 8 (the builder's channel rounding)"),
-            ("min_repeats", 1, lambda v: v >= 1, "an integer >= 1")):
-        v = fixed[key] = raw.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or not ok(v):
-            raise ValueError(f"space {where}: {key}={v!r}; allowed: {allowed}")
-    out = []
-    for i, st in enumerate(stages):
-        at = f"{where} stage {i}"
-        unknown = set(st) - STAGE_KEYS
-        if unknown:
-            raise ValueError(f"space {at}: unknown keys {sorted(unknown)}; allowed: {sorted(STAGE_KEYS)}")
-        for key, ok, allowed in (("stride", lambda v: v in (1, 2), "1 or 2 (strides are fixed per stage)"),
-                                 ("out_channels", lambda v: v >= 1, "an integer >= 1"),
-                                 ("repeats", lambda v: v >= 1, "an integer >= 1")):
-            v = st.get(key)
-            if isinstance(v, bool) or not isinstance(v, int) or not ok(v):
-                raise ValueError(f"space {at}: {key}={v!r}; allowed: {allowed}")
-        vals = {}
-        for key in CHOICE_KEYS:
-            if key not in st and key not in choices:
-                raise ValueError(f"space {at}: no {key} choices; allowed: a list under choices: or in the stage")
-            vals[key] = _choice_list(at, key, st.get(key, choices.get(key)))
-            _check_values(at, key, vals[key], *_RULES[key])
-        repeats = sorted({st["repeats"] + d for d in vals["repeats_delta"] if st["repeats"] + d >= fixed["min_repeats"]})
-        if not repeats:
-            raise ValueError(f"space {at}: repeats {st['repeats']} + repeats_delta {vals['repeats_delta']} leaves no block "
-                             f"count >= min_repeats {fixed['min_repeats']} (contradictory); allowed: deltas that keep one")
-        out.append(StageChoices(
-            stride=st["stride"],
-            kernel=tuple(sorted(set(vals["kernel"]))),
-            expand_ratio=tuple(sorted(set(vals["expand_ratio"]))),
-            se_ratio=tuple(sorted({float(v) for v in vals["se_ratio"]})),
-            repeats=tuple(repeats),
-            out_channels=tuple(sorted({round_channels(st["out_channels"] * m) for m in vals["channel_mult"]})),
-        ))
+    fixed = _fixed_settings(where, raw)
+    out = [_stage_choices(f"{where} stage {i}", st, choices, fixed["min_repeats"]) for i, st in enumerate(stages)]
     return BlockSpace(stages=tuple(out), stem_channels=fixed["stem_channels"], head_channels=fixed["head_channels"],
                       name=p.stem)
 
@@ -246,22 +266,10 @@ def coefficient_config(cfg: NASAppConfig, baseline_json: Path | str) -> SearchAp
     """The coefficient search's config for the chain: same data, budget, cluster; the found baseline."""
     return SearchAppConfig(dataset=cfg.dataset, proxy=cfg.proxy, search=cfg.search, cluster=cfg.cluster,
                            report=ReportConfig(enabled=cfg.chain.report, train_family=cfg.chain.report),
-                           validate=ValidateConfig(enabled=cfg.chain.report), model=ModelConfig(baseline=str(baseline_json)),
+                           validate=ValidateConfig(enabled=cfg.chain.report),
+                           model=ModelConfig(baseline=str(baseline_json)),
                            seed=cfg.nas.seed, resume=cfg.resume, verbose=cfg.verbose,
                            family_phis=list(cfg.chain.family_phis))
-
-
-def _sampler(cfg: NASAppConfig):
-    n = cfg.nas
-    name = n.sampler if n.sampler != "auto" else ("TPESampler" if n.objective == "weighted" else "NSGAIISampler")
-    cls = check_sampler(name, "nas.sampler")
-    kwargs = dict(n.sampler_kwargs)
-    if "seed" in inspect.signature(cls).parameters:
-        kwargs.setdefault("seed", n.seed)
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ValueError(f"nas.sampler_kwargs={kwargs} do not fit {name} ({e})") from None
 
 
 def validate_nas(cfg: NASAppConfig) -> BlockSpace:
@@ -272,7 +280,6 @@ def validate_nas(cfg: NASAppConfig) -> BlockSpace:
     if cfg.nas.w > 0:
         warnings.warn(f"nas.w={cfg.nas.w} is positive: the objective accuracy × (cost/target)^w then rewards cost "
                       "(MnasNet uses w=-0.07)", UserWarning, stacklevel=2)
-    _sampler(cfg)
     if cfg.chain.search:
         check_search_app(coefficient_config(cfg, "baseline.json"))
     if cfg.search.scheduler != "none" and not cfg.chain.search:
@@ -283,8 +290,9 @@ def validate_nas(cfg: NASAppConfig) -> BlockSpace:
 
 # ---------------------------------------------------------------- the trials (through the runner)
 COLUMNS = ["key", "trial_id", "arch", "is_b0", "blocks", "accuracy", "loss", "epochs", "params", "macs", "activations",
-           "cost_kind", "cost", "objective", "pareto", "latency_ms", "train_step_ms", "device", "images_per_s", "wall_s",
-           "status", "error", "failures", "node", "finished_at", "train_id", "reused_from", "seed", "resolution", "spec_json"]
+           "cost_kind", "cost", "objective", "pareto", "latency_ms", "train_step_ms", "device", "images_per_s",
+           "wall_s", "status", "error", "failures", "node", "finished_at", "train_id", "reused_from", "seed",
+           "resolution", "spec_json"]
 
 
 def nas_job(config: dict, space: BlockSpace, seed: int, budget, fingerprint: str, resolution: int, num_classes: int,
@@ -295,7 +303,8 @@ def nas_job(config: dict, space: BlockSpace, seed: int, budget, fingerprint: str
     spec = space.spec(config)
     c = spec_cost(spec, resolution, num_classes, in_channels)
     row = {"arch": arch_string(spec), "is_b0": spec == B0, "blocks": spec.num_blocks, "params": c.params,
-           "macs": c.macs, "activations": c.activations, "cost_kind": cost_kind, "spec_json": json.dumps(spec.to_dict())}
+           "macs": c.macs, "activations": c.activations, "cost_kind": cost_kind,
+           "spec_json": json.dumps(spec.to_dict())}
     return job(config["__trial_id__"], None, spec.to_dict(), resolution, seed, row, budget, fingerprint)
 
 
@@ -337,7 +346,8 @@ def plot_pareto(rows: list[dict], front: list[dict], chosen: dict, path: Path, x
             label="Pareto front")
     b0 = [r for r in ok if r.get("is_b0") in (True, "True")]
     if b0:
-        ax.scatter([b0[0]["cost"]], [b0[0]["accuracy"]], marker="s", s=70, facecolors="none", edgecolors="k", label="B0")
+        ax.scatter([b0[0]["cost"]], [b0[0]["accuracy"]], marker="s", s=70, facecolors="none", edgecolors="k",
+                   label="B0")
     ax.scatter([chosen["cost"]], [chosen["accuracy"]], marker="*", s=180, c="tab:blue", zorder=3,
                label="chosen baseline (max objective)")
     if log_x:
@@ -364,7 +374,8 @@ def _pareto_markdown(front: list[dict], rows: list[dict], chosen: dict, b0: dict
         lines.append(f"- B0 in this search: {_describe(b0, kind)}")
     lines += ["", "Proxy accuracies come from one short training per candidate (one seed): differences of a few "
               "points are within proxy noise.", "",
-              "| # | accuracy | cost | MACs (M) | params (M) | objective | architecture (repeats×MBconv-kernel-channels) |",
+              "| # | accuracy | cost | MACs (M) | params (M) | objective | "
+              "architecture (repeats×MBconv-kernel-channels) |",
               "|---|---|---|---|---|---|---|"]
     for i, r in enumerate(front, 1):
         mark = " **(chosen)**" if r["trial_id"] == chosen["trial_id"] else ""
@@ -385,60 +396,71 @@ def _reference_cost(cfg: NASAppConfig, data, runner, ctx) -> tuple[float, bool]:
         return float(spec_cost(B0, data.base_resolution, data.num_classes, data.in_channels).macs), True
     import ray
 
-    from .runner import _measure_task
+    from .runner import measure_task
 
-    task = ray.remote(_measure_task).options(num_cpus=cfg.search.cpus_per_trial, num_gpus=cfg.search.gpus_per_trial)
+    task = ray.remote(measure_task).options(num_cpus=cfg.search.cpus_per_trial, num_gpus=cfg.search.gpus_per_trial)
     return float(ray.get(task.remote(B0.to_dict(), data.base_resolution, ctx, ("latency",)))["latency_ms"]), True
 
 
 def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None, runner=None) -> dict:
-    """The architecture search; writes results.csv, pareto.json/.md, plots/pareto.png, baseline.json in
-    ``run_dir`` and returns baseline.json's content. ``runner``: an open Runner (else one is opened here)."""
-    from functools import partial
-
-    from ray.tune.search.optuna import OptunaSearch
-
-    from .data import load_data
-    from .runner import Runner, Stage, TrialContext
-    from .search import budget_str
-
+    """The architecture search; writes nas.json (the data it runs on), results.csv, pareto.json/.md,
+    plots/pareto.png, baseline.json in ``run_dir`` (held for this process) and returns baseline.json's content.
+    ``runner``: an open Runner (else one is opened here)."""
     space = space or validate_nas(cfg)
-    run_dir = Path(run_dir).resolve()
+    with claim(run_dir, NAS) as run_dir:
+        data = _start(cfg, run_dir)
+        if runner is None:
+            from .runner import Runner
+
+            with Runner(cfg.cluster, cfg.search, run_dir, cfg.verbose) as r:
+                return _run_nas(cfg, run_dir, space, r, data)
+        return _run_nas(cfg, run_dir, space, runner, data)
+
+
+def _start(cfg: NASAppConfig, run_dir: Path):
+    """The checks of a held NAS directory before Ray starts (a new run or resume=true; the same data); the data."""
+    from .data import load_data
+
     if (run_dir / "tune").exists() and not cfg.resume:
-        raise ValueError(f"{run_dir} already holds a NAS run; allowed: resume=true to continue it, or a new hydra.run.dir")
+        raise ValueError(f"{run_dir} already holds a NAS run; allowed: resume=true to continue it, "
+                         "or a new hydra.run.dir")
+    data = load_data(cfg.dataset)  # (decoded once per process)
+    check_nas_data(run_dir, data, cfg.resume)
+    return data
+
+
+def check_nas_data(run_dir: Path, data, resume: bool) -> None:
+    """nas.json holds the data summary of the run's first attempt; a resume on other data is refused (a run from
+    before nas.json: checked against its baseline.json's fingerprint and classes, when it has one)."""
+    path, summary = run_dir / "nas.json", data_summary(data)
+    stored = None
+    if resume and path.is_file():
+        doc = read_run_json(path)
+        stored = doc.get("data") if isinstance(doc, dict) else None
+    elif resume and (run_dir / "baseline.json").is_file():
+        b = read_run_json(run_dir / "baseline.json")
+        stored = {"fingerprint": b.get("dataset_fingerprint"), "classes": b.get("num_classes")} if isinstance(b, dict) \
+            else None
+    check_same_data(stored, summary)
+    if stored is None or not path.is_file():
+        atomic_write_json(path, {"data": summary})
+
+
+def _nas_trial_context(cfg: NASAppConfig, data):
+    """The trials' budget (proxy.threads: the trial's CPUs when unset) and their :class:`TrialContext`."""
+    from .runner import TrialContext
+
     n, s = cfg.nas, cfg.search
-    data = load_data(cfg.dataset)
-    if runner is None:
-        with Runner(cfg.cluster, s, run_dir, cfg.verbose) as r:
-            return run_nas(cfg, run_dir, space, r)
-    runner.share(data)
-    budget = cfg.proxy if cfg.proxy.threads is not None else dataclasses.replace(cfg.proxy, threads=max(1, int(s.cpus_per_trial)))
+    budget = (cfg.proxy if cfg.proxy.threads is not None
+              else dataclasses.replace(cfg.proxy, threads=max(1, int(s.cpus_per_trial))))
     ctx = TrialContext(budget=budget, num_classes=data.num_classes, in_channels=data.in_channels,
                        gpus_per_trial=s.gpus_per_trial, device_costs=n.cost == "latency" or s.measure_device_costs,
                        latency_batch=n.latency_batch, cost_min_run_time=n.latency_min_run_time)
-    target, target_is_b0 = _reference_cost(cfg, data, runner, ctx)
-    if n.cost == "latency" and s.max_concurrent_trials != 1:
-        log.warning("nas.cost=latency: latencies measured while other trials train are inflated and noisy; "
-                    "search.max_concurrent_trials=1 gives clean figures")
-    metric, mode = (["accuracy", "cost"], ["max", "min"]) if n.objective == "pareto" else ("objective", "max")
-    points = [space.params_of(B0)] if n.include_b0 and space.contains(B0) else None
-    sampler = _sampler(cfg)
-    sampler_name = type(sampler).__name__
-    searcher = OptunaSearch(space=space.define_by_run, metric=metric, mode=mode, sampler=sampler,
-                            points_to_evaluate=points)
-    log.info("NAS on %s (%d train images, base resolution %d): %s over %s (%.2g architectures), %s, cost %s, "
-             "target %s, %d samples", data.name, len(data.train_y), data.base_resolution, n.objective, space.name,
-             space.size, sampler_name, n.cost, _fmt_cost(n.cost, target), n.num_samples)
-    ctx = dataclasses.replace(
-        ctx, metric="objective" if n.objective == "weighted" else "accuracy",
-        job_from_config=partial(nas_job, space=space, seed=n.seed, budget=budget, fingerprint=data.fingerprint,
-                                resolution=data.base_resolution, num_classes=data.num_classes,
-                                in_channels=data.in_channels, cost_kind=n.cost),
-        extra_metrics=partial(nas_metrics, cost_kind=n.cost, target=target, w=n.w))
-    t0 = time.time()
-    rows = runner.run(Stage("nas", run_dir / "results.csv", COLUMNS, ctx, searcher=searcher, num_samples=n.num_samples,
-                            tune_metric=None, describe=lambda r: r.get("arch") or r.get("key")))
-    wall = time.time() - t0
+    return budget, ctx
+
+
+def _score_trials(rows: list[dict], n, target: float) -> list[dict]:
+    """Each ok row's cost and objective, its cost kind, whether it is on the Pareto front; returns the front."""
     for r in rows:
         r.update(nas_metrics(r, n.cost, target, n.w) if r["status"] == "ok" else {})
         r.setdefault("cost_kind", n.cost)
@@ -446,19 +468,18 @@ def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None, r
     on_front = {r["trial_id"] for r in front}
     for r in rows:
         r["pareto"] = r["trial_id"] in on_front if r["status"] == "ok" else None
-    atomic_write_csv(run_dir / "results.csv", rows, COLUMNS)
-    ok = [r for r in rows if r["status"] == "ok"]
-    if not ok:
-        raise ValueError(f"no NAS trial finished ok (see {run_dir / 'results.csv'}); nothing to choose")
+    return front
+
+
+def _write_nas_artifacts(cfg: NASAppConfig, run_dir: Path, data, rows: list[dict], front: list[dict],
+                         ok: list[dict], meta: dict, wall: float) -> dict:
+    """pareto.json, pareto.md, plots/pareto.png and baseline.json (the ok trial with the best objective);
+    returns baseline.json's content."""
+    n = cfg.nas
+    on_front = {r["trial_id"] for r in front}
     chosen = max(ok, key=lambda r: (r["objective"], -r["cost"]))
     b0 = next((r for r in ok if r["is_b0"] in (True, "True")), None)
     spec_of = {r["trial_id"]: r for r in rows}
-    meta = {
-        "search_objective": n.objective, "w": n.w, "cost_kind": n.cost, "cost_label": _cost_label(cfg, data.base_resolution),
-        "target": target, "target_is_b0": target_is_b0, "sampler": sampler_name, "space": space.name,
-        "objective_text": "accuracy × (cost/target)^w" if n.objective == "weighted" else "max accuracy, min cost",
-        "dataset": data.name, "base_resolution": data.base_resolution, "budget": budget_str(cfg.proxy),
-    }
 
     def spec_dict(r: dict) -> dict:
         return json.loads(spec_of[r["trial_id"]]["spec_json"])
@@ -478,24 +499,74 @@ def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None, r
         "n_trials": len(rows), "n_ok": len(ok), "search_wall_s": round(wall, 2),
     }
     atomic_write_json(run_dir / "baseline.json", baseline)
-    log.info("NAS: chose %s — accuracy %.4f, %s, objective %.4f%s; artifacts in %s", chosen["arch"], chosen["accuracy"],
-             _fmt_cost(n.cost, chosen["cost"]), chosen["objective"],
+    log.info("NAS: chose %s — accuracy %.4f, %s, objective %.4f%s; artifacts in %s", chosen["arch"],
+             chosen["accuracy"], _fmt_cost(n.cost, chosen["cost"]), chosen["objective"],
              f" (B0: accuracy {b0['accuracy']:.4f}, objective {b0['objective']:.4f})" if b0 else "", run_dir)
     return baseline
+
+
+def _run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace, runner, data) -> dict:
+    from functools import partial
+
+    from ray.tune.search.optuna import OptunaSearch
+
+    from .runner import Stage
+    from .search import budget_str
+
+    n, s = cfg.nas, cfg.search
+    runner.share(data)
+    budget, ctx = _nas_trial_context(cfg, data)
+    target, target_is_b0 = _reference_cost(cfg, data, runner, ctx)
+    if n.cost == "latency" and s.max_concurrent_trials != 1:
+        log.warning("nas.cost=latency: latencies measured while other trials train are inflated and noisy; "
+                    "search.max_concurrent_trials=1 gives clean figures")
+    metric, mode = (["accuracy", "cost"], ["max", "min"]) if n.objective == "pareto" else ("objective", "max")
+    points = [space.params_of(B0)] if n.include_b0 and space.contains(B0) else None
+    sampler = nas_sampler(n)
+    sampler_name = type(sampler).__name__
+    searcher = OptunaSearch(space=space.define_by_run, metric=metric, mode=mode, sampler=sampler,
+                            points_to_evaluate=points)
+    log.info("NAS on %s (%d train images, base resolution %d): %s over %s (%.2g architectures), %s, cost %s, "
+             "target %s, %d samples", data.name, len(data.train_y), data.base_resolution, n.objective, space.name,
+             space.size, sampler_name, n.cost, _fmt_cost(n.cost, target), n.num_samples)
+    ctx = dataclasses.replace(
+        ctx, metric="objective" if n.objective == "weighted" else "accuracy",
+        job_from_config=partial(nas_job, space=space, seed=n.seed, budget=budget, fingerprint=data.fingerprint,
+                                resolution=data.base_resolution, num_classes=data.num_classes,
+                                in_channels=data.in_channels, cost_kind=n.cost),
+        extra_metrics=partial(nas_metrics, cost_kind=n.cost, target=target, w=n.w))
+    t0 = time.time()
+    rows = runner.run(Stage("nas", run_dir / "results.csv", COLUMNS, ctx, searcher=searcher, num_samples=n.num_samples,
+                            tune_metric=None, describe=lambda r: r.get("arch") or r.get("key")))
+    wall = time.time() - t0
+    front = _score_trials(rows, n, target)
+    atomic_write_csv(run_dir / "results.csv", rows, COLUMNS)
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        raise ValueError(f"no NAS trial finished ok (see {run_dir / 'results.csv'}); nothing to choose")
+    meta = {
+        "search_objective": n.objective, "w": n.w, "cost_kind": n.cost,
+        "cost_label": _cost_label(cfg, data.base_resolution),
+        "target": target, "target_is_b0": target_is_b0, "sampler": sampler_name, "space": space.name,
+        "objective_text": "accuracy × (cost/target)^w" if n.objective == "weighted" else "max accuracy, min cost",
+        "dataset": data.name, "base_resolution": data.base_resolution, "budget": budget_str(cfg.proxy),
+    }
+    return _write_nas_artifacts(cfg, run_dir, data, rows, front, ok, meta, wall)
 
 
 def run_nas_app(cfg: NASAppConfig, run_dir: Path) -> dict:
     """The ``scalesearch-nas`` job: the NAS, then (``chain.search=true``) the coefficient search on the found
     baseline in ``run_dir/coefficients``, one Ray session for both."""
-    from .runner import Runner
-    from .search import run_search
-
-    run_dir = Path(run_dir).resolve()
     space = validate_nas(cfg)
-    with Runner(cfg.cluster, cfg.search, run_dir, cfg.verbose) as runner:
-        baseline = run_nas(cfg, run_dir, space, runner)
-        if cfg.chain.search:
-            log.info("chain: coefficient search on the found baseline in %s", run_dir / "coefficients")
-            best = run_search(coefficient_config(cfg, run_dir / "baseline.json"), run_dir / "coefficients")
-            baseline = {**baseline, "coefficients": best}
+    with claim(run_dir, NAS) as run_dir:  # (run_nas claims it again: re-entrant)
+        _start(cfg, run_dir)
+        from .runner import Runner
+        from .search import run_search
+
+        with Runner(cfg.cluster, cfg.search, run_dir, cfg.verbose) as runner:
+            baseline = run_nas(cfg, run_dir, space, runner)
+            if cfg.chain.search:
+                log.info("chain: coefficient search on the found baseline in %s", run_dir / "coefficients")
+                best = run_search(coefficient_config(cfg, run_dir / "baseline.json"), run_dir / "coefficients")
+                baseline = {**baseline, "coefficients": best}
     return baseline

@@ -23,5 +23,6 @@ def _data_dir(name: str) -> Path:
     return packaged if packaged.is_dir() else REPO_DIR / name
 
 
-CONF_DIR: Path = Path(os.environ["SCALESEARCH_CONF"]).resolve() if os.environ.get("SCALESEARCH_CONF") else _data_dir("conf")
+CONF_DIR: Path = (Path(os.environ["SCALESEARCH_CONF"]).resolve() if os.environ.get("SCALESEARCH_CONF")
+                  else _data_dir("conf"))
 SPACES_DIR: Path = _data_dir("search_spaces")

@@ -1,7 +1,7 @@
 """What to train: candidates at equal cost, and the jobs of every stage.
 
-:class:`Planner` turns (α, β[, γ]) into a buildable candidate: its spec (depth α^φ, width β^φ,
-rounded as the builder rounds them) and its proxy resolution —
+:class:`scalesearch.scaling.Scaler` (the rule's one owner) turns (α, β[, γ]) into a buildable candidate: its
+spec (depth α^φ, width β^φ, rounded as the builder rounds them) and its proxy resolution —
 
 * ``constraint=measured``: solved on whole pixels (multiples of ``search.resolution_multiple``) so
   that the measured cost (``search.cost``) of the built proxy over the baseline proxy's is as close to
@@ -11,13 +11,13 @@ rounded as the builder rounds them) and its proxy resolution —
 * ``constraint=nominal`` (the paper): resolution round(base·γ^φ); the measured cost is reported and
   flagged when it is off.
 
-MACs and activations are counted on the meta device; latency and training-step time are measured by
-``measure`` (the runner's calibration task on a worker with the trials' resources), cached per
+MACs and activations are counted on the meta device; latency and training-step time are measured by the
+scaler's ``measure`` (the runner's calibration task on a worker with the trials' resources), cached per
 (spec, resolution, device) in the run directory's ``costs.json``.
 
 The grid keeps the lattice's (α, β) pairs and picks at most ``max_points`` by farthest-point
 sampling in log(α, β, γ) from the paper's point, solving each pick as it goes: infeasible picks are
-recorded and replaced. Optuna samples (α, β) (:class:`OptunaSpace`) and the same planner solves γ.
+recorded and replaced. Optuna samples (α, β) (:class:`OptunaSpace`) and the same scaler solves γ.
 """
 
 from __future__ import annotations
@@ -31,87 +31,10 @@ from functools import partial
 from typing import Callable
 
 from .config import ProxyConfig
-from .model import spec_cost
-from .results import candidate_id
-from .scaling import PAPER, Coefficients, member_name, round_resolution, solve_resolution
-from .spec import ModelSpec, scale
+from .scaling import PAPER, Coefficients, Scaler, candidate_id, member_name
 
-__all__ = ["Planner", "select_grid", "OptunaSpace", "search_jobs", "validation_jobs", "family_jobs", "ablation_jobs",
+__all__ = ["select_grid", "OptunaSpace", "search_jobs", "validation_jobs", "family_jobs", "ablation_jobs",
            "job", "train_id", "is_paper", "budget_with_epochs_mult", "optuna_job"]
-
-DEVICE_COSTS = ("latency", "train_step")
-
-
-@dataclasses.dataclass
-class Planner:
-    baseline: ModelSpec
-    base_resolution: int
-    num_classes: int
-    in_channels: int
-    constraint: str = "measured"
-    cost: str = "macs"
-    target: float = 2.0
-    phi: float = 1.0
-    tolerance: float = 0.1
-    gamma_range: tuple[float, float] = (1.0, 1.5)
-    resolution_multiple: int = 1
-    depth_rounding: str = "total"
-    measure: Callable[[ModelSpec, int], float] | None = None  # device costs (ms); None: shape costs only
-
-    def __post_init__(self):
-        self._base = self.cost_of(self.baseline, self.base_resolution)
-
-    def __getstate__(self):  # the measure hook talks to Ray on the driver: not shipped with the space
-        return {**self.__dict__, "measure": None}
-
-    @property
-    def cost_target(self) -> float:
-        return self.target**self.phi
-
-    def spec(self, alpha: float, beta: float) -> ModelSpec:
-        """The candidate's network: depth α^φ and width β^φ as the builder rounds them."""
-        return scale(self.baseline, alpha**self.phi, beta**self.phi, self.depth_rounding)
-
-    def cost_of(self, spec: ModelSpec, resolution: int) -> float:
-        if self.cost in DEVICE_COSTS:
-            if self.measure is None:
-                raise ValueError(f"search.cost={self.cost} is measured on a device, but no device was given to the planner")
-            return self.measure(spec, resolution)
-        return getattr(spec_cost(spec, resolution, self.num_classes, self.in_channels), self.cost)
-
-    def ratio(self, spec: ModelSpec, resolution: int) -> float:
-        return self.cost_of(spec, resolution) / self._base
-
-    def candidate(self, alpha: float, beta: float, gamma: float | None = None) -> dict:
-        """A candidate's identity row (coefficients, spec, resolution, costs, feasibility)."""
-        spec = self.spec(alpha, beta)
-        lo, hi = (round_resolution(self.base_resolution * g**self.phi, self.resolution_multiple) for g in self.gamma_range)
-        if self.constraint == "measured":
-            s = solve_resolution(lambda r: self.ratio(spec, r), self.cost_target, lo, hi, self.resolution_multiple)
-            res, ratio = s.resolution, s.ratio
-            off = abs(ratio / self.cost_target - 1)
-            flag, reason = "ok", ""
-            if off > self.tolerance:  # within the tolerance the pick is as close as the range and the pixel grid allow
-                flag = "infeasible"
-                reason = s.reason or (f"the closest the pixel grid allows is {ratio:.2f}x at {res} px, {100 * off:.0f} % "
-                                      f"off the target {self.cost_target:.3g}x")
-                reason += f" (search.cost_tolerance={self.tolerance:g})"
-            gamma = round((res / self.base_resolution) ** (1 / self.phi), 4)
-        else:
-            if gamma is None:
-                raise ValueError("the nominal constraint builds a candidate at round(base*gamma^phi): gamma is required")
-            res = round_resolution(self.base_resolution * gamma**self.phi, self.resolution_multiple)
-            ratio = self.ratio(spec, res)
-            flag = "ok" if abs(ratio / self.cost_target - 1) <= self.tolerance else "off"
-            reason = ""
-        c = spec_cost(spec, res, self.num_classes, self.in_channels)
-        return {
-            "candidate": candidate_id(alpha, beta, gamma), "alpha": alpha, "beta": beta, "gamma": gamma,
-            "product": round(alpha * beta**2 * gamma**2, 4), "resolution": res, "blocks": spec.num_blocks,
-            "cost": self.cost, "cost_ratio": round(ratio, 4), "cost_target": round(self.cost_target, 4),
-            "cost_flag": flag, "reason": reason, "params": c.params, "macs": c.macs, "activations": c.activations,
-            "spec": spec.to_dict(),
-        }
 
 
 def is_paper(c: dict, constraint: str) -> bool:
@@ -120,12 +43,12 @@ def is_paper(c: dict, constraint: str) -> bool:
     return same and (constraint == "measured" or math.isclose(c["gamma"], PAPER.gamma))
 
 
-def select_grid(space, planner: Planner, thin: int = 1, max_points: int | None = None,
+def select_grid(space, scaler: Scaler, phi: float = 1.0, thin: int = 1, max_points: int | None = None,
                 include_paper: bool = True) -> tuple[list[dict], list[dict]]:
-    """(feasible candidates to train, infeasible ones met) of the grid strategy."""
-    if planner.constraint == "nominal":
+    """(feasible candidates to train at ``phi``, infeasible ones met) of the grid strategy."""
+    if scaler.constraint == "nominal":
         pts = space.grid(thin=thin, max_points=max_points, include_paper=include_paper)
-        return [planner.candidate(c.alpha, c.beta, c.gamma) for c in pts], []
+        return [scaler.candidate(c.alpha, c.beta, c.gamma, phi) for c in pts], []
     pairs = sorted({(c.alpha, c.beta) for c in space.lattice()})[::thin]
     if include_paper and (PAPER.alpha, PAPER.beta) not in pairs and any(
             (c.alpha, c.beta) == (PAPER.alpha, PAPER.beta) for c in space.lattice()):
@@ -142,17 +65,17 @@ def select_grid(space, planner: Planner, thin: int = 1, max_points: int | None =
             ref = [logs[(c["alpha"], c["beta"])] for c in chosen] or [logs[first]]
             pick = max(left, key=lambda p: (min(math.dist(logs[p], o) for o in ref), p))
         left.remove(pick)
-        c = planner.candidate(*pick)
+        c = scaler.candidate(*pick, phi=phi)
         (chosen if c["cost_flag"] == "ok" else infeasible).append(c)
     return sorted(chosen, key=lambda c: (c["alpha"], c["beta"])), infeasible
 
 
 class OptunaSpace:
     """Optuna define-by-run on the surface: sample α, then β inside the bounds that keep the nominal γ in
-    range; the planner solves (measured) or derives (nominal) γ. Returns the candidate as constants."""
+    range; the scaler solves (measured) or derives (nominal) γ. Returns the candidate (at ``phi``) as constants."""
 
-    def __init__(self, space, planner: Planner):
-        self.space, self.planner = space, planner
+    def __init__(self, space, scaler: Scaler, phi: float = 1.0):
+        self.space, self.scaler, self.phi = space, scaler, phi
 
     def __call__(self, trial) -> dict:
         a_lo, a_hi = self.space.alpha_bounds()
@@ -160,7 +83,7 @@ class OptunaSpace:
         b_lo, b_hi = self.space.beta_bounds(alpha)
         beta = round(trial.suggest_float("beta", b_lo, b_hi), 4) if b_hi > b_lo else round(b_lo, 4)
         gamma = min(max(self.space.derive_gamma(alpha, beta), self.space.gamma.low), self.space.gamma.high)
-        c = self.planner.candidate(alpha, beta, round(gamma, 4))
+        c = self.scaler.candidate(alpha, beta, round(gamma, 4), self.phi)
         return {**{k: v for k, v in c.items() if k != "spec"}, "spec_json": json.dumps(c["spec"])}
 
 
@@ -234,8 +157,9 @@ def validation_jobs(ranked: list[dict], search_rows: list[dict], top_k: int, ran
             rows = sorted(by_candidate.get(c["candidate"], []), key=lambda r: r["seed"])
             spec = spec_of(c["alpha"], c["beta"])
             for r in rows:
-                ident = {k: c.get(k) for k in ("candidate", "alpha", "beta", "gamma", "cost", "cost_ratio", "latency_ms",
-                                               "train_step_ms")}  # device costs: measured by the search already
+                # device costs: measured by the search already
+                ident = {k: c.get(k) for k in ("candidate", "alpha", "beta", "gamma", "cost", "cost_ratio",
+                                               "latency_ms", "train_step_ms")}
                 ident.update(selected_as=role, proxy_mean=round(c["accuracy_mean"], 6), budget_epochs=budget.epochs,
                              params=c.get("params"), macs=c.get("macs"), activations=c.get("activations"))
                 out.append(job(f"{c['candidate']}/s{r['seed']}", len(out), spec, c["resolution"], r["seed"], ident,
@@ -261,11 +185,11 @@ def family_jobs(label: str, coeffs: Coefficients, members: list, max_phi: float,
 
 
 def ablation_jobs(variants: list[dict], seeds: list[int], budget: ProxyConfig, fingerprint: str,
-                  baseline: ModelSpec, num_classes: int, in_channels: int, depth_rounding: str) -> list[dict]:
+                  scaler: Scaler) -> list[dict]:
     out = []
     for v in variants:
-        spec = scale(baseline, v["depth"], v["width"], depth_rounding)
-        c = spec_cost(spec, v["resolution"], num_classes, in_channels)
+        spec = scaler.build(v["depth"], v["width"])
+        c = scaler.shape_cost(spec, v["resolution"])
         for s in seeds:
             row = {k: v[k] for k in ("method", "phi", "depth", "width", "nominal")}
             row.update(params=c.params, macs=c.macs, activations=c.activations)

@@ -31,7 +31,25 @@ from .data import ProxyData, augment, normalize, resize
 from .model import EfficientNet
 from .spec import ModelSpec
 
-__all__ = ["train_proxy", "build_proxy_model", "TrainStep", "resolve_device", "recalibrate_bn", "evaluate"]
+__all__ = ["train_proxy", "train_rung", "rung_steps", "steps_per_epoch", "epoch_count", "build_proxy_model",
+           "TrainStep", "resolve_device", "recalibrate_bn", "evaluate", "train_batch"]
+
+
+def train_batch(batch_size: int, n_train: int) -> int:
+    """The batch a training uses: proxy.batch_size, capped at the training images (so does every timing)."""
+    return max(1, min(int(batch_size), int(n_train)))
+
+
+def steps_per_epoch(batch_size: int, n_train: int) -> int:
+    """Optimizer steps per epoch: the ragged last batch is dropped (fixed shapes, stable BN)."""
+    return max(1, int(n_train) // train_batch(batch_size, n_train))
+
+
+def epoch_count(budget, n_train: int) -> int:
+    """The epochs a training of ``budget`` runs on ``n_train`` images (``budget.steps``: rounded up to whole
+    epochs): the one place this arithmetic lives."""
+    spe = steps_per_epoch(budget.batch_size, n_train)
+    return math.ceil((budget.steps or budget.epochs * spe) / spe)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,6 +91,8 @@ def _schedule(opt: torch.optim.Optimizer, budget, total_steps: int, steps_per_ep
             raise ValueError(f"proxy.schedule=onecycle with {total_steps} step; allowed: a budget of >= 2 steps")
         pct = min(max(warm, 1.5), total_steps - 0.5) / total_steps  # both phases at least a step long
         return S.OneCycleLR(opt, max_lr=budget.lr, total_steps=total_steps, pct_start=pct)
+    if budget.schedule == "constant":  # the race's trunk: warm-up, then constant (its rungs cool down from copies)
+        return S.LambdaLR(opt, lambda i: min(1.0, (i + 1) / (warm + 1)))
     if budget.schedule != "cosine":
         raise ValueError(f"proxy.schedule={budget.schedule!r} is unknown; allowed: cosine, onecycle")
     cosine = S.CosineAnnealingLR(opt, T_max=max(1, total_steps - warm))
@@ -181,50 +201,27 @@ def train_proxy(
     """
     t_start = time.perf_counter()
     res = int(resolution)
-    if res < 16:
-        raise ValueError(f"resolution={res} is below 16; allowed: >= 16 (raise dataset.base_resolution)")
-    if budget.epochs < 1 or (budget.steps is not None and budget.steps < 1) or budget.batch_size < 1:
-        raise ValueError(f"proxy budget epochs={budget.epochs}, steps={budget.steps}, batch_size={budget.batch_size}; "
-                         "allowed: each >= 1 (steps may be null)")
-    device = resolve_device(budget.device)
-    if budget.threads:
-        torch.set_num_threads(int(budget.threads))
-    torch.manual_seed(seed)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    model = build_proxy_model(spec, data.num_classes, data.in_channels, budget)
-
-    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    _check_inputs(res, budget)
+    device, gen, model, train_x, train_y = _start_training(spec, data, budget, seed)
     val_x, val_y = data.val_x.to(device), data.val_y.to(device)
     n = len(train_x)
-    bs = min(budget.batch_size, n)
-    steps_per_epoch = n // bs  # the ragged last batch is dropped: fixed shapes, stable BN
-    total_steps = budget.steps or budget.epochs * steps_per_epoch
-    step = TrainStep(model, budget, device, res, total_steps, steps_per_epoch, gen)
+    bs, spe, epochs = train_batch(budget.batch_size, n), steps_per_epoch(budget.batch_size, n), epoch_count(budget, n)
+    total_steps = budget.steps or budget.epochs * spe
+    step = TrainStep(model, budget, device, res, total_steps, spe, gen)
     calib_x = train_x[torch.randperm(n, generator=gen, device=device)[: budget.bn_recalibration]]
 
     status, done, train_time, metrics = "ok", 0, 0.0, {}
-    for epoch in range(1, math.ceil(total_steps / steps_per_epoch) + 1):
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen, device=device)
-        k = min(steps_per_epoch, total_steps - done)
-        loss_sum = torch.zeros((), device=device)
-        for i in range(k):
-            idx = perm[i * bs : (i + 1) * bs]
-            loss_sum += step(train_x[idx], train_y[idx])
-        train_loss = (loss_sum / k).item()  # the epoch's one host sync
-        dt = time.perf_counter() - t0
+    for epoch in range(1, epochs + 1):
+        k = min(spe, total_steps - done)
+        train_loss, dt = _train_epoch(step, train_x, train_y, gen, bs, k)
         done, train_time = done + k, train_time + dt
-        last = epoch == math.ceil(total_steps / steps_per_epoch)
+        last = epoch == epochs
         metrics = {"epoch": epoch, "train_loss": train_loss, "images_per_s": k * bs / dt}
         if not math.isfinite(train_loss):
             status = "diverged"
             metrics.update(accuracy=0.0, loss=float("nan"))
         elif last or (budget.eval_every and epoch % budget.eval_every == 0):
-            if len(calib_x):
-                recalibrate_bn(step, calib_x, budget.eval_batch_size)
-            metrics["accuracy"], metrics["loss"] = evaluate(step, val_x, val_y, budget.eval_batch_size)
-            if not math.isfinite(metrics["loss"]):
-                status = "diverged"
+            status = _evaluate_into(metrics, step, calib_x, val_x, val_y, budget.eval_batch_size)
         if report is not None:
             report(dict(metrics))
         if status != "ok":
@@ -241,3 +238,136 @@ def train_proxy(
         "resolution": res,
         "wall_s": time.perf_counter() - t_start,
     }
+
+
+def _check_inputs(res: int, budget) -> None:
+    """A trainable resolution and a budget of at least one epoch, step and image per batch."""
+    if res < 16:
+        raise ValueError(f"resolution={res} is below 16; allowed: >= 16 (raise dataset.base_resolution)")
+    if budget.epochs < 1 or (budget.steps is not None and budget.steps < 1) or budget.batch_size < 1:
+        raise ValueError(f"proxy budget epochs={budget.epochs}, steps={budget.steps}, batch_size={budget.batch_size}; "
+                         "allowed: each >= 1 (steps may be null)")
+
+
+def _start_training(spec: ModelSpec, data: ProxyData, budget, seed: int):
+    """The device, threads and seeds of a training; (device, generator, model, train_x, train_y on the device)."""
+    device = resolve_device(budget.device)
+    if budget.threads:
+        torch.set_num_threads(int(budget.threads))
+    torch.manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model = build_proxy_model(spec, data.num_classes, data.in_channels, budget)
+    return device, gen, model, data.train_x.to(device), data.train_y.to(device)
+
+
+def _train_epoch(step: TrainStep, train_x, train_y, gen, bs: int, k: int) -> tuple[float, float]:
+    """``k`` steps over a fresh permutation: (the epoch's mean training loss, its seconds); one host sync."""
+    t0 = time.perf_counter()
+    perm = torch.randperm(len(train_x), generator=gen, device=step.device)
+    loss_sum = torch.zeros((), device=step.device)
+    for i in range(k):
+        idx = perm[i * bs : (i + 1) * bs]
+        loss_sum += step(train_x[idx], train_y[idx])
+    train_loss = (loss_sum / k).item()  # the epoch's one host sync
+    return train_loss, time.perf_counter() - t0
+
+
+def _evaluate_into(metrics: dict, step: TrainStep, calib_x, val_x, val_y, batch_size: int) -> str:
+    """Recalibrate BN (on ``calib_x``, if any), evaluate, add accuracy and loss to ``metrics``; the status."""
+    if len(calib_x):
+        recalibrate_bn(step, calib_x, batch_size)
+    metrics["accuracy"], metrics["loss"] = evaluate(step, val_x, val_y, batch_size)
+    return "ok" if math.isfinite(metrics["loss"]) else "diverged"
+
+
+# ---------------------------------------------------------------- the race's rungs: one trunk, a cooldown per rung
+def rung_steps(total_steps: int, cooldown: float) -> tuple[int, int]:
+    """(trunk steps, cooldown steps) of a rung of ``total_steps``: the trunk at constant learning rate for the first
+    1 − ``cooldown`` of the steps, then a linear cooldown to 0 (Zhai et al. 2022, §3.5)."""
+    total = max(2, int(total_steps))
+    cool = min(total - 1, max(1, round(cooldown * total)))
+    return total - cool, cool
+
+
+class _NoSchedule:
+    def step(self):
+        pass
+
+
+def train_rung(spec: ModelSpec, resolution: int, data: ProxyData, budget, *, seed: int, trunk_steps: int,
+               cooldown_steps: int, start: dict | None = None, on_trunk: Callable[[dict], None] | None = None) -> dict:
+    """One rung of a race: train the trunk (warm-up, then constant learning rate) to ``trunk_steps`` — continuing
+    from ``start`` (the trunk state a lower rung saved) when given —, hand the trunk's state to ``on_trunk``, then
+    train a cooldown branch of ``cooldown_steps`` (learning rate linearly to 0) and evaluate it.
+
+    The trunk's state carries the model, optimizer, schedule, both random generators and the position in the
+    epoch's permutation, so a continued trunk is bit-identical on CPU to one trained from scratch to the same step.
+    Returns the metrics of :func:`train_proxy` plus ``continued_from`` (trunk steps resumed, 0: from scratch)."""
+    t_start = time.perf_counter()
+    budget = replace(budget, schedule="constant")
+    device, gen, model, train_x, train_y = _start_training(spec, data, budget, seed)
+    n, bs = len(train_x), train_batch(budget.batch_size, len(train_x))
+    spe = steps_per_epoch(budget.batch_size, n)
+    step = TrainStep(model, budget, device, int(resolution), trunk_steps + cooldown_steps, spe, gen)
+    calib_x = train_x[torch.randperm(n, generator=gen, device=device)[: budget.bn_recalibration]]
+    pos = {"done": 0, "perm": None}
+    if start is not None:
+        _load_trunk(step, gen, pos, start)
+    begun = pos["done"]
+    status = _train_steps(step, train_x, train_y, gen, pos, trunk_steps, bs, spe)
+    if on_trunk is not None and status == "ok":
+        on_trunk(_trunk_state(step, gen, pos))
+    if status == "ok":
+        step.sched, lr0 = _NoSchedule(), [g["lr"] for g in step.opt.param_groups]
+        for i in range(cooldown_steps):
+            for g, lr in zip(step.opt.param_groups, lr0):
+                g["lr"] = lr * (1.0 - (i + 1) / cooldown_steps)
+            status = _train_steps(step, train_x, train_y, gen, pos, pos["done"] + 1, bs, spe)
+            if status != "ok":
+                break
+    metrics = {"accuracy": 0.0, "loss": float("nan")}
+    if status == "ok":
+        if len(calib_x):
+            recalibrate_bn(step, calib_x, budget.eval_batch_size)
+        metrics["accuracy"], metrics["loss"] = evaluate(step, data.val_x.to(device), data.val_y.to(device),
+                                                        budget.eval_batch_size)
+        status = "ok" if math.isfinite(metrics["loss"]) else "diverged"
+    done = pos["done"]
+    return {**metrics, "epoch": math.ceil(done / spe), "epochs": math.ceil(done / spe), "steps": done - begun,
+            "status": status, "resolution": int(resolution), "continued_from": begun,
+            "images_per_s": (done - begun) * bs / max(1e-9, time.perf_counter() - t_start),
+            "wall_s": time.perf_counter() - t_start}
+
+
+def _train_steps(step: TrainStep, x, y, gen, pos: dict, stop: int, bs: int, spe: int) -> str:
+    """Train from ``pos['done']`` to step ``stop``, one permutation per epoch (drawn when an epoch starts);
+    "diverged" at a non-finite loss (checked once per epoch and at the end)."""
+    loss = torch.zeros((), device=step.device)
+    while pos["done"] < stop:
+        k = pos["done"] % spe
+        if k == 0 or pos["perm"] is None:
+            pos["perm"] = torch.randperm(len(x), generator=gen, device=step.device)
+        idx = pos["perm"][k * bs : (k + 1) * bs]
+        loss = step(x[idx], y[idx])
+        pos["done"] += 1
+        if pos["done"] % spe == 0 and not math.isfinite(loss.item()):
+            return "diverged"
+    return "ok" if math.isfinite(float(loss)) else "diverged"
+
+
+def _trunk_state(step: TrainStep, gen, pos: dict) -> dict:
+    cuda = torch.cuda.get_rng_state(step.device) if step.device.type == "cuda" else None
+    return {"model": step.model.state_dict(), "opt": step.opt.state_dict(), "sched": step.sched.state_dict(),
+            "gen": gen.get_state(), "rng": torch.get_rng_state(), "cuda_rng": cuda, "done": pos["done"],
+            "perm": pos["perm"]}
+
+
+def _load_trunk(step: TrainStep, gen, pos: dict, state: dict) -> None:
+    step.model.load_state_dict(state["model"])
+    step.opt.load_state_dict(state["opt"])
+    step.sched.load_state_dict(state["sched"])
+    gen.set_state(state["gen"])
+    torch.set_rng_state(state["rng"])
+    if state.get("cuda_rng") is not None and step.device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], step.device)
+    pos.update(done=int(state["done"]), perm=state["perm"])

@@ -34,15 +34,17 @@ from .ablation import ablation_markdown, log_x_axis, macs_unit, plot_ablation
 from .config import ReportAppConfig, ReportConfig, check_report
 from .curves import fit_curve, holdout, predict
 from .io import atomic_write_json, atomic_write_text, read_run_json, save_png
-from .results import TABLES, aggregate, fmt_mean_ci, read_table
+from .results import TABLES, aggregate, deciding_rows, fmt_mean_ci, read_table
+from .rundir import REPORT, claim
 from .stats import spearman_rho
 from .verdict import ranking_table
 
 log = logging.getLogger("scalesearch")
 
 __all__ = ["Run", "load_run", "family_table", "family_curve", "diminishing_returns", "step_noise", "step_evidence",
-           "pick_cost_effective", "pick_statement", "rule_statement", "pooled_df", "curve_analysis", "plot_landscape", "plot_family", "plot_fidelity", "plot_seed_spread",
-           "plot_optuna_history", "report_markdown", "write_report", "run_report_app", "PICK_RULES"]
+           "pick_cost_effective", "pick_statement", "rule_statement", "pooled_df", "curve_analysis", "plot_landscape",
+           "plot_family", "plot_fidelity", "plot_seed_spread", "plot_optuna_history", "report_markdown", "write_report",
+           "run_report_app", "PICK_RULES"]
 
 PICK_RULES = ("marginal", "knee")
 LEVEL = 0.95  # family-wise level of the pick's step tests
@@ -61,12 +63,13 @@ class Run:
     path: Path
     best: dict
     family: dict
-    rows: list[dict]
+    rows: list[dict]  # the search's deciding rows (a race: its highest rung)
     validation: list[dict]
     family_rows: list[dict]
     fidelity: dict | None = None
     ablation: dict | None = None
     candidates: dict | None = None
+    trials: list[dict] | None = None  # every row of results.csv (a race: every rung)
 
     @property
     def chance(self) -> float:
@@ -93,7 +96,8 @@ def load_run(run_dir: str | Path) -> Run:
     def optional(name):
         return read_run_json(path / name) if (path / name).is_file() else None
 
-    return Run(path=path, best=best, family=fam, rows=read_table(path / TABLES["search"]),
+    table = read_table(path / TABLES["search"])
+    return Run(path=path, best=best, family=fam, rows=deciding_rows(table), trials=table,
                validation=read_table(path / TABLES["validation"]), family_rows=read_table(path / TABLES["family"]),
                fidelity=optional("fidelity.json"), ablation=optional("ablation.json"),
                candidates=optional("candidates.json"))
@@ -112,7 +116,8 @@ def family_table(members: list[dict], rows: list[dict], label: str = "searched")
     for m in members:
         a = agg.get(m["name"], {})
         out.append({**m, "accuracy": a.get("accuracy_mean"), "accuracy_low": a.get("accuracy_low"),
-                    "accuracy_high": a.get("accuracy_high"), "n_seeds": a.get("n_seeds"), "accuracies": a.get("accuracies"),
+                    "accuracy_high": a.get("accuracy_high"), "n_seeds": a.get("n_seeds"),
+                    "accuracies": a.get("accuracies"),
                     "latency_ms": a.get("latency_ms"), "train_step_ms": a.get("train_step_ms"),
                     "status": None if m["name"] not in status else ("ok" if status[m["name"]] == {"ok"} else
                                                                    "/".join(sorted(status[m["name"]])))})
@@ -135,7 +140,8 @@ def paper_table(rows: list[dict]) -> list[dict]:
 def family_curve(entries: list[dict]) -> list[dict]:
     """The measured accuracy-vs-MACs points of a trained family: ``{name, macs, accuracy, accuracies}`` (the mean
     and the per-seed accuracies) sorted by MACs."""
-    pts = [{"name": e["name"], "macs": e["macs"], "accuracy": e["accuracy"], "accuracies": list(e.get("accuracies") or [])}
+    pts = [{"name": e["name"], "macs": e["macs"], "accuracy": e["accuracy"],
+            "accuracies": list(e.get("accuracies") or [])}
            for e in entries if e.get("accuracy") is not None and e.get("status") == "ok"]
     return sorted(pts, key=lambda p: p["macs"])
 
@@ -210,7 +216,8 @@ def step_evidence(points: list[dict], threshold: float, noise_sd: float | None =
     q = _quantile(1.0 - (1.0 - level) / k, noise["df"])
     for s, a, b in zip(steps, pts, pts[1:]):
         half = None if sd is None else q * sd * math.sqrt(1 / len(_seeds(a)) + 1 / len(_seeds(b))) / s["doublings"]
-        s["low"], s["high"] = (None, None) if half is None else (s["gain_per_doubling"] - half, s["gain_per_doubling"] + half)
+        s["low"], s["high"] = ((None, None) if half is None
+                               else (s["gain_per_doubling"] - half, s["gain_per_doubling"] + half))
         s["verdict"] = ("open" if half is None else "pays" if s["low"] >= threshold else
                         "does not pay" if s["high"] < threshold else "open")
         s["seeds_needed"] = _seeds_for(s, sd, q, threshold) if s["verdict"] == "open" and sd is not None else None
@@ -245,11 +252,12 @@ def _marginal(pts: list[dict], threshold: float, ev: dict) -> dict:
     opened = ", ".join(f"{s['from']} → {s['to']} {s['gain_per_doubling']:+.4f} [{_f(s['low'])}, {_f(s['high'])}]"
                        for s in steps[lo:hi] if s["verdict"] == "open")
     more = ("" if out["seeds_needed"] is None else
-            f"; about report.family_seeds={out['seeds_needed']} seeds per member would decide it with {100 * POWER:g} % "
-            "power, assuming the true gains are the measured ones and the seed sd is as measured (normal "
-            "approximation; optimistic for a gain close to the threshold)")
-    return {**out, "reason": f"noise leaves the pick open: members {name(lo)}–{name(hi)} are consistent with the data; "
-                             f"open steps: {opened}; the walk on the means stops at {name(index)}, a best guess{more}"}
+            f"; about report.family_seeds={out['seeds_needed']} seeds per member would decide it with "
+            f"{100 * POWER:g} % power, assuming the true gains are the measured ones and the seed sd is as measured "
+            "(normal approximation; optimistic for a gain close to the threshold)")
+    return {**out, "reason": f"noise leaves the pick open: members {name(lo)}–{name(hi)} are consistent with the "
+                             f"data; open steps: {opened}; the walk on the means stops at {name(index)}, "
+                             f"a best guess{more}"}
 
 
 def _f(v) -> str:
@@ -282,10 +290,10 @@ def pick_cost_effective(points: list[dict], rule: str = "marginal", threshold: f
     """The cost-effective member of an accuracy-vs-MACs curve (``points``: ``{name, macs, accuracy}`` and, for the
     noise, ``accuracies`` — the per-seed values; without them a point counts as one seed).
 
-    * ``marginal`` — a decision that respects noise: every step's gain per doubling is tested against
-      ``threshold`` by :func:`step_evidence` (one-sided Bonferroni bounds, all verdicts right with probability ≥ ``level``; seed sd from
-      :func:`step_noise`). The pick is *decided* only when the walk up the family reaches member m through steps
-      that clearly pay and the next step clearly does not (or m is the largest); then it is right with
+    * ``marginal`` — a decision that respects noise: every step's gain per doubling is tested against ``threshold``
+      by :func:`step_evidence` (one-sided Bonferroni bounds, all verdicts right with probability ≥ ``level``; seed
+      sd from :func:`step_noise`). The pick is *decided* only when the walk up the family reaches member m through
+      steps that clearly pay and the next step clearly does not (or m is the largest); then it is right with
       probability ≥ ``level``. Otherwise ``range`` holds the first and last members consistent with the data (the
       walk could stop anywhere from the first step that does not clearly pay to the first that clearly does not),
       and ``seeds_needed`` the seeds per member that would decide. ``index``/``name`` are always the walk on the
@@ -319,8 +327,8 @@ def rule_statement(rule: str, threshold: float, level: float = LEVEL) -> str:
     if rule == "marginal":
         return (f"`marginal`: walk up the family while each step gains at least {threshold:.4f} accuracy "
                 f"({100 * threshold:.2f} percentage points) per doubling of MACs (report.min_gain_per_doubling), "
-                f"each step tested with its seed noise (one-sided Bonferroni bounds: all verdicts right with probability "
-                f"≥ {100 * level:g} %); the pick "
+                f"each step tested with its seed noise (one-sided Bonferroni bounds: all verdicts right with "
+                f"probability ≥ {100 * level:g} %); the pick "
                 "is decided only when the walk reaches a member through steps that clearly pay and the next step "
                 "clearly does not (or it is the largest), else the members consistent with the data are named.")
     return ("`knee` (descriptive, not a decision): among members more accurate than every cheaper one, the one "
@@ -419,6 +427,17 @@ def _chance(ax, chance: float | None):
         ax.axhline(100 * chance, color="0.5", ls=":", lw=1, label=f"chance ({100 * chance:.0f} %)")
 
 
+def _finish_axes(fig, ax, path, xlabel: str, ylabel: str, title: str, grid: dict | None = None, **legend):
+    """A plot's axis labels, title, grid (``grid``: its extra keywords) and legend (``legend``: its keywords,
+    fontsize 8 when none), then saved (:func:`_finish`)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, **(grid or {}))
+    ax.legend(**(legend or {"fontsize": 8}))
+    return _finish(fig, path)
+
+
 def plot_landscape(ranked: list[dict], rows: list[dict], best: dict | None = None, path=None, paper: str | None = None):
     """Every evaluated candidate in the (α, β) plane (γ printed beside), coloured by mean accuracy over its ok
     seeds; marker by status; best and the paper's point marked."""
@@ -455,12 +474,10 @@ def plot_landscape(ranked: list[dict], rows: list[dict], best: dict | None = Non
         ax.scatter([best["alpha"]], [best["beta"]], marker="*", s=420, facecolors="none", edgecolors="red",
                    linewidths=1.6, label=f"best (α={best['alpha']:g}, β={best['beta']:g}, γ={best['gamma']:g})")
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="validation accuracy (%, mean over ok seeds)")
-    ax.set_xlabel("α: depth multiplier per unit of φ (×)")
-    ax.set_ylabel("β: width multiplier per unit of φ (×)")
-    ax.set_title("Search landscape (labels: effective γ, mean accuracy ± 95 % half-width)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    return _finish(fig, path)
+    return _finish_axes(fig, ax, path, "α: depth multiplier per unit of φ (×)",
+                        "β: width multiplier per unit of φ (×)",
+                        "Search landscape (labels: effective γ, mean accuracy ± 95 % half-width)",
+                        fontsize=8, loc="best")
 
 
 def plot_seed_spread(ranked: list[dict], chance: float | None = None, path=None, k: int = 10):
@@ -477,12 +494,8 @@ def plot_seed_spread(ranked: list[dict], chance: float | None = None, path=None,
     _chance(ax, chance)
     ax.set_xticks(range(len(top)), [f"{c['alpha']:g}/{c['beta']:g}/{c['gamma']:g}" for c in top], rotation=30,
                   fontsize=7)
-    ax.set_xlabel("candidate α/β/γ, best first")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("Seed spread of the top candidates")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _finish(fig, path)
+    return _finish_axes(fig, ax, path, "candidate α/β/γ, best first", "validation accuracy (%)",
+                        "Seed spread of the top candidates")
 
 
 def plot_fidelity(proxy: list[dict], validation: list[dict], chance: float | None = None, best: str | None = None,
@@ -496,7 +509,8 @@ def plot_fidelity(proxy: list[dict], validation: list[dict], chance: float | Non
         ax.errorbar([100 * pc["accuracy_mean"]], [100 * vc["accuracy_mean"]], xerr=_err([pc]) if pc.get("accuracy_low")
                     is not None else None, yerr=_err([vc]) if vc.get("accuracy_low") is not None else None, marker="o",
                     c="tab:blue", capsize=3)
-        ax.annotate(f"{pc['alpha']:g}/{pc['beta']:g}/{pc['gamma']:g}", (100 * pc["accuracy_mean"], 100 * vc["accuracy_mean"]),
+        ax.annotate(f"{pc['alpha']:g}/{pc['beta']:g}/{pc['gamma']:g}",
+                    (100 * pc["accuracy_mean"], 100 * vc["accuracy_mean"]),
                     textcoords="offset points", xytext=(5, 5), fontsize=7)
     for name, marker, color, label in ((best, "*", "red", "recommended"), (paper, "D", "tab:green", "paper's point")):
         hit = [(pc, vc) for pc, vc in pts if pc["candidate"] == name]
@@ -506,12 +520,8 @@ def plot_fidelity(proxy: list[dict], validation: list[dict], chance: float | Non
     if chance:
         ax.axvline(100 * chance, color="0.5", ls=":", lw=1)
         _chance(ax, chance)
-    ax.set_xlabel("proxy accuracy (%, search budget)")
-    ax.set_ylabel("validation accuracy (%, longer budget)")
-    ax.set_title("Proxy fidelity: does the short ranking hold?")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _finish(fig, path)
+    return _finish_axes(fig, ax, path, "proxy accuracy (%, search budget)", "validation accuracy (%, longer budget)",
+                        "Proxy fidelity: does the short ranking hold?")
 
 
 def plot_family(curves: dict[str, list[dict]], pick: dict | None = None, path=None, chance: float | None = None,
@@ -519,14 +529,26 @@ def plot_family(curves: dict[str, list[dict]], pick: dict | None = None, path=No
     """Accuracy vs MACs (log x) of trained families with 95 % intervals; the fitted curve of the first family
     and its predictions (interval band) for the untrained members; ``pick`` starred (red and named the cost-effective
     pick only when ``pick["decided"]``, else grey as a best guess with its consistent range)."""
-    import numpy as np
-
     fig = _figure()
     ax = fig.add_subplot()
     curves = {label: [e for e in entries if e.get("accuracy") is not None] for label, entries in curves.items()}
-    allm = [e["macs"] for es in curves.values() for e in es] + [p["macs"] for p in (analysis or {}).get("predictions", [])]
+    allm = ([e["macs"] for es in curves.values() for e in es]
+            + [p["macs"] for p in (analysis or {}).get("predictions", [])])
     div, unit = macs_unit(allm)
-    noise = (analysis or {}).get("fit", {}).get("noise_sd")
+    _plot_family_curves(ax, curves, div, (analysis or {}).get("fit", {}).get("noise_sd"))
+    if analysis:
+        _plot_fit(ax, analysis, allm, div)
+    if pick:
+        _plot_pick(ax, pick, curves, analysis, div)
+    _chance(ax, chance)
+    log_x_axis(ax)
+    return _finish_axes(fig, ax, path, f"MACs per image ({unit}, log scale)",
+                        "proxy validation accuracy (%, 95 % CI over seeds)", "Scaled family: accuracy vs cost",
+                        grid={"which": "both"}, fontsize=7)
+
+
+def _plot_family_curves(ax, curves: dict[str, list[dict]], div: float, noise: float | None) -> None:
+    """Each trained family's members with their 95 % intervals (one seed: ±1.96 × ``noise``), named."""
     for (label, entries), style in zip(curves.items(), ("-", "--", ":")):
         pts = sorted(entries, key=lambda e: e["macs"])
         err = _err(pts)
@@ -540,41 +562,41 @@ def plot_family(curves: dict[str, list[dict]], pick: dict | None = None, path=No
         for e in pts:
             ax.annotate(e["name"], (e["macs"] / div, 100 * e["accuracy"]), textcoords="offset points", xytext=(4, -10),
                         fontsize=8, color=line[0].get_color())
-    if analysis:
-        fit = analysis["_fit"]
-        lo_m, hi_m = min(allm), max(allm)
-        xs = np.geomspace(lo_m, hi_m, 60)
-        ys = predict(fit, list(xs))
-        ax.plot(xs / div, [100 * y["accuracy"] for y in ys], c="0.3", lw=1, label=f"fit: {fit['form']}")
-        if ys and ys[0]["low"] is not None:
-            ax.fill_between(xs / div, [100 * y["low"] for y in ys], [100 * y["high"] for y in ys], color="0.3", alpha=0.12,
-                            label="95 % interval (seed noise)")
-        pr = analysis["predictions"]
-        if pr:
-            ax.scatter([p["macs"] / div for p in pr], [100 * p["accuracy"] for p in pr], marker="o", facecolors="none",
-                       edgecolors="0.3", label="predicted (untrained)")
-            for p in pr:
-                ax.annotate(p["name"], (p["macs"] / div, 100 * p["accuracy"]), textcoords="offset points",
-                            xytext=(4, 4), fontsize=7, color="0.3")
-    if pick:
-        what = ("cost-effective pick" if pick.get("decided") else "best guess, not decided"
-                + (f" (consistent: {pick['range'][0]}–{pick['range'][1]})" if pick.get("range") else ""))
-        ax.plot([], [], marker="*", ls="", ms=14, mfc="none", mec="red" if pick.get("decided") else "0.4",
-                label=f"{what}: {pick['name']} ({pick['rule']}, {pick.get('basis', 'measured')})")
-        e = next((e for es in curves.values() for e in es if e["name"] == pick["name"]), None) or next(
-            (p for p in (analysis or {}).get("predictions", []) if p["name"] == pick["name"]), None)
-        if e:
-            ax.scatter([e["macs"] / div], [100 * e["accuracy"]], marker="*", s=380, facecolors="none",
-                       edgecolors="red" if pick.get("decided") else "0.4",
-                       linewidths=1.6, zorder=3)
-    _chance(ax, chance)
-    log_x_axis(ax)
-    ax.set_xlabel(f"MACs per image ({unit}, log scale)")
-    ax.set_ylabel("proxy validation accuracy (%, 95 % CI over seeds)")
-    ax.set_title("Scaled family: accuracy vs cost")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    return _finish(fig, path)
+
+
+def _plot_fit(ax, analysis: dict, allm: list[float], div: float) -> None:
+    """The fitted curve over the plotted MACs with its interval band, and the untrained members' predictions."""
+    import numpy as np
+
+    fit = analysis["_fit"]
+    lo_m, hi_m = min(allm), max(allm)
+    xs = np.geomspace(lo_m, hi_m, 60)
+    ys = predict(fit, list(xs))
+    ax.plot(xs / div, [100 * y["accuracy"] for y in ys], c="0.3", lw=1, label=f"fit: {fit['form']}")
+    if ys and ys[0]["low"] is not None:
+        ax.fill_between(xs / div, [100 * y["low"] for y in ys], [100 * y["high"] for y in ys], color="0.3",
+                        alpha=0.12, label="95 % interval (seed noise)")
+    pr = analysis["predictions"]
+    if pr:
+        ax.scatter([p["macs"] / div for p in pr], [100 * p["accuracy"] for p in pr], marker="o", facecolors="none",
+                   edgecolors="0.3", label="predicted (untrained)")
+        for p in pr:
+            ax.annotate(p["name"], (p["macs"] / div, 100 * p["accuracy"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7, color="0.3")
+
+
+def _plot_pick(ax, pick: dict, curves: dict[str, list[dict]], analysis: dict | None, div: float) -> None:
+    """The pick's legend entry and its star (red when decided, else grey)."""
+    what = ("cost-effective pick" if pick.get("decided") else "best guess, not decided"
+            + (f" (consistent: {pick['range'][0]}–{pick['range'][1]})" if pick.get("range") else ""))
+    ax.plot([], [], marker="*", ls="", ms=14, mfc="none", mec="red" if pick.get("decided") else "0.4",
+            label=f"{what}: {pick['name']} ({pick['rule']}, {pick.get('basis', 'measured')})")
+    e = next((e for es in curves.values() for e in es if e["name"] == pick["name"]), None) or next(
+        (p for p in (analysis or {}).get("predictions", []) if p["name"] == pick["name"]), None)
+    if e:
+        ax.scatter([e["macs"] / div], [100 * e["accuracy"]], marker="*", s=380, facecolors="none",
+                   edgecolors="red" if pick.get("decided") else "0.4",
+                   linewidths=1.6, zorder=3)
 
 
 def plot_optuna_history(rows: list[dict], path=None, chance: float | None = None):
@@ -596,12 +618,8 @@ def plot_optuna_history(rows: list[dict], path=None, chance: float | None = None
         best.append(running if running > -math.inf else float("nan"))
     ax.step(x, best, where="post", c="tab:red", label="best candidate mean so far")
     _chance(ax, chance)
-    ax.set_xlabel("trial number (in creation order)")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("Optuna optimisation history")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _finish(fig, path)
+    return _finish_axes(fig, ax, path, "trial number (in creation order)", "validation accuracy (%)",
+                        "Optuna optimisation history")
 
 
 # ---------------------------------------------------------------- markdown
@@ -667,7 +685,8 @@ def _curve_section(analysis: dict) -> list[str]:
         return L + [f"Held-out check: {h['note']} (report.max_phi >= 4).", ""]
     inside = {True: "inside", False: "outside", None: "(no interval)"}[h["inside"]]
     return L + [f"Held-out check: fitted without {h['held_out']} ({h['n_fit']} members, {h['residual_df']} residual "
-                f"df), the curve predicts {h['predicted']:.3f} [{h['low'] if h['low'] is None else round(h['low'], 3)}, "
+                f"df), the curve predicts {h['predicted']:.3f} "
+                f"[{h['low'] if h['low'] is None else round(h['low'], 3)}, "
                 f"{h['high'] if h['high'] is None else round(h['high'], 3)}] against the measured {h['measured']:.3f} "
                 f"(error {h['error']:+.3f}, {inside} the 95 % interval, which carries seed noise only).", ""]
 
@@ -705,57 +724,11 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], a
     b = run.best
     ranked = aggregate(run.rows)
     paper = b.get("paper_candidate")
-    statuses: dict[str, int] = {}
-    for r in run.rows:
-        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    L = ["# scalesearch report", "", b["verdict"], "",
-         f"- run: `{run.path}`",
-         f"- dataset: {b['dataset']} ({b['num_classes']} classes, chance {run.chance:.3f}; {b['val_images']} validation "
-         f"images: an accuracy is ±{b['val_half_width']:.3f} at 95 % at worst), base resolution {b['base_resolution']} px",
-         f"- search: {b['strategy']}, constraint {b['constraint']} on {b['cost']} (target {b['target']:g}^φ, φ = "
-         f"{b['phi']:g}; depth rounding {b['depth_rounding']}), proxy budget {b['budget']}, seeds {b['seeds']}; trials: "
-         f"{len(run.rows)} ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})",
-         "- accuracies are top-1 validation accuracy (a fraction) of short proxy trainings, mean over seeds with a 95 % "
-         "Student-t interval; compare them with each other, not with full-training numbers", ""]
-    # fidelity
-    fid = run.fidelity
-    if fid:
-        v_ranked = aggregate(run.validation)
-        L += ["## Proxy fidelity: does the short ranking hold at a longer budget?", "",
-              f"The proxy's top candidates (validate.top_k), any random others and the paper's point were retrained at "
-              f"{fid.get('validation_budget')} (the proxy: {fid.get('proxy_budget')}) with the search's seeds "
-              f"(validation.csv). Over {fid['n_candidates']} candidates: " + _fidelity_numbers(fid), "",
-              md_table(["candidate", "proxy accuracy", "validation accuracy"],
-                       [[c["candidate"], fmt_mean_ci(next(p for p in ranked if p["candidate"] == c["candidate"])),
-                         fmt_mean_ci(c)] for c in v_ranked]), ""]
-        if "fidelity" in plots:
-            L += [f"![proxy vs validation accuracy]({plots['fidelity']})", ""]
-        L += [f"Decided by: **{b['decided_by']}** (best.json `decided_by`).", ""]
-    # the ranking
-    L += ["## The search ranking", "", ranking_table(ranked, paper, report_cfg.top_k), ""]
-    if "seeds" in plots:
-        L += [f"![seed spread of the top candidates]({plots['seeds']})", ""]
-    infeasible = (run.candidates or {}).get("infeasible") or []
-    if infeasible:
-        L += [f"{len(infeasible)} candidate(s) met by the grid could not be built at the target cost and were not "
-              "trained: " + "; ".join(f"({c['alpha']:g}, {c['beta']:g}): {c['reason']}" for c in infeasible), ""]
-    lat = [(c["macs"], c["latency_ms"]) for c in ranked if c.get("latency_ms") is not None and c.get("macs")]
-    if len(lat) >= 3:
-        rho = spearman_rho([m for m, _ in lat], [t for _, t in lat])
-        L += [f"Cost models over the {len(lat)} candidates: Spearman ρ(MACs, measured latency) = {rho:.2f} — "
-              "equal MACs are not equal time (search.cost=latency|train_step holds those equal instead).", ""]
-    # the family
-    members = run.family.get("members", [])
-    table = family_table(members, run.family_rows)
-    L += [_family_section(f"Family (α={b['alpha']:g}, β={b['beta']:g}, γ={b['gamma']:g}): the Table 2 analogue", table,
-                          analysis and analysis["predictions"]), ""]
-    trained = [e for e in table if e.get("accuracy") is not None]
-    if trained:
-        L += [f"Members up to φ = {max(e['phi'] for e in trained):g} were proxy-trained with the search's budget on the "
-              "same data (family_results.csv); latency and training-step time were measured on the trials' device. "
-              "Untrained members show the fitted curve's prediction.", ""]
-    else:
-        L += ["No member was trained (report.train_family=false): no accuracy column, no pick.", ""]
+    L = _header_part(run)
+    L += _fidelity_part(run, ranked, plots)
+    L += _ranking_part(run, ranked, paper, report_cfg, plots)
+    family_part, trained = _family_part(run, analysis)
+    L += family_part
     if analysis:
         L += _curve_section(analysis)
     L += _pick_section(run, report_cfg, analysis, trained)
@@ -776,8 +749,96 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], a
     return "\n".join(L).rstrip() + "\n"
 
 
+def _header_part(run: Run) -> list[str]:
+    """The report's title, verdict and what was run (data, search, trials by status)."""
+    b = run.best
+    statuses: dict[str, int] = {}
+    for r in run.trials if run.trials is not None else run.rows:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    return ["# scalesearch report", "", b["verdict"], "",
+            f"- run: `{run.path}`",
+            f"- dataset: {b['dataset']} ({b['num_classes']} classes, chance {run.chance:.3f}; {b['val_images']} "
+            f"validation images: an accuracy is ±{b['val_half_width']:.3f} at 95 % at worst), base resolution "
+            f"{b['base_resolution']} px",
+            f"- search: {b['strategy']}, constraint {b['constraint']} on {b['cost']} (target {b['target']:g}^φ, φ = "
+            f"{b['phi']:g}; depth rounding {b['depth_rounding']}), proxy budget {b['budget']}, seeds {b['seeds']}; "
+            f"trials: {sum(statuses.values())} ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})",
+            "- accuracies are top-1 validation accuracy (a fraction) of short proxy trainings, mean over seeds with a "
+            "95 % Student-t interval; compare them with each other, not with full-training numbers", ""]
+
+
+def _fidelity_part(run: Run, ranked: list[dict], plots: dict[str, str]) -> list[str]:
+    """The proxy's fidelity: across a race's rungs, or against the validation retrainings; none without it."""
+    fid = run.fidelity
+    if fid and fid.get("rungs"):
+        return _race_fidelity_section(run, fid)
+    if not fid:
+        return []
+    v_ranked = aggregate(run.validation)
+    L = ["## Proxy fidelity: does the short ranking hold at a longer budget?", "",
+         f"The proxy's top candidates (validate.top_k), any random others and the paper's point were retrained at "
+         f"{fid.get('validation_budget')} (the proxy: {fid.get('proxy_budget')}) with the search's seeds "
+         f"(validation.csv). Over {fid['n_candidates']} candidates: " + _fidelity_numbers(fid), "",
+         md_table(["candidate", "proxy accuracy", "validation accuracy"],
+                  [[c["candidate"], fmt_mean_ci(next(p for p in ranked if p["candidate"] == c["candidate"])),
+                    fmt_mean_ci(c)] for c in v_ranked]), ""]
+    if "fidelity" in plots:
+        L += [f"![proxy vs validation accuracy]({plots['fidelity']})", ""]
+    return L + [f"Decided by: **{run.best['decided_by']}** (best.json `decided_by`).", ""]
+
+
+def _ranking_part(run: Run, ranked: list[dict], paper: str | None, report_cfg: ReportConfig,
+                  plots: dict[str, str]) -> list[str]:
+    """The search ranking, the seed-spread plot, the infeasible candidates and how MACs track latency."""
+    L = ["## The search ranking", "", ranking_table(ranked, paper, report_cfg.top_k), ""]
+    if "seeds" in plots:
+        L += [f"![seed spread of the top candidates]({plots['seeds']})", ""]
+    infeasible = (run.candidates or {}).get("infeasible") or []
+    if infeasible:
+        L += [f"{len(infeasible)} candidate(s) met by the grid could not be built at the target cost and were not "
+              "trained: " + "; ".join(f"({c['alpha']:g}, {c['beta']:g}): {c['reason']}" for c in infeasible), ""]
+    lat = [(c["macs"], c["latency_ms"]) for c in ranked if c.get("latency_ms") is not None and c.get("macs")]
+    if len(lat) >= 3:
+        rho = spearman_rho([m for m, _ in lat], [t for _, t in lat])
+        L += [f"Cost models over the {len(lat)} candidates: Spearman ρ(MACs, measured latency) = {rho:.2f} — "
+              "equal MACs are not equal time (search.cost=latency|train_step holds those equal instead).", ""]
+    return L
+
+
+def _family_part(run: Run, analysis: dict | None) -> tuple[list[str], list[dict]]:
+    """The family table (the Table 2 analogue) and what was trained; (its lines, the trained members)."""
+    b = run.best
+    table = family_table(run.family.get("members", []), run.family_rows)
+    L = [_family_section(f"Family (α={b['alpha']:g}, β={b['beta']:g}, γ={b['gamma']:g}): the Table 2 analogue",
+                         table, analysis and analysis["predictions"]), ""]
+    trained = [e for e in table if e.get("accuracy") is not None]
+    if trained:
+        L += [f"Members up to φ = {max(e['phi'] for e in trained):g} were proxy-trained with the search's budget on "
+              "the same data (family_results.csv); latency and training-step time were measured on the trials' device. "
+              "Untrained members show the fitted curve's prediction.", ""]
+    else:
+        L += ["No member was trained (report.train_family=false): no accuracy column, no pick.", ""]
+    return L, trained
+
+
+def _race_fidelity_section(run: Run, fid: dict) -> list[str]:
+    """A race's fidelity: its first rung's ranking against a higher rung, over the candidates that ran both."""
+    lo, hi = fid["rungs"]
+    at = {m: {c["candidate"]: c for c in aggregate([r for r in run.trials or [] if r.get("rung") == m])}
+          for m in (lo, hi)}
+    common = [c for c in fid.get("candidates", []) if c in at[lo] and c in at[hi]]
+    return ["## Proxy fidelity across the race's rungs", "",
+            f"The candidates that reached rung {hi:g}× (proxy.epochs × {hi:g}) against their rung-{lo:g}× accuracy, "
+            f"with the seeds each ran there (results.csv, column rung). Over {fid['n_candidates']} candidates: "
+            + _fidelity_numbers(fid), "",
+            md_table(["candidate", f"rung {lo:g}×", f"rung {hi:g}×"],
+                     [[c, fmt_mean_ci(at[lo][c]), fmt_mean_ci(at[hi][c])] for c in common]), "",
+            f"Decided by: **{run.best['decided_by']}** (best.json `decided_by`).", ""]
+
+
 def _fidelity_numbers(fid: dict) -> str:
-    """τ and ρ with their intervals and method (only over >= 5 candidates: else the note, in words), regret, overlap."""
+    """τ and ρ with their intervals and method (only over >= 5 candidates: else the note, in words), regret,
+    overlap."""
     rank = (f"Kendall τ = {fid['kendall_tau']} (95 % CI {fid['tau_ci']}, p = {fid.get('tau_p')} for τ = 0), Spearman "
             f"ρ = {fid['spearman_rho']} ({fid['rho_ci']}; {fid.get('method')}); " if fid.get("kendall_tau") is not None
             else f"{fid.get('note')}; ")
@@ -824,8 +885,12 @@ def write_report(run_dir: Path, report_cfg: ReportConfig) -> Path:
 
 
 def run_report_app(cfg: ReportAppConfig, out_dir: Path) -> Path:
-    """The ``scalesearch-report`` job: re-render the report of ``cfg.run_dir`` from its tables."""
+    """The ``scalesearch-report`` job: re-render the report of ``cfg.run_dir`` (a search run, held for this process:
+    refused while another run uses it) from its tables."""
     check_report(cfg.report)
     if not cfg.run_dir:
         raise ValueError("run_dir is not set; allowed: scalesearch-report run_dir=<a search run directory>")
-    return write_report(Path(cfg.run_dir), cfg.report)
+    if not Path(cfg.run_dir).is_dir():
+        load_run(cfg.run_dir)  # its one-line refusal: not a directory
+    with claim(cfg.run_dir, REPORT, guest=True, elsewhere="run_dir=<a scalesearch run directory>"):
+        return write_report(Path(cfg.run_dir), cfg.report)

@@ -16,14 +16,14 @@ from pathlib import Path
 from .stats import mean_ci
 
 __all__ = ["METRICS", "SEARCH_COLUMNS", "VALIDATION_COLUMNS", "FAMILY_COLUMNS", "ABLATION_COLUMNS", "FINISHED",
-           "TABLES", "read_table", "candidate_id", "aggregate", "per_seed", "fmt_mean_ci"]
+           "TABLES", "read_table", "deciding_rows", "aggregate", "per_seed", "fmt_mean_ci"]
 
 # what every training row carries after its identity columns
 METRICS = ["accuracy", "loss", "epochs", "params", "macs", "activations", "latency_ms", "train_step_ms", "device",
            "images_per_s", "wall_s", "status", "error", "failures", "node", "trial_id", "finished_at", "train_id",
            "reused_from"]
-SEARCH_COLUMNS = ["index", "key", "candidate", "alpha", "beta", "gamma", "seed", "product", "resolution", "blocks",
-                  "cost", "cost_ratio", "cost_target", "cost_flag"] + METRICS
+SEARCH_COLUMNS = ["index", "key", "candidate", "alpha", "beta", "gamma", "seed", "rung", "continued_from", "product",
+                  "resolution", "blocks", "cost", "cost_ratio", "cost_target", "cost_flag"] + METRICS
 VALIDATION_COLUMNS = ["index", "key", "candidate", "alpha", "beta", "gamma", "seed", "resolution", "cost",
                       "cost_ratio", "selected_as", "proxy_mean", "budget_epochs"] + METRICS
 FAMILY_COLUMNS = ["index", "key", "family", "name", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult",
@@ -36,14 +36,16 @@ FINISHED = ("ok", "diverged", "stopped", "error", "infeasible")
 
 _TEXT = {"key", "candidate", "cost", "cost_flag", "device", "status", "error", "node", "trial_id", "train_id",
          "reused_from", "selected_as", "family", "name", "method", "arch", "cost_kind", "is_b0", "pareto", "spec_json"}
-_INT = {"index", "seed", "resolution", "blocks", "epochs", "params", "macs", "activations", "failures"}
+_INT = {"index", "seed", "resolution", "blocks", "epochs", "params", "macs", "activations", "failures",
+        "continued_from"}
 
 
 def _parse(path: Path, line: int, row: dict) -> dict:
     out = {}
     for k, v in row.items():
         if k is None:
-            raise ValueError(f"{path}: line {line} has more fields than the header; allowed: a table written by scalesearch")
+            raise ValueError(f"{path}: line {line} has more fields than the header; "
+                             "allowed: a table written by scalesearch")
         if v in ("", None):
             out[k] = None
         elif k in _TEXT:
@@ -74,15 +76,29 @@ def read_table(path: str | Path) -> list[dict]:
     except (OSError, csv.Error, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: cannot read the table ({e}); allowed: a table written by scalesearch") from None
     for i, r in enumerate(rows):
-        if "status" in r and r.get("status") is None:
-            raise ValueError(f"{path}: line {i + 2} has no status (a truncated file?); allowed: a table written by "
-                             "scalesearch")
+        _check_row(path, i + 2, r)
     return rows
 
 
-def candidate_id(alpha: float, beta: float, gamma: float | None = None) -> str:
-    """A candidate's stable name: its coefficients (γ is the effective one in the measured constraint)."""
-    return f"a{alpha:g}-b{beta:g}" + ("" if gamma is None else f"-g{gamma:g}")
+def _check_row(path: Path, line: int, r: dict) -> None:
+    """A row has a status; an ``ok`` row (the only kind ranked) a finite accuracy in [0, 1]. A diverged row holds
+    accuracy 0 and loss nan as the trainer writes them; error and stopped rows may hold anything."""
+    if "status" in r and r.get("status") is None:
+        raise ValueError(f"{path}: line {line} has no status (a truncated file?); allowed: a table written by "
+                         "scalesearch")
+    acc = r.get("accuracy")
+    if r.get("status") == "ok" and acc is not None and not (isinstance(acc, float) and 0 <= acc <= 1):
+        raise ValueError(f"{path}: line {line}: accuracy={acc!r} in a row with status ok; allowed: a finite fraction "
+                         "in [0, 1] (a failed training is status diverged or error; a truncated or edited file?)")
+
+
+def deciding_rows(rows: list[dict]) -> list[dict]:
+    """The rows a ranking is made of: a race's table (rows with a ``rung``) at its highest rung with an ok row (the
+    rung that decided); any other table as it is."""
+    rungs = [r["rung"] for r in rows if r.get("rung") is not None and r.get("status") == "ok"]
+    if not rungs:
+        return rows
+    return [r for r in rows if r.get("rung") == max(rungs)]
 
 
 def per_seed(rows: list[dict], key: str = "candidate") -> dict[str, dict[int, float]]:
@@ -136,4 +152,5 @@ def fmt_mean_ci(c: dict, nd: int = 3) -> str:
         return "—"
     if c.get("accuracy_low") is None:
         return f"{c['accuracy_mean']:.{nd}f} (1 seed, no spread)"
-    return f"{c['accuracy_mean']:.{nd}f} [{c['accuracy_low']:.{nd}f}, {c['accuracy_high']:.{nd}f}] ({c['n_seeds']} seeds)"
+    return (f"{c['accuracy_mean']:.{nd}f} [{c['accuracy_low']:.{nd}f}, {c['accuracy_high']:.{nd}f}] "
+            f"({c['n_seeds']} seeds)")

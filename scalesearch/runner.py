@@ -27,10 +27,12 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import time
 import warnings
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,8 +46,8 @@ from ray.tune import Callback  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
 from .config import ClusterConfig, ProxyConfig, SearchConfig, check_address
-from .interrupt import _IN_TUNE, INTERRUPTED, Interrupted
-from .io import atomic_write_csv
+from .interrupt import IN_TUNE, INTERRUPTED, Interrupted, RunStopped, deferred, hand_to_tune, interrupted_by
+from .io import atomic_write_bytes, atomic_write_csv
 from .results import FINISHED, read_table
 
 log = logging.getLogger("scalesearch")
@@ -65,6 +67,8 @@ class TrialContext:
     latency_batch: int = 8
     cost_min_run_time: float = 0.1
     fault_stage: bool = False  # budget.fault's fail/diverge indices apply to this stage
+    train_images: int = 0  # set by the runner: the training batch (and every timing's) is capped at it
+    memory_share: float = 0.0  # set by the runner: bytes of (GPU) memory one trial may use; 0: unchecked
     job_from_config: Callable[[dict], dict] | None = None  # searcher stages: trial config -> job
     extra_metrics: Callable[[dict], dict] | None = None  # more metrics from a result (NAS: cost, objective)
 
@@ -94,6 +98,7 @@ def _device_costs(spec, resolution: int, ctx: TrialContext, device: torch.device
     cached per (kind, spec, resolution, device, batch size) in this worker process."""
     from .cost import measure_latency, measure_train_step
     from .model import EfficientNet
+    from .proxy import train_batch
 
     b = ctx.budget
     kw = dict(in_channels=ctx.in_channels, device=device, channels_last=b.channels_last, amp=b.amp,
@@ -101,7 +106,7 @@ def _device_costs(spec, resolution: int, ctx: TrialContext, device: torch.device
     blob = json.dumps(spec.to_dict(), sort_keys=True)
     out = {"device": str(device)}
     for kind in kinds:
-        batch = ctx.latency_batch if kind == "latency" else b.batch_size
+        batch = ctx.latency_batch if kind == "latency" else train_batch(b.batch_size, ctx.train_images or b.batch_size)
         key = (kind, blob, resolution, str(device), batch)
         if key not in _DEVICE_COSTS:
             model = EfficientNet(spec, ctx.num_classes, ctx.in_channels)
@@ -112,13 +117,59 @@ def _device_costs(spec, resolution: int, ctx: TrialContext, device: torch.device
     return out
 
 
+def _job_budget(job: dict, ctx: TrialContext) -> ProxyConfig:
+    """The job's budget (its epochs or steps), with the test-only faults of the stage applied."""
+    budget = ctx.budget
+    if budget.epochs != job.get("epochs", budget.epochs) or budget.steps != job.get("steps", budget.steps):
+        budget = dataclasses.replace(budget, epochs=job.get("epochs", budget.epochs),
+                                     steps=job.get("steps", budget.steps))
+    index, fault = job.get("index"), budget.fault
+    if ctx.fault_stage and index in fault.fail_trials:
+        raise RuntimeError(f"injected failure in trial {index} (proxy.fault.fail_trials)")
+    if ctx.fault_stage and index in fault.diverge_trials:
+        budget = dataclasses.replace(budget, lr=budget.lr * 1e6)
+    if ctx.fault_stage and index in fault.hog_trials and fault.hog_gb > 0:  # Ray's memory monitor kills it here
+        hog = torch.ones(int(fault.hog_gb * 2**30) // 4)
+        for _ in range(200):
+            time.sleep(0.1)
+        del hog
+    return budget
+
+
+def memory_need(job: dict, ctx: TrialContext, cuda: bool) -> tuple[int, str]:
+    """(bytes, how) a job's training needs: the estimate of :func:`scalesearch.cost.estimate_train_memory` at the
+    batch the training and its timing use (fp32 activations on CPU, bf16 under CUDA autocast), plus the process
+    itself on CPU."""
+    from .cost import PROCESS_BASE_BYTES, Cost, estimate_train_memory
+    from .proxy import train_batch
+
+    row, b = job["row"], ctx.budget
+    batch = train_batch(b.batch_size, ctx.train_images or b.batch_size)
+    cost = Cost(int(row.get("params") or 0), int(row.get("macs") or 0), int(row.get("activations") or 0),
+                int(job["resolution"]))
+    need = estimate_train_memory(cost, batch, 2 if (cuda and b.amp) else 4) + (0 if cuda else PROCESS_BASE_BYTES)
+    return need, f"{cost.params / 1e6:,.1f}M parameters, activations at batch {batch} and {cost.resolution} px"
+
+
+def _memory_error(stage_name: str, job: dict, need: int, how: str, share: float, where: str) -> str:
+    return (f"{stage_name} training {job['key']} needs about {need / 2**30:.1f} GiB ({how}) but a trial gets about "
+            f"{share / 2**30:.1f} GiB {where}; allowed: a smaller proxy.batch_size, search.phi or "
+            "dataset.base_resolution, or more memory per trial (search.cpus_per_trial / search.gpus_per_trial)")
+
+
+def _cuda_oom(job: dict, resolution: int, budget, need: int, ctx: TrialContext) -> str:
+    return (f"CUDA out of memory training {job['key']} at {resolution}px, batch {budget.batch_size} (estimated "
+            f"{need / 2**30:.1f} GiB), with search.gpus_per_trial={ctx.gpus_per_trial}; lower proxy.batch_size or "
+            "raise search.gpus_per_trial")
+
+
 def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorded: dict | None = None) -> None:
     """One Ray Tune trial: train one job's network, report every evaluated epoch, then a final row."""
     import ray
     from ray import tune
 
     from .data import ProxyData
-    from .proxy import resolve_device, train_proxy
+    from .proxy import epoch_count, resolve_device, train_proxy
     from .spec import ModelSpec
 
     if "job" in config:
@@ -131,33 +182,26 @@ def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorde
         tune.report({ctx.metric: float("nan") if value is None else value, "epoch": row.get("epochs") or 0,
                      "final": True, "status": row.get("status"), "recorded_row": row})
         return
-    budget = ctx.budget
-    if budget.epochs != job.get("epochs", budget.epochs) or budget.steps != job.get("steps", budget.steps):
-        budget = dataclasses.replace(budget, epochs=job.get("epochs", budget.epochs), steps=job.get("steps", budget.steps))
-    index, fault = job.get("index"), budget.fault
-    if ctx.fault_stage and index in fault.fail_trials:
-        raise RuntimeError(f"injected failure in trial {index} (proxy.fault.fail_trials)")
-    if ctx.fault_stage and index in fault.diverge_trials:
-        budget = dataclasses.replace(budget, lr=budget.lr * 1e6)
-    torch.set_num_threads(int(budget.threads or 1))
     if job["row"].get("cost_flag") == "infeasible":  # an Optuna suggestion the pixel grid cannot build at the cost
         tune.report({**job["row"], ctx.metric: 0.0, "epoch": 0, "final": True, "status": "infeasible",
                      "error": job["row"].get("error")})
         return
+    budget = _job_budget(job, ctx)
+    device = resolve_device(budget.device)
+    need, how = memory_need(job, ctx, device.type == "cuda")
+    if ctx.memory_share and need > ctx.memory_share:  # searcher stages (their jobs are made here)
+        raise RuntimeError(_memory_error("this", job, need, how, ctx.memory_share, "here"))
+    torch.set_num_threads(int(budget.threads or 1))
     with warnings.catch_warnings():  # zero-copy views of the shared object-store arrays (read-only)
         warnings.simplefilter("ignore", UserWarning)
         proxy_data = ProxyData(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in data.items()})
     spec = ModelSpec.from_dict(job["spec"], where=f"job {job['key']}")
     resolution = int(job["resolution"])
-    device = resolve_device(budget.device)
     static = {**job["row"], "key": job["key"], "seed": job["seed"], "resolution": resolution,
               "train_id": job.get("train_id"), "node": ray.get_runtime_context().get_node_id()[:12]}
-    if ctx.gpus_per_trial > 0 and device.type == "cuda":
-        _check_gpu_memory(job, budget, ctx.gpus_per_trial)
     if ctx.device_costs:
         static.update(_device_costs(spec, resolution, ctx, device))
-    last_epoch = budget.epochs if not budget.steps else math.ceil(
-        budget.steps / max(1, len(proxy_data.train_y) // min(budget.batch_size, len(proxy_data.train_y))))
+    last_epoch = epoch_count(budget, len(proxy_data.train_y))
 
     def with_extra(result: dict) -> dict:
         return {**result, **ctx.extra_metrics(result)} if ctx.extra_metrics else result
@@ -169,16 +213,40 @@ def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorde
             tune.report(with_extra({**static, **m, "final": False}))
 
     try:
-        final = train_proxy(spec, resolution, proxy_data, budget, seed=job["seed"], report=report)
+        if job.get("rung_plan"):
+            final = train_rung_job(spec, resolution, proxy_data, budget, job, device)
+        else:
+            final = train_proxy(spec, resolution, proxy_data, budget, seed=job["seed"], report=report)
     except torch.cuda.OutOfMemoryError:
-        raise RuntimeError(
-            f"CUDA out of memory training {job['key']} at {resolution}px, batch {budget.batch_size}, with "
-            f"search.gpus_per_trial={ctx.gpus_per_trial}; lower proxy.batch_size or raise search.gpus_per_trial"
-        ) from None
+        raise RuntimeError(_cuda_oom(job, resolution, budget, need, ctx)) from None
     tune.report(with_extra({**static, **final, "final": True}))
 
 
-def _measure_task(spec: dict, resolution: int, ctx: TrialContext, kinds=("latency", "train_step")) -> dict:
+def train_rung_job(spec, resolution: int, data, budget, job: dict, device) -> dict:
+    """A race rung (:func:`scalesearch.proxy.train_rung`): continue the trunk that the rung below saved when its file
+    is there (else train it from scratch: the same result, slower), save this rung's trunk atomically, and remove
+    the one it continued from (superseded)."""
+    from .proxy import train_rung
+
+    plan = job["rung_plan"]
+    src = Path(plan["resume"]) if plan.get("resume") else None
+    start = torch.load(src, map_location=device, weights_only=True) if src is not None and src.is_file() else None
+    if start is not None and int(start["done"]) > plan["trunk_steps"]:
+        start = None  # a trunk from a longer rung (another rule): not this one's past
+
+    def keep(state: dict) -> None:
+        buf = BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(plan["save"], buf.getvalue())
+
+    out = train_rung(spec, resolution, data, budget, seed=job["seed"], trunk_steps=plan["trunk_steps"],
+                     cooldown_steps=plan["cooldown_steps"], start=start, on_trunk=keep)
+    if start is not None and src != Path(plan["save"]):
+        src.unlink(missing_ok=True)
+    return out
+
+
+def measure_task(spec: dict, resolution: int, ctx: TrialContext, kinds=("latency", "train_step")) -> dict:
     """A Ray task: the device costs of one network on a worker with the trials' resources."""
     from .proxy import resolve_device
     from .spec import ModelSpec
@@ -187,18 +255,11 @@ def _measure_task(spec: dict, resolution: int, ctx: TrialContext, kinds=("latenc
     return _device_costs(ModelSpec.from_dict(spec), resolution, ctx, resolve_device(ctx.budget.device), kinds)
 
 
-def _check_gpu_memory(job: dict, budget, share: float) -> None:
-    """Refuse a trial whose estimated training memory exceeds its share of the GPU."""
-    from .cost import Cost, estimate_train_memory
-
-    row = job["row"]
-    need = estimate_train_memory(Cost(row["params"], row["macs"], row["activations"], job["resolution"]), budget.batch_size)
-    have = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory * min(1.0, share)
-    if need > have:
-        raise RuntimeError(
-            f"trial {job['key']} needs about {need / 2**30:.1f} GiB of GPU memory ({job['resolution']}px, batch "
-            f"{budget.batch_size}) but search.gpus_per_trial={share} gives it {have / 2**30:.1f} GiB; lower "
-            "proxy.batch_size or raise search.gpus_per_trial")
+def _gpu_memory_task() -> int:
+    """A Ray task on a GPU worker: the bytes of its GPU."""
+    if not torch.cuda.is_available():
+        return 0
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
 
 
 # ---------------------------------------------------------------- what a searcher learns
@@ -267,19 +328,40 @@ def _row(trial, stage: Stage, jobs: dict, ended: str | None = None) -> dict:
     status = {"complete": "TERMINATED", "error": "ERROR"}.get(ended, trial.status)
     row["finished_at"] = r.get("timestamp") if status in ("TERMINATED", "ERROR") else None
     if status == "ERROR":
-        err = trial.get_error() if hasattr(trial, "get_error") else None
-        lines = [ln.strip() for ln in str(err or "unknown error").splitlines() if ln.strip()]
-        row.update(status="error", error=next((ln for ln in reversed(lines) if "rror" in ln), lines[-1])[:300])
+        row.update(status="error", error=error_line(trial, job, stage.ctx))
     elif status == "TERMINATED":
         row["status"] = r.get("status", "ok") if r.get("final") else "stopped"
         if row["status"] == "stopped":
-            row.update(epochs=r.get("epoch"), error=f"stopped early by the scheduler (ASHA) after epoch {r.get('epoch')}")
+            row.update(epochs=r.get("epoch"),
+                       error=f"stopped early by the scheduler (ASHA) after epoch {r.get('epoch')}")
     else:
         row["status"] = status.lower()
     for k in ("accuracy", "loss", "images_per_s", "wall_s", "latency_ms", "train_step_ms"):
         if isinstance(row.get(k), float):
             row[k] = round(row[k], 6)
     return row
+
+
+_OOM_NODE = re.compile(r"Memory on the node \(IP: ([^,]+),.*?was ([\d.]+GB) used / ([\d.]+GB) limit")
+
+
+def error_line(trial, job: dict | None, ctx: TrialContext) -> str:
+    """A failed trial's reason in one line: a kill by Ray's memory monitor names the node, its memory and the
+    trial's estimate; a trial's own exception its message."""
+    err = trial.get_error() if hasattr(trial, "get_error") else None
+    text = str(err or "")
+    if not text and trial.error_file and Path(trial.error_file).is_file():  # at a retry, only the local file has it
+        text = Path(trial.error_file).read_text(errors="replace")
+    if "running low on memory" in text:
+        m = _OOM_NODE.search(text.replace("\n", " "))
+        node = f" on node {m.group(1)} ({m.group(2)} used of {m.group(3)})" if m else ""
+        est = ""
+        if job and job.get("row", {}).get("params"):
+            need, how = memory_need(job, ctx, ctx.gpus_per_trial > 0)
+            est = f"; this training was estimated at {need / 2**30:.1f} GiB ({how})"
+        return f"killed for memory by Ray's memory monitor{node}{est}"[:300]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()] or ["unknown error (no message from Ray)"]
+    return next((ln for ln in reversed(lines) if "Error:" in ln or "rror" in ln.split(" ")[0]), lines[-1])[:300]
 
 
 def _searcher_job(trial, stage: Stage) -> dict | None:
@@ -302,13 +384,23 @@ class TableWriter(Callback):
     """Rewrites a stage's table atomically whenever a trial reports (at most every 2 s) or ends; one progress
     line per finished trial with the stage's ETA. ``kept``: rows recorded before this attempt."""
 
-    def __init__(self, stage: Stage, jobs: dict, kept: list[dict], total: int):
-        self.stage, self.jobs, self.kept, self.total = stage, jobs, kept, total
+    def __init__(self, stage: Stage, jobs: dict, kept: list[dict], total: int, unplanned: list[dict] = ()):
+        self.stage, self.jobs, self.kept, self.total, self.unplanned = stage, jobs, kept, total, list(unplanned)
         self.last, self.t0, self.done = 0.0, time.time(), len(kept)
 
     def write(self, trials, ended=None, how=None) -> None:
         rows = self.kept + [_row(t, self.stage, self.jobs, how if t is ended else None) for t in trials]
-        atomic_write_csv(self.stage.table, _dedupe(rows), self.stage.columns)
+        atomic_write_csv(self.stage.table, _dedupe(rows) + self.unplanned, self.stage.columns)
+
+    def on_step_begin(self, iteration, trials, **info):
+        hand_to_tune()  # an interrupt flagged before Tune's loop had its SIGUSR1 handler
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        job = self.jobs.get((trial.config.get("job") or {}).get("key")) or _searcher_job(trial, self.stage)
+        r = _row(trial, self.stage, self.jobs, "error")
+        log.warning("[%s] %s: attempt %d failed (%s); retrying (search.max_failures=%d)", self.stage.name,
+                    self.stage.describe(r), trial.num_failures, error_line(trial, job, self.stage.ctx),
+                    trial.max_failures)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if time.time() - self.last > 2.0 and not INTERRUPTED.is_set():
@@ -324,7 +416,8 @@ class TableWriter(Callback):
         detail = f"accuracy {r['accuracy']:.4f}" if r.get("accuracy") is not None and r["status"] == "ok" else (
             r.get("error") or "")
         wall = f" ({r['wall_s']:.0f} s)" if isinstance(r.get("wall_s"), (int, float)) else ""
-        log.info("[%s %d/%d] %s: %s %s%s%s", self.stage.name, self.done, self.total, self.stage.describe(r), r["status"],
+        log.info("[%s %d/%d] %s: %s %s%s%s", self.stage.name, self.done, self.total, self.stage.describe(r),
+                 r["status"],
                  detail, wall, _eta(self.done - len(self.kept), self.total - len(self.kept), time.time() - self.t0))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -337,7 +430,33 @@ class TableWriter(Callback):
 def _copy(src: dict, job: dict, stage: Stage, table: str | None) -> dict:
     """A finished row standing in for ``job`` (the same training): its metrics, the job's identity."""
     return {**{k: src.get(k) for k in stage.columns}, **job["row"], "key": job["key"], "seed": job["seed"],
-            "resolution": job["resolution"], "train_id": job.get("train_id"), "reused_from": table or "an earlier stage"}
+            "resolution": job["resolution"], "train_id": job.get("train_id"),
+            "reused_from": table or "an earlier stage"}
+
+
+def recorded_rows(path: Path, keys: set | None) -> tuple[dict, list[dict]]:
+    """The finished rows of a stage table by key, and the rows for keys not in ``keys`` (None: every key is
+    planned). Two rows for one key that disagree are refused, naming the file, the lines and the values; rows for
+    unplanned keys are reported and kept in the table (never used, never dropped)."""
+    rows, seen, unplanned = read_table(path), {}, []
+    for line, r in enumerate(rows, start=2):
+        key = r.get("key")
+        if not key or r.get("status") not in FINISHED:
+            continue
+        if keys is not None and key not in keys:
+            unplanned.append(r)
+            log.warning("%s: line %d records %s (status %s, accuracy %s), which this run does not plan; kept in the "
+                        "table, not used", path, line, key, r.get("status"), r.get("accuracy"))
+            continue
+        if key in seen:
+            first, r0 = seen[key]
+            if (r0.get("status"), r0.get("accuracy")) != (r.get("status"), r.get("accuracy")):
+                raise ValueError(f"{path}: lines {first} and {line} both record {key} ({r0.get('status')} accuracy "
+                                 f"{r0.get('accuracy')}, {r.get('status')} accuracy {r.get('accuracy')}); allowed: "
+                                 "one row per training (delete the wrong one, or use a new hydra.run.dir)")
+            continue
+        seen[key] = (line, r)
+    return {k: r for k, (_, r) in seen.items()}, unplanned
 
 
 def _dedupe(rows: list[dict]) -> list[dict]:
@@ -350,6 +469,60 @@ def _dedupe(rows: list[dict]) -> list[dict]:
 
 
 # ---------------------------------------------------------------- Ray
+def _split_jobs(stage: Stage, recorded: dict) -> tuple[list[dict], list[dict], list[tuple[dict, dict]]]:
+    """(rows kept: recorded or reused from an earlier stage by train_id, jobs to train, twins: a job whose training
+    another job of this stage does — e.g. B0 of two families — with that job)."""
+    reuse = {r["train_id"]: r for r in stage.reuse if r.get("status") == "ok" and r.get("train_id")}
+    kept, todo, twins, first = [], [], [], {}
+    for job in stage.jobs or []:
+        if job["key"] in recorded:
+            kept.append(recorded[job["key"]])
+        elif job.get("train_id") in reuse:
+            kept.append(_copy(reuse[job["train_id"]], job, stage, reuse[job["train_id"]].get("_table")))
+        elif job.get("train_id") in first:
+            twins.append((job, first[job["train_id"]]))
+        else:
+            first[job.get("train_id") or job["key"]] = job
+            todo.append(job)
+    return kept, todo, twins
+
+
+def _root_cause(e: BaseException) -> str:
+    """One line for why Tune stopped: an OSError behind it (it names the file), else the last error line of the
+    traceback text Tune wraps the cause in."""
+    seen, cur = set(), e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, OSError):
+            return str(cur)[:300]
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("Traceback")]
+    errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception)\b", ln)]
+    return (errors or lines or [type(e).__name__])[-1][:300]
+
+
+def tune_survives_worker_deaths() -> None:
+    """When Ray's memory monitor kills a trial's process mid-task, Ray raises ``OutOfMemoryError`` (ray-project/ray
+    #28937), not an actor error; Tune's actor manager knows only actor and task errors and ends the whole run
+    ("Caught unexpected exception"). Hand such deaths (and a crashed worker, a dead node) to Tune as the actor
+    errors they are: the trial fails, is retried up to search.max_failures, then recorded with its reason."""
+    from ray import exceptions as rex
+    from ray.air.execution._internal.actor_manager import RayActorManager
+
+    original = RayActorManager._actor_task_failed
+    if getattr(original, "scalesearch", False):
+        return
+    deaths = (rex.OutOfMemoryError, rex.WorkerCrashedError, rex.NodeDiedError)
+
+    def task_failed(self, tracked_actor_task, exception):
+        if isinstance(exception, deaths) and not isinstance(exception, (rex.RayActorError, rex.RayTaskError)):
+            exception = rex.RayActorError(error_msg=str(exception))
+        return original(self, tracked_actor_task, exception)
+
+    task_failed.scalesearch = True
+    RayActorManager._actor_task_failed = task_failed
+
+
 def init_ray(cluster: ClusterConfig, verbose: int = 1) -> bool:
     """Start or join Ray. Returns True when this call started it (and so must shut it down)."""
     import ray
@@ -361,6 +534,10 @@ def init_ray(cluster: ClusterConfig, verbose: int = 1) -> bool:
         # the tool says how to resume (scalesearch resume=true) and records those trials as interrupted
         for name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
             logging.getLogger(name).setLevel(logging.ERROR)
+        # a failed attempt's traceback (and Ray's whole memory report when its monitor killed a trial) and the list
+        # of trials that did not complete: the tool prints one line per failed attempt and per trial instead
+        for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if cluster.address:
         check_address(cluster.address)
         ray.init(address=cluster.address, **kwargs)
@@ -378,12 +555,15 @@ class Runner:
 
     def __init__(self, cluster: ClusterConfig, resources: SearchConfig, storage: Path, verbose: int = 1):
         self.cluster, self.res, self.storage, self.verbose = cluster, resources, Path(storage), verbose
-        self.started, self.data_ref, self.data_fingerprint = False, None, None
+        self.started, self.data_ref, self.data_fingerprint, self.train_images = False, None, None, 0
+        self._share = None
 
     def __enter__(self) -> "Runner":
         from .interrupt import reinstall
 
-        self.started = init_ray(self.cluster, self.verbose)
+        tune_survives_worker_deaths()
+        with deferred():  # a signal during Ray's start-up is raised once it is up (and then shut down)
+            self.started = init_ray(self.cluster, self.verbose)
         reinstall()
         try:
             self.check_resources()
@@ -425,10 +605,44 @@ class Runner:
         """Put the decoded data into the object store once (numpy arrays: trials map them zero-copy)."""
         import ray
 
-        arrays = {f.name: getattr(data, f.name).numpy() if torch.is_tensor(getattr(data, f.name)) else getattr(data, f.name)
+        arrays = {f.name: (getattr(data, f.name).numpy() if torch.is_tensor(getattr(data, f.name))
+                           else getattr(data, f.name))
                   for f in dataclasses.fields(data)}
-        self.data_ref = ray.put(arrays)
-        self.data_fingerprint = data.fingerprint
+        with deferred():
+            self.data_ref = ray.put(arrays)
+        self.data_fingerprint, self.train_images = data.fingerprint, len(data.train_y)
+
+    def memory_share(self) -> tuple[float, str]:
+        """(bytes, how) of memory one trial may use: its GPU share (the GPU's memory × search.gpus_per_trial), else
+        its CPU share of the largest node's memory for Ray's tasks (× search.cpus_per_trial / the node's CPUs)."""
+        import ray
+
+        if self._share is None:
+            s = self.res
+            if s.gpus_per_trial > 0:
+                total = ray.get(ray.remote(_gpu_memory_task).options(num_gpus=s.gpus_per_trial).remote())
+                self._share = (total * min(1.0, s.gpus_per_trial),
+                               f"of GPU memory ({total / 2**30:.0f} GiB × search.gpus_per_trial={s.gpus_per_trial:g})")
+            else:
+                nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+                node = max(nodes, key=lambda r: r.get("memory", 0))
+                mem, cpus = node.get("memory", 0), max(1.0, node.get("CPU", 1))
+                how = (f"of node memory ({mem / 2**30:.1f} GiB for Ray's tasks × search.cpus_per_trial="
+                       f"{s.cpus_per_trial:g} / {cpus:g} CPUs)")
+                self._share = (mem * min(1.0, s.cpus_per_trial / cpus), how)
+        return self._share
+
+    def check_memory(self, name: str, ctx: TrialContext, jobs: list[dict]) -> None:
+        """Refuse a stage (before anything of it trains) when one of its trainings would not fit its trial's share
+        of memory (Ray's memory monitor would kill it, or the node would swap)."""
+        share, where = self.memory_share()
+        cuda = self.res.gpus_per_trial > 0
+        for job in jobs:
+            if job["row"].get("params") is None:
+                continue
+            need, how = memory_need(job, ctx, cuda)
+            if need > share:
+                raise ValueError(_memory_error(name, job, need, how, share, where))
 
     def measurer(self, ctx: TrialContext, kind: str, cache_path: Path) -> Callable:
         """``measure(spec, resolution) -> ms`` of a device cost (``latency`` | ``train_step``), measured by a Ray
@@ -437,17 +651,20 @@ class Runner:
         import ray
 
         from .io import atomic_write_json, read_json
+        from .proxy import train_batch
 
         cache = read_json(cache_path) if Path(cache_path).is_file() else {}
-        task = ray.remote(_measure_task).options(num_cpus=self.res.cpus_per_trial, num_gpus=self.res.gpus_per_trial)
+        task = ray.remote(measure_task).options(num_cpus=self.res.cpus_per_trial, num_gpus=self.res.gpus_per_trial)
         device = ctx.budget.device if self.res.gpus_per_trial == 0 else f"{ctx.budget.device}-gpu"
 
         def measure(spec, resolution: int) -> float:
             blob = json.dumps(spec.to_dict(), sort_keys=True)
-            batch = ctx.latency_batch if kind == "latency" else ctx.budget.batch_size
+            n = self.train_images or ctx.budget.batch_size
+            batch = ctx.latency_batch if kind == "latency" else train_batch(ctx.budget.batch_size, n)
             key = f"{kind}|{hashlib.sha256(blob.encode()).hexdigest()[:16]}|{resolution}|{device}|b{batch}"
             if key not in cache:
-                cache[key] = ray.get(task.remote(spec.to_dict(), int(resolution), ctx, (kind,)))
+                ctx_ = dataclasses.replace(ctx, train_images=self.train_images)
+                cache[key] = ray.get(task.remote(spec.to_dict(), int(resolution), ctx_, (kind,)))
                 atomic_write_json(cache_path, cache)
             return cache[key][f"{kind}_ms"]
 
@@ -464,74 +681,108 @@ class Runner:
                                 max_report_frequency=30)
 
     def run(self, stage: Stage) -> list[dict]:
-        """Run the stage's unfinished trainings; return all its rows (recorded and new), in job order."""
+        """Run the stage's unfinished trainings; return all its rows (recorded and new), in job order. Two paths
+        over one Tune fit: a job stage (a grid of planned jobs) and a searcher stage (Optuna's suggestions)."""
+        return self._run_jobs(stage) if stage.searcher is None else self._run_searcher(stage)
+
+    def _run_jobs(self, stage: Stage) -> list[dict]:
         from ray import tune
 
-        recorded = {r["key"]: r for r in read_table(stage.table) if r.get("status") in FINISHED and r.get("key")}
-        reuse = {r["train_id"]: r for r in stage.reuse if r.get("status") == "ok" and r.get("train_id")}
-        kept, todo, twins = [], [], []
-        first: dict = {}
-        for job in stage.jobs or []:
-            if job["key"] in recorded:
-                kept.append(recorded[job["key"]])
-            elif job.get("train_id") in reuse:
-                kept.append(_copy(reuse[job["train_id"]], job, stage, reuse[job["train_id"]].get("_table")))
-            elif job.get("train_id") in first:  # the same training twice in this stage (e.g. B0 of two families)
-                twins.append((job, first[job["train_id"]]))
-            else:
-                first[job.get("train_id") or job["key"]] = job
-                todo.append(job)
-        if stage.searcher is None and not todo:
+        recorded, unplanned = recorded_rows(stage.table, {j["key"] for j in stage.jobs or []})
+        kept, todo, twins = _split_jobs(stage, recorded)
+        if not todo:
             if kept:
-                atomic_write_csv(stage.table, _dedupe(kept), stage.columns)
+                atomic_write_csv(stage.table, _dedupe(kept) + unplanned, stage.columns)
             return _dedupe(kept)
+        ctx = self._trial_ctx(stage, todo)
         jobs = {j["key"]: j for j in todo}
-        total = len(kept) + (len(todo) if stage.searcher is None else stage.num_samples)
         if kept:
-            log.info("%s: %d of %d trainings already recorded (not trained again)", stage.name, len(kept), total)
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, ctx=stage.ctx, data=self.data_ref,
-                                 recorded=recorded if stage.searcher is not None else None),
-            {"cpu": self.res.cpus_per_trial, "gpu": self.res.gpus_per_trial})
-        writer = TableWriter(stage, jobs, kept if stage.searcher is None else list(recorded.values()), total)
+            log.info("%s: %d of %d trainings already recorded (not trained again)", stage.name, len(kept),
+                     len(kept) + len(todo))
+        writer = TableWriter(stage, jobs, kept, len(kept) + len(todo), unplanned)
         tune_dir = self.storage / "tune" / stage.name
-        run_config = tune.RunConfig(name=stage.name, storage_path=str(self.storage / "tune"), callbacks=[writer],
-                                    verbose=0 if self.verbose < 2 else 1, progress_reporter=self._reporter(stage),
-                                    failure_config=tune.FailureConfig(max_failures=self.res.max_failures))
-        if stage.searcher is not None and tune.Tuner.can_restore(str(tune_dir)):
-            log.info("%s: restoring the Ray Tune experiment in %s (%d finished trials kept)", stage.name, tune_dir,
-                     len(recorded))
-            tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=False,
-                                       restart_errored=False)
-        else:
-            if stage.searcher is None and tune_dir.exists():  # an interrupted attempt: its unfinished jobs start anew
-                import shutil
+        if tune_dir.exists():  # an interrupted attempt: its unfinished jobs start anew
+            import shutil
 
-                shutil.rmtree(tune_dir, ignore_errors=True)
-            param_space = {"job": tune.grid_search(todo)} if stage.searcher is None else {}
-            concurrent = self.res.max_concurrent_trials or (self.slots() if stage.searcher is not None else None)
-            tuner = tune.Tuner(
-                trainable, param_space=param_space,
-                tune_config=tune.TuneConfig(
-                    metric=stage.tune_metric, mode="max" if stage.tune_metric else None,
-                    search_alg=stage.searcher and FinishedOnly(stage.searcher), scheduler=stage.scheduler,
-                    num_samples=1 if stage.searcher is None else stage.num_samples,
-                    max_concurrent_trials=concurrent, reuse_actors=self.res.reuse_actors),
-                run_config=run_config)
-        _IN_TUNE.set()
-        try:
-            grid = tuner.fit()
-        finally:
-            _IN_TUNE.clear()
-        trials = grid._experiment_analysis.trials  # Trial objects: status and error detail live there
-        rows = [_row(t, stage, jobs) for t in trials]
-        if INTERRUPTED.is_set():  # trials the interrupt stopped are unfinished: resume trains them
-            rows = [r if r.get("finished_at") and r["status"] in ("ok", "diverged", "infeasible") else
-                    {**r, "status": "interrupted", "error": None, "finished_at": None} for r in rows]
+            shutil.rmtree(tune_dir, ignore_errors=True)
+        tuner = tune.Tuner(self._trainable(ctx, None), param_space={"job": tune.grid_search(todo)},
+                           tune_config=self._tune_config(stage, 1, self.res.max_concurrent_trials or None),
+                           run_config=self._run_config(stage, writer))
+        rows = self._fit(stage, tuner, jobs)
         done = {r["key"]: r for r in rows if r["status"] == "ok"}
         rows += [_copy(done[src["key"]], job, stage, stage.table.name) for job, src in twins if src["key"] in done]
-        rows = _dedupe((kept if stage.searcher is None else list(recorded.values())) + rows)
-        atomic_write_csv(stage.table, rows, stage.columns)
+        return self._finish(stage, kept + rows, unplanned)
+
+    def _run_searcher(self, stage: Stage) -> list[dict]:
+        from ray import tune
+
+        recorded, unplanned = recorded_rows(stage.table, None)
+        ctx = self._trial_ctx(stage, [])
+        writer = TableWriter(stage, {}, list(recorded.values()), stage.num_samples, unplanned)
+        trainable = self._trainable(ctx, recorded)
+        tune_dir = self.storage / "tune" / stage.name
+        if tune.Tuner.can_restore(str(tune_dir)):
+            log.info("%s: restoring the Ray Tune experiment in %s (%d finished trials kept)", stage.name, tune_dir,
+                     len(recorded))
+            tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False)
+        else:
+            tuner = tune.Tuner(trainable, param_space={},
+                               tune_config=self._tune_config(stage, stage.num_samples,
+                                                             self.res.max_concurrent_trials or self.slots()),
+                               run_config=self._run_config(stage, writer))
+        return self._finish(stage, list(recorded.values()) + self._fit(stage, tuner, {}), unplanned)
+
+    def _trial_ctx(self, stage: Stage, todo: list[dict]) -> TrialContext:
+        """The stage's trial context with this session's data size and memory share, the memory checked."""
+        ctx = dataclasses.replace(stage.ctx, train_images=self.train_images, memory_share=self.memory_share()[0])
+        self.check_memory(stage.name, ctx, todo)
+        return ctx
+
+    def _trainable(self, ctx: TrialContext, recorded: dict | None):
+        from ray import tune
+
+        return tune.with_resources(tune.with_parameters(run_trial, ctx=ctx, data=self.data_ref, recorded=recorded),
+                                   {"cpu": self.res.cpus_per_trial, "gpu": self.res.gpus_per_trial})
+
+    def _tune_config(self, stage: Stage, num_samples: int, concurrent: int | None):
+        from ray import tune
+
+        return tune.TuneConfig(metric=stage.tune_metric, mode="max" if stage.tune_metric else None,
+                               search_alg=stage.searcher and FinishedOnly(stage.searcher), scheduler=stage.scheduler,
+                               num_samples=num_samples, max_concurrent_trials=concurrent,
+                               reuse_actors=self.res.reuse_actors)
+
+    def _run_config(self, stage: Stage, writer: TableWriter):
+        from ray import tune
+
+        return tune.RunConfig(name=stage.name, storage_path=str(self.storage / "tune"), callbacks=[writer],
+                              verbose=0 if self.verbose < 2 else 1, progress_reporter=self._reporter(stage),
+                              failure_config=tune.FailureConfig(max_failures=self.res.max_failures))
+
+    def _fit(self, stage: Stage, tuner, jobs: dict) -> list[dict]:
+        """One Tune fit; the rows of its trials (those an interrupt stopped: ``interrupted``, resume trains them)."""
+        IN_TUNE.set()
+        try:
+            grid = tuner.fit()
+        except Exception as e:  # Tune itself could not go on: what finished is in the table
+            if interrupted_by(e) is not None:
+                raise
+            raise RunStopped(f"Ray Tune could not go on with the {stage.name} stage ({_root_cause(e)}); its finished "
+                             f"trainings are kept in {stage.table}") from e
+        finally:
+            IN_TUNE.clear()
+        trials = grid._experiment_analysis.trials  # Trial objects: status and error detail live there
+        rows = [_row(t, stage, jobs) for t in trials]
+        if INTERRUPTED.is_set():
+            rows = [r if r.get("finished_at") and r["status"] in ("ok", "diverged", "infeasible") else
+                    {**r, "status": "interrupted", "error": None, "finished_at": None} for r in rows]
+        return rows
+
+    def _finish(self, stage: Stage, rows: list[dict], unplanned: list[dict]) -> list[dict]:
+        """The stage's table written (atomically); an interrupt raised once everything is kept."""
+        rows = _dedupe(rows)
+        atomic_write_csv(stage.table, rows + unplanned, stage.columns)
         if INTERRUPTED.is_set():
             INTERRUPTED.raised = True
             raise Interrupted(getattr(INTERRUPTED, "signum", signal.SIGINT))

@@ -18,25 +18,34 @@ import time
 from pathlib import Path
 
 
-from .config import SearchAppConfig
+from .config import SearchAppConfig, search_sampler
 from .data import accuracy_half_width, load_data
 from .generate import write_family
 from .io import atomic_write_json, atomic_write_text, read_json
-from .plan import (OptunaSpace, Planner, budget_with_epochs_mult, family_jobs, is_paper, make_optuna_job, search_jobs,
-                   select_grid, validation_jobs)
-from .results import (FAMILY_COLUMNS, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS, aggregate)
-from .scaling import PAPER, Coefficients, family
+from .plan import (SEARCH_ROW, OptunaSpace, budget_with_epochs_mult, family_jobs, is_paper, job,
+                   make_optuna_job, search_jobs, select_grid, train_id, validation_jobs)
+from .proxy import rung_steps, steps_per_epoch
+from .race import STOPS, RaceRule, race, rung_epochs, story
+from .results import (FAMILY_COLUMNS, FINISHED, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS, aggregate, read_table)
+from .rundir import SEARCH, check_same_data, claim, data_summary
+from .scaling import PAPER, DEVICE_COSTS, Coefficients, Scaler
 from .space import check_search_inputs
+from .stats import MIN_SEEDS
 from .verdict import decide, fidelity, pooled_sd, summary_markdown, verdict
 
 log = logging.getLogger("scalesearch")
 
 __all__ = ["run_search", "config_fingerprint", "settings_diff", "prepare_run_dir",
-           "depth_rounding", "budget_str", "run_context", "find_resumable"]
+           "depth_rounding", "budget_str", "run_context", "find_resumable", "stored_data"]
 
 # settings that define a run's results (a resume must keep them); the rest may change between attempts
 RESULT_KEYS = ("dataset", "proxy", "search", "model", "seed")
 RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "max_concurrent_trials", "max_failures", "reuse_actors")
+# a grid run may be extended in place with more seeds: its seeds are jobs, the finished ones are kept (an Optuna
+# study's seeds live in Tune's Repeater, so there they define the run); a race replays its decisions from its table,
+# so every setting of its rule may change (more seeds, another rung, a larger budget): only what is new trains
+EXTENSIBLE_GRID_KEYS = ("n_seeds",)
+RACE_KEYS = ("rungs", "max_seeds", "seed_step", "budget", "drop")  # no effect on the other strategies
 
 
 # ---------------------------------------------------------------- settings and the run directory
@@ -45,6 +54,9 @@ def _result_settings(config: dict) -> dict:
     for k in RESOURCE_KEYS:
         (d.get("search") or {}).pop(k, None)
     (d.get("proxy") or {}).pop("threads", None)
+    search = d.get("search") or {}
+    for k in RACE_KEYS + (EXTENSIBLE_GRID_KEYS if search.get("strategy") in ("grid", "race") else ()):
+        search.pop(k, None)
     return d
 
 
@@ -104,8 +116,8 @@ def prepare_run_dir(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
         raise ValueError(f"{run_dir} already holds a search; allowed: resume=true to continue or extend it, or a new "
                          "hydra.run.dir")
     if state is None and cfg.resume:
-        raise ValueError(f"resume=true but {run_dir} holds no search with these settings; allowed: resume=true with the "
-                         "settings of an earlier run (the newest such run beside it is continued) or "
+        raise ValueError(f"resume=true but {run_dir} holds no search with these settings; allowed: resume=true with "
+                         "the settings of an earlier run (the newest such run beside it is continued) or "
                          "hydra.run.dir=<that run>")
     if state is not None:
         diff = settings_diff(state["config"], cfg)
@@ -116,7 +128,8 @@ def prepare_run_dir(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
         run_dir.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=run_dir).close()
     except OSError as e:
-        raise ValueError(f"run directory {run_dir} is not writable ({e.strerror}); allowed: a writable hydra.run.dir") from None
+        raise ValueError(f"run directory {run_dir} is not writable ({e.strerror}); allowed: a writable "
+                         "hydra.run.dir") from None
     return state
 
 
@@ -140,10 +153,11 @@ def run_context(cfg: SearchAppConfig, data) -> dict:
     """What summary, best.json and the report say about the run's setting."""
     s = cfg.search
     n_val = len(data.val_y)
-    text = (f"every candidate built at depth α^φ and width β^φ with its resolution solved so that its measured {s.cost} "
-            f"is target^φ (± search.cost_tolerance={s.cost_tolerance:g}) of the baseline proxy's"
+    text = (f"every candidate built at depth α^φ and width β^φ with its resolution solved so that its measured "
+            f"{s.cost} is target^φ (± search.cost_tolerance={s.cost_tolerance:g}) of the baseline proxy's"
             if s.constraint == "measured" else
-            "the paper's α·β²·γ² = target with the proxy at round(base·γ^φ); measured cost reported beside it")
+            "the paper's α·β²·γ² = target with the proxy at round(base·γ^φ); measured cost reported "
+            "beside it")
     return {"dataset": data.name, "dataset_fingerprint": data.fingerprint, "num_classes": data.num_classes,
             "chance": 1.0 / data.num_classes, "base_resolution": data.base_resolution, "val_images": n_val,
             "val_half_width": round(accuracy_half_width(n_val), 4), "strategy": s.strategy, "constraint": s.constraint,
@@ -156,12 +170,15 @@ def run_context(cfg: SearchAppConfig, data) -> dict:
 class _State:
     """search.json: the settings, the fingerprint, the status and every stage's progress (atomic)."""
 
-    def __init__(self, run_dir: Path, cfg: SearchAppConfig, old: dict | None):
+    def __init__(self, run_dir: Path, cfg: SearchAppConfig, old: dict | None, data: dict):
         self.path, self.cfg = run_dir / "search.json", cfg
         self.doc = {"fingerprint": config_fingerprint(cfg), "started": time.time(), "stages": {},
-                    **(old or {}), "config": dataclasses.asdict(cfg), "status": "running"}
+                    **(old or {}), "config": dataclasses.asdict(cfg), "status": "running", "data": data}
         self.doc.pop("interrupted", None)
-        self.write()
+        # a new run is on record at once; a resume writes when its first stage starts, so that a refusal before
+        # it (Ray's resources, the plan, the tables, the data) leaves a finished run's search.json as it was
+        if old is None:
+            self.write()
 
     def write(self):
         atomic_write_json(self.path, self.doc)
@@ -174,6 +191,8 @@ class _State:
 
 
 def _describe(r: dict) -> str:
+    if r.get("rung") is not None:
+        return f"α={r.get('alpha')} β={r.get('beta')} γ={r.get('gamma')} rung {r['rung']:g}× seed {r.get('seed')}"
     if r.get("family"):
         return f"{r['family']} {r.get('name')} seed {r.get('seed')}"
     if r.get("method"):
@@ -181,7 +200,7 @@ def _describe(r: dict) -> str:
     return f"α={r.get('alpha')} β={r.get('beta')} γ={r.get('gamma')} seed {r.get('seed')}"
 
 
-def _search_stage(cfg, run_dir, space, planner, ctx, data, Stage):
+def _search_stage(cfg, run_dir, space, scaler, ctx, data, Stage):
     """The search stage (grid jobs or an Optuna searcher) and the infeasible candidates met."""
     s = cfg.search
     seeds = [cfg.seed + k for k in range(s.n_seeds)]
@@ -190,49 +209,57 @@ def _search_stage(cfg, run_dir, space, planner, ctx, data, Stage):
     if s.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=max(budget.epochs, s.grace_period), grace_period=s.grace_period,
-                                  reduction_factor=s.reduction_factor)
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=max(budget.epochs, s.grace_period),
+                                  grace_period=s.grace_period, reduction_factor=s.reduction_factor)
     common = dict(name="search", table=run_dir / TABLES["search"], columns=SEARCH_COLUMNS, scheduler=scheduler,
                   describe=_describe)
-    if s.strategy == "grid":
-        plan_file = run_dir / "candidates.json"
-        if plan_file.is_file():  # the plan of an interrupted attempt: the same jobs (device costs are noisy)
-            plan = read_json(plan_file)
-        else:
-            chosen, infeasible = select_grid(space, planner, s.thin, s.max_points, s.include_paper)
-            plan = {"candidates": chosen, "infeasible": [{k: v for k, v in c.items() if k != "spec"} for c in infeasible]}
-            atomic_write_json(plan_file, plan)
-        if not plan["candidates"]:
-            raise ValueError(f"no grid candidate can be built within search.cost_tolerance={s.cost_tolerance:g} of the "
-                             f"target cost at base {data.base_resolution} px ({len(plan['infeasible'])} tried: "
-                             f"{plan['infeasible'][0]['reason'] if plan['infeasible'] else 'none'}); allowed: a larger "
-                             "search.cost_tolerance, a larger dataset.base_resolution, or search.constraint=nominal")
+    if s.strategy in ("grid", "race"):
+        plan = _grid_plan(cfg, run_dir, space, scaler, data)
+        if s.strategy == "race":
+            log.info("race: %d candidates (%d infeasible met: %s)", len(plan["candidates"]), len(plan["infeasible"]),
+                     ", ".join(c["candidate"] for c in plan["infeasible"]) or "none")
+            return Stage(ctx=dataclasses.replace(ctx, fault_stage=True), jobs=[], **common), plan
         log.info("grid: %d candidates x %d seed(s) = %d trials (%d infeasible met: %s)", len(plan["candidates"]),
                  len(seeds), len(plan["candidates"]) * len(seeds), len(plan["infeasible"]),
                  ", ".join(c["candidate"] for c in plan["infeasible"]) or "none")
         jobs = search_jobs(plan["candidates"], seeds, budget, data.fingerprint)
-        return Stage(ctx=dataclasses.replace(ctx, fault_stage=True), jobs=jobs, **common), plan["infeasible"]
+        return Stage(ctx=dataclasses.replace(ctx, fault_stage=True), jobs=jobs, **common), plan
     import optuna
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
 
-    sampler_cls = getattr(optuna.samplers, s.sampler)
-    kwargs = dict(s.sampler_kwargs)
-    if "seed" in sampler_cls.__init__.__code__.co_varnames:
-        kwargs.setdefault("seed", cfg.seed)
+    sampler = search_sampler(cfg)
     storage = None
     if s.storage:
         url = s.storage
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             url = "sqlite:///" + str(run_dir / url[len("sqlite:///"):])
         storage = optuna.storages.RDBStorage(url)
-    searcher = OptunaSearch(space=OptunaSpace(space, planner), metric=s.metric, mode="max", sampler=sampler_cls(**kwargs),
+    searcher = OptunaSearch(space=OptunaSpace(space, scaler, s.phi), metric=s.metric, mode="max", sampler=sampler,
                             seed=cfg.seed, storage=storage,
                             study_name=f"scalesearch-{config_fingerprint(cfg)}" if storage else None)
     alg = Repeater(searcher, repeat=s.n_seeds) if s.n_seeds > 1 else searcher
     log.info("optuna (%s): %d samples x %d seed(s)", s.sampler, s.num_samples, s.n_seeds)
     ctx = dataclasses.replace(ctx, job_from_config=make_optuna_job(cfg.seed, budget, data.fingerprint))
-    return Stage(ctx=ctx, searcher=alg, num_samples=s.num_samples * s.n_seeds, **common), []
+    return Stage(ctx=ctx, searcher=alg, num_samples=s.num_samples * s.n_seeds, **common), {"infeasible": []}
+
+
+def _grid_plan(cfg, run_dir, space, scaler, data) -> dict:
+    """The grid's candidates (and the infeasible ones met), planned once: candidates.json."""
+    s = cfg.search
+    plan_file = run_dir / "candidates.json"
+    if plan_file.is_file():  # the plan of an interrupted attempt: the same jobs (device costs are noisy)
+        plan = read_json(plan_file)
+    else:
+        chosen, infeasible = select_grid(space, scaler, s.phi, s.thin, s.max_points, s.include_paper)
+        plan = {"candidates": chosen, "infeasible": [{k: v for k, v in c.items() if k != "spec"} for c in infeasible]}
+        atomic_write_json(plan_file, plan)
+    if not plan["candidates"]:
+        raise ValueError(f"no grid candidate can be built within search.cost_tolerance={s.cost_tolerance:g} of the "
+                         f"target cost at base {data.base_resolution} px ({len(plan['infeasible'])} tried: "
+                         f"{plan['infeasible'][0]['reason'] if plan['infeasible'] else 'none'}); allowed: a larger "
+                         "search.cost_tolerance, a larger dataset.base_resolution, or search.constraint=nominal")
+    return plan
 
 
 def _with_table(rows: list[dict], name: str) -> list[dict]:
@@ -265,47 +292,72 @@ class _Run:
     verdict: dict | None = None
     members: list = dataclasses.field(default_factory=list)
     f_rows: list = dataclasses.field(default_factory=list)
+    race: object = None  # the race's last state (search.strategy=race)
+    race_rows: list = dataclasses.field(default_factory=list)  # its last look's trainings (they decide)
+    race_text: str = ""
+    scaler: Scaler = None  # the rule on this run's data and cost (with the device measurer once Ray is up)
 
     def family(self, coeffs: Coefficients) -> list:
-        """The family of ``coeffs`` on this run's data, with its constraint and cost (measured: B1 is the candidate)."""
-        s, d = self.cfg.search, self.data
-        return family(coeffs, base_resolution=d.base_resolution, phis=self.cfg.family_phis, num_classes=d.num_classes,
-                      baseline=self.baseline, resolution_multiple=s.resolution_multiple, constraint=s.constraint,
-                      target=self.space.target, cost=s.cost if s.cost in ("macs", "activations") else "macs",
-                      depth_rounding=depth_rounding(self.cfg), in_channels=d.in_channels,
-                      gamma_range=(self.space.gamma.low, self.space.gamma.high), tolerance=s.cost_tolerance)
+        """The family of ``coeffs`` by the search's own scaler: its constraint and its cost, a device cost
+        included, so that (measured) B1 is the searched candidate by construction."""
+        return self.scaler.family(coeffs, self.cfg.family_phis)
 
 
 def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
     """Run (or resume) the whole job: plan → the stages (search, validation, family, ablation) → artifacts.
     Returns best.json's content."""
-    from .runner import Runner
+    space, baseline = check_search_inputs(cfg)  # bad input fails here, in seconds: before the run dir, data, Ray
+    with claim(run_dir, SEARCH) as run_dir:  # this process's run (else refused: another app's, or in use)
+        from .runner import Runner
 
-    run = _plan(cfg, Path(run_dir).resolve())
-    with Runner(cfg.cluster, cfg.search, run.run_dir, cfg.verbose) as runner:
-        runner.share(run.data)
-        ctx, planner = _trial_context(run, runner)
-        _search(run, runner, ctx, planner)
-        _validate(run, runner, ctx, planner)
-        _decide(run)
-        _train_family(run, runner, ctx)
-        _ablate(run, runner, ctx)
-    return _write(run)
+        run = _plan(cfg, run_dir, space, baseline)
+        with Runner(cfg.cluster, cfg.search, run.run_dir, cfg.verbose) as runner:
+            runner.share(run.data)
+            ctx = _trial_context(run, runner)
+            _search(run, runner, ctx)
+            _validate(run, runner, ctx)
+            _decide(run)
+            _train_family(run, runner, ctx)
+            _ablate(run, runner, ctx)
+        return _write(run)
 
 
-def _plan(cfg: SearchAppConfig, run_dir: Path) -> _Run:
-    """Every check (bad input fails here, in seconds: before the run dir, the data and Ray), the run directory,
-    the data."""
-    space, baseline = check_search_inputs(cfg)
+def _plan(cfg: SearchAppConfig, run_dir: Path, space, baseline) -> _Run:
+    """The run directory (a new run, or a resume of the same settings, tables and data), the data."""
     old = prepare_run_dir(cfg, run_dir)
     log.info("run directory: %s%s", run_dir, " (resumed)" if old else "")
+    if old is not None:
+        for name in TABLES.values():  # a malformed table is refused now, before search.json is touched
+            rows = read_table(run_dir / name)
+            if name in (TABLES["search"], TABLES["validation"]):
+                aggregate(rows)
     data = load_data(cfg.dataset)
     log.info("dataset %s: %d train / %d validation images, %d classes, base resolution %d px", data.name,
              len(data.train_y), len(data.val_y), data.num_classes, data.base_resolution)
+    summary = data_summary(data)
+    if old is not None:
+        check_same_data(stored_data(run_dir, old), summary)
     budget = trial_budget(cfg)
     if cfg.search.scheduler == "asha":
         budget = dataclasses.replace(budget, eval_every=1)
-    return _Run(cfg, run_dir, space, baseline, data, _State(run_dir, cfg, old), run_context(cfg, data), budget, time.time())
+    return _Run(cfg, run_dir, space, baseline, data, _State(run_dir, cfg, old, summary), run_context(cfg, data), budget,
+                time.time())
+
+
+def stored_data(run_dir: Path, state: dict) -> dict | None:
+    """The data summary a run started on: search.json's; a run from before it was stored: what its best.json
+    says (fingerprint, validation images, classes), else None (nothing to check)."""
+    if isinstance(state.get("data"), dict):
+        return state["data"]
+    best = Path(run_dir) / "best.json"
+    try:
+        b = read_json(best) if best.is_file() else None
+    except (OSError, ValueError):
+        b = None
+    if not isinstance(b, dict):
+        return None
+    return {"fingerprint": b.get("dataset_fingerprint"), "val_images": b.get("val_images"),
+            "classes": b.get("num_classes")}
 
 
 def _trial_context(run: _Run, runner):
@@ -315,37 +367,172 @@ def _trial_context(run: _Run, runner):
     ctx = TrialContext(budget=run.budget, num_classes=d.num_classes, in_channels=d.in_channels, metric=s.metric,
                        gpus_per_trial=s.gpus_per_trial, device_costs=s.measure_device_costs,
                        latency_batch=s.latency_batch, cost_min_run_time=s.cost_min_run_time)
-    measure = runner.measurer(ctx, s.cost, run.run_dir / "costs.json") if s.cost in ("latency", "train_step") else None
-    planner = Planner(run.baseline, d.base_resolution, d.num_classes, d.in_channels, s.constraint, s.cost,
-                      run.space.target, s.phi, s.cost_tolerance, (run.space.gamma.low, run.space.gamma.high),
-                      s.resolution_multiple, depth_rounding(run.cfg), measure)
-    return ctx, planner
+    measure = runner.measurer(ctx, s.cost, run.run_dir / "costs.json") if s.cost in DEVICE_COSTS else None
+    run.scaler = Scaler(run.baseline, d.base_resolution, d.num_classes, d.in_channels, s.constraint, s.cost,
+                        run.space.target, s.cost_tolerance, (run.space.gamma.low, run.space.gamma.high),
+                        s.resolution_multiple, depth_rounding(run.cfg), measure)
+    return ctx
 
 
-def _search(run: _Run, runner, ctx, planner) -> None:
+def _search(run: _Run, runner, ctx) -> None:
     from .runner import Stage
 
-    stage, run.infeasible = _search_stage(run.cfg, run.run_dir, run.space, planner, ctx, run.data, Stage)
+    stage, plan = _search_stage(run.cfg, run.run_dir, run.space, run.scaler, ctx, run.data, Stage)
+    run.infeasible = plan["infeasible"]
     run.state.stage("search", "running")
-    run.rows = runner.run(stage)
+    if run.cfg.search.strategy == "race":
+        _race(run, runner, stage, plan["candidates"])
+    else:
+        run.rows = runner.run(stage)
+        run.ranked = aggregate(run.rows)
     run.state.stage("search", "complete", trials=len(run.rows))
-    run.ranked = aggregate(run.rows)
     if not run.ranked:
         _write_summary(run)
-        raise ValueError(f"no trial of the search finished ok (see {run.run_dir / TABLES['search']}); nothing to select")
+        raise ValueError(f"no trial of the search finished ok (see {run.run_dir / TABLES['search']}); nothing to "
+                         "select")
 
 
-def _validate(run: _Run, runner, ctx, planner) -> None:
+# ---------------------------------------------------------------- the race
+def race_rule(s) -> RaceRule:
+    return RaceRule(tuple(s.rungs), s.n_seeds, s.max_seeds, s.seed_step, s.budget, drop=s.drop)
+
+
+def _race(run: _Run, runner, stage, candidates: list[dict]) -> None:
+    """Look, drop, train what the race asks for next, until it stops; every look is one Tune fit of its new
+    trainings, and the race is replayed from the table first, so a resumed or extended run trains only what is
+    new."""
+    rule = race_rule(run.cfg.search)
+    by_name = {c["candidate"]: c for c in candidates}
+    order = {name: i for i, name in enumerate(by_name)}
+    unit, length = ("steps", run.budget.steps) if run.budget.steps else ("epochs", run.budget.epochs)
+    lengths = [rung_epochs(length, m) for m in rule.rungs]
+    steps = _RungSteps(run, lengths)
+    first = len(candidates) * rule.n_seeds * lengths[0]
+    if rule.budget is not None and first > rule.budget:
+        raise ValueError(f"search.budget={rule.budget:g} {unit} is less than the race's first look ({len(candidates)} "
+                         f"candidates × {rule.n_seeds} seeds × {lengths[0]} {unit} = {first}); allowed: >= {first}, "
+                         "or null")
+    rows = read_table(stage.table)
+    while True:
+        results = _race_results(rows, rule, run.cfg.seed)
+        state = race(list(by_name), results, rule, steps.cost, run.context["val_images"])
+        if not state.todo:
+            break
+        r, n = rule.looks()[len(state.looks)]
+        log.info("race look %d of %d: %d candidates at %d %s, %d seeds: %d new trainings", len(state.looks) + 1,
+                 state.n_looks, len(state.alive), lengths[r], unit, n, len(state.todo))
+        keys = sorted(set(results) | set(state.todo), key=lambda j: (j[1], j[2], order[j[0]]))
+        jobs = [_race_job(by_name[c], r_, k, i, rule, run, steps) for i, (c, r_, k) in enumerate(keys)]
+        rows = runner.run(dataclasses.replace(stage, jobs=jobs))
+    run.rows, run.race = rows, state
+    _drop_trunks(run.run_dir, state.dropped)
+    last = state.looks[-1]
+    final = set(last["alive"]) | set(last["dropped"])
+    m = rule.rungs[last["rung"]]
+    run.race_rows = [x for x in rows if x.get("candidate") in final and x.get("rung") == m
+                     and 0 <= x["seed"] - run.cfg.seed < last["seeds"]]
+    run.ranked = aggregate(run.race_rows)
+    run.race_text = story(state, rule, lengths, unit, len(candidates))
+    log.info("race: stopped (%s) after %d looks, %g %s trained", state.stop, len(state.looks), state.spent, unit)
+
+
+def _drop_trunks(run_dir: Path, dropped: dict) -> None:
+    """The saved trunks of the dropped candidates are not continued (an extension that brings one back trains it
+    from scratch: the same result); the contenders' latest trunks stay for another rung."""
+    for c in dropped:
+        for f in (run_dir / "checkpoints").glob(f"{c}-s*-t*.pt"):
+            f.unlink(missing_ok=True)
+
+
+def _race_job_budget(b, m: float):
+    """The proxy budget of rung ``m`` (× proxy.epochs, or × proxy.steps)."""
+    return dataclasses.replace(b, steps=rung_epochs(b.steps, m)) if b.steps else \
+        dataclasses.replace(b, epochs=rung_epochs(b.epochs, m))
+
+
+class _RungSteps:
+    """The steps of every rung: a trunk and its cooldown (search.cooldown > 0), else one separate training; and the
+    cost of a rung's training in the proxy's unit (epochs, or steps with proxy.steps)."""
+
+    def __init__(self, run: _Run, lengths: list[int]):
+        b, self.cooldown = run.budget, run.cfg.search.cooldown
+        self.per_unit = 1 if b.steps else steps_per_epoch(b.batch_size, len(run.data.train_y))
+        self.totals = [n * self.per_unit for n in lengths]
+        self.split = [rung_steps(t, self.cooldown) for t in self.totals]
+
+    def cost(self, r: int, continued: bool) -> float:
+        if not self.cooldown or not continued or r == 0:
+            return self.totals[r] / self.per_unit
+        (trunk, cool), (below, _) = self.split[r], self.split[r - 1]
+        return (trunk - below + cool) / self.per_unit
+
+    def plan(self, run: _Run, cand: str, r: int, seed: int) -> dict | None:
+        if not self.cooldown:
+            return None
+        path = lambda i: str(run.run_dir / "checkpoints" / f"{cand}-s{seed}-t{self.split[i][0]}.pt")  # noqa: E731
+        return {"trunk_steps": self.split[r][0], "cooldown_steps": self.split[r][1], "save": path(r),
+                "resume": path(r - 1) if r > 0 else None}
+
+
+def _race_job(c: dict, r: int, k: int, index: int, rule: RaceRule, run: _Run, steps: _RungSteps) -> dict:
+    """The training of candidate ``c`` at rung ``r`` with its ``k``-th seed."""
+    m, seed = rule.rungs[r], run.cfg.seed + k
+    budget = _race_job_budget(run.budget, m)
+    j = job(f"{c['candidate']}/r{m:g}/s{seed}", index, c["spec"], c["resolution"], seed,
+            {**{k_: c[k_] for k_ in SEARCH_ROW}, "rung": m}, budget, run.data.fingerprint)
+    plan = steps.plan(run, c["candidate"], r, seed)
+    if plan is not None:  # another training than proxy.schedule's: its own identity
+        j["rung_plan"] = plan
+        j["train_id"] = train_id(c["spec"], c["resolution"], seed, dataclasses.replace(budget, schedule="constant"),
+                                 f"{run.data.fingerprint}|cooldown={steps.cooldown:g}")
+    return j
+
+
+def _race_results(rows: list[dict], rule: RaceRule, first_seed: int) -> dict:
+    """{(candidate, rung index, seed index): accuracy, None for a finished failure} of the recorded rows."""
+    index = {m: i for i, m in enumerate(rule.rungs)}
+    out = {}
+    for x in rows:
+        if x.get("status") not in FINISHED or x.get("rung") not in index:
+            continue
+        out[(x["candidate"], index[x["rung"]], x["seed"] - first_seed)] = x["accuracy"] if x["status"] == "ok" else None
+    return out
+
+
+def _race_fidelity(run: _Run) -> dict | None:
+    """The proxy's fidelity across rungs: the first rung's ranking against the highest rung that the most candidates
+    reached beyond it (τ printed over ≥ 5 candidates), each with the seeds it ran there."""
+    rule = race_rule(run.cfg.search)
+    ok = [x for x in run.rows if x.get("status") == "ok" and x.get("rung") in rule.rungs]
+    reached = {m: {x["candidate"] for x in ok if x["rung"] == m} for m in rule.rungs[1:]}
+    if not any(reached.values()):
+        return None
+    m = max(reached, key=lambda m_: (min(len(reached[m_]), 5), m_))
+    low = aggregate([x for x in ok if x["rung"] == rule.rungs[0] and x["candidate"] in reached[m]])
+    fid = fidelity(low, [x for x in ok if x["rung"] == m], 1, seed=run.cfg.seed)
+    return {**fid, "rungs": [rule.rungs[0], m]}
+
+
+def _validate(run: _Run, runner, ctx) -> None:
     """The proxy-fidelity audit: the top-k and random-k candidates retrained longer with the search's seeds."""
     from .runner import Stage
 
     cfg = run.cfg
+    if cfg.search.strategy == "race":  # the rungs measure the fidelity: no separate validation stage
+        run.fid = _race_fidelity(run)
+        if run.fid is not None:
+            atomic_write_json(run.run_dir / "fidelity.json", {**run.fid, "proxy_budget": budget_str(run.budget)})
+        else:
+            run.fid = {"kendall_tau": None, "note": "no candidate reached a second rung: no fidelity across rungs was "
+                                                    "measured (search.rungs with two or more rungs would)"}
+        return
     if not cfg.validate.enabled:
         return
     v_budget = budget_with_epochs_mult(run.budget, cfg.validate.epochs_mult)
     paper = next((c["candidate"] for c in run.ranked if is_paper(c, cfg.search.constraint)), None)
     jobs = validation_jobs(run.ranked, run.rows, cfg.validate.top_k, cfg.validate.random_k, cfg.seed, v_budget,
-                           run.data.fingerprint, lambda a, b: planner.spec(a, b).to_dict(), paper=paper)
+                           run.data.fingerprint, lambda a, b: run.scaler.spec(a, b, cfg.search.phi).to_dict(),
+                           paper=paper)
     run.state.stage("validation", "running")
     log.info("validation: %d candidates x their seeds at %s (%d trainings)",
              len({j["row"]["candidate"] for j in jobs}), budget_str(v_budget), len(jobs))
@@ -364,18 +551,86 @@ def _decide(run: _Run) -> None:
     cfg, s = run.cfg, run.cfg.search
     run.best, run.decided_by = decide(run.ranked, run.v_ranked)
     validated = run.decided_by == "validation"
-    d_ranked, d_rows = (run.v_ranked, run.v_rows) if validated else (run.ranked, run.rows)
+    d_ranked, d_rows = (run.v_ranked, run.v_rows) if validated else (run.ranked, run.race_rows or run.rows)
+    race_facts = None
+    if run.race is not None:
+        run.decided_by = "race"
+        race_facts = {"looks": run.race.n_looks, "pooled": race_rule(s).pooled, "text": run.race_text}
     run.paper = next((c["candidate"] for c in d_ranked if is_paper(c, s.constraint)), None)
     paper_searched = next((c for c in run.ranked if is_paper(c, s.constraint)), None)
     budget = budget_with_epochs_mult(run.budget, cfg.validate.epochs_mult) if validated else run.budget
+    if run.race is not None and run.race_rows:
+        budget = _race_job_budget(run.budget, run.race_rows[0]["rung"])
     run.verdict = verdict(d_ranked, d_rows, run.decided_by, paper=run.paper, fid=run.fid, chance=run.context["chance"],
                           budget=budget_str(budget), val_n=run.context["val_images"],
                           half_width=run.context["val_half_width"], proxy_budget=budget_str(run.budget),
                           constraint=s.constraint, paper_searched=paper_searched,
-                          base_resolution=run.data.base_resolution, seed=cfg.seed)
+                          base_resolution=run.data.base_resolution, seed=cfg.seed, race=race_facts)
+    _extend_advice(run)
     log.info("family: emitting φ = %s for the recommended coefficients (%s constraint)",
              ", ".join(f"{p:g}" for p in cfg.family_phis), s.constraint)
     run.members = run.family(Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]))
+
+
+def extend_command(run_dir: Path, cfg: SearchAppConfig, n_seeds: int | None = None, **settings) -> str:
+    """The command that extends a finished run in place (it trains only what is new): a grid run to ``n_seeds``
+    seeds; a race with other ``settings`` of its rule (``max_seeds=12``, ``budget=400``, ``rungs=[1,2,4]``)."""
+    extra = ([f"search.n_seeds={n_seeds}"] if n_seeds is not None else []) + \
+        [f"search.{k}={_override(v)}" for k, v in settings.items()]
+    return " ".join([f"scalesearch resume=true hydra.run.dir={run_dir}", *extra])
+
+
+def _override(v) -> str:
+    return "[" + ",".join(f"{x:g}" for x in v) + "]" if isinstance(v, (list, tuple)) else f"{v:g}"
+
+
+def _race_facts(run: _Run) -> dict | None:
+    """best.json's account of a race: why it stopped, its looks and drops, what it spent."""
+    st = run.race
+    if st is None:
+        return None
+    rule = race_rule(run.cfg.search)
+    return {"stop": st.stop, "stop_text": STOPS[st.stop], "contenders": st.alive, "looks": st.looks,
+            "dropped": st.dropped, "spent": st.spent, "unit": "steps" if run.budget.steps else "epochs",
+            "next_look_cost": st.next_cost, "rule": dataclasses.asdict(rule)}
+
+
+def _race_advice(run: _Run, want: int | None) -> None:
+    """An undecided race: the command that buys its next look (budget), more seeds at the top rung, or another
+    rung (the top two probably equal at this length)."""
+    v, s, st = run.verdict, run.cfg.search, run.race
+    if st.stop == "budget":
+        settings, what = {"budget": st.spent + st.next_cost}, f"its next look ({st.next_cost:g} more)"
+    elif v.get("equivalent") or not want or want > 4 * s.max_seeds:  # more seeds would not pay: a longer rung
+        rungs = [*s.rungs, 2 * s.rungs[-1]]
+        settings, what = {"rungs": rungs}, f"a longer rung ({_override(rungs)} × proxy.epochs) for the contenders"
+    else:
+        n = max(int(want), s.max_seeds + s.seed_step)
+        settings, what = {"max_seeds": n}, f"up to {n} seeds for the {len(st.alive)} contenders"
+    cmd = extend_command(run.run_dir, run.cfg, **settings)
+    v["next_command"] = cmd
+    v["text"] = v["text"].rstrip() + (f" Extend this race in place (it replays its looks from the table, trains only "
+                                      f"{what}, and decides again): `{cmd}`")
+    log.info("next: %s", cmd)
+
+
+def _extend_advice(run: _Run) -> None:
+    """An undecided grid run or race: the verdict's "Next:" gets the exact command that extends it in place."""
+    v, s = run.verdict, run.cfg.search
+    d = v.get("vs_runner_up") or {}
+    want = (v.get("seeds_needed") or v.get("seeds_needed_at_margin")
+            or (MIN_SEEDS if d.get("n", 0) < MIN_SEEDS else None))
+    if s.strategy == "race" and not v.get("decided"):
+        return _race_advice(run, want)
+    if v.get("decided") or s.strategy != "grid" or not want or v.get("equivalent"):
+        return
+    n = max(int(want), s.n_seeds + 1)
+    cmd = extend_command(run.run_dir, run.cfg, n)
+    new = len({r["candidate"] for r in run.rows if r.get("status") == "ok"}) * (n - s.n_seeds)
+    v["next_command"] = cmd
+    v["text"] = v["text"].rstrip() + (f" Extend this run in place (trains only the {n - s.n_seeds} new seeds of each "
+                                      f"candidate, about {new} search trainings, and decides again): `{cmd}`")
+    log.info("next: %s  (adds %d seeds per candidate; finished trainings are kept)", cmd, n - s.n_seeds)
 
 
 def _train_family(run: _Run, runner, ctx) -> None:
@@ -428,21 +683,24 @@ def _write(run: _Run) -> dict:
         "decided_by": run.decided_by, "proxy_pick": run.ranked[0]["candidate"],
         "validation_pick": run.v_ranked[0]["candidate"] if run.v_ranked else None,
         "paper_candidate": run.paper or next((c["candidate"] for c in run.ranked if is_paper(c, s.constraint)), None),
-        "product_note": "α·β²·γ² with the effective γ (the nominal cost); the constraint holds the measured cost "
-                        "(cost_ratio) at the target: depth and width round, and the resolution is solved on the measured "
-                        "cost, so the nominal product differs from it",
-        "gamma_note": f"γ = resolution / base resolution ({best['resolution']}/{data.base_resolution} px at φ={s.phi:g}): "
-                      "specific to this base resolution; the same (α, β) at another base solves to another γ",
+        "product_note": "α·β²·γ² with the effective γ (the nominal cost); the constraint holds the measured "
+                        "cost (cost_ratio) at the target: depth and width round, and the resolution is solved on the "
+                        "measured cost, so the nominal product differs from it",
+        "gamma_note": f"γ = resolution / base resolution ({best['resolution']}/{data.base_resolution} px at "
+                      f"φ={s.phi:g}): specific to this base resolution; the same (α, β) at another base solves to "
+                      "another γ",
         "verdict": run.verdict["text"],
         **{k: run.verdict.get(k) for k in ("confidence_set", "p_best", "decided", "method", "level", "excluded",
                                            "vs_runner_up", "vs_paper", "seeds_needed", "seeds_needed_at_margin",
-                                           "equivalent")},
-        "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows), "n_ok": sum(x["status"] == "ok" for x in run.rows),
+                                           "equivalent", "next_command")},
+        "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows),
+        "n_ok": sum(x["status"] == "ok" for x in run.rows),
         "n_infeasible": len(run.infeasible), **run.context, "proxy_budget": dataclasses.asdict(cfg.proxy),
         "validation_budget": dataclasses.asdict(budget_with_epochs_mult(cfg.proxy, cfg.validate.epochs_mult))
         if cfg.validate.enabled else None,
-        "target": run.space.target, "cost_tolerance": s.cost_tolerance, "seed": cfg.seed, "baseline": cfg.model.baseline,
-        "family_phis": list(cfg.family_phis), "search_wall_s": round(wall, 2),
+        "target": run.space.target, "cost_tolerance": s.cost_tolerance, "seed": cfg.seed,
+        "baseline": cfg.model.baseline,
+        "family_phis": list(cfg.family_phis), "search_wall_s": round(wall, 2), "race": _race_facts(run),
     }
     atomic_write_json(run.run_dir / "best.json", best_json)
     a, b, g = best["alpha"], best["beta"], best["gamma"]
@@ -450,7 +708,8 @@ def _write(run: _Run) -> dict:
                  f"{data.base_resolution} px, {data.num_classes} classes, constraint {s.constraint})",
                  num_classes=data.num_classes,
                  extra={"coefficients": [a, b, g], "base_resolution": data.base_resolution, "constraint": s.constraint,
-                        "depth_rounding": depth_rounding(cfg), "resolution_multiple": s.resolution_multiple,
+                        "cost": s.cost, "depth_rounding": depth_rounding(cfg),
+                        "resolution_multiple": s.resolution_multiple,
                         "target": run.space.target, "in_channels": data.in_channels})
     _write_summary(run)
     log.info("best: %s (decided by %s) — %s", best["candidate"], run.decided_by,

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from .config import check_environment, check_search_app
-from .scaling import PAPER, Coefficients, check_family_phis
+from .scaling import PAPER, Coefficients, check_family_phis, check_phi
 from .spec import load_baseline
 
 __all__ = ["Range", "CompoundSpace", "load_space", "check_search_inputs", "SPACES_DIR"]
@@ -53,11 +53,13 @@ class CompoundSpace:
         for k in ("alpha", "beta", "gamma"):
             r = getattr(self, k)
             if not (1 <= r.low <= r.high):
-                raise ValueError(f"space {self.name}: {k} range [{r.low}, {r.high}] is invalid; allowed: 1 <= low <= high")
+                raise ValueError(f"space {self.name}: {k} range [{r.low}, {r.high}] is invalid; "
+                                 "allowed: 1 <= low <= high")
         if self.step <= 0:
             raise ValueError(f"space {self.name}: step={self.step}; allowed: step > 0")
         if self.target <= 1 or self.tolerance < 0:
-            raise ValueError(f"space {self.name}: target={self.target}, tolerance={self.tolerance}; allowed: target > 1, tolerance >= 0")
+            raise ValueError(f"space {self.name}: target={self.target}, tolerance={self.tolerance}; "
+                             "allowed: target > 1, tolerance >= 0")
         lo = self.alpha.low * self.beta.low**2 * self.gamma.low**2
         hi = self.alpha.high * self.beta.high**2 * self.gamma.high**2
         if hi < self.target - self.tolerance or lo > self.target + self.tolerance:
@@ -65,6 +67,13 @@ class CompoundSpace:
                 f"space {self.name}: alpha*beta^2*gamma^2 spans [{lo:.3f}, {hi:.3f}] and never reaches "
                 f"target {self.target} ± {self.tolerance}; allowed: ranges whose product can reach the target"
             )
+
+    def highest(self) -> tuple[float, float, float]:
+        """The largest α, β, γ a candidate can have: within its range, and with the other two at their lows the
+        product α·β²·γ² no more than target + tolerance."""
+        top, a, b, g = self.target + self.tolerance, self.alpha, self.beta, self.gamma
+        return (min(a.high, top / (b.low**2 * g.low**2)), min(b.high, math.sqrt(top / (a.low * g.low**2))),
+                min(g.high, math.sqrt(top / (a.low * b.low**2))))
 
     # ---------------------------------------------------------------- grid
     def lattice(self) -> list[Coefficients]:
@@ -109,7 +118,8 @@ class CompoundSpace:
         lo = max(self.alpha.low, t / (b.high**2 * g.high**2))
         hi = min(self.alpha.high, t / (b.low**2 * g.low**2))
         if lo > hi:
-            raise ValueError(f"space {self.name}: no alpha in [{self.alpha.low}, {self.alpha.high}] reaches target {t} exactly; "
+            raise ValueError(f"space {self.name}: no alpha in [{self.alpha.low}, {self.alpha.high}] reaches "
+                             f"target {t} exactly; "
                              "allowed: ranges whose product can equal the target")
         return lo, hi
 
@@ -170,7 +180,8 @@ def load_space(name_or_path: str) -> CompoundSpace:
         numbers = {k: float(raw.get(k, d)) for k, d in (("step", 0.05), ("target", 2.0), ("tolerance", 0.1))}
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"search space {p}: alpha, beta and gamma each need numeric low and high, and step, target, "
-                         f"tolerance must be numbers ({type(e).__name__}: {e}); allowed: e.g. alpha: {{low: 1.0, high: 2.0}}") from None
+                         f"tolerance must be numbers ({type(e).__name__}: {e}); "
+                         "allowed: e.g. alpha: {low: 1.0, high: 2.0}") from None
     try:
         return CompoundSpace(**ranges, **numbers, name=p.stem)
     except ValueError as e:  # name the file, not only its stem
@@ -186,7 +197,18 @@ def check_search_inputs(cfg) -> tuple[CompoundSpace, object]:
     if cfg.search.strategy == "optuna":
         space.alpha_bounds()
     baseline = load_baseline(cfg.model.baseline)
-    check_family_phis(cfg.family_phis, baseline, cfg.dataset.base_resolution,
-                      (space.alpha.high, space.beta.high, space.gamma.high))
+    _check_buildable(cfg, space, baseline)
     check_environment(cfg)
     return space, baseline
+
+
+def _check_buildable(cfg, space: CompoundSpace, baseline) -> None:
+    """The candidates at search.phi, the family members and the ablation's variants can be built, whatever
+    coefficients the space yields."""
+    highs, base = space.highest(), cfg.dataset.base_resolution
+    where = f"search.phi={cfg.search.phi:g} (alpha, beta, gamma up to {', '.join(f'{h:.3g}' for h in highs)})"
+    check_phi(cfg.search.phi, where, baseline, base, highs, "search.phi", positive=True)
+    check_family_phis(cfg.family_phis, baseline, base, highs)
+    if cfg.report.ablation:  # its one-dimension variants scale depth by 2^phi, width and resolution by 2^(phi/2)
+        worst = tuple(max(h, c) for h, c in zip(highs, (2.0, math.sqrt(2), math.sqrt(2))))
+        check_family_phis(cfg.report.ablation_phis, baseline, base, worst, "report.ablation_phis")

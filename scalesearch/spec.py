@@ -80,6 +80,11 @@ class StageSpec:
     repeats: int
     se_ratio: float = 0.25
 
+    def __post_init__(self):
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel={self.kernel} is even: padding kernel // 2 keeps a feature map's size only for "
+                             "odd kernels; allowed: an odd kernel size (1, 3, 5, 7, ...)")
+
 
 _STAGE_RULES = {"expand_ratio": (int, 1), "kernel": (int, 1), "stride": (int, 1), "out_channels": (int, 1),
                 "repeats": (int, 1), "se_ratio": (float, 0)}
@@ -96,6 +101,11 @@ def _number(where: str, key: str, value, kind: type, low: float):
         what = "an integer" if kind is int else "a number"
         raise ValueError(f"{where}: {key}={value!r}; allowed: {what} >= {low}")
     return kind(value)
+
+
+def _unwrap(d):
+    """The spec inside a document that holds it under ``spec`` (specs/<name>.json, baseline.json), else ``d``."""
+    return d["spec"] if isinstance(d, dict) and "spec" in d and "stages" not in d else d
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,18 @@ class ModelSpec:
         return d
 
     @classmethod
+    def of(cls, value, where: str = "spec") -> "ModelSpec":
+        """``value`` as a ModelSpec: a ModelSpec as is; a mapping through :meth:`from_dict`: the spec's own
+        (:meth:`to_dict`, a family member's ``spec``) or a document holding it under ``spec`` (``specs/<name>.json``,
+        ``baseline.json``). Anything else: a TypeError naming what is allowed."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            return cls.from_dict(_unwrap(value), where)
+        raise TypeError(f"{where}: a {type(value).__name__} is not a model spec; allowed: a ModelSpec, a mapping as "
+                        "ModelSpec.to_dict() writes it, or a specs/<name>.json document (its 'spec')")
+
+    @classmethod
     def from_dict(cls, d, where: str = "spec") -> "ModelSpec":
         """The inverse of :meth:`to_dict`, checked: a one-line ValueError naming ``where`` and the key."""
         if not isinstance(d, dict):
@@ -140,7 +162,11 @@ class ModelSpec:
                 raise ValueError(f"{at}: {s!r} is not a mapping; allowed: keys {', '.join(_STAGE_RULES)}")
             if set(s) - set(_STAGE_RULES) or set(s) < set(_STAGE_RULES) - {"se_ratio"}:
                 raise ValueError(f"{at}: keys {sorted(s)}; allowed: {', '.join(_STAGE_RULES)} (se_ratio optional)")
-            out.append(StageSpec(**{k: _number(at, k, v, *_STAGE_RULES[k]) for k, v in s.items()}))
+            values = {k: _number(at, k, v, *_STAGE_RULES[k]) for k, v in s.items()}
+            try:
+                out.append(StageSpec(**values))
+            except ValueError as e:
+                raise ValueError(f"{at}: {e}") from None
         rest = {k: _number(where, k, v, *_MODEL_RULES[k]) for k, v in d.items() if k != "stages"}
         for k in _BELOW_ONE:
             if k in rest and rest[k] >= 1:
@@ -205,8 +231,7 @@ def load_baseline(path: str | None) -> ModelSpec:
     except (OSError, ValueError) as e:
         raise ValueError(f"model.baseline={path!r}: {p} is not readable JSON ({str(e).splitlines()[0]}); allowed: a "
                          "baseline.json written by scalesearch-nas") from None
-    spec = data.get("spec", data) if isinstance(data, dict) else data
-    return ModelSpec.from_dict(spec, where=f"model.baseline={path!r}")
+    return ModelSpec.from_dict(_unwrap(data), where=f"model.baseline={path!r}")
 
 
 def scale(spec: ModelSpec, depth: float = 1.0, width: float = 1.0, depth_rounding: str = "stage") -> ModelSpec:

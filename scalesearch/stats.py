@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats as st
 
 __all__ = ["t_quantile", "mean_ci", "paired_difference", "confidence_set", "p_best", "tost", "sd_upper",
+           "pooled_residual_sd",
            "kendall_tau", "spearman_rho", "bootstrap_ci", "rank_agreement", "seeds_to_separate", "MIN_SEEDS"]
 
 MIN_SEEDS = 3  # shared seeds a decision (exclusion from the set, equivalence) needs
@@ -102,13 +103,15 @@ def _diffs(a: Mapping, b: Mapping) -> tuple[list, np.ndarray]:
     return seeds, np.asarray(_finite_floats((a[s] - b[s] for s in seeds), "accuracies"), dtype=float)
 
 
-def paired_difference(a: Mapping, b: Mapping, level: float = 0.95, n_val: int | None = None) -> dict:
+def paired_difference(a: Mapping, b: Mapping, level: float = 0.95, n_val: int | None = None,
+                      pooled: tuple[float, int] | None = None) -> dict:
     """Paired difference a − b over the seeds both have (``a``, ``b``: seed → accuracy).
 
     Two-sided paired Student-t interval at ``level`` (the interval of ``scipy.stats.ttest_rel``), its sd
     floored at 1/``n_val`` when given (``sd_used``; ``std`` stays the measured one). Returns {"n", "seeds",
     "mean", "std", "sd_used", "low", "high", "distinguishable", "level", "method"}: distinguishable is True
     when the interval excludes 0, False when it contains it, None without an interval (< 2 common seeds).
+    ``pooled`` = (residual sd, df) of :func:`pooled_residual_sd`: the difference's sd is √2 × it, with its df.
     """
     level = _check_level(level)
     seeds, d = _diffs(a, b)
@@ -120,8 +123,9 @@ def paired_difference(a: Mapping, b: Mapping, level: float = 0.95, n_val: int | 
     if d.size < 2:
         return out
     sd = float(np.std(d, ddof=1))
-    out.update(std=sd, sd_used=max(sd, _floor(n_val)))
-    half = t_quantile(d.size - 1, level) * out["sd_used"] / math.sqrt(d.size)
+    use, df = (math.sqrt(2.0) * pooled[0], int(pooled[1])) if pooled and pooled[0] is not None else (sd, d.size - 1)
+    out.update(std=sd, sd_used=max(use, _floor(n_val)))
+    half = t_quantile(df, level) * out["sd_used"] / math.sqrt(d.size)
     out.update(low=out["mean"] - half, high=out["mean"] + half)
     out["distinguishable"] = bool(out["low"] > 0.0 or out["high"] < 0.0)
     return out
@@ -140,17 +144,36 @@ def _matrix(seeds: Mapping[str, Mapping]) -> tuple[list, np.ndarray]:
     return names, m
 
 
-def _pairwise_p(m: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+def pooled_residual_sd(m: np.ndarray) -> tuple[float | None, int]:
+    """(residual sd, its degrees of freedom) of the two-way additive model accuracy = candidate + seed + noise,
+    fitted on the candidates that have every seed of ``m`` (k × S): the seed noise pooled over all candidates,
+    df = (k − 1)(S − 1). (None, 0) below 2 such candidates or 2 seeds."""
+    full = m[np.all(np.isfinite(m), axis=1)]
+    k, n = full.shape
+    if k < 2 or n < 2:
+        return None, 0
+    resid = full - full.mean(axis=1, keepdims=True) - full.mean(axis=0, keepdims=True) + full.mean()
+    df = (k - 1) * (n - 1)
+    return float(math.sqrt(np.sum(resid**2) / df)), df
+
+
+def _pairwise_p(m: np.ndarray, floor: float, pooled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(p[i, j]: the two-sided paired t p-value of j − i when j is the better one (1 otherwise) over their shared
-    seeds, n[i, j] shared seeds); sd floored at ``floor``; p = 1 where fewer than MIN_SEEDS seeds are shared."""
+    seeds, n[i, j] shared seeds); sd floored at ``floor``; p = 1 where fewer than MIN_SEEDS seeds are shared.
+    ``pooled``: every pair's sd is √2 × the two-way residual sd (:func:`pooled_residual_sd`), with its df."""
     d = m[None, :, :] - m[:, None, :]  # d[i, j, s] = x_j − x_i
     n = np.sum(np.isfinite(d), axis=2)
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         mean, sd = np.nanmean(d, axis=2), np.nanstd(d, axis=2, ddof=1)
+        df = np.maximum(n - 1, 1)
+        if pooled:
+            s, dfp = pooled_residual_sd(m)
+            if s is not None:
+                sd, df = np.full_like(sd, math.sqrt(2.0) * s), np.full_like(df, dfp)
         se = np.maximum(np.nan_to_num(sd), floor) / np.sqrt(n)
         t = np.where(se > 0, mean / se, np.where(mean > 0, np.inf, 0.0))
-        p = np.where(mean > 0, 2.0 * st.t.sf(t, np.maximum(n - 1, 1)), 1.0)
+        p = np.where(mean > 0, 2.0 * st.t.sf(t, df), 1.0)
     p = np.where(n >= MIN_SEEDS, p, 1.0)
     np.fill_diagonal(p, 1.0)
     return p, n
@@ -174,7 +197,7 @@ def p_best(seeds: Mapping[str, Mapping], n_boot: int = 2000, seed: int = 0) -> d
 
 
 def confidence_set(seeds: Mapping[str, Mapping], n_val: int | None = None, level: float = 0.95,
-                   n_boot: int = 2000, seed: int = 0) -> dict:
+                   n_boot: int = 2000, seed: int = 0, looks: int = 1, pooled: bool = False) -> dict:
     """The candidates the data cannot tell from the best at ``level`` family-wise (``seeds``: candidate →
     {seed: accuracy}).
 
@@ -185,7 +208,12 @@ def confidence_set(seeds: Mapping[str, Mapping], n_val: int | None = None, level
     ≥ 1 − α/2 ≥ 1 − α; two-sided, so that two equal candidates are told apart (either way) with probability
     ≤ α/(k − 1) — "decided" among equal candidates stays ≤ α even for k = 2. The sd of each paired difference
     is floored at 1/n_val. Pairs sharing fewer than MIN_SEEDS (3) seeds exclude nothing. "Decided" only when
-    one member is left.
+    one member is left. ``looks`` > 1 (a race: the same candidates tested again as seeds and rungs are added):
+    Bonferroni over the looks too, α/(looks·(k − 1)) per test, so that the race's drops and its final set hold at
+    ``level`` together, however the looks depend on each other. ``pooled`` (the race): each pair's sd is the seed
+    noise pooled over all candidates (the two-way residual sd, df (k − 1)(S − 1)) instead of the pair's own (df
+    S − 1): far more power with few seeds, assuming the candidates' seed noise is alike (checked by simulation with
+    unequal noise).
 
     Returns {"members" (best mean first), "excluded" {i: {"by", "p"}}, "decided", "k", "alpha_each",
     "max_shared", "level", "method", "p_best", "note"}.
@@ -193,8 +221,10 @@ def confidence_set(seeds: Mapping[str, Mapping], n_val: int | None = None, level
     level = _check_level(level)
     names, m = _matrix(seeds)
     k = len(names)
-    alpha_each = (1.0 - level) / max(k - 1, 1)
-    p, n = _pairwise_p(m, _floor(n_val)) if k else (np.ones((0, 0)), np.zeros((0, 0), int))
+    if isinstance(looks, bool) or not isinstance(looks, numbers.Integral) or looks < 1:
+        raise ValueError(f"looks must be an integer >= 1, got {looks!r}")
+    alpha_each = (1.0 - level) / max(k - 1, 1) / int(looks)
+    p, n = _pairwise_p(m, _floor(n_val), pooled) if k else (np.ones((0, 0)), np.zeros((0, 0), int))
     excluded = {}
     for i, c in enumerate(names):
         j = int(np.argmin(p[i])) if k > 1 else i
@@ -204,18 +234,24 @@ def confidence_set(seeds: Mapping[str, Mapping], n_val: int | None = None, level
         warnings.simplefilter("ignore", RuntimeWarning)
         means = dict(zip(names, np.nanmean(m, axis=1) if k else []))
     members = sorted((c for c in names if c not in excluded), key=lambda c: -means[c])
+    pooled_sd = pooled_residual_sd(m) if pooled and k else (None, 0)
     max_shared = int(n[~np.eye(k, dtype=bool)].max()) if k > 1 else 0
     note = "" if k < 2 or max_shared >= MIN_SEEDS else \
         f"decisions need ≥ {MIN_SEEDS} shared seeds (at most {max_shared} here): every candidate stays in the set"
     return {"members": members, "excluded": excluded, "decided": len(members) == 1 and k > 1, "k": k,
-            "alpha_each": alpha_each, "max_shared": max_shared, "level": level, "method": set_method(level),
+            "alpha_each": alpha_each, "max_shared": max_shared, "level": level, "looks": int(looks),
+            "pooled": bool(pooled), "pooled_sd": pooled_sd if pooled_sd[0] is not None else None,
+            "method": set_method(level, looks, pooled),
             "p_best": p_best(seeds, n_boot, seed), "note": note}
 
 
-def set_method(level: float = 0.95) -> str:
+def set_method(level: float = 0.95, looks: int = 1, pooled: bool = False) -> str:
     """The confidence set's method in words (for the verdict text and best.json)."""
-    return (f"{100 * level:g} % family-wise confidence set of the best: two-sided paired t-tests over shared seeds, "
-            f"Bonferroni α/(k−1) per candidate (Holm's first step), sd floored at 1/n_val, ≥ {MIN_SEEDS} seeds")
+    over = "α/(k−1) per candidate (Holm's first step)" if looks == 1 else \
+        f"α/({looks}·(k−1)) per candidate: also over the race's {looks} looks"
+    sd = "the seed noise pooled over the candidates (two-way residual sd)" if pooled else "each pair's own sd"
+    return (f"{100 * level:g} % family-wise confidence set of the best: two-sided paired t-tests over shared seeds "
+            f"with {sd}, Bonferroni {over}, sd floored at 1/n_val, ≥ {MIN_SEEDS} seeds")
 
 
 # ---------------------------------------------------------------- equivalence and noise bounds
@@ -325,8 +361,8 @@ def rank_agreement(proxy: list[list[float]], validation: list[list[float]], n_bo
     rhos = np.array([_rank_stat(st.spearmanr, a, b)[0] for a, b in zip(bx, by)])
     return {"tau": tau, "tau_p": tau_p, "tau_ci": _percentile(taus, n_boot, level), "rho": rho, "rho_p": rho_p,
             "rho_ci": _percentile(rhos, n_boot, level),
-            "method": f"Kendall τ-b and Spearman ρ of the means (scipy p-values, H0: no association); {100 * level:g} % "
-                      "percentile bootstrap resampling seeds within each candidate in both stages"}
+            "method": f"Kendall τ-b and Spearman ρ of the means (scipy p-values, H0: no association); "
+                      f"{100 * level:g} % percentile bootstrap resampling seeds within each candidate in both stages"}
 
 
 # ---------------------------------------------------------------- power

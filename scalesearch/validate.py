@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 
 from .config import SearchAppConfig, ValidateAppConfig, check_validate
+from .rundir import VALIDATE, claim
 
 __all__ = ["load_settings", "run_validate_app"]
 
@@ -34,12 +35,17 @@ def load_settings(run_dir: str | Path) -> SearchAppConfig:
 
 
 def run_validate_app(cfg: ValidateAppConfig, out_dir: Path) -> dict | None:
+    """Resume ``cfg.run_dir`` (a search run, held for this process: refused while another run uses it) with the
+    validation stage on."""
     from .search import run_search
 
     if not cfg.run_dir:
         raise ValueError("run_dir is not set; allowed: scalesearch-validate run_dir=<a search run directory>")
     check_validate(cfg.validate)
-    settings = load_settings(cfg.run_dir)
-    settings = dataclasses.replace(settings, validate=dataclasses.replace(cfg.validate, enabled=True),
-                                   cluster=cfg.cluster, resume=True, verbose=cfg.verbose)
-    return run_search(settings, Path(cfg.run_dir))
+    if not Path(cfg.run_dir).is_dir():
+        load_settings(cfg.run_dir)  # its one-line refusal: no search.json there
+    with claim(cfg.run_dir, VALIDATE, guest=True, elsewhere="run_dir=<a scalesearch run directory>") as run_dir:
+        settings = load_settings(cfg.run_dir)
+        settings = dataclasses.replace(settings, validate=dataclasses.replace(cfg.validate, enabled=True),
+                                       cluster=cfg.cluster, resume=True, verbose=cfg.verbose)
+        return run_search(settings, run_dir)

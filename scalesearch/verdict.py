@@ -113,19 +113,23 @@ def _cost(c: dict) -> str:
     return f"cost {c['cost_ratio']:.2f}× baseline" + (f" ({c['cost']})" if c.get("cost") else "")
 
 
-def _bounds_text(d: dict, k: int) -> str:
+def _bounds_text(d: dict, cs: dict) -> str:
     """best − other with its Bonferroni-adjusted paired t bounds, and how it was computed."""
     if d["n"] == 0:
         return "no seed in common"
     if d["low"] is None:
         return f"{d['mean']:+.3f} over 1 seed (no spread: no interval)"
+    looks = cs.get("looks", 1)
+    at = "α/(k−1)" if looks == 1 else f"α/({looks}·(k−1))"
+    sd = "; sd: the pooled seed noise" if cs.get("pooled") else ""
     return (f"{d['mean']:+.3f} [{max(-1.0, d['low']):+.3f}, {min(1.0, d['high']):+.3f}] over {d['n']} paired seeds "
-            f"(Bonferroni paired t interval at 1 − α/(k−1), k = {k}: 95 % family-wise; sd ≥ 1/n_val)")
+            f"(Bonferroni paired t interval at 1 − {at}, k = {cs['k']}: 95 % family-wise{sd}; sd ≥ 1/n_val)")
 
 
 def _compare(seeds: dict, best: str, other: str, cs: dict, n_val: int | None) -> dict:
     """best − other, its interval at the set's per-comparison level, and whether ``other`` is outside the set."""
-    d = paired_difference(seeds[best], seeds[other], level=1.0 - cs["alpha_each"], n_val=n_val)
+    d = paired_difference(seeds[best], seeds[other], level=1.0 - cs["alpha_each"], n_val=n_val,
+                          pooled=cs.get("pooled_sd"))
     out = cs["excluded"].get(other)
     return {**d, "in_set": other not in cs["excluded"], "excluded_by": out["by"] if out else None,
             "distinguishable": None if d["n"] < MIN_SEEDS else other in cs["excluded"],
@@ -136,25 +140,31 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
             chance: float, budget: str, val_n: int | None = None, half_width: float | None = None,
             proxy_budget: str | None = None, constraint: str = "nominal", paper_searched: dict | None = None,
             base_resolution: int | None = None, level: float = 0.95, margin: float = 0.01, n_boot: int = 2000,
-            seed: int = 0) -> dict:
+            seed: int = 0, race: dict | None = None) -> dict:
     """The verdict over the deciding stage's ``ranked`` candidates and ``rows``, around the ``level``
     family-wise confidence set of the best. ``paper``: the paper's candidate id in this stage (None: not in
     it); ``paper_searched``: the paper's entry in the search ranking (None: infeasible or not in the grid);
     ``val_n``: validation images (accuracy resolution 1/val_n); ``margin``: the TOST equivalence margin.
+    ``race``: the race's last look ({"looks": L, "pooled": bool, "text": its story}) — the set is that look's
+    (Bonferroni over the race's L looks, pooled noise), and the story follows the recommendation.
     Returns the facts (best.json keys) and ``text``, one paragraph."""
     best, seeds = ranked[0], per_seed(rows)
     by_id = {c["candidate"]: c for c in ranked}
-    cs = confidence_set({c["candidate"]: seeds[c["candidate"]] for c in ranked}, val_n, level, n_boot, seed)
+    looks, pooled = (race["looks"], race["pooled"]) if race else (1, False)
+    cs = confidence_set({c["candidate"]: seeds[c["candidate"]] for c in ranked}, val_n, level, n_boot, seed,
+                        looks=looks, pooled=pooled)
     out = {"best": best["candidate"], "decided_by": stage, "budget": budget, "chance": chance,
            "confidence_set": cs["members"], "p_best": cs["p_best"], "decided": cs["decided"], "method": cs["method"],
            "level": level, "excluded": cs["excluded"], "seeds_needed": None, "seeds_needed_at_margin": None,
            "equivalent": None}
     parts = [_head(best, len(ranked), stage, budget, proxy_budget, base_resolution), _set_text(cs, by_id, val_n)]
+    parts += [race["text"]] if race else []
     parts += _runner_up(out, ranked, seeds, cs, val_n)
     parts += _paper(out, best, by_id, seeds, cs, val_n, paper, paper_searched, constraint, stage)
     parts += _fidelity_text(fid, best)
     if not cs["decided"]:
-        parts += _advice(out, ranked, seeds, cs, val_n, margin, level)
+        parts += _advice(out, ranked, seeds, cs, val_n, margin, level, longer="proxy.epochs, search.rungs" if race
+                         else "proxy.epochs, validate.epochs_mult")
     if best["accuracy_mean"] is not None and best["accuracy_mean"] < chance + 0.05:
         parts.append(f"Warning: the best accuracy {best['accuracy_mean']:.3f} is barely above chance ({chance:.3f}): "
                      "this ranking is noise; raise proxy.epochs or the data.")
@@ -170,6 +180,7 @@ def _head(best: dict, k: int, stage: str, budget: str, proxy_budget: str | None,
               "means, so it is optimistic (not shrunk).") if k > 1 and best.get("accuracy_low") is not None else ""
     text = (f"**Recommended: {coeff_str(best)}** — accuracy {fmt_mean_ci(best)}, {_cost(best)}, at {budget}, "
             + (f"decided by the validation stage (the proxy ran {proxy_budget})." if stage == "validation" else
+               "decided by the race's last look (its rungs replace the validation stage)." if stage == "race" else
                "decided by the proxy search (no validation stage).") + caveat)
     if base:
         text += (f" Its γ = {best['gamma']:g} is the effective resolution multiplier (resolution/base per unit φ): "
@@ -184,17 +195,21 @@ def _member(c: dict, p: dict | None) -> str:
 
 def _set_text(cs: dict, by_id: dict, n_val: int | None) -> str:
     """The primary statement: the confidence set of the best, decided or not, with its method."""
-    how = (f"two-sided paired t-tests over the shared seeds, Bonferroni α/(k−1) = {cs['alpha_each']:.4f} per "
+    over = ("α/(k−1)" if cs.get("looks", 1) == 1
+            else f"α/({cs['looks']}·(k−1)) over the race's {cs['looks']} looks")
+    sd = ", with the seed noise pooled over the candidates (two-way residual sd)" if cs.get("pooled") else ""
+    how = (f"two-sided paired t-tests over the shared seeds{sd}, Bonferroni {over} = {cs['alpha_each']:.4f} per "
            f"candidate (Holm's first step), sd floored at 1/n_val" + (f" = 1/{n_val}" if n_val else " (n_val unknown: "
            "no floor)") + "; P(best): bootstrap over seeds resampled jointly")
     if cs["k"] < 2:
         return "Only one candidate finished: there is nothing to compare it with."
     if cs["decided"]:
-        return f"**Decided at {100 * cs['level']:g} % family-wise**: the confidence set of the best holds only it ({how})."
+        return (f"**Decided at {100 * cs['level']:g} % family-wise**: the confidence set of the best holds only it "
+                f"({how}).")
     names = [_member(by_id[c], cs["p_best"]) for c in cs["members"][:MAX_LISTED]]
     more = len(cs["members"]) - len(names)
-    return (f"**Not distinguishable at this budget**: the {100 * cs['level']:g} % family-wise confidence set of the best "
-            f"holds {len(cs['members'])} of {cs['k']} candidates — " + "; ".join(names)
+    return (f"**Not distinguishable at this budget**: the {100 * cs['level']:g} % family-wise confidence set of the "
+            f"best holds {len(cs['members'])} of {cs['k']} candidates — " + "; ".join(names)
             + (f"; and {more} more" if more else "") + f" ({how})."
             + (f" {_cap(cs['note'])}." if cs["note"] else ""))
 
@@ -208,7 +223,7 @@ def _runner_up(out: dict, ranked: list[dict], seeds: dict, cs: dict, n_val: int 
     out["vs_runner_up"] = {**d, "runner_up": ru["candidate"], "cost_ratio": ru.get("cost_ratio")}
     where = ("outside the confidence set: worse at 95 % family-wise" if not d["in_set"] else
              "inside the confidence set: not distinguishable")
-    return [f"The runner-up ({coeff_str(ru)}, {_cost(ru)}): best − it = {_bounds_text(d, cs['k'])} — {where}."]
+    return [f"The runner-up ({coeff_str(ru)}, {_cost(ru)}): best − it = {_bounds_text(d, cs)} — {where}."]
 
 
 def _paper(out, best, by_id, seeds, cs, n_val, paper, paper_searched, constraint, stage) -> list[str]:
@@ -233,7 +248,7 @@ def _paper(out, best, by_id, seeds, cs, n_val, paper, paper_searched, constraint
     else:
         word = (f"the paper's point is outside the confidence set (worse than {coeff_str(by_id[d['excluded_by']])} at "
                 "95 % family-wise)")
-    return [f"Against {label} ({coeff_str(pc)}, {_cost(pc)}): best − it = {_bounds_text(d, cs['k'])} — {word}."]
+    return [f"Against {label} ({coeff_str(pc)}, {_cost(pc)}): best − it = {_bounds_text(d, cs)} — {word}."]
 
 
 def _fidelity_text(fid: dict | None, best: dict) -> list[str]:
@@ -252,25 +267,28 @@ def _fidelity_text(fid: dict | None, best: dict) -> list[str]:
     lo, hi = fid["tau_ci"]
     ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None else " (no bootstrap interval)"
     p = f", p = {fid['tau_p']:.2g} for τ = 0 (scipy kendalltau)" if fid.get("tau_p") is not None else ""
-    return parts + [f"Proxy fidelity over {fid['n_candidates']} candidates: Kendall τ = {fid['kendall_tau']:+.2f}{ci} "
+    across = (f" across rungs ({fid['rungs'][0]:g}× against {fid['rungs'][1]:g}× proxy.epochs)" if fid.get("rungs")
+              else "")
+    return parts + [f"Proxy fidelity{across} over {fid['n_candidates']} candidates: "
+                    f"Kendall τ = {fid['kendall_tau']:+.2f}{ci} "
                     f"(95 % percentile bootstrap resampling seeds within each candidate{p})."]
 
 
-def _advice(out, ranked, seeds, cs, n_val, margin, level) -> list[str]:
+def _advice(out, ranked, seeds, cs, n_val, margin, level, longer="proxy.epochs, validate.epochs_mult") -> list[str]:
     """What to run next when undecided: ≥ 3 seeds; or "probably equal" (TOST); or seeds planned with the
     80 % chi-square upper bound of the paired-difference sd."""
     d = out.get("vs_runner_up")
     if d is None:
         return []
     if d["n"] < MIN_SEEDS:
-        return [f"**Next:** run at least {MIN_SEEDS} seeds (search.n_seeds={MIN_SEEDS}): decisions need ≥ {MIN_SEEDS} "
-                "shared seeds."]
+        return [f"**Next:** run at least {MIN_SEEDS} seeds (search.n_seeds={MIN_SEEDS}): decisions need "
+                f"≥ {MIN_SEEDS} shared seeds."]
     eq = tost(seeds[ranked[0]["candidate"]], seeds[ranked[1]["candidate"]], margin, level, n_val)
     out["equivalent"] = eq["equivalent"]
     if eq["equivalent"]:
         return [f"**Next:** the top two are probably equal at this budget (TOST, margin {margin:g}, {100 * level:g} %: "
-                f"p = {eq['p_value']:.2g}); more seeds will not separate them — a longer budget (proxy.epochs, "
-                "validate.epochs_mult) might."]
+                f"p = {eq['p_value']:.2g}); more seeds will not separate them — a longer budget ({longer}) "
+                "might."]
     floor = 1.0 / n_val if n_val else 0.0
     sd_u = sd_upper(d["std"], d["n"], 0.8, floor)
     test_level = 1.0 - cs["alpha_each"]
@@ -281,9 +299,10 @@ def _advice(out, ranked, seeds, cs, n_val, margin, level) -> list[str]:
            "of the top two is inflated by selection), " if n_obs is not None else "")
     return [f"**Next:** to separate the top two at 95 % family-wise with power 80 % (paired t): {obs}about {n_margin} "
             f"if it is {margin:g}; planned with the 80 % upper confidence bound of the paired-difference sd "
-            f"({sd_u:.3f}, χ² from the measured {d['std']:.3f} over {d['n']} seeds, floored at 1/n_val) — with 80 % "
-            "confidence the noise is no larger, so these counts are not too low for that reason. Or a longer budget "
-            "(proxy.epochs, validate.epochs_mult) to make the differences larger than the noise."]
+            f"({sd_u:.3f}, χ² from the measured {d['std']:.3f} over {d['n']} seeds, floored at 1/n_val) — "
+            "with 80 % confidence the noise is no larger, so these counts are not too low for that reason. "
+            "Or a longer budget "
+            f"({longer}) to make the differences larger than the noise."]
 
 
 def _table(headers, rows) -> str:
@@ -304,8 +323,8 @@ def ranking_table(ranked: list[dict], paper: str | None, limit: int = 10) -> str
                      num(c.get("cost_ratio")), num(c.get("macs"), 1e6), num(c.get("activations"), 1e6, 3),
                      num(c.get("latency_ms")), num(c.get("train_step_ms"), 1, 1), fmt_mean_ci(c, 4),
                      ", ".join(f"{a:.3f}" for a in c["accuracies"])])
-    return _table(["rank", "α", "β", "γ", "resolution (px)", "measured cost / baseline", "MACs (M)", "activations (M)",
-                   "latency (ms)", "train step (ms)", "accuracy, 95 % CI", "per seed"], rows)
+    return _table(["rank", "α", "β", "γ", "resolution (px)", "measured cost / baseline", "MACs (M)",
+                   "activations (M)", "latency (ms)", "train step (ms)", "accuracy, 95 % CI", "per seed"], rows)
 
 
 def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: list[dict], infeasible: list[dict],
@@ -321,8 +340,9 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
           f"- constraint: {context['constraint']} — {context['constraint_text']}",
           f"- proxy budget: {context['budget']}; seeds {context['seeds']}",
           f"- trials: {len(rows)} ({', '.join(f'{k}: {n}' for k, n in sorted(statuses.items()))})",
-          "- intervals are 95 % Student-t intervals over seeds (each candidate as if chosen in advance); differences are "
-          "paired over the shared seeds; the verdict's set and comparisons are 95 % family-wise (Bonferroni)", ""]
+          "- intervals are 95 % Student-t intervals over seeds (each candidate as if chosen in advance); "
+          "differences are paired over the shared seeds; the verdict's set and comparisons are 95 % family-wise "
+          "(Bonferroni)", ""]
     if validation_ranked:
         L += ["## Validation ranking (decides)", "", ranking_table(validation_ranked, paper), ""]
         if fid:

@@ -21,7 +21,8 @@ DOC = ROOT / "docs" / "ARCHITECTURE.md"
 PKG = "scalesearch"
 
 # every third-party package the code may import; the table's cell after ";" lists them per module
-THIRD_PARTY = {"ray", "hydra", "omegaconf", "optuna", "torch", "torchvision", "matplotlib", "yaml", "numpy", "PIL", "scipy"}
+THIRD_PARTY = {"ray", "hydra", "omegaconf", "optuna", "sqlalchemy", "torch", "torchvision", "matplotlib", "yaml", "numpy", "PIL",
+               "scipy"}
 RUNNER = "runner"
 # (c) hydra only in cli; omegaconf in cli (module level) and validate (inside a function)
 HYDRA_OK = {"cli"}
@@ -278,3 +279,37 @@ def test_core_import_loads_no_ray_or_hydra():
     loaded = ast.literal_eval(p.stdout.strip().splitlines()[-1])
     assert loaded == [], (f"importing {', '.join(CORE)} in a fresh interpreter loaded "
                           f"{sorted({m.split('.')[0] for m in loaded})} ({len(loaded)} modules, e.g. {loaded[:5]})")
+
+
+MAX_LINE, MAX_FUNCTION = 120, 60
+
+
+def test_lines_and_functions_fit_on_a_screen():
+    """Issue 20: every line of the package ≤ 120 characters, every function (``def`` to its last line) ≤ 60 lines."""
+    long_lines, long_functions = [], []
+    for path in sorted(PKG_DIR.glob("*.py")):
+        text = path.read_text()
+        long_lines += [f"{path.name}:{i} ({len(line)})" for i, line in enumerate(text.splitlines(), 1)
+                       if len(line) > MAX_LINE]
+        long_functions += [f"{path.name}:{n.lineno} {n.name} ({n.end_lineno - n.lineno + 1} lines)"
+                           for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                           and n.end_lineno - n.lineno + 1 > MAX_FUNCTION]
+    assert not long_lines, f"lines over {MAX_LINE} characters: {', '.join(long_lines)}"
+    assert not long_functions, f"functions over {MAX_FUNCTION} lines: {', '.join(long_functions)}"
+
+
+def test_no_private_name_crosses_a_module():
+    """Issue 20: no module imports another module's private name (``from .x import _y``) or reaches into one
+    (``x._y`` on a package module)."""
+    found = []
+    modules = set(module_names())
+    for m in module_names():
+        tree = ast.parse((PKG_DIR / f"{m}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith(PKG)):
+                found += [f"{m}.py:{node.lineno} imports {a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                  and node.attr.startswith("_") and not node.attr.startswith("__")):
+                found.append(f"{m}.py:{node.lineno} uses {node.value.id}.{node.attr}")
+    assert not found, "; ".join(found)

@@ -137,7 +137,8 @@ def _make_inputs(tmp: Path) -> None:
     (tmp / "cut_rows" / "family.json").write_text(family)
 
 
-def _run(case, tmp: Path, full_error=False):
+def run_case(case, tmp: Path, full_error=False):
+    """Run one case as a subprocess: {rc, stderr, seconds}."""
     name, app, overrides, _, *rest = case
     opts = rest[0] if rest else {}
     args = [o.format(tmp=tmp) for o in overrides]
@@ -168,7 +169,7 @@ def sweep(tmp_path_factory):
     _make_inputs(tmp)
     jobs = [(c, False) for c in CASES] + [(FULL_ERROR, True)]
     with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda job: _run(job[0], tmp, job[1]), jobs))
+        results = list(pool.map(lambda job: run_case(job[0], tmp, job[1]), jobs))
     return tmp, {("full" if full else "") + c[0]: r for (c, full), r in zip(jobs, results)}
 
 
@@ -176,8 +177,13 @@ def sweep(tmp_path_factory):
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_refused_with_one_clear_message(sweep, case):
     tmp, results = sweep
+    assert_refused(case, results[case[0]], tmp)
+
+
+def assert_refused(case, r: dict, tmp: Path) -> None:
+    """One case's result (run_case): a non-zero exit within LIMIT_S, one 'scalesearch: error:' line naming the bad
+    value and what is allowed, no traceback, no search started."""
     name, app, overrides, expect, *_ = case
-    r = results[name]
     expect = expect.format(tmp=tmp)
     err = r["stderr"]
     assert r["rc"] is not None, f"{name}: still running after {LIMIT_S * 2} s"

@@ -401,7 +401,7 @@ def test_family_rejects_bad_arguments():
         family(phis=[])
     with pytest.raises(ValueError, match="constraint='exact' is unknown; allowed: measured, nominal"):
         family(constraint="exact")
-    with pytest.raises(ValueError, match="family cost='latency' cannot be measured without a device"):
+    with pytest.raises(ValueError, match="cost='latency' is measured on a device, but no device measurer was given"):
         family(cost="latency")
     with pytest.raises(ValueError, match=r"phi=-40 \(b-40\): depth multiplier"):
         family(phis=[-40])
@@ -448,9 +448,10 @@ def test_measured_family_hits_target_within_a_pixel_step(coeffs):
 
 def test_measured_family_member_b1_is_the_searched_candidate():
     """With the search's gamma range, the measured B1 is the planner's candidate itself (same spec, resolution)."""
-    from scalesearch.plan import Planner
+    from scalesearch.scaling import Scaler
 
-    planner = Planner(B0, 224, 10, 3, constraint="measured", depth_rounding="total")
+    planner = Scaler(B0, 224, 10, 3, constraint="measured", gamma_range=(1.0, 1.5), resolution_multiple=1,
+                     depth_rounding="total")
     cand = planner.candidate(1.2, 1.1)
     assert cand["cost_flag"] == "ok"
     b0, b1 = family(Coefficients(1.2, 1.1, cand["gamma"]), base_resolution=224, phis=[0, 1], num_classes=10,

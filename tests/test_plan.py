@@ -1,4 +1,4 @@
-"""What to train: the planner's candidates at equal measured cost, the grid's farthest-point selection,
+"""What to train: the scaler's candidates at equal measured cost, the grid's farthest-point selection,
 the Optuna define-by-run space, and the job builders of every stage.
 
 Costs are recounted here with ``spec_cost`` on specs built with ``scale`` (whose equality with the whole
@@ -15,11 +15,11 @@ import pytest
 
 from scalesearch.config import ProxyConfig
 from scalesearch.model import spec_cost
-from scalesearch.plan import (SEARCH_ROW, OptunaSpace, Planner, ablation_jobs, budget_with_epochs_mult, family_jobs, is_paper,
+from scalesearch.plan import (SEARCH_ROW, OptunaSpace, ablation_jobs, budget_with_epochs_mult, family_jobs, is_paper,
                               job, search_jobs, select_grid, validation_jobs)
-from scalesearch.results import aggregate, candidate_id
+from scalesearch.results import aggregate
 from scalesearch.plan import train_id
-from scalesearch.scaling import PAPER, Coefficients, family
+from scalesearch.scaling import PAPER, Coefficients, Scaler, candidate_id, family
 from scalesearch.space import load_space
 from scalesearch.spec import B0, ModelSpec, scale
 
@@ -28,23 +28,30 @@ NUM_CLASSES = 10
 TARGET, TOL = 2.0, 0.1
 
 
-class RecordingPlanner(Planner):
-    """The real planner; remembers the order in which the grid asked for candidates."""
+class RecordingScaler(Scaler):
+    """The real scaler; remembers the order in which the grid asked for candidates."""
 
-    def candidate(self, alpha, beta, gamma=None):
-        c = super().candidate(alpha, beta, gamma)
+    def candidate(self, alpha, beta, gamma=None, phi=1.0):
+        c = super().candidate(alpha, beta, gamma, phi)
         self.__dict__.setdefault("asked", []).append(c)
         return c
 
 
-def measured_planner(base: int, cls=Planner, **kw) -> Planner:
-    return cls(B0, base, NUM_CLASSES, 3, constraint="measured", depth_rounding="total", **kw)
+def planner(base: int, constraint: str = "measured", depth_rounding: str = "total", num_classes: int = NUM_CLASSES,
+            cls=Scaler, **kw) -> Scaler:
+    """The search's scaler as the default config builds it: γ range [1, 1.5], every pixel."""
+    return cls(B0, base, num_classes, 3, constraint=constraint, gamma_range=(1.0, 1.5), resolution_multiple=1,
+               depth_rounding=depth_rounding, **kw)
+
+
+def measured_planner(base: int, cls=Scaler, **kw) -> Scaler:
+    return planner(base, cls=cls, **kw)
 
 
 @pytest.fixture(scope="module", params=[32, 64, 224])
 def measured_grid(request):
     base = request.param
-    planner = measured_planner(base, RecordingPlanner)
+    planner = measured_planner(base, RecordingScaler)
     chosen, infeasible = select_grid(SPACE, planner, max_points=5)
     return base, planner, chosen, infeasible
 
@@ -139,10 +146,9 @@ def test_measured_grid_at_small_base_flags_coarse_pixel_steps():
     assert ratio_at(32) == 1.0 and ratio_at(33) > 2.2
 
 
-def test_planner_phi_and_a_device_cost_hook():
+def test_scaler_phi_and_a_device_cost_hook():
     # phi 2: the target is 2^2, depth and width are α², β², the effective γ is (r / base)^(1/2)
-    p2 = Planner(B0, 64, NUM_CLASSES, 3, constraint="measured", phi=2.0, depth_rounding="total")
-    c = p2.candidate(1.2, 1.1)
+    c = measured_planner(64).candidate(1.2, 1.1, phi=2.0)
     assert c["cost_target"] == 4.0 and c["spec"] == scale(B0, 1.2**2, 1.1**2, "total").to_dict()
     assert c["gamma"] == round((c["resolution"] / 64) ** 0.5, 4)
     assert 64 <= c["resolution"] <= round(64 * 1.5**2)
@@ -157,7 +163,7 @@ def test_planner_phi_and_a_device_cost_hook():
     by_macs = measured_planner(64).candidate(1.2, 1.1)
     assert calls and by_hook["resolution"] == by_macs["resolution"] and by_hook["cost"] == "latency"
     assert by_hook["cost_ratio"] == by_macs["cost_ratio"]
-    with pytest.raises(ValueError, match="search.cost=latency is measured on a device"):
+    with pytest.raises(ValueError, match="cost='latency' is measured on a device, but no device measurer was given"):
         measured_planner(64, cost="latency")
     # the hook talks to Ray on the driver: it is not pickled with the planner (Optuna's space is shipped)
     assert pickle.loads(pickle.dumps(measured_planner(64, cost="latency", measure=measure))).measure is None
@@ -168,8 +174,8 @@ def test_nominal_grid_reproduces_the_paper_rule():
     """constraint=nominal: the lattice's (α, β, γ) points as before, resolution round(base·γ), the measured
     cost ratio reported and flagged "off" beyond the tolerance, never infeasible."""
     base = 64
-    planner = Planner(B0, base, NUM_CLASSES, 3, constraint="nominal", depth_rounding="stage")
-    chosen, infeasible = select_grid(SPACE, planner, max_points=5)
+    scaler = planner(base, "nominal", "stage")
+    chosen, infeasible = select_grid(SPACE, scaler, max_points=5)
     assert infeasible == []
     pts = SPACE.grid(max_points=5)
     assert [(c["alpha"], c["beta"], c["gamma"]) for c in chosen] == [(p.alpha, p.beta, p.gamma) for p in pts]
@@ -185,7 +191,7 @@ def test_nominal_grid_reproduces_the_paper_rule():
         flags.add(c["cost_flag"])
     assert "ok" in flags
     # the paper's point at 224: round(224 * 1.15) = 258 px
-    paper = Planner(B0, 224, 1000, 3, constraint="nominal", depth_rounding="stage").candidate(1.2, 1.1, 1.15)
+    paper = planner(224, "nominal", "stage", num_classes=1000).candidate(1.2, 1.1, 1.15)
     assert paper["resolution"] == 258 and paper["gamma"] == 1.15 and is_paper(paper, "nominal")
     assert not is_paper({**paper, "gamma": 1.2}, "nominal") and is_paper({**paper, "gamma": 1.2}, "measured")
 
@@ -194,8 +200,8 @@ def test_nominal_grid_reproduces_the_paper_rule():
 @pytest.mark.parametrize("constraint", ["measured", "nominal"])
 def test_optuna_space_returns_planned_candidates(constraint):
     base = 64
-    planner = Planner(B0, base, NUM_CLASSES, 3, constraint=constraint, depth_rounding="total")
-    space = OptunaSpace(SPACE, planner)
+    scaler = planner(base, constraint)
+    space = OptunaSpace(SPACE, scaler)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     a_lo, a_hi = SPACE.alpha_bounds()
     seen = set()
@@ -215,7 +221,7 @@ def test_optuna_space_returns_planned_candidates(constraint):
         r = out["resolution"]
         assert base <= r <= round(1.5 * base)
         if constraint == "measured":
-            assert r == planner.candidate(a, b)["resolution"]  # solved, not round(base·γ)
+            assert r == scaler.candidate(a, b)["resolution"]  # solved, not round(base·γ)
             assert out["gamma"] == round(r / base, 4)
         else:
             assert out["gamma"] == pytest.approx(nominal_gamma, abs=1e-4) and r == round(base * out["gamma"])
@@ -336,7 +342,7 @@ def test_family_and_ablation_jobs():
     variants = [{"method": "depth", "phi": 1, "depth": 2.0, "width": 1.0, "resolution": 40, "nominal": 2.0},
                 {"method": "width", "phi": 1, "depth": 1.0, "width": 1.4, "resolution": 40, "nominal": 1.96},
                 {"method": "depth", "phi": -1, "depth": 0.5, "width": 1.0, "resolution": 40, "nominal": 0.5}]
-    abl = ablation_jobs(variants, [0, 1], BUDGET, "fp", B0, NUM_CLASSES, 3, "total")
+    abl = ablation_jobs(variants, [0, 1], BUDGET, "fp", planner(40))
     assert [j["key"] for j in abl] == ["depth/b1/s0", "depth/b1/s1", "width/b1/s0", "width/b1/s1", "depth/b-1/s0",
                                        "depth/b-1/s1"]
     for j, v in zip(abl[::2], variants):
@@ -383,3 +389,25 @@ def test_solve_resolution_equals_a_brute_force_search():
         assert (s.reason == "") == s.feasible
     with pytest.raises(ValueError, match="no resolution that is a multiple of 8 lies in"):
         solve_resolution(lambda r: r, 1.0, 17, 23, 8)
+
+
+def test_a_member_whose_timing_cannot_be_solved_falls_back_to_macs_and_says_so(caplog):
+    """Timings need not grow with the resolution (a CPU at small inputs is overhead-bound): here the stand-in
+    timing grows with depth and width but not with pixels, and saturates at twice B0's. B1 of a candidate whose
+    width alone doubles it is held at latency (the candidate's rule); B2 (4x) cannot be and is solved on MACs, its
+    ``cost`` says so, and a warning names it."""
+    cap = 2.0 * spec_cost(B0, 40, NUM_CLASSES).macs
+
+    def flat_in_pixels(spec, resolution):
+        return min(cap, float(spec_cost(spec, 40, NUM_CLASSES).macs))
+
+    scaler = measured_planner(40, cost="latency", measure=flat_in_pixels)
+    by_macs = measured_planner(40)
+    coeffs = Coefficients(1.0, 1.4, 1.0)  # width alone ~2x: feasible on this timing at any resolution
+    assert scaler.candidate(1.0, 1.4)["cost_flag"] == "ok"
+    with caplog.at_level("WARNING", logger="scalesearch"):
+        b0, b1, b2 = scaler.family(coeffs, [0, 1, 2])
+    assert (b0.cost, b1.cost, b2.cost) == ("latency", "latency", "macs")
+    assert b1.resolution == scaler.candidate(1.0, 1.4)["resolution"]
+    assert b2.resolution == by_macs.family(coeffs, [2])[0].resolution and b2.cost_ratio == b2.macs_ratio
+    assert any("family member b2: its latency cannot be held" in r.message for r in caplog.records)

@@ -90,6 +90,18 @@ def test_latency_as_the_cost_is_measured_on_a_worker_and_cached(ray_session, tmp
     assert cache and all(v["latency_ms"] > 0 and v["device"] == "cpu" for v in cache.values())
     rows = _search_rows(tmp_path)
     assert all(r["cost"] == "latency" and r["cost_ratio"] > 0 for r in rows)
+    # the family is solved on the search's own cost (issue 20: it was solved on MACs), so B1 is the searched
+    # candidate itself: the same network at the same resolution, and the training the family stage reuses
+    best = json.loads((tmp_path / "best.json").read_text())
+    fam = json.loads((tmp_path / "family.json").read_text())
+    b1 = next(m for m in fam["members"] if m["name"] == "b1")
+    cand = next(r for r in rows if r["candidate"] == best["candidate"])
+    # B0 and B1 are held at latency; a larger member whose timings cannot be solved within the γ range (noisy
+    # timings need not grow with the resolution) is solved on MACs and says so
+    assert fam["cost"] == "latency" and [m["cost"] for m in fam["members"][:2]] == ["latency", "latency"]
+    assert all(m["cost"] in ("latency", "macs") for m in fam["members"])
+    assert b1["resolution"] == cand["resolution"] and b1["macs"] == cand["macs"], (b1, cand)
+    assert b1["cost_ratio"] == pytest.approx(cand["cost_ratio"], rel=1e-6)
 
 
 def test_a_gpu_share_without_a_gpu_is_refused_at_once(tmp_path):

@@ -1,0 +1,48 @@
+"""Extending a finished grid run in place (issue 22, item 4): more seeds train only the new seeds, the verdict's
+"Next:" prints the exact command, and an Optuna run's seeds still define it."""
+
+import csv
+import dataclasses
+import json
+import shlex
+
+from conftest import TINY, compose_search, run_cli
+
+from scalesearch.search import settings_diff
+
+BASE = [a for a in TINY if not a.startswith("search.n_seeds")] + ["search.max_points=2"]
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_more_seeds_on_a_finished_grid_run_train_only_the_new_seeds(tmp_path):
+    run = tmp_path / "run"
+    rc, out, err = run_cli("search_main", *BASE, "search.n_seeds=2", f"hydra.run.dir={run}")
+    assert rc == 0, err[-3000:]
+    first = {r["key"]: r["trial_id"] for r in _rows(run / "results.csv")}
+    best = json.loads((run / "best.json").read_text())
+    assert not best["decided"] and best["n_seeds"] == 2
+    cmd = best["next_command"]
+    assert cmd == f"scalesearch resume=true hydra.run.dir={run} search.n_seeds=3", cmd
+    assert f"`{cmd}`" in best["verdict"] and f"`{cmd}`" in (run / "summary.md").read_text()
+    rc, out, err = run_cli("search_main", *BASE, *shlex.split(cmd)[1:])  # the command as printed
+    assert rc == 0, err[-3000:]
+    rows = _rows(run / "results.csv")
+    assert len(rows) == 3 * len(first) // 2 and all(r["status"] == "ok" for r in rows)
+    assert all({r["key"]: r["trial_id"] for r in rows}[k] == t for k, t in first.items())  # kept, not retrained
+    assert sorted({int(r["seed"]) for r in rows}) == [0, 1, 2]
+    best = json.loads((run / "best.json").read_text())
+    assert best["n_seeds"] == 3 and json.loads((run / "search.json").read_text())["status"] == "complete"
+    assert len(list(run.parent.iterdir())) == 1  # in place: no new run directory
+
+
+def test_an_optuna_runs_seeds_define_it_but_a_grid_runs_do_not():
+    for strategy, differs in (("grid", False), ("optuna", True)):
+        old = dataclasses.asdict(compose_search(f"search={strategy}", "search.n_seeds=2"))
+        new = compose_search(f"search={strategy}", "search.n_seeds=4")
+        assert bool(settings_diff(old, new)) is differs, (strategy, settings_diff(old, new))
+    old = dataclasses.asdict(compose_search("search.n_seeds=2", "proxy.epochs=5"))
+    assert settings_diff(old, compose_search("search.n_seeds=4", "proxy.epochs=3")) == ["proxy.epochs: 5 there, 3 here"]
