@@ -37,7 +37,7 @@ def one_mode(root: Path, mode: str, args) -> dict:
     cfg = compose_search("dataset=imagefolder", f"dataset.root={root}", f"dataset.base_resolution={args.base}",
                          f"search.constraint={mode}", f"search.max_points={args.points}", f"search.n_seeds={args.seeds}",
                          f"validate.top_k={args.points}", "validate.random_k=0", f"validate.epochs_mult={args.mult}",
-                         "report.enabled=false", "report.train_family=false", "search.measure_device_costs=false",
+                         "report.enabled=false", "family.train=false", "trials.measure_device_costs=false",
                          "verbose=1")
     t0 = time.time()
     best = run_search(cfg, run)

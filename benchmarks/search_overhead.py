@@ -1,7 +1,7 @@
 """Two measurements of a search's own cost, each a ratio against a reference in the same run.
 
 1. Orchestration overhead of the search stage: its wall time vs the sum of the trials' own training time, one
-   trial at a time (``max_concurrent_trials=1``), for ``search.reuse_actors=false`` (the reference: a new Ray worker
+   trial at a time (``max_concurrent_trials=1``), for ``trials.reuse_actors=false`` (the reference: a new Ray worker
    process per trial) and ``true`` (the default). overhead = stage wall / sum(trial wall_s) − 1, where a trial's
    wall_s is measured inside train_proxy. Goal (issue 4): < 15 % with reuse.
 2. The default job vs the landed code (``--reference-commit``, default bdbe665, the code before the runner): the
@@ -37,9 +37,9 @@ from scalesearch.search import run_search  # noqa: E402
 
 def overhead(points: int, epochs: int, reuse: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose_search(f"search.max_points={points}", "search.n_seeds=1", "search.max_concurrent_trials=1",
-                             f"proxy.epochs={epochs}", f"search.reuse_actors={str(reuse).lower()}", "report.enabled=false",
-                             "report.train_family=false", "validate.enabled=false", "search.measure_device_costs=false",
+        cfg = compose_search(f"search.max_points={points}", "search.n_seeds=1", "trials.max_concurrent_trials=1",
+                             f"proxy.epochs={epochs}", f"trials.reuse_actors={str(reuse).lower()}", "report.enabled=false",
+                             "family.train=false", "validate.enabled=false", "trials.measure_device_costs=false",
                              "verbose=0")
         t0 = time.time()
         run_search(cfg, Path(tmp))

@@ -8,7 +8,7 @@ trials sharing the device, and the throughput is reported as a ratio to one tria
     # CPU (CI-free mode, 2 cores): 1 and 2 trials at a time, one core each
     python benchmarks/search_packing.py --device cpu --per-device 1,2 --points 4 --epochs 1
 
-On GPU, k trials per device means ``search.gpus_per_trial=1/k`` (Ray packs them on one GPU).
+On GPU, k trials per device means ``trials.gpus_per_trial=1/k`` (Ray packs them on one GPU).
 On CPU it means k concurrent trials with ``cores/k`` threads each. Writes
 ``benchmarks/results/search_packing-<device>.json``.
 """
@@ -48,15 +48,15 @@ def main():
     runs = []
     for k in [int(v) for v in args.per_device.split(",")]:
         common = [f"search.max_points={args.points}", "search.n_seeds=1", f"proxy.epochs={args.epochs}",
-                  "report.enabled=false", "report.train_family=false", "validate.enabled=false",
-                  "search.measure_device_costs=false",
+                  "report.enabled=false", "family.train=false", "validate.enabled=false",
+                  "trials.measure_device_costs=false",
                   f"dataset.train_size={args.train_size}", f"proxy.batch_size={args.batch_size}", "verbose=0",
-                  "family_phis=[0]"]
+                  "family.phis=[0]"]
         if args.device == "cuda":
-            common += ["proxy=gpu", f"proxy.epochs={args.epochs}", f"search.gpus_per_trial={1 / k}",
-                       f"search.cpus_per_trial={max(1, args.cpus // 4 // k)}", f"search.max_concurrent_trials={k}"]
+            common += ["proxy=gpu", f"proxy.epochs={args.epochs}", f"trials.gpus_per_trial={1 / k}",
+                       f"trials.cpus_per_trial={max(1, args.cpus // 4 // k)}", f"trials.max_concurrent_trials={k}"]
         else:
-            common += ["proxy.device=cpu", f"search.cpus_per_trial={args.cpus // k}", f"search.max_concurrent_trials={k}"]
+            common += ["proxy.device=cpu", f"trials.cpus_per_trial={args.cpus // k}", f"trials.max_concurrent_trials={k}"]
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.time()
             run_search(compose_search(*common), Path(tmp))

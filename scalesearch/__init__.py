@@ -6,7 +6,7 @@ torch, so the command-line apps answer ``--help`` and ``--version`` at once.
 
 from importlib import import_module
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _PUBLIC = {
     "Cost": "cost", "count_cost": "cost", "count_params": "cost",

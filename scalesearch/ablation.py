@@ -21,7 +21,8 @@ import logging
 from pathlib import Path
 
 from .config import AblateAppConfig
-from .io import atomic_write_json, atomic_write_text, read_json, save_png
+from .io import atomic_write_json, atomic_write_text, read_json
+from .render import ablation_markdown, plot_ablation
 from .results import ABLATION_COLUMNS, TABLES
 from .rundir import ABLATE, claim
 from .scaling import PAPER, Coefficients, Scaler
@@ -30,25 +31,9 @@ from .stats import mean_ci
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["ablation_variants", "summarize_ablation", "run_ablation_stage", "ablation_markdown", "plot_ablation",
-           "write_ablation", "run_ablate_app", "compound_coefficients", "macs_unit", "log_x_axis", "AblateAppConfig"]
-
-SINGLE = ("depth-only", "width-only", "resolution-only")
+__all__ = ["ablation_variants", "summarize_ablation", "run_ablation_stage", "write_ablation", "run_ablate_app",
+           "compound_coefficients", "AblateAppConfig"]
 COMPOUND_SOURCES = ("best", "paper")
-
-
-def macs_unit(values) -> tuple[float, str]:
-    """(divisor, unit) to print MACs in: G when the largest is at least 1e9, else M."""
-    return (1e9, "G") if max(values, default=0) >= 1e9 else (1e6, "M")
-
-
-def log_x_axis(ax) -> None:
-    """Log x axis with plain numbers (20, 30, 50) at the major and, over short ranges, minor ticks."""
-    from matplotlib.ticker import LogFormatter
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
-    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.2, 0.5)))
 
 
 def ablation_variants(scaler: Scaler, phis=(1, 2), compound: dict[str, Coefficients] | None = None) -> list[dict]:
@@ -108,7 +93,7 @@ def run_ablation_stage(runner, out_dir: Path, data, budget, ctx, baseline: Model
     """Train every variant (:func:`ablation_variants`) through ``runner`` into ``ablation_results.csv`` and write
     ablation.json / ablation.md / plots/ablation.png in ``out_dir``; returns ablation.json's content."""
     from .plan import ablation_jobs
-    from .runner import Stage
+    from .runner import JobStage
 
     compound = compound if compound is not None else compound_coefficients(best, paper=paper)
     scaler = Scaler(baseline, data.base_resolution, data.num_classes, data.in_channels, resolution_multiple=1,
@@ -116,7 +101,7 @@ def run_ablation_stage(runner, out_dir: Path, data, budget, ctx, baseline: Model
     variants = ablation_variants(scaler, phis, compound)
     jobs = ablation_jobs(variants, list(seeds), budget, data.fingerprint, scaler)
     log.info("ablation: %d variants x %d seed(s)", len(variants), len(seeds))
-    rows = runner.run(Stage("ablation", Path(out_dir) / TABLES["ablation"], ABLATION_COLUMNS, ctx, jobs=jobs,
+    rows = runner.run(JobStage("ablation", Path(out_dir) / TABLES["ablation"], ABLATION_COLUMNS, ctx, jobs=jobs,
                             reuse=list(reuse),
                             describe=lambda r: f"{r.get('method')} φ={r.get('phi'):g} seed {r.get('seed')}"))
     meta = {"dataset": data.name, "dataset_fingerprint": data.fingerprint, "base_resolution": data.base_resolution,
@@ -125,82 +110,6 @@ def run_ablation_stage(runner, out_dir: Path, data, budget, ctx, baseline: Model
     result = summarize_ablation(variants, rows, meta)
     write_ablation(result, out_dir)
     return result
-
-
-def _fmt_acc(r: dict) -> str:
-    if r.get("accuracy") is None:
-        return f"n/a ({r.get('status')})"
-    if r.get("accuracy_low") is None:
-        return f"{r['accuracy']:.4f} (1 seed, no spread)"
-    return f"{r['accuracy']:.4f} [{r['accuracy_low']:.4f}, {r['accuracy_high']:.4f}]"
-
-
-def ablation_markdown(result: dict) -> str:
-    """The ablation table and, per φ, which variant won."""
-    rows = result["rows"]
-    div, unit = macs_unit([r["macs"] or 0 for r in rows])
-    lines = [
-        "## Ablation: single-dimension vs compound scaling (the paper's Fig. 8)", "",
-        f"Variants of the baseline at a nominal cost of 2^φ × B0, proxy-trained on {result['dataset']} with the same "
-        f"budget and seed(s) {result['seeds']}. depth-only: d = 2^φ; width-only: w = 2^(φ/2); resolution-only: "
-        f"r = 2^(φ/2). Measured MACs are of the built (rounded) proxy model. Accuracy is a fraction: mean over seeds "
-        f"with its 95 % t interval (chance {1 / result.get('num_classes', 10):.3f}).", "",
-        f"| φ | method | depth | width | resolution (px) | nominal MACs / B0 | MACs ({unit}) | measured MACs / B0 | "
-        "params (M) | accuracy |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(f"| {r['phi']:g} | {r['method']} | {r['depth']:.3f} | {r['width']:.3f} | {r['resolution']} | "
-                     f"{r['nominal']:.2f} | {(r['macs'] or 0) / div:.3f} | {r['macs_ratio']:.2f} | "
-                     f"{(r['params'] or 0) / 1e6:.3f} | "
-                     f"{_fmt_acc(r)} |")
-    lines.append("")
-    for phi in result["phis"]:
-        at = [r for r in rows if r["phi"] == phi and r["accuracy"] is not None]
-        if not at:
-            continue
-        win = max(at, key=lambda r: r["accuracy"])
-        single = [r for r in at if r["method"] in SINGLE]
-        comp = [r for r in at if r["method"].startswith("compound")]
-        verdict = ""
-        if single and comp:
-            best_c, best_s = max(comp, key=lambda r: r["accuracy"]), max(single, key=lambda r: r["accuracy"])
-            diff = best_c["accuracy"] - best_s["accuracy"]
-            verdict = (f"; best compound ({best_c['method']}) minus best single dimension ({best_s['method']}): "
-                       f"{diff:+.4f} ({'compound wins' if diff > 0 else 'compound does not win'})")
-        lines.append(f"- φ = {phi:g}: most accurate is {win['method']} ({win['accuracy']:.4f}){verdict}.")
-    return "\n".join(lines) + "\n"
-
-
-def plot_ablation(result: dict, path: str | Path | None = None):
-    """Accuracy vs measured MACs (log x): one line per scaling method from B0 through φ = 1, 2, ..."""
-    from matplotlib.figure import Figure
-
-    rows = [r for r in result["rows"] if r.get("macs")]
-    div, unit = macs_unit([r["macs"] for r in rows])
-    base = rows[0]
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "baseline"))
-    for method in methods:
-        pts = [base] + sorted((r for r in rows if r["method"] == method), key=lambda r: r["phi"])
-        pts = [p for p in pts if p["accuracy"] is not None]
-        lo = [100 * (p["accuracy"] - p["accuracy_low"]) if p.get("accuracy_low") is not None else 0 for p in pts]
-        hi = [100 * (p["accuracy_high"] - p["accuracy"]) if p.get("accuracy_high") is not None else 0 for p in pts]
-        ax.errorbar([p["macs"] / div for p in pts], [100 * p["accuracy"] for p in pts], yerr=[lo, hi], marker="o",
-                    capsize=3, ls="-" if method.startswith("compound") else "--", label=method)
-    if base["accuracy"] is not None:
-        ax.scatter([base["macs"] / div], [100 * base["accuracy"]], marker="s", s=60, c="k", zorder=3, label="B0")
-    ax.axhline(100 / result.get("num_classes", 10), color="0.5", ls=":", lw=1, label="chance")
-    log_x_axis(ax)
-    ax.set_xlabel(f"MACs per image ({unit}, log scale; measured)")
-    ax.set_ylabel("proxy validation accuracy (%, 95 % CI over seeds)")
-    ax.set_title(f"Scaling one dimension vs compound scaling ({result['dataset']})")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    if path is not None:
-        save_png(fig, Path(path))
-    return fig
 
 
 def write_ablation(result: dict, out_dir: str | Path) -> Path:
@@ -248,8 +157,8 @@ def run_ablate_app(cfg: AblateAppConfig, out_dir: Path) -> dict:
     directory is held for this process (a search run's while nothing else runs in it; else an ablation's own)."""
     from .config import check_proxy, check_resources, check_seeds
 
-    check_proxy(cfg.proxy, cfg.search.gpus_per_trial)
-    check_resources(cfg.search)
+    check_proxy(cfg.proxy, cfg.trials.gpus_per_trial)
+    check_resources(cfg.trials)
     if cfg.seeds < 1:
         raise ValueError(f"seeds={cfg.seeds}; allowed: >= 1")
     check_seeds(cfg.dataset.seed, "dataset.seed")
@@ -272,7 +181,7 @@ def _ablate(cfg: AblateAppConfig, run_dir: Path | None, out_dir: Path, compound:
     """The ablation trained in the held directory (``run_dir``, else ``out_dir``)."""
     from .data import load_data
     from .spec import load_baseline
-    from .runner import Runner, TrialContext
+    from .runner import Runner, trial_context
 
     best = read_json(run_dir / "best.json") if run_dir and (run_dir / "best.json").is_file() else {}
     target = run_dir or out_dir
@@ -283,14 +192,10 @@ def _ablate(cfg: AblateAppConfig, run_dir: Path | None, out_dir: Path, compound:
     if best.get("dataset_fingerprint") not in (None, data.fingerprint):
         log.warning("the data (fingerprint %s) differ from the search's (%s): pass the search's dataset overrides to "
                     "compare on the same data", data.fingerprint, best["dataset_fingerprint"])
-    budget = cfg.proxy if cfg.proxy.threads is not None else dataclasses.replace(
-        cfg.proxy, threads=max(1, int(cfg.search.cpus_per_trial)))
-    with Runner(cfg.cluster, cfg.search, target, cfg.verbose) as runner:
+    ctx = trial_context(cfg.proxy, cfg.trials, data)
+    with Runner(cfg.cluster, cfg.trials, target, cfg.verbose) as runner:
         runner.share(data)
-        ctx = TrialContext(budget=budget, num_classes=data.num_classes, in_channels=data.in_channels,
-                           gpus_per_trial=cfg.search.gpus_per_trial, device_costs=cfg.search.measure_device_costs,
-                           latency_batch=cfg.search.latency_batch, cost_min_run_time=cfg.search.cost_min_run_time)
-        result = run_ablation_stage(runner, target, data, budget, ctx, load_baseline(best.get("baseline")), None,
+        result = run_ablation_stage(runner, target, data, ctx.budget, ctx, load_baseline(best.get("baseline")), None,
                                     phis=cfg.phis, seeds=[cfg.seed + k for k in range(cfg.seeds)],
                                     depth_rounding=best.get("depth_rounding", "stage"), compound=compound)
     result["same_data_as_search"] = None if not best else best.get("dataset_fingerprint") == data.fingerprint

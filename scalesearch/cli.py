@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import itertools
 import logging
 import os
@@ -158,9 +159,9 @@ def to_object(cfg: DictConfig, schema):
 
 
 # ---------------------------------------------------------------- help and version
-GROUPS = {"config": ["dataset", "proxy", "search", "cluster", "experiment"], "nas": ["dataset", "proxy", "search",
-                                                                                    "cluster", "experiment"],
-          "ablate": ["dataset", "proxy", "search", "cluster"], "validate": ["cluster"]}
+GROUPS = {"config": ["dataset", "proxy", "search", "trials", "cluster", "experiment"],
+          "nas": ["dataset", "proxy", "search", "trials", "cluster", "experiment"],
+          "ablate": ["dataset", "proxy", "trials", "cluster"], "validate": ["cluster"]}
 MAIN_KEYS = {
     "config": [
         ("search.strategy", "grid: the constrained lattice; optuna: sample the surface"),
@@ -171,15 +172,15 @@ MAIN_KEYS = {
         ("search.n_seeds", "seeds per candidate (a decision needs >= 3)"),
         ("search.max_points", "grid size (farthest-point sampling over the surface; null: all)"),
         ("search.phi", "the compound coefficient the candidates are built at"),
-        ("search.cpus_per_trial", "Ray resources per trial (also search.gpus_per_trial, e.g. 0.25 = 4 trials per GPU)"),
+        ("trials.cpus_per_trial", "Ray resources per trial (also trials.gpus_per_trial, e.g. 0.25 = 4 trials per GPU)"),
         ("proxy.epochs", "the proxy budget (also proxy.batch_size, proxy.lr, proxy.optimizer)"),
         ("dataset.name", "synthetic, imagefolder (dataset.root=DIR or ARCHIVE), cifar10, cifar100, svhn, fashionmnist"),
         ("dataset.base_resolution", "the baseline proxy's input size"),
         ("validate.enabled", "retrain the top validate.top_k + validate.random_k candidates "
                              "validate.epochs_mult times longer"),
-        ("report.train_family", "proxy-train the found family up to report.max_phi "
-                                "(report.compare_paper: the paper's too)"),
-        ("family_phis", "the members emitted (negative: below B0)"),
+        ("family.train", "proxy-train the found family up to family.max_phi "
+                         "(family.compare_paper: the paper's too)"),
+        ("family.phis", "the members emitted (negative: below B0)"),
         ("cluster.address", "host:port of a Ray cluster (null: start Ray here)"),
         ("resume", "continue or extend the newest run with these settings (or hydra.run.dir=RUN)"),
         ("verbose", "0 quiet, 1 the tool's progress, 2 also Ray Tune's tables"),
@@ -295,6 +296,7 @@ def _pre_hydra(config_name: str, prog: str) -> None:
 def _early_checks(config_name: str, argv: list[str], prog: str) -> None:
     """The output directories; the config composed and checked (a multirun: every job of the sweep); resume=true."""
     _check_output_dirs(argv)
+    C.check_moved(_app_overrides(argv))
     if any(a.split("=", 1)[0] in _OTHER_COMPOSITION for a in argv):
         return  # Hydra composes something else than the app's config
     if _is_multirun(argv):
@@ -507,13 +509,6 @@ def hydra_app(config_name: str, prog: str, job, resume_hint=None):
     return entry
 
 
-def _search_job(cfg, out):
-    from .search import run_search
-
-    best = run_search(cfg, out)
-    return None if best is None else best.get("accuracy_mean")
-
-
 def _resume_hint(cfg) -> str:
     try:
         return f"scalesearch resume=true hydra.run.dir={run_dir()} (with the same settings)"
@@ -521,52 +516,38 @@ def _resume_hint(cfg) -> str:
         return "scalesearch resume=true with the same settings"
 
 
-def _generate_job(cfg, out):
-    from .generate import run_generate
+def _job(module: str, function: str):
+    """An app's job, ``scalesearch.<module>.<function>(cfg, run_dir)``, imported only when the app runs (``--help``
+    and the early checks stay free of torch and Ray)."""
+    def job(cfg, out):
+        return getattr(importlib.import_module(f"{__package__}.{module}"), function)(cfg, out)
 
-    return run_generate(cfg, out)
-
-
-def _report_job(cfg, out):
-    from .report import run_report_app
-
-    return run_report_app(cfg, out)
+    return job
 
 
-def _validate_job(cfg, out):
-    from .validate import run_validate_app
-
-    return run_validate_app(cfg, out)
-
-
-def _ablate_job(cfg, out):
-    from .ablation import run_ablate_app
-
-    return run_ablate_app(cfg, out)
-
-
-def _nas_job(cfg, out):
-    from .nas import run_nas_app
-
-    return run_nas_app(cfg, out)
+# every app: its config in conf/, its program name, its job (module, function) and the resume line of an interrupt
+APPS = {
+    "search_main": ("config", "scalesearch", ("search", "run_search"), _resume_hint),
+    "generate_main": ("generate", "scalesearch-generate", ("generate", "run_generate"), None),
+    "report_main": ("report", "scalesearch-report", ("report", "run_report_app"), None),
+    "validate_main": ("validate", "scalesearch-validate", ("validate", "run_validate_app"),
+                      lambda cfg: f"scalesearch-validate run_dir={cfg.run_dir}"),
+    "ablate_main": ("ablate", "scalesearch-ablate", ("ablation", "run_ablate_app"),
+                    lambda cfg: f"scalesearch-ablate resume=true hydra.run.dir={run_dir()} (or the same run_dir=)"),
+    "nas_main": ("nas", "scalesearch-nas", ("nas", "run_nas_app"),
+                 lambda cfg: f"scalesearch-nas resume=true hydra.run.dir={run_dir()}"),
+    "compare_main": ("compare", "scalesearch-compare", ("compare", "run_compare_app"), None),
+}
 
 
-def _compare_job(cfg, out):
-    from .compare import run_compare_app
+def _app(name: str):
+    config_name, prog, (module, function), hint = APPS[name]
+    return hydra_app(config_name, prog, _job(module, function), hint)
 
-    return run_compare_app(cfg, out)
 
-
-search_main = hydra_app("config", "scalesearch", _search_job, _resume_hint)
-generate_main = hydra_app("generate", "scalesearch-generate", _generate_job)
-report_main = hydra_app("report", "scalesearch-report", _report_job)
-validate_main = hydra_app("validate", "scalesearch-validate", _validate_job,
-                          lambda cfg: f"scalesearch-validate run_dir={cfg.run_dir}")
-ablate_main = hydra_app("ablate", "scalesearch-ablate", _ablate_job,
-                        lambda cfg: f"scalesearch-ablate resume=true hydra.run.dir={run_dir()} (or the same run_dir=)")
-nas_main = hydra_app("nas", "scalesearch-nas", _nas_job,
-                     lambda cfg: f"scalesearch-nas resume=true hydra.run.dir={run_dir()}")
-compare_main = hydra_app("compare", "scalesearch-compare", _compare_job)
+search_main, generate_main, report_main = _app("search_main"), _app("generate_main"), _app("report_main")
+validate_main, ablate_main, nas_main, compare_main = (_app("validate_main"), _app("ablate_main"), _app("nas_main"),
+                                                       _app("compare_main"))
 
 
 def main() -> None:  # console script `scalesearch`

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .config import CompareAppConfig
+from .config import CompareAppConfig, flatten, migrate_settings
 from .io import atomic_write_json, atomic_write_text, read_run_json, save_png
+from .render import error_bars, log_x_axis
 from .results import TABLES, aggregate, deciding_rows, fmt_mean_ci, per_seed, read_table
 from .rundir import COMPARE, claim
 from .scaling import PAPER
@@ -31,9 +32,7 @@ log = logging.getLogger("scalesearch")
 __all__ = ["find_runs", "load_runs", "check_comparable", "confidence_set", "compare_markdown", "run_compare_app"]
 
 # settings that may differ between compared runs; everything else must be equal
-MAY_DIFFER = ("dataset", "seed", "cluster", "verbose", "resume", "report", "family_phis")
-RESOURCES = ("cpus_per_trial", "gpus_per_trial", "max_concurrent_trials", "max_failures", "reuse_actors",
-             "measure_device_costs")
+MAY_DIFFER = ("dataset", "seed", "cluster", "trials", "verbose", "resume", "family", "report")
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -53,27 +52,10 @@ def find_runs(paths: list[str]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _defining(config: dict) -> dict:
-    flat = _flat({k: v for k, v in config.items() if k not in MAY_DIFFER})
-    return {k: v for k, v in flat.items() if not (k.startswith("search.") and k.split(".", 1)[1] in RESOURCES)
-            and k != "proxy.threads"}
-
-
-def _error_bars(entries: list[dict]) -> list[list[float]]:
-    """Asymmetric error bars (percentage points) from the 95 % intervals; 0 where there is none (one seed)."""
-    lo = [100 * (e["accuracy"] - e["accuracy_low"]) if e.get("accuracy_low") is not None else 0 for e in entries]
-    hi = [100 * (e["accuracy_high"] - e["accuracy"]) if e.get("accuracy_high") is not None else 0 for e in entries]
-    return [lo, hi]
+    """The settings that must be equal between compared runs (an older run's moved keys in their new place)."""
+    flat = flatten({k: v for k, v in migrate_settings(config).items() if k not in MAY_DIFFER})
+    return {k: v for k, v in flat.items() if k != "proxy.threads"}
 
 
 def load_runs(paths: list[Path]) -> list[dict]:
@@ -193,14 +175,13 @@ def plot_coefficients(runs: list[dict], path: Path):
 def plot_families(runs: list[dict], path: Path):
     from matplotlib.figure import Figure
 
-    from .ablation import log_x_axis
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for r in runs:
         pts = sorted((e for e in r["family"] if e.get("accuracy") is not None), key=lambda e: e["macs"])
         if not pts:
             continue
-        line = ax.errorbar([e["macs_ratio"] for e in pts], [100 * e["accuracy"] for e in pts], yerr=_error_bars(pts),
+        line = ax.errorbar([e["macs_ratio"] for e in pts], [100 * e["accuracy"] for e in pts], yerr=error_bars(pts),
                            marker="o", capsize=3, label=_label(r))
         ax.axhline(100 / r["best"]["num_classes"], color=line[0].get_color(), ls=":", lw=1)
     log_x_axis(ax)

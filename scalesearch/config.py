@@ -9,19 +9,22 @@ the setting and what is allowed, before anything is trained.
 
 from __future__ import annotations
 
+import copyreg
 import math
 import os
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
 __all__ = [
-    "DatasetConfig", "FaultConfig", "ProxyConfig", "SearchConfig", "ClusterConfig", "ModelConfig", "ValidateConfig",
-    "ReportConfig", "SearchAppConfig", "GenerateConfig", "ReportAppConfig", "ValidateAppConfig", "AblateAppConfig",
-    "NASConfig", "ChainConfig", "NASAppConfig", "CompareAppConfig", "ALLOWED", "check_search_app", "check_proxy",
-    "check_resources", "check_report", "check_validate", "check_nas", "check_phis", "check_address",
+    "DatasetConfig", "FaultConfig", "ProxyConfig", "SearchConfig", "TrialsConfig", "FamilyConfig", "ClusterConfig",
+    "ModelConfig", "ValidateConfig", "ReportConfig", "SearchAppConfig", "GenerateConfig", "ReportAppConfig",
+    "ValidateAppConfig", "AblateAppConfig", "NASConfig", "ChainConfig", "NASAppConfig", "CompareAppConfig", "ALLOWED",
+    "check_search_app", "check_proxy", "check_resources", "check_family", "check_report", "MOVED", "migrate_settings",
+    "check_moved", "check_validate", "check_nas", "check_phis", "check_address",
     "check_environment", "check_generate", "check_seeds", "MAX_SEED", "AUTO_SAMPLERS", "check_sampler", "make_sampler",
-    "search_sampler", "nas_sampler", "check_storage", "check_race",
+    "search_sampler", "nas_sampler", "check_storage", "check_race", "trial_budget", "flatten",
 ]
 
 MAX_SEED = 2**32 - 1  # the largest seed numpy's RandomState (Optuna's samplers) takes
@@ -113,7 +116,7 @@ class ProxyConfig:
     amp: bool = True  # bf16 autocast on CUDA
     channels_last: bool = True  # on CUDA and CPU (~2x faster there for this net)
     compile: str = "off"  # off | auto | on (torch.compile on a fixed shape)
-    threads: Optional[int] = None  # torch CPU threads per trial (None: search.cpus_per_trial)
+    threads: Optional[int] = None  # torch CPU threads per trial (None: trials.cpus_per_trial)
     fault: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -155,20 +158,28 @@ class SearchConfig:
     storage: Optional[str] = None  # e.g. sqlite:///optuna.db (relative paths: in the run dir)
     # proxy resolution on multiples of this (1: every pixel)
     resolution_multiple: int = 1
-    # Ray Tune
+    # Ray Tune's early stopping of single trials
     scheduler: str = "none"  # none | asha
     grace_period: int = 1
     reduction_factor: int = 2
-    max_concurrent_trials: Optional[int] = None
-    cpus_per_trial: float = 1
-    gpus_per_trial: float = 0
-    max_failures: int = 1
     metric: str = "accuracy"
+
+
+@dataclass
+class TrialsConfig:
+    """How every training runs as a Ray Tune trial, in every app that trains (search, validation, family, ablation,
+    NAS): its resources, retries and worker reuse, and the device costs measured beside its accuracy. None of it
+    defines a result, so a resume may change it (but for latency_batch when search.cost=latency)."""
+
+    cpus_per_trial: float = 1
+    gpus_per_trial: float = 0  # e.g. 0.25: four trials share a GPU
+    max_concurrent_trials: Optional[int] = None  # None: as many as the cluster's resources allow
+    max_failures: int = 1  # retries of a failed trial (a raised error, a dead worker, a memory kill)
     # run the next trial in the finished trial's worker process (no re-import of torch)
     reuse_actors: bool = True
     # measure inference latency and training-step time of every trained network on its device
     measure_device_costs: bool = True
-    latency_batch: int = 8
+    latency_batch: int = 8  # images per timed inference batch (the latency cost, search.cost=latency)
     cost_min_run_time: float = 0.1  # seconds of timed repeats per device-cost measurement
 
 
@@ -201,15 +212,24 @@ class ValidateConfig:
 
 
 @dataclass
-class ReportConfig:
-    enabled: bool = True
-    # proxy-train the found family up to max_phi (a pipeline stage; the report renders its table)
-    train_family: bool = True
+class FamilyConfig:
+    """What the search hands on: the members emitted in family.json, and what trains after the search (the family's
+    proxy trainings, the paper's family beside it, the Fig. 8 ablation)."""
+
+    phis: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])  # negative: below B0
+    train: bool = True  # proxy-train the members up to max_phi (the report's accuracy-vs-cost table and pick)
     max_phi: int = 3
-    family_seeds: int = 1  # proxy seeds per trained family member
+    seeds: int = 1  # proxy seeds per trained member
     compare_paper: bool = False  # also train the paper's (1.2, 1.1, 1.15) family beside it
     ablation: bool = False  # also run the Fig. 8 ablation (as scalesearch-ablate) into the run dir
     ablation_phis: list[float] = field(default_factory=lambda: [1.0, 2.0])  # its nominal costs 2^phi
+
+
+@dataclass
+class ReportConfig:
+    """How the report renders a run's tables (it never trains)."""
+
+    enabled: bool = True
     pick_rule: str = "marginal"  # marginal | knee
     min_gain_per_doubling: float = 0.01
     top_k: int = 5  # candidates in the seed-spread table
@@ -218,23 +238,24 @@ class ReportConfig:
 @dataclass
 class _TrainingAppConfig:
     """The first keys of every app that proxy-trains on Ray Tune (search, ablate, nas): the data, the proxy
-    budget, the search settings (ablate, nas: the Ray resources of their trials) and the cluster."""
+    budget, how its trials run (trials) and the cluster."""
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
+    trials: TrialsConfig = field(default_factory=TrialsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 @dataclass
 class SearchAppConfig(_TrainingAppConfig):
+    search: SearchConfig = field(default_factory=SearchConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
+    family: FamilyConfig = field(default_factory=FamilyConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     seed: int = 0
     resume: bool = False
     verbose: int = 1
-    family_phis: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
 
 
 @dataclass
@@ -277,8 +298,7 @@ class ValidateAppConfig:
 
 @dataclass
 class AblateAppConfig(_TrainingAppConfig):
-    """``scalesearch-ablate``: depth-, width-, resolution-only vs compound scaling of B0 at matched cost
-    (``search``: the Ray resources of the trials)."""
+    """``scalesearch-ablate``: depth-, width-, resolution-only vs compound scaling of B0 at matched cost."""
 
     run_dir: Optional[str] = None  # a search run: its best.json gives the compound variant; results go there
     phis: list[float] = field(default_factory=lambda: [1.0, 2.0])  # nominal cost 2^phi
@@ -315,7 +335,7 @@ class ChainConfig:
 
 @dataclass
 class NASAppConfig(_TrainingAppConfig):
-    # (search: the Ray resources of the NAS trials and the settings of the chained coefficient search)
+    search: SearchConfig = field(default_factory=SearchConfig)  # the chained coefficient search (chain.search)
     nas: NASConfig = field(default_factory=NASConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
     resume: bool = False
@@ -329,6 +349,22 @@ class CompareAppConfig:
     runs: list[str] = field(default_factory=list)  # a Hydra multirun directory and/or run directories
     out_dir: Optional[str] = None  # None: the Hydra run directory
     verbose: int = 1
+
+
+def trial_budget(proxy: ProxyConfig, trials: TrialsConfig) -> ProxyConfig:
+    """The proxy budget as trials run it: torch threads = proxy.threads, else trials.cpus_per_trial."""
+    return proxy if proxy.threads is not None else replace(proxy, threads=max(1, int(trials.cpus_per_trial)))
+
+
+def flatten(settings: dict, prefix: str = "") -> dict:
+    """Nested settings as dotted keys: {"search": {"n_seeds": 3}} -> {"search.n_seeds": 3} (an empty dict stays)."""
+    out = {}
+    for k, v in (settings or {}).items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 # ---------------------------------------------------------------- checks
@@ -379,7 +415,7 @@ def check_proxy(p: ProxyConfig, gpus_per_trial: float = 0.0) -> None:
     if p.device not in ("auto", "cpu") and not str(p.device).startswith("cuda"):
         raise ValueError(f"proxy.device={p.device!r} is not a device; allowed: auto, cpu, cuda, cuda:N")
     if str(p.device).startswith("cuda") and gpus_per_trial == 0:
-        raise ValueError(f"proxy.device={p.device!r} needs search.gpus_per_trial > 0 (Ray hides GPUs from trials "
+        raise ValueError(f"proxy.device={p.device!r} needs trials.gpus_per_trial > 0 (Ray hides GPUs from trials "
                          "without a GPU share); allowed: proxy.device=cpu|auto, or a GPU share")
     _checks([
         ("proxy.epochs", p.epochs, p.epochs >= 1, ">= 1"),
@@ -398,16 +434,16 @@ def check_proxy(p: ProxyConfig, gpus_per_trial: float = 0.0) -> None:
     ])
 
 
-def check_resources(s: SearchConfig) -> None:
+def check_resources(t: TrialsConfig) -> None:
     """The Ray settings of a stage's trials (search, validation, family, ablation, NAS)."""
     _checks([
-        ("search.cpus_per_trial", s.cpus_per_trial, s.cpus_per_trial > 0, "> 0"),
-        ("search.gpus_per_trial", s.gpus_per_trial, s.gpus_per_trial >= 0, ">= 0"),
-        ("search.max_failures", s.max_failures, s.max_failures >= 0, ">= 0"),
-        ("search.max_concurrent_trials", s.max_concurrent_trials,
-         s.max_concurrent_trials is None or s.max_concurrent_trials >= 1, ">= 1 or null"),
-        ("search.latency_batch", s.latency_batch, s.latency_batch >= 1, ">= 1"),
-        ("search.cost_min_run_time", s.cost_min_run_time, s.cost_min_run_time > 0, "> 0 (seconds)"),
+        ("trials.cpus_per_trial", t.cpus_per_trial, t.cpus_per_trial > 0, "> 0"),
+        ("trials.gpus_per_trial", t.gpus_per_trial, t.gpus_per_trial >= 0, ">= 0"),
+        ("trials.max_failures", t.max_failures, t.max_failures >= 0, ">= 0"),
+        ("trials.max_concurrent_trials", t.max_concurrent_trials,
+         t.max_concurrent_trials is None or t.max_concurrent_trials >= 1, ">= 1 or null"),
+        ("trials.latency_batch", t.latency_batch, t.latency_batch >= 1, ">= 1"),
+        ("trials.cost_min_run_time", t.cost_min_run_time, t.cost_min_run_time > 0, "> 0 (seconds)"),
     ])
 
 
@@ -418,16 +454,59 @@ def check_phis(phis, key: str) -> None:
         raise ValueError(f"{key}={list(phis)} repeats a value; allowed: distinct compound coefficients")
 
 
+def check_family(f: FamilyConfig) -> None:
+    check_phis(f.phis, "family.phis")
+    _checks([
+        ("family.max_phi", f.max_phi, f.max_phi >= 0, ">= 0"),
+        ("family.seeds", f.seeds, f.seeds >= 1, ">= 1"),
+        ("family.ablation_phis", list(f.ablation_phis), bool(f.ablation_phis) and all(p > 0 for p in f.ablation_phis),
+         "a non-empty list of values > 0"),
+    ])
+
+
 def check_report(r: ReportConfig) -> None:
     _allowed("report.pick_rule", r.pick_rule)
     _checks([
-        ("report.max_phi", r.max_phi, r.max_phi >= 0, ">= 0"),
-        ("report.family_seeds", r.family_seeds, r.family_seeds >= 1, ">= 1"),
         ("report.top_k", r.top_k, r.top_k >= 1, ">= 1"),
-        ("report.ablation_phis", list(r.ablation_phis), bool(r.ablation_phis) and all(p > 0 for p in r.ablation_phis),
-         "a non-empty list of values > 0"),
         ("report.min_gain_per_doubling", r.min_gain_per_doubling, math.isfinite(r.min_gain_per_doubling), "a number"),
     ])
+
+
+# keys of scalesearch 0.2 and where they live in 0.3: refused on the command line with one line naming the new
+# place (check_moved), moved in the settings an older run stored (migrate_settings), so its runs resume and compare
+MOVED = {
+    **{f"search.{k}": f"trials.{k}" for k in ("cpus_per_trial", "gpus_per_trial", "max_concurrent_trials",
+                                              "max_failures", "reuse_actors", "measure_device_costs",
+                                              "latency_batch", "cost_min_run_time")},
+    "report.train_family": "family.train", "report.max_phi": "family.max_phi", "report.family_seeds": "family.seeds",
+    "report.compare_paper": "family.compare_paper", "report.ablation": "family.ablation",
+    "report.ablation_phis": "family.ablation_phis", "family_phis": "family.phis",
+}
+
+
+def check_moved(overrides: list[str]) -> None:
+    """A command line override of a moved key (``report.train_family=false``): one line naming its new place."""
+    for arg in overrides:
+        key = arg.partition("=")[0].lstrip("+~")
+        if key in MOVED:
+            raise ValueError(f"{key} moved to {MOVED[key]}; allowed: {MOVED[key]}=" + arg.partition("=")[2])
+
+
+def migrate_settings(config: dict) -> dict:
+    """A copy of an app's stored settings (search.json) with every moved key in its new place (a stored value of the
+    new key wins); settings of this version come back equal."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+    for old, new in MOVED.items():
+        group, _, key = old.rpartition(".")
+        source = out.get(group) if group else out
+        if not isinstance(source, dict) or key not in source:
+            continue
+        value = source.pop(key)
+        new_group, _, new_key = new.rpartition(".")
+        out.setdefault(new_group, {})
+        if isinstance(out[new_group], dict):
+            out[new_group].setdefault(new_key, value)
+    return out
 
 
 def check_validate(v: ValidateConfig) -> None:
@@ -458,10 +537,27 @@ def make_sampler(name: str, kwargs: dict, prefix: str, seed: int | None = None):
     params = [p for p in inspect.signature(cls).parameters if p not in ("args", "kwargs")]
     given = dict(kwargs)
     try:
-        return cls(**{**({"seed": seed} if "seed" in params and seed is not None else {}), **given})
+        sampler = cls(**{**({"seed": seed} if "seed" in params and seed is not None else {}), **given})
     except (TypeError, ValueError) as e:
         raise ValueError(f"{prefix}.sampler_kwargs={given} do not fit {prefix}.sampler={name!r} ({e}); allowed: "
                          f"keyword arguments of optuna.samplers.{name}: {', '.join(params) or 'none'}") from None
+    if isinstance(getattr(sampler, "_thread_lock", None), type(threading.Lock())):
+        copyreg.pickle(cls, _sampler_without_lock)
+    return sampler
+
+
+def _sampler_without_lock(sampler):
+    """Ray Tune pickles its searcher, the sampler with it, into its experiment state; Optuna 5's genetic samplers
+    (NSGAIISampler, NSGAIIISampler) hold a threading.Lock, which does not pickle: pickled without it, rebuilt with a
+    new one (registered through copyreg, which pickle and Ray's cloudpickle both consult)."""
+    return _rebuild_sampler, (type(sampler), {k: v for k, v in vars(sampler).items() if k != "_thread_lock"})
+
+
+def _rebuild_sampler(cls, state: dict):
+    sampler = cls.__new__(cls)
+    sampler.__dict__.update(state)
+    sampler._thread_lock = threading.Lock()
+    return sampler
 
 
 _STORAGES = ("sqlite:///optuna.db (in the run directory), sqlite:////abs/dir/optuna.db, or an SQLAlchemy URL "
@@ -522,7 +618,7 @@ def nas_sampler(n: NASConfig):
 
 def check_environment(cfg: SearchAppConfig) -> None:
     """What can be checked about this machine / the cluster address before anything is written."""
-    c, s = cfg.cluster, cfg.search
+    c, s = cfg.cluster, cfg.trials
     if c.address:
         check_address(c.address)
         return  # the cluster's resources are checked once connected
@@ -534,11 +630,11 @@ def check_environment(cfg: SearchAppConfig) -> None:
 
         gpus = c.num_gpus if c.num_gpus is not None else torch.cuda.device_count()
     if gpus is not None and s.gpus_per_trial > gpus:
-        raise ValueError(f"search.gpus_per_trial={s.gpus_per_trial} but this machine has {gpus} GPU(s) for Ray; "
+        raise ValueError(f"trials.gpus_per_trial={s.gpus_per_trial} but this machine has {gpus} GPU(s) for Ray; "
                          "allowed: 0 here, or cluster.address of a cluster with GPUs")
     cpus = c.num_cpus if c.num_cpus is not None else os.cpu_count() or 1
     if s.cpus_per_trial > cpus:
-        raise ValueError(f"search.cpus_per_trial={s.cpus_per_trial} but Ray gets {cpus} CPU(s) here; "
+        raise ValueError(f"trials.cpus_per_trial={s.cpus_per_trial} but Ray gets {cpus} CPU(s) here; "
                          f"allowed: <= {cpus}")
     if gpus is not None and cfg.proxy.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"proxy.device={cfg.proxy.device!r} but this machine has no CUDA GPU; allowed: cpu or auto")
@@ -550,10 +646,10 @@ def check_search_app(cfg: SearchAppConfig) -> None:
     for key in ("strategy", "scheduler", "constraint", "cost"):
         _allowed(f"search.{key}", getattr(s, key))
     _allowed("model.depth_rounding", cfg.model.depth_rounding)
-    check_proxy(cfg.proxy, s.gpus_per_trial)
-    check_resources(s)
+    check_proxy(cfg.proxy, cfg.trials.gpus_per_trial)
+    check_resources(cfg.trials)
     check_seeds(cfg.dataset.seed, "dataset.seed")
-    seeds = max((s.n_seeds, "search.n_seeds"), (cfg.report.family_seeds, "report.family_seeds"))
+    seeds = max((s.n_seeds, "search.n_seeds"), (cfg.family.seeds, "family.seeds"))
     check_seeds(cfg.seed, "seed", *seeds)
     _checks([
         ("search.n_seeds", s.n_seeds, s.n_seeds >= 1, ">= 1"),
@@ -579,8 +675,8 @@ def check_search_app(cfg: SearchAppConfig) -> None:
         search_sampler(cfg)
         if s.storage:
             check_storage(s.storage)
-    check_phis(cfg.family_phis, "family_phis")
     check_validate(cfg.validate)
+    check_family(cfg.family)
     check_report(cfg.report)
 
 
@@ -603,8 +699,8 @@ def check_nas(cfg: NASAppConfig) -> None:
     n = cfg.nas
     _allowed("nas.objective", n.objective)
     _allowed("nas.cost", n.cost)
-    check_proxy(cfg.proxy, cfg.search.gpus_per_trial)
-    check_resources(cfg.search)
+    check_proxy(cfg.proxy, cfg.trials.gpus_per_trial)
+    check_resources(cfg.trials)
     check_seeds(cfg.dataset.seed, "dataset.seed")
     check_seeds(n.seed, "nas.seed")
     items = [("nas.num_samples", n.num_samples, n.num_samples >= 1, ">= 1"),

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import ModelConfig, NASAppConfig, ReportConfig, SearchAppConfig, ValidateConfig, check_nas, nas_sampler
+from .config import (FamilyConfig, ModelConfig, NASAppConfig, ReportConfig, SearchAppConfig, ValidateConfig, check_nas,
+                     nas_sampler)
 from .io import atomic_write_csv, atomic_write_json, atomic_write_text, read_run_json, save_png
 from .model import spec_cost
 from .paths import SPACES_DIR
@@ -43,7 +44,7 @@ from .spec import B0, ModelSpec, StageSpec, round_channels
 log = logging.getLogger("scalesearch")
 
 __all__ = [
-    "StageChoices", "BlockSpace", "load_block_space", "arch_string", "objective_value", "pareto_front", "validate_nas",
+    "StageChoices", "BlockSpace", "load_block_space", "arch_string", "objective_value", "pareto_front", "check_nas_app",
     "run_nas", "run_nas_app", "check_nas_data", "COLUMNS",
 ]
 
@@ -264,15 +265,15 @@ def pareto_front(rows: list[dict]) -> list[dict]:
 # ---------------------------------------------------------------- config
 def coefficient_config(cfg: NASAppConfig, baseline_json: Path | str) -> SearchAppConfig:
     """The coefficient search's config for the chain: same data, budget, cluster; the found baseline."""
-    return SearchAppConfig(dataset=cfg.dataset, proxy=cfg.proxy, search=cfg.search, cluster=cfg.cluster,
-                           report=ReportConfig(enabled=cfg.chain.report, train_family=cfg.chain.report),
+    return SearchAppConfig(dataset=cfg.dataset, proxy=cfg.proxy, trials=cfg.trials, cluster=cfg.cluster,
+                           search=cfg.search, report=ReportConfig(enabled=cfg.chain.report),
+                           family=FamilyConfig(phis=list(cfg.chain.family_phis), train=cfg.chain.report),
                            validate=ValidateConfig(enabled=cfg.chain.report),
                            model=ModelConfig(baseline=str(baseline_json)),
-                           seed=cfg.nas.seed, resume=cfg.resume, verbose=cfg.verbose,
-                           family_phis=list(cfg.chain.family_phis))
+                           seed=cfg.nas.seed, resume=cfg.resume, verbose=cfg.verbose)
 
 
-def validate_nas(cfg: NASAppConfig) -> BlockSpace:
+def check_nas_app(cfg: NASAppConfig) -> BlockSpace:
     """Reject bad values before anything starts (one-line ValueErrors); warn on a positive w. Returns the space."""
     from .config import check_search_app
 
@@ -398,7 +399,7 @@ def _reference_cost(cfg: NASAppConfig, data, runner, ctx) -> tuple[float, bool]:
 
     from .runner import measure_task
 
-    task = ray.remote(measure_task).options(num_cpus=cfg.search.cpus_per_trial, num_gpus=cfg.search.gpus_per_trial)
+    task = ray.remote(measure_task).options(num_cpus=cfg.trials.cpus_per_trial, num_gpus=cfg.trials.gpus_per_trial)
     return float(ray.get(task.remote(B0.to_dict(), data.base_resolution, ctx, ("latency",)))["latency_ms"]), True
 
 
@@ -406,13 +407,13 @@ def run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace | None = None, r
     """The architecture search; writes nas.json (the data it runs on), results.csv, pareto.json/.md,
     plots/pareto.png, baseline.json in ``run_dir`` (held for this process) and returns baseline.json's content.
     ``runner``: an open Runner (else one is opened here)."""
-    space = space or validate_nas(cfg)
+    space = space or check_nas_app(cfg)
     with claim(run_dir, NAS) as run_dir:
         data = _start(cfg, run_dir)
         if runner is None:
             from .runner import Runner
 
-            with Runner(cfg.cluster, cfg.search, run_dir, cfg.verbose) as r:
+            with Runner(cfg.cluster, cfg.trials, run_dir, cfg.verbose) as r:
                 return _run_nas(cfg, run_dir, space, r, data)
         return _run_nas(cfg, run_dir, space, runner, data)
 
@@ -448,15 +449,12 @@ def check_nas_data(run_dir: Path, data, resume: bool) -> None:
 
 def _nas_trial_context(cfg: NASAppConfig, data):
     """The trials' budget (proxy.threads: the trial's CPUs when unset) and their :class:`TrialContext`."""
-    from .runner import TrialContext
+    from .runner import trial_context
 
-    n, s = cfg.nas, cfg.search
-    budget = (cfg.proxy if cfg.proxy.threads is not None
-              else dataclasses.replace(cfg.proxy, threads=max(1, int(s.cpus_per_trial))))
-    ctx = TrialContext(budget=budget, num_classes=data.num_classes, in_channels=data.in_channels,
-                       gpus_per_trial=s.gpus_per_trial, device_costs=n.cost == "latency" or s.measure_device_costs,
-                       latency_batch=n.latency_batch, cost_min_run_time=n.latency_min_run_time)
-    return budget, ctx
+    n, t = cfg.nas, cfg.trials
+    ctx = trial_context(cfg.proxy, t, data, device_costs=n.cost == "latency" or t.measure_device_costs,
+                        latency_batch=n.latency_batch, cost_min_run_time=n.latency_min_run_time)
+    return ctx.budget, ctx
 
 
 def _score_trials(rows: list[dict], n, target: float) -> list[dict]:
@@ -510,16 +508,16 @@ def _run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace, runner, data) 
 
     from ray.tune.search.optuna import OptunaSearch
 
-    from .runner import Stage
+    from .runner import SearcherStage
     from .search import budget_str
 
-    n, s = cfg.nas, cfg.search
+    n = cfg.nas
     runner.share(data)
     budget, ctx = _nas_trial_context(cfg, data)
     target, target_is_b0 = _reference_cost(cfg, data, runner, ctx)
-    if n.cost == "latency" and s.max_concurrent_trials != 1:
+    if n.cost == "latency" and cfg.trials.max_concurrent_trials != 1:
         log.warning("nas.cost=latency: latencies measured while other trials train are inflated and noisy; "
-                    "search.max_concurrent_trials=1 gives clean figures")
+                    "trials.max_concurrent_trials=1 gives clean figures")
     metric, mode = (["accuracy", "cost"], ["max", "min"]) if n.objective == "pareto" else ("objective", "max")
     points = [space.params_of(B0)] if n.include_b0 and space.contains(B0) else None
     sampler = nas_sampler(n)
@@ -536,8 +534,9 @@ def _run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace, runner, data) 
                                 in_channels=data.in_channels, cost_kind=n.cost),
         extra_metrics=partial(nas_metrics, cost_kind=n.cost, target=target, w=n.w))
     t0 = time.time()
-    rows = runner.run(Stage("nas", run_dir / "results.csv", COLUMNS, ctx, searcher=searcher, num_samples=n.num_samples,
-                            tune_metric=None, describe=lambda r: r.get("arch") or r.get("key")))
+    rows = runner.run(SearcherStage("nas", run_dir / "results.csv", COLUMNS, ctx, searcher=searcher,
+                                    num_samples=n.num_samples, tune_metric=None,
+                                    describe=lambda r: r.get("arch") or r.get("key")))
     wall = time.time() - t0
     front = _score_trials(rows, n, target)
     atomic_write_csv(run_dir / "results.csv", rows, COLUMNS)
@@ -557,13 +556,13 @@ def _run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace, runner, data) 
 def run_nas_app(cfg: NASAppConfig, run_dir: Path) -> dict:
     """The ``scalesearch-nas`` job: the NAS, then (``chain.search=true``) the coefficient search on the found
     baseline in ``run_dir/coefficients``, one Ray session for both."""
-    space = validate_nas(cfg)
+    space = check_nas_app(cfg)
     with claim(run_dir, NAS) as run_dir:  # (run_nas claims it again: re-entrant)
         _start(cfg, run_dir)
         from .runner import Runner
         from .search import run_search
 
-        with Runner(cfg.cluster, cfg.search, run_dir, cfg.verbose) as runner:
+        with Runner(cfg.cluster, cfg.trials, run_dir, cfg.verbose) as runner:
             baseline = run_nas(cfg, run_dir, space, runner)
             if cfg.chain.search:
                 log.info("chain: coefficient search on the found baseline in %s", run_dir / "coefficients")

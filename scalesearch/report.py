@@ -30,21 +30,22 @@ from pathlib import Path
 
 import scipy.stats as st
 
-from .ablation import ablation_markdown, log_x_axis, macs_unit, plot_ablation
 from .config import ReportAppConfig, ReportConfig, check_report
 from .curves import fit_curve, holdout, predict
-from .io import atomic_write_json, atomic_write_text, read_run_json, save_png
-from .results import TABLES, aggregate, deciding_rows, fmt_mean_ci, read_table
+from .io import atomic_write_json, atomic_write_text, read_run_json
+from .render import (ablation_markdown, chance_line, error_bars, finish_axes, log_x_axis, macs_unit,
+                     plot_ablation)
+from .results import TABLES, aggregate, deciding_rows, fmt_mean_ci, md_table, read_table
 from .rundir import REPORT, claim
 from .stats import spearman_rho
 from .verdict import ranking_table
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["Run", "load_run", "family_table", "family_curve", "diminishing_returns", "step_noise", "step_evidence",
-           "pick_cost_effective", "pick_statement", "rule_statement", "pooled_df", "curve_analysis", "plot_landscape",
-           "plot_family", "plot_fidelity", "plot_seed_spread", "plot_optuna_history", "report_markdown", "write_report",
-           "run_report_app", "PICK_RULES"]
+__all__ = ["RunTables", "load_run", "family_table", "family_curve", "diminishing_returns", "step_noise",
+           "step_evidence", "pick_cost_effective", "pick_statement", "rule_statement", "pooled_df", "curve_analysis",
+           "plot_landscape", "plot_family", "plot_fidelity", "plot_seed_spread", "plot_optuna_history",
+           "report_markdown", "write_report", "run_report_app", "PICK_RULES"]
 
 PICK_RULES = ("marginal", "knee")
 LEVEL = 0.95  # family-wise level of the pick's step tests
@@ -57,8 +58,9 @@ STATUS_MARKERS = {"ok": "o", "stopped": "v", "diverged": "X", "infeasible": "s",
 
 # ---------------------------------------------------------------- loading a run
 @dataclass
-class Run:
-    """A run directory, loaded (missing optional tables are empty lists / None)."""
+class RunTables:
+    """A run directory's tables and JSON, loaded (missing optional tables are empty lists / None): what the report
+    renders and compare reads (the live state of a running search is search.py's own)."""
 
     path: Path
     best: dict
@@ -76,7 +78,7 @@ class Run:
         return 1.0 / self.best.get("num_classes", 10)
 
 
-def load_run(run_dir: str | Path) -> Run:
+def load_run(run_dir: str | Path) -> RunTables:
     """Load a finished run directory; a one-line ``ValueError`` naming the file when it is not one."""
     path = Path(run_dir)
     if not path.is_dir():
@@ -97,7 +99,7 @@ def load_run(run_dir: str | Path) -> Run:
         return read_run_json(path / name) if (path / name).is_file() else None
 
     table = read_table(path / TABLES["search"])
-    return Run(path=path, best=best, family=fam, rows=deciding_rows(table), trials=table,
+    return RunTables(path=path, best=best, family=fam, rows=deciding_rows(table), trials=table,
                validation=read_table(path / TABLES["validation"]), family_rows=read_table(path / TABLES["family"]),
                fidelity=optional("fidelity.json"), ablation=optional("ablation.json"),
                candidates=optional("candidates.json"))
@@ -252,7 +254,7 @@ def _marginal(pts: list[dict], threshold: float, ev: dict) -> dict:
     opened = ", ".join(f"{s['from']} → {s['to']} {s['gain_per_doubling']:+.4f} [{_f(s['low'])}, {_f(s['high'])}]"
                        for s in steps[lo:hi] if s["verdict"] == "open")
     more = ("" if out["seeds_needed"] is None else
-            f"; about report.family_seeds={out['seeds_needed']} seeds per member would decide it with "
+            f"; about family.seeds={out['seeds_needed']} seeds per member would decide it with "
             f"{100 * POWER:g} % power, assuming the true gains are the measured ones and the seed sd is as measured "
             "(normal approximation; optimistic for a gain close to the threshold)")
     return {**out, "reason": f"noise leaves the pick open: members {name(lo)}–{name(hi)} are consistent with the "
@@ -406,38 +408,6 @@ def _figure(size=(7, 4.5)):
     return Figure(figsize=size, layout="constrained")
 
 
-def _finish(fig, path):
-    if path is not None:
-        save_png(fig, Path(path))
-    return fig
-
-
-def _err(entries):
-    """Asymmetric error bars (percentage points) from the 95 % intervals; 0 where there is none (one seed)."""
-    def mean(e):
-        return e["accuracy"] if "accuracy" in e else e["accuracy_mean"]
-
-    lo = [100 * (mean(e) - e["accuracy_low"]) if e.get("accuracy_low") is not None else 0 for e in entries]
-    hi = [100 * (e["accuracy_high"] - mean(e)) if e.get("accuracy_high") is not None else 0 for e in entries]
-    return [lo, hi]
-
-
-def _chance(ax, chance: float | None):
-    if chance:
-        ax.axhline(100 * chance, color="0.5", ls=":", lw=1, label=f"chance ({100 * chance:.0f} %)")
-
-
-def _finish_axes(fig, ax, path, xlabel: str, ylabel: str, title: str, grid: dict | None = None, **legend):
-    """A plot's axis labels, title, grid (``grid``: its extra keywords) and legend (``legend``: its keywords,
-    fontsize 8 when none), then saved (:func:`_finish`)."""
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3, **(grid or {}))
-    ax.legend(**(legend or {"fontsize": 8}))
-    return _finish(fig, path)
-
-
 def plot_landscape(ranked: list[dict], rows: list[dict], best: dict | None = None, path=None, paper: str | None = None):
     """Every evaluated candidate in the (α, β) plane (γ printed beside), coloured by mean accuracy over its ok
     seeds; marker by status; best and the paper's point marked."""
@@ -474,7 +444,7 @@ def plot_landscape(ranked: list[dict], rows: list[dict], best: dict | None = Non
         ax.scatter([best["alpha"]], [best["beta"]], marker="*", s=420, facecolors="none", edgecolors="red",
                    linewidths=1.6, label=f"best (α={best['alpha']:g}, β={best['beta']:g}, γ={best['gamma']:g})")
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="validation accuracy (%, mean over ok seeds)")
-    return _finish_axes(fig, ax, path, "α: depth multiplier per unit of φ (×)",
+    return finish_axes(fig, ax, path, "α: depth multiplier per unit of φ (×)",
                         "β: width multiplier per unit of φ (×)",
                         "Search landscape (labels: effective γ, mean accuracy ± 95 % half-width)",
                         fontsize=8, loc="best")
@@ -488,13 +458,13 @@ def plot_seed_spread(ranked: list[dict], chance: float | None = None, path=None,
     for i, c in enumerate(top):
         ax.scatter([i] * len(c["accuracies"]), [100 * a for a in c["accuracies"]], s=18, c="0.5", zorder=2,
                    label="a seed" if i == 0 else None)
-        ax.errorbar([i], [100 * c["accuracy_mean"]], yerr=[[_err([c])[0][0]], [_err([c])[1][0]]]
+        ax.errorbar([i], [100 * c["accuracy_mean"]], yerr=[[error_bars([c])[0][0]], [error_bars([c])[1][0]]]
                     if c.get("accuracy_low") is not None else None, marker="_", ms=18, capsize=4, c="tab:red",
                     zorder=3, label="mean, 95 % CI" if i == 0 else None)
-    _chance(ax, chance)
+    chance_line(ax, chance)
     ax.set_xticks(range(len(top)), [f"{c['alpha']:g}/{c['beta']:g}/{c['gamma']:g}" for c in top], rotation=30,
                   fontsize=7)
-    return _finish_axes(fig, ax, path, "candidate α/β/γ, best first", "validation accuracy (%)",
+    return finish_axes(fig, ax, path, "candidate α/β/γ, best first", "validation accuracy (%)",
                         "Seed spread of the top candidates")
 
 
@@ -506,8 +476,9 @@ def plot_fidelity(proxy: list[dict], validation: list[dict], chance: float | Non
     p = {c["candidate"]: c for c in proxy}
     pts = [(p[v["candidate"]], v) for v in validation if v["candidate"] in p]
     for pc, vc in pts:
-        ax.errorbar([100 * pc["accuracy_mean"]], [100 * vc["accuracy_mean"]], xerr=_err([pc]) if pc.get("accuracy_low")
-                    is not None else None, yerr=_err([vc]) if vc.get("accuracy_low") is not None else None, marker="o",
+        xerr = error_bars([pc]) if pc.get("accuracy_low") is not None else None
+        yerr = error_bars([vc]) if vc.get("accuracy_low") is not None else None
+        ax.errorbar([100 * pc["accuracy_mean"]], [100 * vc["accuracy_mean"]], xerr=xerr, yerr=yerr, marker="o",
                     c="tab:blue", capsize=3)
         ax.annotate(f"{pc['alpha']:g}/{pc['beta']:g}/{pc['gamma']:g}",
                     (100 * pc["accuracy_mean"], 100 * vc["accuracy_mean"]),
@@ -519,8 +490,8 @@ def plot_fidelity(proxy: list[dict], validation: list[dict], chance: float | Non
                        facecolors="none", edgecolors=color, linewidths=1.6, zorder=3, label=label)
     if chance:
         ax.axvline(100 * chance, color="0.5", ls=":", lw=1)
-        _chance(ax, chance)
-    return _finish_axes(fig, ax, path, "proxy accuracy (%, search budget)", "validation accuracy (%, longer budget)",
+        chance_line(ax, chance)
+    return finish_axes(fig, ax, path, "proxy accuracy (%, search budget)", "validation accuracy (%, longer budget)",
                         "Proxy fidelity: does the short ranking hold?")
 
 
@@ -540,9 +511,9 @@ def plot_family(curves: dict[str, list[dict]], pick: dict | None = None, path=No
         _plot_fit(ax, analysis, allm, div)
     if pick:
         _plot_pick(ax, pick, curves, analysis, div)
-    _chance(ax, chance)
+    chance_line(ax, chance)
     log_x_axis(ax)
-    return _finish_axes(fig, ax, path, f"MACs per image ({unit}, log scale)",
+    return finish_axes(fig, ax, path, f"MACs per image ({unit}, log scale)",
                         "proxy validation accuracy (%, 95 % CI over seeds)", "Scaled family: accuracy vs cost",
                         grid={"which": "both"}, fontsize=7)
 
@@ -551,7 +522,7 @@ def _plot_family_curves(ax, curves: dict[str, list[dict]], div: float, noise: fl
     """Each trained family's members with their 95 % intervals (one seed: ±1.96 × ``noise``), named."""
     for (label, entries), style in zip(curves.items(), ("-", "--", ":")):
         pts = sorted(entries, key=lambda e: e["macs"])
-        err = _err(pts)
+        err = error_bars(pts)
         if noise:  # a member trained with one seed: ±1.96 × the search's pooled seed sd
             for k, e in enumerate(pts):
                 if e.get("accuracy_low") is None:
@@ -609,25 +580,21 @@ def plot_optuna_history(rows: list[dict], path=None, chance: float | None = None
     ok = [(i, r) for i, r in zip(x, rows) if r["status"] == "ok" and r["accuracy"] is not None]
     ax.scatter([i for i, _ in ok], [100 * r["accuracy"] for _, r in ok], s=18, c="0.6", label="trial (one seed)")
     cands = [(i, agg[r["candidate"]]) for i, r in ok if r["candidate"] in agg]
-    ax.errorbar([i for i, _ in cands], [100 * c["accuracy_mean"] for _, c in cands], yerr=_err([c for _, c in cands]),
-                fmt="none", ecolor="tab:blue", alpha=0.5, capsize=2, label="its candidate: mean, 95 % CI")
+    ax.errorbar([i for i, _ in cands], [100 * c["accuracy_mean"] for _, c in cands],
+                yerr=error_bars([c for _, c in cands]), fmt="none", ecolor="tab:blue", alpha=0.5, capsize=2,
+                label="its candidate: mean, 95 % CI")
     best, running = [], -math.inf
     for i, r in zip(x, rows):
         if r["status"] == "ok" and r.get("candidate") in agg:
             running = max(running, 100 * agg[r["candidate"]]["accuracy_mean"])
         best.append(running if running > -math.inf else float("nan"))
     ax.step(x, best, where="post", c="tab:red", label="best candidate mean so far")
-    _chance(ax, chance)
-    return _finish_axes(fig, ax, path, "trial number (in creation order)", "validation accuracy (%)",
+    chance_line(ax, chance)
+    return finish_axes(fig, ax, path, "trial number (in creation order)", "validation accuracy (%)",
                         "Optuna optimisation history")
 
 
 # ---------------------------------------------------------------- markdown
-def md_table(headers: list[str], rows: list[list]) -> str:
-    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-                     + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
-
-
 def _ms(v) -> str:
     return "—" if v is None else f"{v:.2f}"
 
@@ -682,7 +649,7 @@ def _curve_section(analysis: dict) -> list[str]:
          f"(sd {f['noise_sd'] if f['noise_sd'] is None else round(f['noise_sd'], 4)}); they do not include the "
          f"error of the form itself. {f.get('note') or ''}", ""]
     if h["held_out"] is None:
-        return L + [f"Held-out check: {h['note']} (report.max_phi >= 4).", ""]
+        return L + [f"Held-out check: {h['note']} (family.max_phi >= 4).", ""]
     inside = {True: "inside", False: "outside", None: "(no interval)"}[h["inside"]]
     return L + [f"Held-out check: fitted without {h['held_out']} ({h['n_fit']} members, {h['residual_df']} residual "
                 f"df), the curve predicts {h['predicted']:.3f} "
@@ -691,7 +658,7 @@ def _curve_section(analysis: dict) -> list[str]:
                 f"(error {h['error']:+.3f}, {inside} the 95 % interval, which carries seed noise only).", ""]
 
 
-def _pick_section(run: Run, report_cfg: ReportConfig, analysis: dict | None, trained: list[dict]) -> list[str]:
+def _pick_section(run: RunTables, report_cfg: ReportConfig, analysis: dict | None, trained: list[dict]) -> list[str]:
     rule, thr = report_cfg.pick_rule, report_cfg.min_gain_per_doubling
     sd, df = run.best.get("noise_sd"), pooled_df(aggregate(run.rows))
     L = ["## Diminishing returns and the cost-effective pick", "",
@@ -701,11 +668,11 @@ def _pick_section(run: Run, report_cfg: ReportConfig, analysis: dict | None, tra
     elif len(trained) == 1:
         L += [f"**Cost-effective pick: {trained[0]['name']}** (the only trained member; rests on measured points).", ""]
     else:
-        L += ["Not available: train the family (report.train_family=true) to measure returns.", ""]
+        L += ["Not available: train the family (family.train=true) to measure returns.", ""]
     return L
 
 
-def _paper_section(run: Run, report_cfg: ReportConfig) -> list[str]:
+def _paper_section(run: RunTables, report_cfg: ReportConfig) -> list[str]:
     paper_rows = paper_table(run.family_rows)
     if not paper_rows:
         return []
@@ -719,7 +686,7 @@ def _paper_section(run: Run, report_cfg: ReportConfig) -> list[str]:
     return L
 
 
-def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], analysis: dict | None) -> str:
+def report_markdown(run: RunTables, report_cfg: ReportConfig, plots: dict[str, str], analysis: dict | None) -> str:
     """The whole report.md of a loaded run (``plots``: which PNGs were written, by key)."""
     b = run.best
     ranked = aggregate(run.rows)
@@ -749,7 +716,7 @@ def report_markdown(run: Run, report_cfg: ReportConfig, plots: dict[str, str], a
     return "\n".join(L).rstrip() + "\n"
 
 
-def _header_part(run: Run) -> list[str]:
+def _header_part(run: RunTables) -> list[str]:
     """The report's title, verdict and what was run (data, search, trials by status)."""
     b = run.best
     statuses: dict[str, int] = {}
@@ -767,7 +734,7 @@ def _header_part(run: Run) -> list[str]:
             "95 % Student-t interval; compare them with each other, not with full-training numbers", ""]
 
 
-def _fidelity_part(run: Run, ranked: list[dict], plots: dict[str, str]) -> list[str]:
+def _fidelity_part(run: RunTables, ranked: list[dict], plots: dict[str, str]) -> list[str]:
     """The proxy's fidelity: across a race's rungs, or against the validation retrainings; none without it."""
     fid = run.fidelity
     if fid and fid.get("rungs"):
@@ -787,7 +754,7 @@ def _fidelity_part(run: Run, ranked: list[dict], plots: dict[str, str]) -> list[
     return L + [f"Decided by: **{run.best['decided_by']}** (best.json `decided_by`).", ""]
 
 
-def _ranking_part(run: Run, ranked: list[dict], paper: str | None, report_cfg: ReportConfig,
+def _ranking_part(run: RunTables, ranked: list[dict], paper: str | None, report_cfg: ReportConfig,
                   plots: dict[str, str]) -> list[str]:
     """The search ranking, the seed-spread plot, the infeasible candidates and how MACs track latency."""
     L = ["## The search ranking", "", ranking_table(ranked, paper, report_cfg.top_k), ""]
@@ -805,7 +772,7 @@ def _ranking_part(run: Run, ranked: list[dict], paper: str | None, report_cfg: R
     return L
 
 
-def _family_part(run: Run, analysis: dict | None) -> tuple[list[str], list[dict]]:
+def _family_part(run: RunTables, analysis: dict | None) -> tuple[list[str], list[dict]]:
     """The family table (the Table 2 analogue) and what was trained; (its lines, the trained members)."""
     b = run.best
     table = family_table(run.family.get("members", []), run.family_rows)
@@ -817,11 +784,11 @@ def _family_part(run: Run, analysis: dict | None) -> tuple[list[str], list[dict]
               "the same data (family_results.csv); latency and training-step time were measured on the trials' device. "
               "Untrained members show the fitted curve's prediction.", ""]
     else:
-        L += ["No member was trained (report.train_family=false): no accuracy column, no pick.", ""]
+        L += ["No member was trained (family.train=false): no accuracy column, no pick.", ""]
     return L, trained
 
 
-def _race_fidelity_section(run: Run, fid: dict) -> list[str]:
+def _race_fidelity_section(run: RunTables, fid: dict) -> list[str]:
     """A race's fidelity: its first rung's ranking against a higher rung, over the candidates that ran both."""
     lo, hi = fid["rungs"]
     at = {m: {c["candidate"]: c for c in aggregate([r for r in run.trials or [] if r.get("rung") == m])}

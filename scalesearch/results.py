@@ -16,7 +16,7 @@ from pathlib import Path
 from .stats import mean_ci
 
 __all__ = ["METRICS", "SEARCH_COLUMNS", "VALIDATION_COLUMNS", "FAMILY_COLUMNS", "ABLATION_COLUMNS", "FINISHED",
-           "TABLES", "read_table", "deciding_rows", "aggregate", "per_seed", "fmt_mean_ci"]
+           "TABLES", "read_table", "deciding_rows", "aggregate", "per_seed", "fmt_mean_ci", "md_table"]
 
 # what every training row carries after its identity columns
 METRICS = ["accuracy", "loss", "epochs", "params", "macs", "activations", "latency_ms", "train_step_ms", "device",
@@ -144,6 +144,12 @@ def aggregate(rows: list[dict], key: str = "candidate", level: float = 0.95) -> 
 def _mean(values) -> float | None:
     v = [x for x in values if isinstance(x, (int, float))]
     return sum(v) / len(v) if v else None
+
+
+def md_table(headers: list, rows: list[list]) -> str:
+    """A markdown table (the one writer of every artifact's tables)."""
+    return "\n".join(["| " + " | ".join(str(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+                     + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
 def fmt_mean_ci(c: dict, nd: int = 3) -> str:

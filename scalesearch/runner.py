@@ -45,14 +45,14 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 from ray.tune import Callback  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
-from .config import ClusterConfig, ProxyConfig, SearchConfig, check_address
+from .config import ClusterConfig, ProxyConfig, TrialsConfig, check_address, trial_budget
 from .interrupt import IN_TUNE, INTERRUPTED, Interrupted, RunStopped, deferred, hand_to_tune, interrupted_by
 from .io import atomic_write_bytes, atomic_write_csv
 from .results import FINISHED, read_table
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["TrialContext", "Stage", "Runner", "init_ray", "FinishedOnly"]
+__all__ = ["TrialContext", "trial_context", "Stage", "JobStage", "SearcherStage", "Runner", "init_ray", "FinishedOnly"]
 
 @dataclass(frozen=True)
 class TrialContext:
@@ -73,19 +73,45 @@ class TrialContext:
     extra_metrics: Callable[[dict], dict] | None = None  # more metrics from a result (NAS: cost, objective)
 
 
+def trial_context(proxy: ProxyConfig, trials: TrialsConfig, data, **settings) -> TrialContext:
+    """The :class:`TrialContext` of an app's trials on ``data`` (its classes and channels), from its proxy budget and
+    trials settings; ``settings`` override fields (NAS: its own latency settings)."""
+    base = dict(budget=trial_budget(proxy, trials), num_classes=data.num_classes, in_channels=data.in_channels,
+                gpus_per_trial=trials.gpus_per_trial, device_costs=trials.measure_device_costs,
+                latency_batch=trials.latency_batch, cost_min_run_time=trials.cost_min_run_time)
+    return TrialContext(**{**base, **settings})
+
+
 @dataclass
 class Stage:
+    """What every stage of trainings has: its name, its table and columns, its trials' context, and Tune's metric
+    and scheduler. A stage is a :class:`JobStage` or a :class:`SearcherStage`."""
+
     name: str
     table: Path
     columns: list[str]
     ctx: TrialContext
-    jobs: list[dict] | None = None
-    searcher: Any = None  # a Ray Tune Searcher (Optuna); with num_samples
-    num_samples: int = 0
     scheduler: Any = None
-    reuse: list[dict] = field(default_factory=list)  # finished rows of earlier stages, matched by train_id
     tune_metric: str | None = "accuracy"  # Tune's metric (schedulers need it); None for multi-objective searchers
     describe: Callable[[dict], str] = lambda r: r.get("key", "")
+
+
+@dataclass
+class JobStage(Stage):
+    """Planned trainings (the grid, a race's look, validation, family, ablation): each job trains once; a resume
+    trains the jobs its table lacks."""
+
+    jobs: list[dict] = field(default_factory=list)
+    reuse: list[dict] = field(default_factory=list)  # finished rows of earlier stages, matched by train_id
+
+
+@dataclass
+class SearcherStage(Stage):
+    """Trainings a Ray Tune searcher suggests (Optuna in the search, the NAS): ``num_samples`` trials; a resume
+    restores Tune's experiment (the searcher's state lives there)."""
+
+    searcher: Any = None
+    num_samples: int = 0
 
 
 # ---------------------------------------------------------------- the trial
@@ -154,13 +180,13 @@ def memory_need(job: dict, ctx: TrialContext, cuda: bool) -> tuple[int, str]:
 def _memory_error(stage_name: str, job: dict, need: int, how: str, share: float, where: str) -> str:
     return (f"{stage_name} training {job['key']} needs about {need / 2**30:.1f} GiB ({how}) but a trial gets about "
             f"{share / 2**30:.1f} GiB {where}; allowed: a smaller proxy.batch_size, search.phi or "
-            "dataset.base_resolution, or more memory per trial (search.cpus_per_trial / search.gpus_per_trial)")
+            "dataset.base_resolution, or more memory per trial (trials.cpus_per_trial / trials.gpus_per_trial)")
 
 
 def _cuda_oom(job: dict, resolution: int, budget, need: int, ctx: TrialContext) -> str:
     return (f"CUDA out of memory training {job['key']} at {resolution}px, batch {budget.batch_size} (estimated "
-            f"{need / 2**30:.1f} GiB), with search.gpus_per_trial={ctx.gpus_per_trial}; lower proxy.batch_size or "
-            "raise search.gpus_per_trial")
+            f"{need / 2**30:.1f} GiB), with trials.gpus_per_trial={ctx.gpus_per_trial}; lower proxy.batch_size or "
+            "raise trials.gpus_per_trial")
 
 
 def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorded: dict | None = None) -> None:
@@ -398,7 +424,7 @@ class TableWriter(Callback):
     def on_trial_recover(self, iteration, trials, trial, **info):
         job = self.jobs.get((trial.config.get("job") or {}).get("key")) or _searcher_job(trial, self.stage)
         r = _row(trial, self.stage, self.jobs, "error")
-        log.warning("[%s] %s: attempt %d failed (%s); retrying (search.max_failures=%d)", self.stage.name,
+        log.warning("[%s] %s: attempt %d failed (%s); retrying (trials.max_failures=%d)", self.stage.name,
                     self.stage.describe(r), trial.num_failures, error_line(trial, job, self.stage.ctx),
                     trial.max_failures)
 
@@ -474,7 +500,7 @@ def _split_jobs(stage: Stage, recorded: dict) -> tuple[list[dict], list[dict], l
     another job of this stage does — e.g. B0 of two families — with that job)."""
     reuse = {r["train_id"]: r for r in stage.reuse if r.get("status") == "ok" and r.get("train_id")}
     kept, todo, twins, first = [], [], [], {}
-    for job in stage.jobs or []:
+    for job in stage.jobs:
         if job["key"] in recorded:
             kept.append(recorded[job["key"]])
         elif job.get("train_id") in reuse:
@@ -505,7 +531,7 @@ def tune_survives_worker_deaths() -> None:
     """When Ray's memory monitor kills a trial's process mid-task, Ray raises ``OutOfMemoryError`` (ray-project/ray
     #28937), not an actor error; Tune's actor manager knows only actor and task errors and ends the whole run
     ("Caught unexpected exception"). Hand such deaths (and a crashed worker, a dead node) to Tune as the actor
-    errors they are: the trial fails, is retried up to search.max_failures, then recorded with its reason."""
+    errors they are: the trial fails, is retried up to trials.max_failures, then recorded with its reason."""
     from ray import exceptions as rex
     from ray.air.execution._internal.actor_manager import RayActorManager
 
@@ -553,7 +579,7 @@ def init_ray(cluster: ClusterConfig, verbose: int = 1) -> bool:
 class Runner:
     """The Ray session of one app run and the stages it runs (``with Runner(...) as r: r.run(stage)``)."""
 
-    def __init__(self, cluster: ClusterConfig, resources: SearchConfig, storage: Path, verbose: int = 1):
+    def __init__(self, cluster: ClusterConfig, resources: TrialsConfig, storage: Path, verbose: int = 1):
         self.cluster, self.res, self.storage, self.verbose = cluster, resources, Path(storage), verbose
         self.started, self.data_ref, self.data_fingerprint, self.train_images = False, None, None, 0
         self._share = None
@@ -585,10 +611,10 @@ class Runner:
         have = ray.cluster_resources()
         gpus, cpus, s = have.get("GPU", 0), have.get("CPU", 0), self.res
         if s.gpus_per_trial > 0 and gpus < s.gpus_per_trial:
-            raise ValueError(f"search.gpus_per_trial={s.gpus_per_trial} but the Ray cluster has {gpus:g} GPU(s); "
+            raise ValueError(f"trials.gpus_per_trial={s.gpus_per_trial} but the Ray cluster has {gpus:g} GPU(s); "
                              "allowed: 0 here, or run on a cluster with GPUs")
         if s.cpus_per_trial > cpus:
-            raise ValueError(f"search.cpus_per_trial={s.cpus_per_trial} but the Ray cluster has {cpus:g} CPU(s); "
+            raise ValueError(f"trials.cpus_per_trial={s.cpus_per_trial} but the Ray cluster has {cpus:g} CPU(s); "
                              f"allowed: <= {cpus:g}")
 
     def slots(self) -> int:
@@ -613,8 +639,8 @@ class Runner:
         self.data_fingerprint, self.train_images = data.fingerprint, len(data.train_y)
 
     def memory_share(self) -> tuple[float, str]:
-        """(bytes, how) of memory one trial may use: its GPU share (the GPU's memory × search.gpus_per_trial), else
-        its CPU share of the largest node's memory for Ray's tasks (× search.cpus_per_trial / the node's CPUs)."""
+        """(bytes, how) of memory one trial may use: its GPU share (the GPU's memory × trials.gpus_per_trial), else
+        its CPU share of the largest node's memory for Ray's tasks (× trials.cpus_per_trial / the node's CPUs)."""
         import ray
 
         if self._share is None:
@@ -622,12 +648,12 @@ class Runner:
             if s.gpus_per_trial > 0:
                 total = ray.get(ray.remote(_gpu_memory_task).options(num_gpus=s.gpus_per_trial).remote())
                 self._share = (total * min(1.0, s.gpus_per_trial),
-                               f"of GPU memory ({total / 2**30:.0f} GiB × search.gpus_per_trial={s.gpus_per_trial:g})")
+                               f"of GPU memory ({total / 2**30:.0f} GiB × trials.gpus_per_trial={s.gpus_per_trial:g})")
             else:
                 nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
                 node = max(nodes, key=lambda r: r.get("memory", 0))
                 mem, cpus = node.get("memory", 0), max(1.0, node.get("CPU", 1))
-                how = (f"of node memory ({mem / 2**30:.1f} GiB for Ray's tasks × search.cpus_per_trial="
+                how = (f"of node memory ({mem / 2**30:.1f} GiB for Ray's tasks × trials.cpus_per_trial="
                        f"{s.cpus_per_trial:g} / {cpus:g} CPUs)")
                 self._share = (mem * min(1.0, s.cpus_per_trial / cpus), how)
         return self._share
@@ -676,19 +702,19 @@ class Runner:
             return None
         from ray import tune
 
-        params = {"job/key": "job"} if stage.searcher is None else None
+        params = None if isinstance(stage, SearcherStage) else {"job/key": "job"}
         return tune.CLIReporter(parameter_columns=params, metric_columns=["epoch", stage.ctx.metric],
                                 max_report_frequency=30)
 
     def run(self, stage: Stage) -> list[dict]:
         """Run the stage's unfinished trainings; return all its rows (recorded and new), in job order. Two paths
         over one Tune fit: a job stage (a grid of planned jobs) and a searcher stage (Optuna's suggestions)."""
-        return self._run_jobs(stage) if stage.searcher is None else self._run_searcher(stage)
+        return self._run_searcher(stage) if isinstance(stage, SearcherStage) else self._run_jobs(stage)
 
-    def _run_jobs(self, stage: Stage) -> list[dict]:
+    def _run_jobs(self, stage: JobStage) -> list[dict]:
         from ray import tune
 
-        recorded, unplanned = recorded_rows(stage.table, {j["key"] for j in stage.jobs or []})
+        recorded, unplanned = recorded_rows(stage.table, {j["key"] for j in stage.jobs})
         kept, todo, twins = _split_jobs(stage, recorded)
         if not todo:
             if kept:
@@ -713,7 +739,7 @@ class Runner:
         rows += [_copy(done[src["key"]], job, stage, stage.table.name) for job, src in twins if src["key"] in done]
         return self._finish(stage, kept + rows, unplanned)
 
-    def _run_searcher(self, stage: Stage) -> list[dict]:
+    def _run_searcher(self, stage: SearcherStage) -> list[dict]:
         from ray import tune
 
         recorded, unplanned = recorded_rows(stage.table, None)
@@ -749,7 +775,8 @@ class Runner:
         from ray import tune
 
         return tune.TuneConfig(metric=stage.tune_metric, mode="max" if stage.tune_metric else None,
-                               search_alg=stage.searcher and FinishedOnly(stage.searcher), scheduler=stage.scheduler,
+                               search_alg=FinishedOnly(stage.searcher) if isinstance(stage, SearcherStage) else None,
+                               scheduler=stage.scheduler,
                                num_samples=num_samples, max_concurrent_trials=concurrent,
                                reuse_actors=self.res.reuse_actors)
 

@@ -243,7 +243,7 @@ def check_phi(phi: float, where: str, baseline: ModelSpec, base_resolution: floa
 
 
 def check_family_phis(phis, baseline: ModelSpec, base_resolution: int, highs: tuple[float, float, float],
-                      key: str = "family_phis") -> None:
+                      key: str = "family.phis") -> None:
     """Every member must stay buildable for any coefficients up to ``highs`` (the largest α, β, γ of the space):
     checked before a search, when the coefficients are not known yet."""
     a, b, g = highs
@@ -429,13 +429,16 @@ class Scaler:
             raise ValueError(f"{where}: {s.reason}; allowed: a smaller |phi| or constraint=nominal")
         return s.resolution
 
-    def member(self, coeffs: Coefficients, phi: float) -> FamilyMember:
-        """Member φ of ``coeffs``' family (the formula): its spec, resolution, dropout and every cost."""
+    def member(self, coeffs: Coefficients, phi: float, timed: bool = True) -> FamilyMember:
+        """Member φ of ``coeffs``' family (the formula): its spec, resolution, dropout and every cost. ``timed=False``:
+        a device cost is not measured for it (a member that is never trained: solved on MACs, its ``cost`` says so)."""
         where = f"phi={phi:g} ({member_name(phi)})"
         check_phi(phi, where, self.baseline, self.base_resolution, (coeffs.alpha, coeffs.beta, coeffs.gamma))
         spec = self.spec(coeffs.alpha, coeffs.beta, phi)
         scaler = self
-        if self.cost in DEVICE_COSTS and self.constraint == "measured" and phi != 0 and \
+        if self.cost in DEVICE_COSTS and not timed:
+            scaler = replace(self, cost="macs", measure=None)
+        elif self.cost in DEVICE_COSTS and self.constraint == "measured" and phi != 0 and \
                 self.held_in_range(spec, phi) is None:
             # timings are noisy and need not grow with the resolution: beyond the range the bisection cannot be
             # trusted, so such a member is solved on MACs, and its ``cost`` says so (B1 always holds: the
@@ -480,16 +483,20 @@ class Scaler:
             ideal_ratio=round(ideal, 4), spec=spec.to_dict(), phi_fit=phi_fit, constraint=constraint,
             cost=self.cost, cost_ratio=round(self.ratio(spec, res), 4))
 
-    def family(self, coeffs: Coefficients = PAPER, phis=range(8), mode: str = "formula") -> list[FamilyMember]:
+    def family(self, coeffs: Coefficients = PAPER, phis=range(8), mode: str = "formula",
+               timed_up_to: float | None = None) -> list[FamilyMember]:
         """The scaled family: :meth:`member` for every φ (``mode="formula"``) or the published table's rows
-        (``mode="official"``, ``phis`` index it)."""
+        (``mode="official"``, ``phis`` index it). ``timed_up_to``: with a device cost, only members up to this φ
+        (those that train) are solved on measured timings; timing a B7 on a CPU takes minutes per point of the
+        bisection, and a member that never trains needs no timing to be emitted."""
         if mode not in ("formula", "official"):
             raise ValueError(f"mode={mode!r} is unknown; allowed: formula, official")
         phis = list(phis)
         if not phis:
             raise ValueError("phis=[] is empty; allowed: a non-empty list of compound coefficients, e.g. [0, 1, 2, 3]")
-        make = self.member if mode == "formula" else self.official
-        return [make(coeffs, phi) for phi in phis]
+        if mode == "official":
+            return [self.official(coeffs, phi) for phi in phis]
+        return [self.member(coeffs, phi, timed_up_to is None or phi <= timed_up_to) for phi in phis]
 
 
 def family(coeffs: Coefficients = PAPER, *, phis=range(8), mode: str = "formula", **scaler) -> list[FamilyMember]:
@@ -500,6 +507,8 @@ def family(coeffs: Coefficients = PAPER, *, phis=range(8), mode: str = "formula"
 
 def family_markdown(members: list[FamilyMember], title: str | None = None) -> str:
     """A table a person reads (every cost of every member)."""
+    from .results import md_table  # (scipy through stats: not on the pre-checks' path)
+
     has_fit = any(m.phi_fit is not None for m in members)
     head = ["name", "φ"] + (["φ fit"] if has_fit else []) + [
         "depth", "width", "resolution", "dropout", "blocks", "params (M)", "MACs (G)", "MACs / B0", "activations (M)",
@@ -513,11 +522,7 @@ def family_markdown(members: list[FamilyMember], title: str | None = None) -> st
             f"{m.params / 1e6:.3f}", f"{m.macs / 1e9:.4f}", f"{m.macs_ratio:.2f}", f"{m.activations / 1e6:.3f}",
             f"{m.activations_ratio:.2f}", f"{m.ideal_ratio:.2f}"]
         rows.append(row)
-    lines = ([f"## {title}", ""] if title else []) + [
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join("---" for _ in head) + "|",
-    ] + ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(([f"## {title}", ""] if title else []) + [md_table(head, rows)]) + "\n"
 
 
 def load_family(path) -> list[FamilyMember]:

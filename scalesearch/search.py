@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 
-from .config import SearchAppConfig, search_sampler
+from .config import SearchAppConfig, TrialsConfig, flatten, migrate_settings, search_sampler, trial_budget
 from .data import accuracy_half_width, load_data
 from .generate import write_family
 from .io import atomic_write_json, atomic_write_text, read_json
@@ -40,7 +40,6 @@ __all__ = ["run_search", "config_fingerprint", "settings_diff", "prepare_run_dir
 
 # settings that define a run's results (a resume must keep them); the rest may change between attempts
 RESULT_KEYS = ("dataset", "proxy", "search", "model", "seed")
-RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "max_concurrent_trials", "max_failures", "reuse_actors")
 # a grid run may be extended in place with more seeds: its seeds are jobs, the finished ones are kept (an Optuna
 # study's seeds live in Tune's Repeater, so there they define the run); a race replays its decisions from its table,
 # so every setting of its rule may change (more seeds, another rung, a larger budget): only what is new trains
@@ -50,11 +49,14 @@ RACE_KEYS = ("rungs", "max_seeds", "seed_step", "budget", "drop")  # no effect o
 
 # ---------------------------------------------------------------- settings and the run directory
 def _result_settings(config: dict) -> dict:
+    """The settings that define a run's results (``config``: as stored, of any version, or as this one has them);
+    the trials' settings never do, but for the timed batch when the latency is the cost held equal."""
+    config = migrate_settings(config)
     d = {k: json.loads(json.dumps(config.get(k), default=str)) for k in RESULT_KEYS}
-    for k in RESOURCE_KEYS:
-        (d.get("search") or {}).pop(k, None)
     (d.get("proxy") or {}).pop("threads", None)
     search = d.get("search") or {}
+    if search.get("cost") == "latency":
+        search["latency_batch"] = (config.get("trials") or {}).get("latency_batch", TrialsConfig.latency_batch)
     for k in RACE_KEYS + (EXTENSIBLE_GRID_KEYS if search.get("strategy") in ("grid", "race") else ()):
         search.pop(k, None)
     return d
@@ -67,16 +69,7 @@ def config_fingerprint(cfg: SearchAppConfig) -> str:
 
 def settings_diff(stored: dict, cfg: SearchAppConfig) -> list[str]:
     """The result-defining settings that differ: ['search.n_seeds: 2 there, 3 here', ...]."""
-    def flat(d, prefix=""):
-        out = {}
-        for k, v in (d or {}).items():
-            if isinstance(v, dict) and v:
-                out.update(flat(v, f"{prefix}{k}."))
-            else:
-                out[f"{prefix}{k}"] = v
-        return out
-
-    a, b = flat(_result_settings(stored)), flat(_result_settings(dataclasses.asdict(cfg)))
+    a, b = flatten(_result_settings(stored)), flatten(_result_settings(dataclasses.asdict(cfg)))
     return [f"{k}: {a.get(k)!r} there, {b.get(k)!r} here" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
@@ -143,12 +136,6 @@ def budget_str(p) -> str:
     return f"{size}, batch {p.batch_size}, {p.optimizer} lr {p.lr:g}"
 
 
-def trial_budget(cfg: SearchAppConfig):
-    """The proxy budget as trials run it: torch threads = proxy.threads, else search.cpus_per_trial."""
-    p = cfg.proxy
-    return p if p.threads is not None else dataclasses.replace(p, threads=max(1, int(cfg.search.cpus_per_trial)))
-
-
 def run_context(cfg: SearchAppConfig, data) -> dict:
     """What summary, best.json and the report say about the run's setting."""
     s = cfg.search
@@ -200,8 +187,10 @@ def _describe(r: dict) -> str:
     return f"α={r.get('alpha')} β={r.get('beta')} γ={r.get('gamma')} seed {r.get('seed')}"
 
 
-def _search_stage(cfg, run_dir, space, scaler, ctx, data, Stage):
+def _search_stage(cfg, run_dir, space, scaler, ctx, data):
     """The search stage (grid jobs or an Optuna searcher) and the infeasible candidates met."""
+    from .runner import JobStage, SearcherStage
+
     s = cfg.search
     seeds = [cfg.seed + k for k in range(s.n_seeds)]
     budget = ctx.budget
@@ -218,12 +207,12 @@ def _search_stage(cfg, run_dir, space, scaler, ctx, data, Stage):
         if s.strategy == "race":
             log.info("race: %d candidates (%d infeasible met: %s)", len(plan["candidates"]), len(plan["infeasible"]),
                      ", ".join(c["candidate"] for c in plan["infeasible"]) or "none")
-            return Stage(ctx=dataclasses.replace(ctx, fault_stage=True), jobs=[], **common), plan
+            return JobStage(ctx=dataclasses.replace(ctx, fault_stage=True), jobs=[], **common), plan
         log.info("grid: %d candidates x %d seed(s) = %d trials (%d infeasible met: %s)", len(plan["candidates"]),
                  len(seeds), len(plan["candidates"]) * len(seeds), len(plan["infeasible"]),
                  ", ".join(c["candidate"] for c in plan["infeasible"]) or "none")
         jobs = search_jobs(plan["candidates"], seeds, budget, data.fingerprint)
-        return Stage(ctx=dataclasses.replace(ctx, fault_stage=True), jobs=jobs, **common), plan
+        return JobStage(ctx=dataclasses.replace(ctx, fault_stage=True), jobs=jobs, **common), plan
     import optuna
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
@@ -241,7 +230,7 @@ def _search_stage(cfg, run_dir, space, scaler, ctx, data, Stage):
     alg = Repeater(searcher, repeat=s.n_seeds) if s.n_seeds > 1 else searcher
     log.info("optuna (%s): %d samples x %d seed(s)", s.sampler, s.num_samples, s.n_seeds)
     ctx = dataclasses.replace(ctx, job_from_config=make_optuna_job(cfg.seed, budget, data.fingerprint))
-    return Stage(ctx=ctx, searcher=alg, num_samples=s.num_samples * s.n_seeds, **common), {"infeasible": []}
+    return SearcherStage(ctx=ctx, searcher=alg, num_samples=s.num_samples * s.n_seeds, **common), {"infeasible": []}
 
 
 def _grid_plan(cfg, run_dir, space, scaler, data) -> dict:
@@ -267,7 +256,7 @@ def _with_table(rows: list[dict], name: str) -> list[dict]:
 
 
 @dataclasses.dataclass
-class _Run:
+class _SearchJob:
     """One run's fixed facts (planned before anything trains) and what its stages produce."""
 
     cfg: SearchAppConfig
@@ -300,7 +289,7 @@ class _Run:
     def family(self, coeffs: Coefficients) -> list:
         """The family of ``coeffs`` by the search's own scaler: its constraint and its cost, a device cost
         included, so that (measured) B1 is the searched candidate by construction."""
-        return self.scaler.family(coeffs, self.cfg.family_phis)
+        return self.scaler.family(coeffs, self.cfg.family.phis, timed_up_to=self.cfg.family.max_phi)
 
 
 def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
@@ -311,7 +300,7 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
         from .runner import Runner
 
         run = _plan(cfg, run_dir, space, baseline)
-        with Runner(cfg.cluster, cfg.search, run.run_dir, cfg.verbose) as runner:
+        with Runner(cfg.cluster, cfg.trials, run.run_dir, cfg.verbose) as runner:
             runner.share(run.data)
             ctx = _trial_context(run, runner)
             _search(run, runner, ctx)
@@ -322,7 +311,7 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
         return _write(run)
 
 
-def _plan(cfg: SearchAppConfig, run_dir: Path, space, baseline) -> _Run:
+def _plan(cfg: SearchAppConfig, run_dir: Path, space, baseline) -> _SearchJob:
     """The run directory (a new run, or a resume of the same settings, tables and data), the data."""
     old = prepare_run_dir(cfg, run_dir)
     log.info("run directory: %s%s", run_dir, " (resumed)" if old else "")
@@ -337,11 +326,11 @@ def _plan(cfg: SearchAppConfig, run_dir: Path, space, baseline) -> _Run:
     summary = data_summary(data)
     if old is not None:
         check_same_data(stored_data(run_dir, old), summary)
-    budget = trial_budget(cfg)
+    budget = trial_budget(cfg.proxy, cfg.trials)
     if cfg.search.scheduler == "asha":
         budget = dataclasses.replace(budget, eval_every=1)
-    return _Run(cfg, run_dir, space, baseline, data, _State(run_dir, cfg, old, summary), run_context(cfg, data), budget,
-                time.time())
+    return _SearchJob(cfg, run_dir, space, baseline, data, _State(run_dir, cfg, old, summary), run_context(cfg, data),
+                      budget, time.time())
 
 
 def stored_data(run_dir: Path, state: dict) -> dict | None:
@@ -360,13 +349,11 @@ def stored_data(run_dir: Path, state: dict) -> dict | None:
             "classes": b.get("num_classes")}
 
 
-def _trial_context(run: _Run, runner):
-    from .runner import TrialContext
+def _trial_context(run: _SearchJob, runner):
+    from .runner import trial_context
 
     s, d = run.cfg.search, run.data
-    ctx = TrialContext(budget=run.budget, num_classes=d.num_classes, in_channels=d.in_channels, metric=s.metric,
-                       gpus_per_trial=s.gpus_per_trial, device_costs=s.measure_device_costs,
-                       latency_batch=s.latency_batch, cost_min_run_time=s.cost_min_run_time)
+    ctx = trial_context(run.cfg.proxy, run.cfg.trials, d, budget=run.budget, metric=s.metric)
     measure = runner.measurer(ctx, s.cost, run.run_dir / "costs.json") if s.cost in DEVICE_COSTS else None
     run.scaler = Scaler(run.baseline, d.base_resolution, d.num_classes, d.in_channels, s.constraint, s.cost,
                         run.space.target, s.cost_tolerance, (run.space.gamma.low, run.space.gamma.high),
@@ -374,10 +361,8 @@ def _trial_context(run: _Run, runner):
     return ctx
 
 
-def _search(run: _Run, runner, ctx) -> None:
-    from .runner import Stage
-
-    stage, plan = _search_stage(run.cfg, run.run_dir, run.space, run.scaler, ctx, run.data, Stage)
+def _search(run: _SearchJob, runner, ctx) -> None:
+    stage, plan = _search_stage(run.cfg, run.run_dir, run.space, run.scaler, ctx, run.data)
     run.infeasible = plan["infeasible"]
     run.state.stage("search", "running")
     if run.cfg.search.strategy == "race":
@@ -397,7 +382,7 @@ def race_rule(s) -> RaceRule:
     return RaceRule(tuple(s.rungs), s.n_seeds, s.max_seeds, s.seed_step, s.budget, drop=s.drop)
 
 
-def _race(run: _Run, runner, stage, candidates: list[dict]) -> None:
+def _race(run: _SearchJob, runner, stage, candidates: list[dict]) -> None:
     """Look, drop, train what the race asks for next, until it stops; every look is one Tune fit of its new
     trainings, and the race is replayed from the table first, so a resumed or extended run trains only what is
     new."""
@@ -454,7 +439,7 @@ class _RungSteps:
     """The steps of every rung: a trunk and its cooldown (search.cooldown > 0), else one separate training; and the
     cost of a rung's training in the proxy's unit (epochs, or steps with proxy.steps)."""
 
-    def __init__(self, run: _Run, lengths: list[int]):
+    def __init__(self, run: _SearchJob, lengths: list[int]):
         b, self.cooldown = run.budget, run.cfg.search.cooldown
         self.per_unit = 1 if b.steps else steps_per_epoch(b.batch_size, len(run.data.train_y))
         self.totals = [n * self.per_unit for n in lengths]
@@ -466,7 +451,7 @@ class _RungSteps:
         (trunk, cool), (below, _) = self.split[r], self.split[r - 1]
         return (trunk - below + cool) / self.per_unit
 
-    def plan(self, run: _Run, cand: str, r: int, seed: int) -> dict | None:
+    def plan(self, run: _SearchJob, cand: str, r: int, seed: int) -> dict | None:
         if not self.cooldown:
             return None
         path = lambda i: str(run.run_dir / "checkpoints" / f"{cand}-s{seed}-t{self.split[i][0]}.pt")  # noqa: E731
@@ -474,7 +459,7 @@ class _RungSteps:
                 "resume": path(r - 1) if r > 0 else None}
 
 
-def _race_job(c: dict, r: int, k: int, index: int, rule: RaceRule, run: _Run, steps: _RungSteps) -> dict:
+def _race_job(c: dict, r: int, k: int, index: int, rule: RaceRule, run: _SearchJob, steps: _RungSteps) -> dict:
     """The training of candidate ``c`` at rung ``r`` with its ``k``-th seed."""
     m, seed = rule.rungs[r], run.cfg.seed + k
     budget = _race_job_budget(run.budget, m)
@@ -499,7 +484,7 @@ def _race_results(rows: list[dict], rule: RaceRule, first_seed: int) -> dict:
     return out
 
 
-def _race_fidelity(run: _Run) -> dict | None:
+def _race_fidelity(run: _SearchJob) -> dict | None:
     """The proxy's fidelity across rungs: the first rung's ranking against the highest rung that the most candidates
     reached beyond it (τ printed over ≥ 5 candidates), each with the seeds it ran there."""
     rule = race_rule(run.cfg.search)
@@ -513,9 +498,9 @@ def _race_fidelity(run: _Run) -> dict | None:
     return {**fid, "rungs": [rule.rungs[0], m]}
 
 
-def _validate(run: _Run, runner, ctx) -> None:
+def _validate(run: _SearchJob, runner, ctx) -> None:
     """The proxy-fidelity audit: the top-k and random-k candidates retrained longer with the search's seeds."""
-    from .runner import Stage
+    from .runner import JobStage
 
     cfg = run.cfg
     if cfg.search.strategy == "race":  # the rungs measure the fidelity: no separate validation stage
@@ -536,7 +521,7 @@ def _validate(run: _Run, runner, ctx) -> None:
     run.state.stage("validation", "running")
     log.info("validation: %d candidates x their seeds at %s (%d trainings)",
              len({j["row"]["candidate"] for j in jobs}), budget_str(v_budget), len(jobs))
-    run.v_rows = runner.run(Stage("validation", run.run_dir / TABLES["validation"], VALIDATION_COLUMNS,
+    run.v_rows = runner.run(JobStage("validation", run.run_dir / TABLES["validation"], VALIDATION_COLUMNS,
                                   dataclasses.replace(ctx, budget=v_budget, device_costs=False), jobs=jobs,
                                   describe=_describe))
     run.state.stage("validation", "complete", trials=len(run.v_rows))
@@ -546,7 +531,7 @@ def _validate(run: _Run, runner, ctx) -> None:
                                                       "validation_budget": budget_str(v_budget)})
 
 
-def _decide(run: _Run) -> None:
+def _decide(run: _SearchJob) -> None:
     """The validated ranking decides; the verdict over the deciding stage; the family of the recommendation."""
     cfg, s = run.cfg, run.cfg.search
     run.best, run.decided_by = decide(run.ranked, run.v_ranked)
@@ -568,7 +553,7 @@ def _decide(run: _Run) -> None:
                           base_resolution=run.data.base_resolution, seed=cfg.seed, race=race_facts)
     _extend_advice(run)
     log.info("family: emitting φ = %s for the recommended coefficients (%s constraint)",
-             ", ".join(f"{p:g}" for p in cfg.family_phis), s.constraint)
+             ", ".join(f"{p:g}" for p in cfg.family.phis), s.constraint)
     run.members = run.family(Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]))
 
 
@@ -584,7 +569,7 @@ def _override(v) -> str:
     return "[" + ",".join(f"{x:g}" for x in v) + "]" if isinstance(v, (list, tuple)) else f"{v:g}"
 
 
-def _race_facts(run: _Run) -> dict | None:
+def _race_facts(run: _SearchJob) -> dict | None:
     """best.json's account of a race: why it stopped, its looks and drops, what it spent."""
     st = run.race
     if st is None:
@@ -595,7 +580,7 @@ def _race_facts(run: _Run) -> dict | None:
             "next_look_cost": st.next_cost, "rule": dataclasses.asdict(rule)}
 
 
-def _race_advice(run: _Run, want: int | None) -> None:
+def _race_advice(run: _SearchJob, want: int | None) -> None:
     """An undecided race: the command that buys its next look (budget), more seeds at the top rung, or another
     rung (the top two probably equal at this length)."""
     v, s, st = run.verdict, run.cfg.search, run.race
@@ -614,7 +599,7 @@ def _race_advice(run: _Run, want: int | None) -> None:
     log.info("next: %s", cmd)
 
 
-def _extend_advice(run: _Run) -> None:
+def _extend_advice(run: _SearchJob) -> None:
     """An undecided grid run or race: the verdict's "Next:" gets the exact command that extends it in place."""
     v, s = run.verdict, run.cfg.search
     d = v.get("vs_runner_up") or {}
@@ -633,45 +618,45 @@ def _extend_advice(run: _Run) -> None:
     log.info("next: %s  (adds %d seeds per candidate; finished trainings are kept)", cmd, n - s.n_seeds)
 
 
-def _train_family(run: _Run, runner, ctx) -> None:
-    """The family stage: the searched members up to report.max_phi (and the paper's), each with family_seeds seeds;
+def _train_family(run: _SearchJob, runner, ctx) -> None:
+    """The family stage: the searched members up to family.max_phi (and the paper's), each with family.seeds seeds;
     trainings an earlier stage already did (B1 = the candidate) are reused."""
-    from .runner import Stage
+    from .runner import JobStage
 
-    cfg, r = run.cfg, run.cfg.report
-    if not (r.train_family or r.compare_paper):
+    cfg, r = run.cfg, run.cfg.family
+    if not (r.train or r.compare_paper):
         return
-    seeds = [cfg.seed + k for k in range(r.family_seeds)]
+    seeds = [cfg.seed + k for k in range(r.seeds)]
     coeffs = Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"])
     jobs = family_jobs("searched", coeffs, run.members, r.max_phi, seeds, run.budget, run.data.fingerprint) \
-        if r.train_family else []
+        if r.train else []
     if r.compare_paper and run.paper != run.best["candidate"]:
         jobs += family_jobs("paper", PAPER, run.family(PAPER), r.max_phi, seeds, run.budget, run.data.fingerprint,
                             start=len(jobs))
     run.state.stage("family", "running")
     log.info("family: %d trainings (members %s, %d seed(s))", len(jobs),
              ", ".join(dict.fromkeys(j["row"]["name"] for j in jobs)), len(seeds))
-    run.f_rows = runner.run(Stage("family", run.run_dir / TABLES["family"], FAMILY_COLUMNS, ctx, jobs=jobs,
+    run.f_rows = runner.run(JobStage("family", run.run_dir / TABLES["family"], FAMILY_COLUMNS, ctx, jobs=jobs,
                                   reuse=_with_table(run.rows, TABLES["search"]), describe=_describe))
     run.state.stage("family", "complete", trials=len(run.f_rows))
 
 
-def _ablate(run: _Run, runner, ctx) -> None:
+def _ablate(run: _SearchJob, runner, ctx) -> None:
     from .ablation import run_ablation_stage
 
     cfg = run.cfg
-    if not cfg.report.ablation:
+    if not cfg.family.ablation:
         return
     run.state.stage("ablation", "running")
     run_ablation_stage(runner, run.run_dir, run.data, run.budget, ctx, run.baseline,
                        Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]),
-                       phis=list(cfg.report.ablation_phis), seeds=[cfg.seed + k for k in range(cfg.search.n_seeds)],
+                       phis=list(cfg.family.ablation_phis), seeds=[cfg.seed + k for k in range(cfg.search.n_seeds)],
                        depth_rounding=depth_rounding(cfg),
                        reuse=_with_table(run.rows, TABLES["search"]) + _with_table(run.f_rows, TABLES["family"]))
     run.state.stage("ablation", "complete")
 
 
-def _write(run: _Run) -> dict:
+def _write(run: _SearchJob) -> dict:
     """best.json, family.json/.md, specs/, summary.md, the report; then the run is complete."""
     cfg, s, best, data = run.cfg, run.cfg.search, run.best, run.data
     wall = time.time() - run.t0
@@ -700,7 +685,7 @@ def _write(run: _Run) -> dict:
         if cfg.validate.enabled else None,
         "target": run.space.target, "cost_tolerance": s.cost_tolerance, "seed": cfg.seed,
         "baseline": cfg.model.baseline,
-        "family_phis": list(cfg.family_phis), "search_wall_s": round(wall, 2), "race": _race_facts(run),
+        "family_phis": list(cfg.family.phis), "search_wall_s": round(wall, 2), "race": _race_facts(run),
     }
     atomic_write_json(run.run_dir / "best.json", best_json)
     a, b, g = best["alpha"], best["beta"], best["gamma"]
@@ -726,6 +711,6 @@ def _write(run: _Run) -> dict:
     return best_json
 
 
-def _write_summary(run: _Run) -> None:
+def _write_summary(run: _SearchJob) -> None:
     atomic_write_text(run.run_dir / "summary.md", summary_markdown(run.context, run.verdict, run.ranked, run.rows,
                                                                    run.infeasible, run.paper, run.fid, run.v_ranked))

@@ -208,7 +208,7 @@ def _check_buildable(cfg, space: CompoundSpace, baseline) -> None:
     highs, base = space.highest(), cfg.dataset.base_resolution
     where = f"search.phi={cfg.search.phi:g} (alpha, beta, gamma up to {', '.join(f'{h:.3g}' for h in highs)})"
     check_phi(cfg.search.phi, where, baseline, base, highs, "search.phi", positive=True)
-    check_family_phis(cfg.family_phis, baseline, base, highs)
-    if cfg.report.ablation:  # its one-dimension variants scale depth by 2^phi, width and resolution by 2^(phi/2)
+    check_family_phis(cfg.family.phis, baseline, base, highs, "family.phis")
+    if cfg.family.ablation:  # its one-dimension variants scale depth by 2^phi, width and resolution by 2^(phi/2)
         worst = tuple(max(h, c) for h, c in zip(highs, (2.0, math.sqrt(2), math.sqrt(2))))
-        check_family_phis(cfg.report.ablation_phis, baseline, base, worst, "report.ablation_phis")
+        check_family_phis(cfg.family.ablation_phis, baseline, base, worst, "family.ablation_phis")

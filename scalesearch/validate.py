@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .config import SearchAppConfig, ValidateAppConfig, check_validate
+from .config import SearchAppConfig, ValidateAppConfig, check_validate, migrate_settings
 from .rundir import VALIDATE, claim
 
 __all__ = ["load_settings", "run_validate_app"]
@@ -28,7 +28,8 @@ def load_settings(run_dir: str | Path) -> SearchAppConfig:
     if state is None:
         raise ValueError(f"run_dir={run_dir} holds no search.json; allowed: a search run directory")
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SearchAppConfig), state["config"]))
+        stored = migrate_settings(state["config"])
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SearchAppConfig), stored))
     except OmegaConfBaseException as e:
         raise ValueError(f"{Path(run_dir) / 'search.json'} holds settings this version cannot read "
                          f"({str(e).splitlines()[0]}); allowed: a run of scalesearch >= 0.2") from None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from .results import aggregate, fmt_mean_ci, per_seed
+from .results import aggregate, fmt_mean_ci, md_table, per_seed
 from .stats import (MIN_SEEDS, confidence_set, paired_difference, rank_agreement, sd_upper, seeds_to_separate,
                     tost)
 
@@ -305,11 +305,6 @@ def _advice(out, ranked, seeds, cs, n_val, margin, level, longer="proxy.epochs, 
             f"({longer}) to make the differences larger than the noise."]
 
 
-def _table(headers, rows) -> str:
-    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-                     + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
-
-
 def ranking_table(ranked: list[dict], paper: str | None, limit: int = 10) -> str:
     """The candidates best first with every cost beside the accuracy: the measured cost ratio (of the constraint's
     kind), MACs, activations, and the latency and training step measured on the trials' device."""
@@ -323,7 +318,7 @@ def ranking_table(ranked: list[dict], paper: str | None, limit: int = 10) -> str
                      num(c.get("cost_ratio")), num(c.get("macs"), 1e6), num(c.get("activations"), 1e6, 3),
                      num(c.get("latency_ms")), num(c.get("train_step_ms"), 1, 1), fmt_mean_ci(c, 4),
                      ", ".join(f"{a:.3f}" for a in c["accuracies"])])
-    return _table(["rank", "α", "β", "γ", "resolution (px)", "measured cost / baseline", "MACs (M)",
+    return md_table(["rank", "α", "β", "γ", "resolution (px)", "measured cost / baseline", "MACs (M)",
                    "activations (M)", "latency (ms)", "train step (ms)", "accuracy, 95 % CI", "per seed"], rows)
 
 
@@ -354,10 +349,10 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
     L += ["## Proxy ranking (the search)", "", ranking_table(ranked, paper), ""]
     if infeasible:
         L += ["## Infeasible candidates (not trained)", "",
-              _table(["α", "β", "why"], [[c["alpha"], c["beta"], c["reason"]] for c in infeasible]), ""]
+              md_table(["α", "β", "why"], [[c["alpha"], c["beta"], c["reason"]] for c in infeasible]), ""]
     bad = [r for r in rows if r["status"] not in ("ok",)]
     if bad:
-        L += ["## Trials not ranked", "", _table(["trial", "candidate", "seed", "status", "detail"],
+        L += ["## Trials not ranked", "", md_table(["trial", "candidate", "seed", "status", "detail"],
                                                   [[r.get("key"), r.get("candidate"), r.get("seed"), r["status"],
                                                     (r.get("error") or "").replace("|", "/")] for r in bad]), ""]
     return "\n".join(L).rstrip() + "\n"

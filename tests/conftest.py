@@ -78,8 +78,8 @@ def compose_search(*overrides):
 
 # tiny budgets used by the search tests (a trial trains in a few seconds on one core); the later stages off
 TINY = ["proxy.epochs=1", "search.n_seeds=2", "dataset.train_size=200", "dataset.val_size=100", "proxy.batch_size=50",
-        "dataset.image_size=32", "report.enabled=false", "report.train_family=false", "validate.enabled=false",
-        "search.measure_device_costs=false", "family_phis=[0,1,2]"]
+        "dataset.image_size=32", "report.enabled=false", "family.train=false", "validate.enabled=false",
+        "trials.measure_device_costs=false", "family.phis=[0,1,2]"]
 
 
 @pytest.fixture(scope="module")

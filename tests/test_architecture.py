@@ -86,7 +86,18 @@ def _imports_of(module: str, names: set[str]) -> list[Import]:
     return found
 
 
+def _app_jobs() -> list[Import]:
+    """cli's table of apps names each app's job module, which its ``_job`` imports by name when the app runs:
+    imports of cli, inside a function (read from the table's source, so the graph stays derived from the code)."""
+    tree = ast.parse((PKG_DIR / "cli.py").read_text())
+    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "APPS")
+    jobs = [v.elts[2].elts[0] for v in table.values]
+    assert jobs and all(isinstance(j, ast.Constant) for j in jobs), "cli.APPS: every job module is a string"
+    return [Import("cli", j.value, True, j.lineno, False) for j in jobs]
+
+
 IMPORTS: dict[str, list[Import]] = {m: _imports_of(m, set(module_names())) for m in module_names()}
+IMPORTS["cli"] += _app_jobs()
 GRAPH: dict[str, set[str]] = {m: {i.target for i in imps if i.internal} for m, imps in IMPORTS.items()}
 EXTERNAL: dict[str, set[str]] = {m: {i.target for i in imps if not i.internal} for m, imps in IMPORTS.items()}
 

@@ -26,10 +26,10 @@ CASES = [
     ("phi-too-large", "search_main", ["search.phi=100"],
      "search.phi=100 (alpha, beta, gamma up to 2, 1.45, 1.45): depth multiplier 1.27e+30 takes the network (16 blocks) "
      "above 16384 blocks; allowed: 0 < search.phi <= 10"),
-    ("family-phi-too-large", "search_main", ["family_phis=[0,1,11]"],
-     "family_phis contains 11 (with alpha up to 2, beta up to 1.45, gamma up to 1.45): depth multiplier 2.05e+03"),
-    ("ablation-phi-too-large", "search_main", ["report.ablation=true", "report.ablation_phis=[1,100]"],
-     "report.ablation_phis contains 100"),
+    ("family-phi-too-large", "search_main", ["family.phis=[0,1,11]"],
+     "family.phis contains 11 (with alpha up to 2, beta up to 1.45, gamma up to 1.45): depth multiplier 2.05e+03"),
+    ("ablation-phi-too-large", "search_main", ["family.ablation=true", "family.ablation_phis=[1,100]"],
+     "family.ablation_phis contains 100"),
     ("generate-phi-too-large", "generate_main", ["phis=[100]"],
      "phis contains 100 (b100): depth multiplier 8.28e+07 takes the network (16 blocks) above 16384 blocks; allowed: "
      "phis within [-7.27, 25.75]"),

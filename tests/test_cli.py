@@ -208,7 +208,7 @@ RAY_TABLE = ("Trial status", "Configuration for experiment", "╭", "== Status =
 @pytest.mark.slow
 def test_default_console_is_concise(tmp_path):
     rc, out, err = run_cli("search_main", *TINY, "search.max_points=2", "search.n_seeds=1", "validate.enabled=false",
-                           "report.train_family=false", f"hydra.run.dir={tmp_path}")
+                           "family.train=false", f"hydra.run.dir={tmp_path}")
     assert rc == 0, err[-3000:]
     assert json.loads((tmp_path / "search.json").read_text())["status"] == "complete"
     assert len(read_table(tmp_path / "results.csv")) == 2 and (tmp_path / "best.json").is_file()
@@ -224,7 +224,7 @@ def test_default_console_is_concise(tmp_path):
 @pytest.mark.slow
 def test_verbose_2_shows_ray_tunes_table(tmp_path):
     rc, out, err = run_cli("search_main", *TINY, "search.max_points=1", "search.n_seeds=1", "validate.enabled=false",
-                           "report.train_family=false", "verbose=2", f"hydra.run.dir={tmp_path}")
+                           "family.train=false", "verbose=2", f"hydra.run.dir={tmp_path}")
     assert rc == 0, err[-3000:]
     assert any(t in out + err for t in RAY_TABLE), f"verbose=2 shows none of Ray Tune's tables:\n{out}\n{err}"
     assert "[search 1/1] " in out

@@ -14,7 +14,7 @@ def test_every_stage_runs_on_both_nodes_of_a_cluster(tmp_path):
     with ray_cluster(tmp_path) as (address, _worker):
         rc, out, err = run_cli("search_main", f"cluster.address={address}", *TINY, "search.max_points=2",
                                "search.n_seeds=1", "validate.enabled=true", "validate.epochs_mult=1",
-                               "report.train_family=true", "report.max_phi=2", "report.ablation=true", "report.ablation_phis=[1]",
+                               "family.train=true", "family.max_phi=2", "family.ablation=true", "family.ablation_phis=[1]",
                                f"hydra.run.dir={run}", env=RAY_ENV)
     assert rc == 0, err[-3000:]
     for table, trained in (("results.csv", 2), ("validation.csv", 2), ("family_results.csv", 2),

@@ -16,7 +16,7 @@ def multirun(tmp_path_factory, cifar_folder):
     sweep = tmp_path_factory.mktemp("multirun")
     rc, out, err = run_cli("search_main", "-m", "dataset=synthetic,imagefolder", f"dataset.root={cifar_folder}",
                            "dataset.train_per_class=20", "dataset.val_per_class=10", *TINY, "search.max_points=2", "search.n_seeds=1",
-                           "report.train_family=true", "report.max_phi=1", f"hydra.sweep.dir={sweep}",
+                           "family.train=true", "family.max_phi=1", f"hydra.sweep.dir={sweep}",
                            "hydra.sweep.subdir=${hydra.job.num}")
     assert rc == 0, err[-3000:]
     return sweep

@@ -48,14 +48,14 @@ def test_trial_killed_by_rays_memory_monitor_is_a_failed_row_retried_then_the_ru
     """Ray's memory monitor (its real one: threshold set 9 GiB above the node's use now, so that the other test
     worker's processes and this run's own Ray workers stay below it) kills the trial that holds 14 GiB, mid-task;
     before, Tune's actor manager then ended the whole app ("Caught unexpected exception"). Now: one line per
-    failed attempt, a retry (search.max_failures=1), an error row with the reason, and the other trainings
+    failed attempt, a retry (trials.max_failures=1), an error row with the reason, and the other trainings
     finish."""
     if _available_gib() < 18:
         pytest.skip(f"needs 18 GiB of available memory for a 14 GiB hog below the OOM killer, has {_available_gib():.1f}")
     run = tmp_path / "run"
     env = {"RAY_memory_usage_threshold": f"{_used_fraction_plus(9.0):.4f}", "RAY_memory_monitor_refresh_ms": "100"}
     rc, out = _run([*SMALL, f"hydra.run.dir={run}", "proxy.fault.hog_trials=[0]", "proxy.fault.hog_gb=14",
-                    "search.max_concurrent_trials=1", "search.max_failures=1"], tmp_path, env)
+                    "trials.max_concurrent_trials=1", "trials.max_failures=1"], tmp_path, env)
     assert rc == 0, out[-3000:]
     assert "Traceback" not in out and "Caught unexpected exception" not in out, out[-3000:]
     rows = {int(r["index"]): r for r in _rows(run / "results.csv")}
@@ -75,7 +75,7 @@ def test_tune_that_cannot_go_on_is_one_line_exit_3_and_the_resume_loses_nothing(
     command, exit 3, no traceback; once the path is writable again, the resume trains only the rest."""
     run, log = tmp_path / "run", tmp_path / "log"
     table, saved = run / "results.csv", tmp_path / "saved.csv"
-    args = [*SMALL, f"hydra.run.dir={run}", "proxy.fault.epoch_sleep=3", "search.max_concurrent_trials=1"]
+    args = [*SMALL, f"hydra.run.dir={run}", "proxy.fault.epoch_sleep=3", "trials.max_concurrent_trials=1"]
     proc = start_app(args, log)
     try:
         wait_for(lambda: table.is_file() and any(r["status"] == "ok" for r in _rows(table)), proc, log, 180,
@@ -106,7 +106,7 @@ def test_a_training_too_large_for_a_trials_memory_is_refused_before_anything_tra
     """search.phi=10 (a candidate of ~10^9 parameters) and a 4096-px base resolution: refused with one line
     naming the training, its estimate and the trial's share, before any trial starts."""
     for extra, what in ((["search.phi=10"], "M parameters"),
-                        (["dataset.base_resolution=4096", "family_phis=[0]"], " px)")):
+                        (["dataset.base_resolution=4096", "family.phis=[0]"], " px)")):
         run = tmp_path / f"run-{extra[0].split('=')[0]}"
         rc, out = _run([*SMALL, f"hydra.run.dir={run}", *extra], tmp_path, timeout=240)
         err = [ln for ln in out.splitlines() if ln.startswith("scalesearch: error:")]
@@ -123,7 +123,7 @@ def test_training_step_timing_uses_the_batch_the_training_uses(tmp_path):
     import json
 
     run = tmp_path / "run"
-    args = [a for a in SMALL if not a.startswith(("search.measure_device_costs", "dataset.train_size"))]
+    args = [a for a in SMALL if not a.startswith(("trials.measure_device_costs", "dataset.train_size"))]
     rc, out = _run([*args, f"hydra.run.dir={run}", "dataset.train_size=40", "proxy.batch_size=100000",
                     "search.cost=train_step"], tmp_path)
     assert rc == 0, out[-3000:]

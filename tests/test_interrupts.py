@@ -16,10 +16,10 @@ from scalesearch.results import read_table
 
 
 # ---------------------------------------------------------------- 1. killed and interrupted, every stage
-STAGED = ["search.max_points=2", "search.n_seeds=1", "search.max_concurrent_trials=1", "proxy.fault.epoch_sleep=0.5",
+STAGED = ["search.max_points=2", "search.n_seeds=1", "trials.max_concurrent_trials=1", "proxy.fault.epoch_sleep=0.5",
           "verbose=1",
-          "validate.enabled=true", "validate.epochs_mult=2", "report.train_family=true", "report.max_phi=2",
-          *[o for o in TINY if o not in ("validate.enabled=false", "report.train_family=false", "search.n_seeds=2")]]
+          "validate.enabled=true", "validate.epochs_mult=2", "family.train=true", "family.max_phi=2",
+          *[o for o in TINY if o not in ("validate.enabled=false", "family.train=false", "search.n_seeds=2")]]
 
 
 def _finished(run_dir: Path) -> dict:
@@ -102,9 +102,9 @@ def test_killed_and_interrupted_in_every_stage_then_resumed_loses_and_reruns_not
 @pytest.mark.slow
 def test_interrupted_nas_resumes_with_the_unfinished_trials(tmp_path):
     run_dir, log = tmp_path / "nas", tmp_path / "nas.log"
-    args = ["nas.num_samples=4", "search.max_concurrent_trials=1", "proxy.fault.epoch_sleep=1", "proxy.epochs=1",
+    args = ["nas.num_samples=4", "trials.max_concurrent_trials=1", "proxy.fault.epoch_sleep=1", "proxy.epochs=1",
             "dataset.train_size=200", "dataset.val_size=100", "proxy.batch_size=50", "dataset.image_size=32",
-            "search.measure_device_costs=false", f"hydra.run.dir={run_dir}"]
+            "trials.measure_device_costs=false", f"hydra.run.dir={run_dir}"]
     p = _start(args, log, app="nas_main")
     try:
         _wait(lambda: _ok(run_dir, "results.csv") >= 2, p, log, 240, "2 finished NAS trials")

@@ -13,11 +13,11 @@ from scalesearch.cost import count_cost, count_params
 from scalesearch.spec import load_baseline
 from scalesearch.model import build_model
 from scalesearch.config import NASAppConfig
-from scalesearch.nas import arch_string, load_block_space, objective_value, pareto_front, run_nas, validate_nas
+from scalesearch.nas import arch_string, load_block_space, objective_value, pareto_front, run_nas, check_nas_app
 from scalesearch.spec import B0, ModelSpec, round_channels
 
 TINY = ["dataset.train_size=200", "dataset.val_size=100", "dataset.image_size=32", "dataset.base_resolution=32",
-        "proxy.epochs=1", "proxy.batch_size=50", "search.measure_device_costs=false", "verbose=0"]
+        "proxy.epochs=1", "proxy.batch_size=50", "trials.measure_device_costs=false", "verbose=0"]
 
 
 def compose_nas(*overrides) -> NASAppConfig:
@@ -121,7 +121,7 @@ def test_bad_space_files_are_one_line_errors(tmp_path, case):
 
 def test_nas_config_checks_and_positive_w_warns():
     with pytest.warns(UserWarning, match=r"nas.w=0.07 is positive: .* rewards cost"):
-        validate_nas(compose_nas("nas.w=0.07"))
+        check_nas_app(compose_nas("nas.w=0.07"))
     for override, match in [("nas.objective=flops", r"nas.objective='flops' is unknown; allowed: weighted, pareto"),
                             ("nas.cost=energy", r"nas.cost='energy' is unknown; allowed: macs, latency"),
                             ("nas.sampler=Nope", r"nas.sampler='Nope' is not an optuna sampler"),
@@ -129,7 +129,7 @@ def test_nas_config_checks_and_positive_w_warns():
                             ("nas.target_macs=-1", r"nas.target_macs=-1.0; allowed: > 0"),
                             ("nas.space=nope", r"nas.space='nope' not found")]:
         with pytest.raises(ValueError, match=match):
-            validate_nas(compose_nas(override))
+            check_nas_app(compose_nas(override))
 
 
 def test_pareto_front_and_objective_units():
@@ -193,7 +193,7 @@ def test_nas_pareto_search(ray_session, tmp_path):
 
 @pytest.mark.slow
 def test_nas_latency_cost(ray_session, tmp_path):
-    cfg = compose_nas(*TINY, "nas.cost=latency", "nas.num_samples=2", "search.max_concurrent_trials=1",
+    cfg = compose_nas(*TINY, "nas.cost=latency", "nas.num_samples=2", "trials.max_concurrent_trials=1",
                       "nas.latency_min_run_time=0.1")
     baseline = run_nas(cfg, tmp_path)
     rows, ok, front = _check_front(tmp_path)
@@ -210,7 +210,7 @@ def test_nas_latency_cost(ray_session, tmp_path):
 def test_chained_experiment_emits_family_of_found_baseline(tmp_path):
     rc, out, err = run_cli("nas_main", "+experiment=nas_chain", "dataset.train_size=200", "dataset.val_size=100",
                            "dataset.base_resolution=32", "nas.num_samples=3", "search.max_points=2", "search.n_seeds=1",
-                           "search.measure_device_costs=false", "verbose=0", f"hydra.run.dir={tmp_path}")
+                           "trials.measure_device_costs=false", "verbose=0", f"hydra.run.dir={tmp_path}")
     assert rc == 0, err[-3000:]
     baseline = json.loads((tmp_path / "baseline.json").read_text())
     found = load_baseline(str(tmp_path / "baseline.json"))

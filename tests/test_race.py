@@ -172,8 +172,8 @@ def test_a_continued_rung_is_bit_identical_to_its_trunk_trained_from_scratch(tin
 
 # ---------------------------------------------------------------- the race as users run it
 RACE = ["search=race", "proxy.epochs=1", "dataset.train_size=200", "dataset.val_size=100", "proxy.batch_size=50",
-        "dataset.image_size=32", "report.train_family=false", "search.measure_device_costs=false",
-        "family_phis=[0,1,2]", "search.max_points=3", "search.rungs=[1,2]"]
+        "dataset.image_size=32", "family.train=false", "trials.measure_device_costs=false",
+        "family.phis=[0,1,2]", "search.max_points=3", "search.rungs=[1,2]"]
 
 
 def _rows(path):

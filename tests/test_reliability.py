@@ -39,14 +39,14 @@ def _n_ok(run_dir):
 def test_worker_node_lost_mid_search_trials_rescheduled(tmp_path):
     """A head + one worker node (`ray start`, 1 CPU each, on 127.0.0.1); the worker node's whole
     process tree is SIGKILLed while it trains a trial: the trial fails, is retried on the head
-    (search.max_failures=1) and the search completes with every trial ok exactly once.
+    (trials.max_failures=1) and the search completes with every trial ok exactly once.
 
     The cluster lives in its own --temp-dir, so /tmp/ray/ray_current_cluster is never pointed at
     it (no other Ray on this machine can join it or, once it is gone, hang on it), and it is
     stopped by killing its own processes (not `ray stop`, which stops every Ray here)."""
     run_dir, log = tmp_path / "run", tmp_path / "search.log"
     with ray_cluster(tmp_path) as (address, worker):
-        p = _start([f"cluster.address={address}", "search.max_points=3", "search.n_seeds=1", "search.max_failures=1",
+        p = _start([f"cluster.address={address}", "search.max_points=3", "search.n_seeds=1", "trials.max_failures=1",
                     "proxy.epochs=3", "proxy.eval_every=1", "proxy.fault.epoch_sleep=1",
                     "verbose=0", *[o for o in TINY if not o.startswith(("proxy.epochs", "search.n_seeds"))],
                     f"hydra.run.dir={run_dir}"], log, env=RAY_ENV)
@@ -265,7 +265,7 @@ def test_resume_finds_the_newest_run_with_the_same_settings(tmp_path):
         os.utime(tmp_path / name, (1000 + i, 1000 + i))
     assert find_resumable(tmp_path, cfg) == tmp_path / "b"  # newest unfinished with this config (c is complete)
     # a different resource setting is not a different search; a different validation stage is a later stage
-    assert find_resumable(tmp_path, compose_search("resume=true", "search.cpus_per_trial=2", "validate.top_k=3",
+    assert find_resumable(tmp_path, compose_search("resume=true", "trials.cpus_per_trial=2", "validate.top_k=3",
                                                    *TINY)) == tmp_path / "b"
     for name in ("a", "b"):
         json.loads((tmp_path / name / "search.json").read_text())
@@ -302,7 +302,7 @@ def faulty_search_twice(local_ray, tmp_path_factory):
     from scalesearch.search import run_search
 
     cfg = compose_search("search.max_points=2", "search.n_seeds=2", "proxy.fault.diverge_trials=[2]",
-                         "proxy.fault.fail_trials=[3]", "search.max_failures=2", *TINY)
+                         "proxy.fault.fail_trials=[3]", "trials.max_failures=2", *TINY)
     runs = []
     for name in ("one", "two"):
         run_dir = tmp_path_factory.mktemp(name)

@@ -73,7 +73,7 @@ def test_marginal_pick_respects_noise(accs, sd, decided, rng, name):
     assert statement.startswith(f"**Cost-effective pick: {name}**") == decided
     if not decided:
         assert f"members {rng[0]}–{rng[1]} are consistent with the data" in p["reason"]
-        assert p["seeds_needed"] > 3 and f"report.family_seeds={p['seeds_needed']}" in p["reason"]
+        assert p["seeds_needed"] > 3 and f"family.seeds={p['seeds_needed']}" in p["reason"]
     else:
         assert p["seeds_needed"] is None
 
@@ -200,8 +200,8 @@ def run_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("report") / "run"
     rc, out, err = run_cli("search_main", *TINY, "search.max_points=3", "report.enabled=true", "validate.enabled=true",
                            "validate.random_k=1",
-                           "validate.epochs_mult=2", "report.train_family=true", "report.compare_paper=true",
-                           "report.max_phi=2", "family_phis=[0,1,2,3,4]", "search.measure_device_costs=true",
+                           "validate.epochs_mult=2", "family.train=true", "family.compare_paper=true",
+                           "family.max_phi=2", "family.phis=[0,1,2,3,4]", "trials.measure_device_costs=true",
                            f"hydra.run.dir={d}")
     assert rc == 0, err[-3000:]
     return d
@@ -337,7 +337,7 @@ def test_rerender_never_trains_and_the_ablation_joins_the_report(run_dir, tmp_pa
     tables = {n: (run_dir / n).read_bytes() for n in ("results.csv", "validation.csv", "family_results.csv")}
     rc, out, err = run_cli("ablate_main", f"run_dir={run_dir}", "phis=[1]", "dataset.train_size=200",
                            "dataset.val_size=100", "dataset.image_size=32", "proxy.epochs=1", "proxy.batch_size=50",
-                           "search.measure_device_costs=false", f"hydra.run.dir={tmp_path}/a")
+                           "trials.measure_device_costs=false", f"hydra.run.dir={tmp_path}/a")
     assert rc == 0, err[-3000:]
     abl = json.loads((run_dir / "ablation.json").read_text())
     assert abl["same_data_as_search"] is True and all(r["status"] == "ok" for r in abl["rows"])

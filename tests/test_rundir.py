@@ -21,7 +21,7 @@ from scalesearch import rundir
 from scalesearch.results import read_table
 
 ARGS = [*(o for o in TINY if not o.startswith(("search.n_seeds=", "proxy.batch_size="))), "search.n_seeds=1",
-        "proxy.batch_size=4", "search.max_points=2", "search.max_concurrent_trials=1", "proxy.fault.epoch_sleep=8",
+        "proxy.batch_size=4", "search.max_points=2", "trials.max_concurrent_trials=1", "proxy.fault.epoch_sleep=8",
         "verbose=1", "dataset=imagefolder"]
 CLASSES = ("a", "b")
 

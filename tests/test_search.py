@@ -21,7 +21,7 @@ def _search_rows(run_dir):
 
 def test_optuna_search_with_storage_and_seeds(ray_session, tmp_path):
     cfg = compose_search(*TINY, "search=optuna", "search.num_samples=3", "search.n_seeds=2",
-                         "search.storage=sqlite:///optuna.db", "search.max_concurrent_trials=2")
+                         "search.storage=sqlite:///optuna.db", "trials.max_concurrent_trials=2")
     run_search(cfg, tmp_path)
     rows = _search_rows(tmp_path)
     assert len(rows) == 6
@@ -40,7 +40,7 @@ def test_optuna_search_with_storage_and_seeds(ray_session, tmp_path):
 
 def test_asha_stopped_trials_are_not_ranked(ray_session, tmp_path):
     cfg = compose_search("search.max_points=4", "search.scheduler=asha", "search.grace_period=1",
-                         "search.reduction_factor=2", "search.max_concurrent_trials=1", "proxy.epochs=2", "search.n_seeds=1",
+                         "search.reduction_factor=2", "trials.max_concurrent_trials=1", "proxy.epochs=2", "search.n_seeds=1",
                          *[o for o in TINY if not o.startswith("proxy.epochs")])
     best = run_search(cfg, tmp_path)
     rows = _search_rows(tmp_path)
@@ -84,7 +84,7 @@ def test_larger_phi_and_another_cost(ray_session, tmp_path):
 
 def test_latency_as_the_cost_is_measured_on_a_worker_and_cached(ray_session, tmp_path):
     cfg = compose_search(*TINY, "search.cost=latency", "search.max_points=2", "search.n_seeds=1",
-                         "search.cost_tolerance=0.5", "search.cost_min_run_time=0.05")
+                         "search.cost_tolerance=0.5", "trials.cost_min_run_time=0.05")
     run_search(cfg, tmp_path)
     cache = json.loads((tmp_path / "costs.json").read_text())
     assert cache and all(v["latency_ms"] > 0 and v["device"] == "cpu" for v in cache.values())
@@ -105,5 +105,5 @@ def test_latency_as_the_cost_is_measured_on_a_worker_and_cached(ray_session, tmp
 
 
 def test_a_gpu_share_without_a_gpu_is_refused_at_once(tmp_path):
-    rc, out, err = run_cli("search_main", "search.gpus_per_trial=1", *TINY, f"hydra.run.dir={tmp_path / 'gpu'}")
-    assert rc == 2 and "search.gpus_per_trial=1" in err and "GPU" in err and "Traceback" not in err
+    rc, out, err = run_cli("search_main", "trials.gpus_per_trial=1", *TINY, f"hydra.run.dir={tmp_path / 'gpu'}")
+    assert rc == 2 and "trials.gpus_per_trial=1" in err and "GPU" in err and "Traceback" not in err

@@ -80,8 +80,8 @@ def test_wheel_works_from_any_directory(tmp_path):
     # a tiny real search (synthetic data, 1 grid point; the compound search space is package data)
     run([venv / "bin" / "scalesearch", "proxy.epochs=1", "dataset.train_size=100", "dataset.val_size=50",
          "proxy.batch_size=50", "dataset.image_size=32", "search.max_points=1", "search.n_seeds=1",
-         "report.enabled=false", "report.train_family=false", "validate.enabled=false", "search.measure_device_costs=false",
-         "family_phis=[0,1]", f"hydra.run.dir={tmp_path / 'run'}"], cwd=elsewhere, timeout=240)
+         "report.enabled=false", "family.train=false", "validate.enabled=false", "trials.measure_device_costs=false",
+         "family.phis=[0,1]", f"hydra.run.dir={tmp_path / 'run'}"], cwd=elsewhere, timeout=240)
     best = json.loads((tmp_path / "run" / "best.json").read_text())
     assert {"alpha", "beta", "gamma", "accuracy_mean"} <= set(best), best
     assert not list(elsewhere.iterdir()), "the apps wrote into the working directory"

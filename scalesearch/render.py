@@ -1,0 +1,138 @@
+"""Rendering shared by every app's artifacts: the plot helpers (axes, error bars, chance line, log-cost axis) and
+the Fig. 8 ablation's table and plot. Markdown tables themselves are :func:`scalesearch.results.md_table`.
+matplotlib is imported inside the functions (``import scalesearch.render`` stays light)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .io import save_png
+from .results import md_table
+
+__all__ = ["macs_unit", "log_x_axis", "error_bars", "chance_line", "finish", "finish_axes", "ablation_markdown",
+           "plot_ablation"]
+
+SINGLE = ("depth-only", "width-only", "resolution-only")
+
+
+def macs_unit(values) -> tuple[float, str]:
+    """(divisor, unit) to print MACs in: G when the largest is at least 1e9, else M."""
+    return (1e9, "G") if max(values, default=0) >= 1e9 else (1e6, "M")
+
+
+def log_x_axis(ax) -> None:
+    """Log x axis with plain numbers (20, 30, 50) at the major and, over short ranges, minor ticks."""
+    from matplotlib.ticker import LogFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.2, 0.5)))
+
+
+def error_bars(entries: list[dict]) -> list[list[float]]:
+    """Asymmetric error bars (percentage points) from the 95 % intervals (of ``accuracy`` or ``accuracy_mean``); 0
+    where there is none (one seed)."""
+    def mean(e):
+        return e["accuracy"] if "accuracy" in e else e["accuracy_mean"]
+
+    lo = [100 * (mean(e) - e["accuracy_low"]) if e.get("accuracy_low") is not None else 0 for e in entries]
+    hi = [100 * (e["accuracy_high"] - mean(e)) if e.get("accuracy_high") is not None else 0 for e in entries]
+    return [lo, hi]
+
+
+def chance_line(ax, chance: float | None) -> None:
+    if chance:
+        ax.axhline(100 * chance, color="0.5", ls=":", lw=1, label=f"chance ({100 * chance:.0f} %)")
+
+
+def finish(fig, path):
+    """Save ``fig`` to ``path`` (atomic; None: not saved) and return it."""
+    if path is not None:
+        save_png(fig, Path(path))
+    return fig
+
+
+def finish_axes(fig, ax, path, xlabel: str, ylabel: str, title: str, grid: dict | None = None, **legend):
+    """A plot's axis labels, title, grid (``grid``: its extra keywords) and legend (``legend``: its keywords,
+    fontsize 8 when none), then saved (:func:`finish`)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, **(grid or {}))
+    ax.legend(**(legend or {"fontsize": 8}))
+    return finish(fig, path)
+
+
+def _fmt_acc(r: dict) -> str:
+    if r.get("accuracy") is None:
+        return f"n/a ({r.get('status')})"
+    if r.get("accuracy_low") is None:
+        return f"{r['accuracy']:.4f} (1 seed, no spread)"
+    return f"{r['accuracy']:.4f} [{r['accuracy_low']:.4f}, {r['accuracy_high']:.4f}]"
+
+
+def ablation_markdown(result: dict) -> str:
+    """The ablation table and, per φ, which variant won."""
+    rows = result["rows"]
+    div, unit = macs_unit([r["macs"] or 0 for r in rows])
+    lines = [
+        "## Ablation: single-dimension vs compound scaling (the paper's Fig. 8)", "",
+        f"Variants of the baseline at a nominal cost of 2^φ × B0, proxy-trained on {result['dataset']} with the same "
+        f"budget and seed(s) {result['seeds']}. depth-only: d = 2^φ; width-only: w = 2^(φ/2); resolution-only: "
+        f"r = 2^(φ/2). Measured MACs are of the built (rounded) proxy model. Accuracy is a fraction: mean over seeds "
+        f"with its 95 % t interval (chance {1 / result.get('num_classes', 10):.3f}).", "",
+        md_table(["φ", "method", "depth", "width", "resolution (px)", "nominal MACs / B0", f"MACs ({unit})",
+                  "measured MACs / B0", "params (M)", "accuracy"],
+                 [[f"{r['phi']:g}", r["method"], f"{r['depth']:.3f}", f"{r['width']:.3f}", r["resolution"],
+                   f"{r['nominal']:.2f}", f"{(r['macs'] or 0) / div:.3f}", f"{r['macs_ratio']:.2f}",
+                   f"{(r['params'] or 0) / 1e6:.3f}", _fmt_acc(r)] for r in rows]),
+        "",
+    ]
+    for phi in result["phis"]:
+        at = [r for r in rows if r["phi"] == phi and r["accuracy"] is not None]
+        if not at:
+            continue
+        win = max(at, key=lambda r: r["accuracy"])
+        single = [r for r in at if r["method"] in SINGLE]
+        comp = [r for r in at if r["method"].startswith("compound")]
+        verdict = ""
+        if single and comp:
+            best_c, best_s = max(comp, key=lambda r: r["accuracy"]), max(single, key=lambda r: r["accuracy"])
+            diff = best_c["accuracy"] - best_s["accuracy"]
+            verdict = (f"; best compound ({best_c['method']}) minus best single dimension ({best_s['method']}): "
+                       f"{diff:+.4f} ({'compound wins' if diff > 0 else 'compound does not win'})")
+        lines.append(f"- φ = {phi:g}: most accurate is {win['method']} ({win['accuracy']:.4f}){verdict}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_ablation(result: dict, path: str | Path | None = None):
+    """Accuracy vs measured MACs (log x): one line per scaling method from B0 through φ = 1, 2, ..."""
+    from matplotlib.figure import Figure
+
+    rows = [r for r in result["rows"] if r.get("macs")]
+    div, unit = macs_unit([r["macs"] for r in rows])
+    base = rows[0]
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "baseline"))
+    for method in methods:
+        pts = [base] + sorted((r for r in rows if r["method"] == method), key=lambda r: r["phi"])
+        pts = [p for p in pts if p["accuracy"] is not None]
+        lo = [100 * (p["accuracy"] - p["accuracy_low"]) if p.get("accuracy_low") is not None else 0 for p in pts]
+        hi = [100 * (p["accuracy_high"] - p["accuracy"]) if p.get("accuracy_high") is not None else 0 for p in pts]
+        ax.errorbar([p["macs"] / div for p in pts], [100 * p["accuracy"] for p in pts], yerr=[lo, hi], marker="o",
+                    capsize=3, ls="-" if method.startswith("compound") else "--", label=method)
+    if base["accuracy"] is not None:
+        ax.scatter([base["macs"] / div], [100 * base["accuracy"]], marker="s", s=60, c="k", zorder=3, label="B0")
+    ax.axhline(100 / result.get("num_classes", 10), color="0.5", ls=":", lw=1, label="chance")
+    log_x_axis(ax)
+    ax.set_xlabel(f"MACs per image ({unit}, log scale; measured)")
+    ax.set_ylabel("proxy validation accuracy (%, 95 % CI over seeds)")
+    ax.set_title(f"Scaling one dimension vs compound scaling ({result['dataset']})")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if path is not None:
+        save_png(fig, Path(path))
+    return fig
+
+
