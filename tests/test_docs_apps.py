@@ -6,6 +6,7 @@ import json
 import shlex
 
 import pytest
+from conftest import CIFAR_TAR
 
 import doc_commands as D
 from scalesearch.results import read_table
@@ -18,12 +19,19 @@ def test_each_app_has_a_documented_command():
     assert {D.split(c)[1] for c in OTHER} == set(D.APPS) - {"scalesearch"}
 
 
+def test_documented_multirun_command(docs_ws):
+    """The documented multirun (placed here: scalesearch-compare below reads it)."""
+    assert D.MULTIRUN in D.runnable("scalesearch")
+    D.check_search_command(D.MULTIRUN, docs_ws, CIFAR_TAR)
+
+
 @pytest.mark.parametrize("command", OTHER)
 def test_documented_app_command(command, docs_ws):
     p, wrote = docs_ws.run(command)
     out = p.stdout + p.stderr
     assert p.returncode == 0, f"{command}\n{out[-5000:]}"
     assert "Traceback" not in out, out[-5000:]
+    docs_ws.keep(command, wrote)
     app = D.split(command)[1]
     made = [w for w in wrote if w.name == D.ARTIFACT[app]]
     assert made, f"{command} wrote no {D.ARTIFACT[app]}: {wrote}\n{out[-2000:]}"

@@ -18,6 +18,9 @@ def test_every_documented_line_is_run_or_listed_with_a_reason():
         assert line in D.NOT_RUN or app in D.APPS, f"documented line neither run nor listed in NOT_RUN: {line}"
     stale = [line for line in D.NOT_RUN if line not in lines]
     assert not stale, f"NOT_RUN lists lines no longer documented: {stale}"
+    search = D.runnable("scalesearch")
+    placed = D.shard(search, 0, 2) + D.shard(search, 1, 2) + [D.MULTIRUN]
+    assert sorted(placed) == sorted(search), (placed, search)  # each search command runs in exactly one file
     every_app = {D.split(c)[1] for c in D.runnable()}
     assert every_app == set(D.APPS), set(D.APPS) - every_app
 
