@@ -35,16 +35,19 @@ from scalesearch.race import RaceRule, race
 from scalesearch.stats import confidence_set
 
 
-def load(path) -> tuple[list[str], list[float], np.ndarray]:
-    """(candidates, rungs, acc[candidate, rung, seed]) of a complete table (a missing or failed cell: refused)."""
+def load(path, only_rungs=None) -> tuple[list[str], list[float], np.ndarray]:
+    """(candidates, rungs, acc[candidate, rung, seed]) of a complete table (a missing or failed cell: refused);
+    ``only_rungs``: keep these rungs only (a table recorded in part, replayed over the rungs it completed)."""
     with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["status"] == "ok"]
+        rows = [r for r in csv.DictReader(f) if r["status"] == "ok"
+                and (only_rungs is None or float(r["rung"]) in only_rungs)]
     cands = sorted({r["candidate"] for r in rows})
     rungs = sorted({float(r["rung"]) for r in rows})
     seeds = sorted({int(r["seed"]) for r in rows})
     acc = np.full((len(cands), len(rungs), len(seeds)), np.nan)
     for r in rows:
-        acc[cands.index(r["candidate"]), rungs.index(float(r["rung"])), seeds.index(int(r["seed"]))] = float(r["accuracy"])
+        c, k = cands.index(r["candidate"]), rungs.index(float(r["rung"]))
+        acc[c, k, seeds.index(int(r["seed"]))] = float(r["accuracy"])
     if np.isnan(acc).any():
         raise ValueError(f"{path}: {int(np.isnan(acc).sum())} (candidate, rung, seed) cells have no ok training; "
                          "allowed: a complete table")
@@ -141,12 +144,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=1.0, help="proxy.epochs of the recording (rung 1x)")
     ap.add_argument("--reps", type=int, default=500)
     ap.add_argument("--n-val", type=int, default=None)
+    ap.add_argument("--cooldown", type=float, default=0.4, help="search.cooldown of the recording")
+    ap.add_argument("--rungs", type=float, nargs="+", default=None, help="replay these rungs only")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
-    cands, rungs, acc = load(a.table)
+    cands, rungs, acc = load(a.table, a.rungs)
     rule = RaceRule(rungs=tuple(rungs), n_seeds=3, max_seeds=acc.shape[2], seed_step=2)
     res = {"table": a.table, "candidates": len(cands), "rungs": rungs, "seeds": acc.shape[2],
-           "strategies": replay(acc, rungs, a.epochs, rule, a.reps, n_val=a.n_val)}
+           "cooldown": a.cooldown,
+           "strategies": replay(acc, rungs, a.epochs, rule, a.reps, cooldown=a.cooldown, n_val=a.n_val)}
     print(json.dumps(res, indent=1))
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
