@@ -160,15 +160,16 @@ class Workspace:
         if "multirun/<timestamp>" in command:
             fill["multirun/<timestamp>"] = self.multirun()
         if "runs/nas/<timestamp>/baseline.json" in command:
-            fill["runs/nas/<timestamp>/baseline.json"] = self.once("nas", "scalesearch-nas", "baseline.json")
+            fill["runs/nas/<timestamp>/baseline.json"] = self.once("scalesearch-nas")
         if re.search(r"\bRUN\b", command):
-            fill["RUN"] = self.once("default", "scalesearch", "best.json").parent
+            fill["RUN"] = self.once("scalesearch").parent
         elif command.startswith("scalesearch resume=true"):  # "the newest run with these settings": make one
-            self.once("default", "scalesearch", "best.json")
+            self.once("scalesearch")
         return fill
 
-    def once(self, key: str, command: str, artifact: str) -> Path:
-        """The artifact of a documented command, run once per workspace."""
+    def once(self, command: str) -> Path:
+        """The artifact of a documented command that makes another's input (INPUTS), run once per workspace."""
+        key, artifact = INPUTS[command]
         if key not in self.made:
             self.made[key] = next(p for p in self.must(command) if p.name == artifact)
         return self.made[key]
@@ -176,20 +177,22 @@ class Workspace:
     def multirun(self) -> Path:
         if "multirun" not in self.made:
             self.must(MULTIRUN)
-            self.made["multirun"] = max((self.root / "multirun").iterdir())
+            self.made["multirun"] = self.newest_multirun()
         return self.made["multirun"]
+
+    def newest_multirun(self) -> Path:
+        return max((self.root / "multirun").iterdir())
 
     def keep(self, command: str, wrote: list[Path]) -> None:
         """Keep what a documented command made as the input later commands' placeholders name (the default
         run, the NAS run, the multirun), so that it is made once per workspace."""
-        made = {"scalesearch": ("default", "best.json"), "scalesearch-nas": ("nas", "baseline.json")}
-        if command in made:
-            key, artifact = made[command]
+        if command in INPUTS:
+            key, artifact = INPUTS[command]
             found = [p for p in wrote if p.name == artifact]
             if found and key not in self.made:
                 self.made[key] = found[0]
         if command == MULTIRUN and "multirun" not in self.made:
-            self.made["multirun"] = max((self.root / "multirun").iterdir())
+            self.made["multirun"] = self.newest_multirun()
 
     def multirun_jobs(self) -> list[Path]:
         return sorted(p.parent for p in self.multirun().rglob("best.json"))
@@ -213,6 +216,8 @@ class Workspace:
 
 
 MULTIRUN = "scalesearch -m dataset=synthetic,imagefolder dataset.root=/data/mine"  # what multirun/<timestamp> names
+# command: (key in Workspace.made, the artifact other commands' placeholders name)
+INPUTS = {"scalesearch": ("default", "best.json"), "scalesearch-nas": ("nas", "baseline.json")}
 
 
 def uses_default_run(command: str) -> bool:
