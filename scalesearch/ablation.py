@@ -31,7 +31,7 @@ from .stats import mean_ci
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["ablation_variants", "summarize_ablation", "run_ablation_stage", "write_ablation", "run_ablate_app",
+__all__ = ["ablation_scaler", "ablation_variants", "summarize_ablation", "run_ablation_stage", "write_ablation", "run_ablate_app",
            "compound_coefficients", "AblateAppConfig"]
 COMPOUND_SOURCES = ("best", "paper")
 
@@ -87,6 +87,12 @@ def summarize_ablation(variants: list[dict], rows: list[dict], meta: dict) -> di
     return {**meta, "rows": out}
 
 
+def ablation_scaler(baseline: ModelSpec, data, depth_rounding: str = "stage") -> Scaler:
+    """The ablation's rule (the paper's Fig. 8): nominal costs, resolutions on every pixel."""
+    return Scaler(baseline, data.base_resolution, data.num_classes, data.in_channels, resolution_multiple=1,
+                  depth_rounding=depth_rounding)
+
+
 def run_ablation_stage(runner, out_dir: Path, data, budget, ctx, baseline: ModelSpec, best: Coefficients | None, *,
                        phis=(1.0, 2.0), seeds=(0,), depth_rounding: str = "stage", reuse=(), paper: bool = True,
                        compound: dict[str, Coefficients] | None = None) -> dict:
@@ -96,8 +102,7 @@ def run_ablation_stage(runner, out_dir: Path, data, budget, ctx, baseline: Model
     from .runner import JobStage
 
     compound = compound if compound is not None else compound_coefficients(best, paper=paper)
-    scaler = Scaler(baseline, data.base_resolution, data.num_classes, data.in_channels, resolution_multiple=1,
-                    depth_rounding=depth_rounding)  # the paper's Fig. 8: nominal costs, every pixel
+    scaler = ablation_scaler(baseline, data, depth_rounding)
     variants = ablation_variants(scaler, phis, compound)
     jobs = ablation_jobs(variants, list(seeds), budget, data.fingerprint, scaler)
     log.info("ablation: %d variants x %d seed(s)", len(variants), len(seeds))

@@ -184,6 +184,21 @@ def family_jobs(label: str, coeffs: Coefficients, members: list, max_phi: float,
     return out
 
 
+def family_probes(scaler: Scaler, coeffs: list[Coefficients], phi: float) -> list[dict]:
+    """Member ``phi`` of each family in ``coeffs`` as a job-like dict (key, resolution, row with params, MACs and
+    activations) for the memory check before the search trains: the spec the family builds, at the nominal
+    resolution round(base·γ^φ) (the family stage solves the exact one, and checks it again)."""
+    out = []
+    for c in coeffs:
+        spec = scaler.spec(c.alpha, c.beta, phi)
+        res = scaler.nominal_resolution(c.gamma**phi)
+        cost = scaler.shape_cost(spec, res)
+        key = f"{member_name(phi)} of α={c.alpha:g}, β={c.beta:g}, γ={c.gamma:g}"
+        out.append({"key": key, "resolution": res, "coefficients": c,
+                    "row": {"params": cost.params, "macs": cost.macs, "activations": cost.activations}})
+    return out
+
+
 def ablation_jobs(variants: list[dict], seeds: list[int], budget: ProxyConfig, fingerprint: str,
                   scaler: Scaler) -> list[dict]:
     out = []

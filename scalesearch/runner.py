@@ -179,10 +179,12 @@ def memory_need(job: dict, ctx: TrialContext, cuda: bool) -> tuple[int, str]:
     return need, f"{cost.params / 1e6:,.1f}M parameters, activations at batch {batch} and {cost.resolution} px"
 
 
-def _memory_error(stage_name: str, job: dict, need: int, how: str, share: float, where: str) -> str:
+def _memory_error(stage_name: str, job: dict, need: int, how: str, share: float, where: str,
+                  allowed: str | None = None) -> str:
+    allowed = allowed or "a smaller proxy.batch_size, search.phi or dataset.base_resolution"
     return (f"{stage_name} training {job['key']} needs about {need / 2**30:.1f} GiB ({how}) but a trial gets about "
-            f"{share / 2**30:.1f} GiB {where}; allowed: a smaller proxy.batch_size, search.phi or "
-            "dataset.base_resolution, or more memory per trial (trials.cpus_per_trial / trials.gpus_per_trial)")
+            f"{share / 2**30:.1f} GiB {where}; allowed: {allowed}, or more memory per trial (trials.cpus_per_trial / "
+            "trials.gpus_per_trial)")
 
 
 def _cuda_oom(job: dict, resolution: int, budget, need: int, ctx: TrialContext) -> str:
@@ -673,17 +675,22 @@ class Runner:
                 self._share = (mem * min(1.0, s.cpus_per_trial / cpus), how)
         return self._share
 
-    def check_memory(self, name: str, ctx: TrialContext, jobs: list[dict]) -> None:
+    def memory_over(self, ctx: TrialContext, jobs: list[dict]) -> tuple[dict, int, str] | None:
+        """(job, bytes, how) of the training of ``jobs`` needing the most memory, when that is more than a trial's
+        share (:meth:`memory_share`); None when every one fits."""
+        share, _ = self.memory_share()
+        cuda = self.res.gpus_per_trial > 0
+        needs = [(job, *memory_need(job, ctx, cuda)) for job in jobs if job["row"].get("params") is not None]
+        worst = max(needs, key=lambda x: x[1], default=None)
+        return worst if worst is not None and worst[1] > share else None
+
+    def check_memory(self, name: str, ctx: TrialContext, jobs: list[dict], allowed: str | None = None) -> None:
         """Refuse a stage (before anything of it trains) when one of its trainings would not fit its trial's share
         of memory (Ray's memory monitor would kill it, or the node would swap)."""
-        share, where = self.memory_share()
-        cuda = self.res.gpus_per_trial > 0
-        for job in jobs:
-            if job["row"].get("params") is None:
-                continue
-            need, how = memory_need(job, ctx, cuda)
-            if need > share:
-                raise ValueError(_memory_error(name, job, need, how, share, where))
+        over = self.memory_over(ctx, jobs)
+        if over is not None:
+            share, where = self.memory_share()
+            raise ValueError(_memory_error(name, over[0], over[1], over[2], share, where, allowed))
 
     def measurer(self, ctx: TrialContext, kind: str, cache_path: Path) -> Callable:
         """``measure(spec, resolution) -> ms`` of a device cost (``latency`` | ``train_step``), measured by a Ray

@@ -22,13 +22,13 @@ from .config import SearchAppConfig, TrialsConfig, flatten, migrate_settings, se
 from .data import accuracy_half_width, load_data
 from .generate import write_family
 from .io import atomic_write_json, atomic_write_text, read_json
-from .plan import (SEARCH_ROW, OptunaSpace, budget_with_epochs_mult, family_jobs, is_paper, job,
+from .plan import (SEARCH_ROW, OptunaSpace, budget_with_epochs_mult, family_jobs, family_probes, is_paper, job,
                    make_optuna_job, search_jobs, select_grid, train_id, validation_jobs)
 from .proxy import rung_steps, steps_per_epoch
 from .race import STOPS, RaceRule, race, rung_epochs, story
 from .results import (FAMILY_COLUMNS, FINISHED, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS, aggregate, read_table)
 from .rundir import SEARCH, check_same_data, claim, data_summary
-from .scaling import PAPER, DEVICE_COSTS, Coefficients, Scaler
+from .scaling import PAPER, DEVICE_COSTS, Coefficients, Scaler, candidate_id
 from .space import check_search_inputs
 from .stats import MIN_SEEDS
 from .verdict import decide, fidelity, pooled_sd, summary_markdown, verdict
@@ -363,6 +363,7 @@ def _trial_context(run: _SearchJob, runner):
 
 def _search(run: _SearchJob, runner, ctx) -> None:
     stage, plan = _search_stage(run.cfg, run.run_dir, run.space, run.scaler, ctx, run.data)
+    _check_family_memory(run, runner, ctx, plan.get("candidates"))
     run.infeasible = plan["infeasible"]
     run.state.stage("search", "running")
     if run.cfg.search.strategy == "race":
@@ -375,6 +376,45 @@ def _search(run: _SearchJob, runner, ctx) -> None:
         _write_summary(run)
         raise ValueError(f"no trial of the search finished ok (see {run.run_dir / TABLES['search']}); nothing to "
                          "select")
+
+
+def _check_family_memory(run: _SearchJob, runner, ctx, candidates: list[dict] | None) -> None:
+    """Before the search trains: the largest family member the family stage would train (the largest of
+    family.phis up to family.max_phi) of every family the search may pick — each grid or race candidate's, each
+    lattice point's of the space for Optuna — and of the paper's must fit a trial's memory, and so must the
+    ablation's variants (family.ablation). Refused naming the largest and the family.max_phi at which every family
+    fits; the family stage checks its exact members again."""
+    f = run.cfg.family
+    if (run.run_dir / TABLES["family"]).is_file():  # the family stage has started: it checks what it has left
+        return
+    picks = run.space.lattice() if candidates is None else \
+        [Coefficients(c["alpha"], c["beta"], c["gamma"]) for c in candidates]
+    ctx = dataclasses.replace(ctx, train_images=runner.train_images)
+    phis = sorted({float(p) for p in f.phis if 0 < p <= f.max_phi})
+    coeffs = (picks if f.train else []) + ([PAPER] if f.compare_paper else [])
+    over = runner.memory_over(ctx, family_probes(run.scaler, coeffs, phis[-1])) if phis and coeffs else None
+    if over is not None:
+        fits = [p for p in phis[:-1] if runner.memory_over(ctx, family_probes(run.scaler, coeffs, p)) is None]
+        lower = f"family.max_phi={fits[-1]:g} (every family's members up to it fit)" if fits else "family.max_phi=0"
+        runner.check_memory("family (checked before the search trains, at its nominal resolution)", ctx, [over[0]],
+                            allowed=f"{lower}, family.train=false family.compare_paper=false (no family "
+                                    "trainings), a smaller proxy.batch_size or dataset.base_resolution")
+    if f.ablation:
+        runner.check_memory("ablation (checked before the search trains)", ctx, _ablation_probes(run, picks),
+                            allowed="smaller family.ablation_phis, family.ablation=false, a smaller "
+                                    "proxy.batch_size or dataset.base_resolution")
+
+
+def _ablation_probes(run: _SearchJob, picks: list[Coefficients]) -> list[dict]:
+    """The ablation's trainings for every compound coefficients the search may pick (and the paper's)."""
+    from .ablation import ablation_scaler, ablation_variants
+    from .plan import ablation_jobs
+
+    d = run.data
+    scaler = ablation_scaler(run.baseline, d, depth_rounding(run.cfg))
+    compound = {candidate_id(c.alpha, c.beta, c.gamma): c for c in [*picks, PAPER]}
+    variants = ablation_variants(scaler, list(run.cfg.family.ablation_phis), compound)
+    return ablation_jobs(variants, [run.cfg.seed], run.budget, d.fingerprint, scaler)
 
 
 # ---------------------------------------------------------------- the race

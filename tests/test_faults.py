@@ -103,10 +103,11 @@ def test_tune_that_cannot_go_on_is_one_line_exit_3_and_the_resume_loses_nothing(
 
 
 def test_a_training_too_large_for_a_trials_memory_is_refused_before_anything_trains(tmp_path):
-    """search.phi=10 (a candidate of ~10^9 parameters) and a 4096-px base resolution: refused with one line
-    naming the training, its estimate and the trial's share, before any trial starts."""
+    """search.phi=10 (a candidate of ~10^9 parameters), a 4096-px base resolution and an ablation at φ = 6:
+    refused with one line naming the training, its estimate and the trial's share, before any trial starts."""
     for extra, what in ((["search.phi=10"], "M parameters"),
-                        (["dataset.base_resolution=4096", "family.phis=[0]"], " px)")):
+                        (["dataset.base_resolution=4096", "family.phis=[0]"], " px)"),
+                        (["family.ablation=true", "family.ablation_phis=[1,6]"], "ablation (checked before the search")):
         run = tmp_path / f"run-{extra[0].split('=')[0]}"
         rc, out = _run([*SMALL, f"hydra.run.dir={run}", *extra], tmp_path, timeout=240)
         err = [ln for ln in out.splitlines() if ln.startswith("scalesearch: error:")]
@@ -114,6 +115,44 @@ def test_a_training_too_large_for_a_trials_memory_is_refused_before_anything_tra
         assert "needs about" in err[0] and "a trial gets about" in err[0] and what in err[0], err
         assert "Traceback" not in out
         assert not any(r["status"] for r in _rows(run / "results.csv")) if (run / "results.csv").exists() else True
+
+
+def test_a_family_too_large_for_a_trials_memory_is_refused_before_the_search_trains(tmp_path):
+    """family.max_phi=7: every candidate fits a trial, but the B7 the family stage would train for some candidate
+    the search may pick does not (estimated tens of GiB). Refused before the search trains, in one line naming that
+    member and the family.max_phi at which every candidate's family fits; before, the search trained and only the
+    family stage refused."""
+    import re
+
+    run = tmp_path / "run"
+    rc, out = _run([*SMALL, f"hydra.run.dir={run}", "family.train=true", "family.phis=[0,1,2,3,4,5,6,7]",
+                    "family.max_phi=7"], tmp_path, timeout=240)
+    err = [ln for ln in out.splitlines() if ln.startswith("scalesearch: error:")]
+    assert rc == 2 and len(err) == 1, out[-3000:]
+    assert "family (checked before the search trains" in err[0] and "training b7 of α=" in err[0], err
+    fits = re.search(r"allowed: family\.max_phi=(\d+)", err[0])
+    assert fits and int(fits.group(1)) < 7, err
+    assert "Traceback" not in out
+    assert not any(r["status"] for r in _rows(run / "results.csv")) if (run / "results.csv").exists() else True
+    # the family.max_phi it names is the largest at which every planned candidate's family fits the share it names
+    import json
+
+    from scalesearch.cost import PROCESS_BASE_BYTES, Cost, estimate_train_memory
+    from scalesearch.plan import family_probes
+    from scalesearch.scaling import Coefficients, Scaler
+
+    share = float(re.search(r"a trial gets about ([\d.]+) GiB", err[0]).group(1)) * 2**30
+    plan = json.loads((run / "candidates.json").read_text())["candidates"]
+    coeffs = [Coefficients(c["alpha"], c["beta"], c["gamma"]) for c in plan]
+    scaler = Scaler(base_resolution=40, num_classes=10, resolution_multiple=1, depth_rounding="total")  # the run's
+
+    def worst(phi):
+        return max(estimate_train_memory(Cost(p["row"]["params"], p["row"]["macs"], p["row"]["activations"],
+                                              p["resolution"]), 50, 4) + PROCESS_BASE_BYTES
+                   for p in family_probes(scaler, coeffs, float(phi)))
+
+    k = int(fits.group(1))
+    assert len(coeffs) == 2 and worst(k) <= share + 0.05 * 2**30 < worst(k + 1) + 0.1 * 2**30, (k, share, worst(k))
 
 
 def test_training_step_timing_uses_the_batch_the_training_uses(tmp_path):
