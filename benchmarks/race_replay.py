@@ -8,6 +8,9 @@ that order), then every strategy runs on the same order:
 * ``uniform-N``: every candidate with N seeds at the top rung; pick = the best mean; decided = the 95 % confidence
   set (scalesearch.stats.confidence_set) holds one candidate.
 * ``race``: scalesearch.race.race with the given rule (continued rungs: cost (1 − c)·ΔE + c·E, c = cooldown).
+* ``race-δD``: the same race with ``search.delta=D`` (``--deltas``): it also stops at a top-rung look where the
+  leader is within D of the best at 95 % family-wise; "within δ" counts how often it stopped so, "δ held" how often
+  the table's truth agrees (the truth of the best − the truth of its pick ≤ D).
 * ``sh``: successive halving on single trials (Ray ASHA's rule, synchronous): one seed per candidate, the top
   1/η move up each rung; pick = the best at the top rung.
 * ``wilcoxon``: Optuna's WilcoxonPruner rule: candidates in turn, seeds one at a time at the top rung; after 2
@@ -15,9 +18,10 @@ that order), then every strategy runs on the same order:
   the shared seeds gives p < 0.1; pick = the best finished mean.
 
 Per strategy: epochs spent, P(pick = true best), expected regret (truth of the best − truth of the pick), coverage
-of its set (the true best inside it, where the strategy has a set), P(decided).
+of its set (the true best inside it, where the strategy has a set), P(decided), and for a δ-race P(within δ) and
+P(δ held | within δ).
 
-    python benchmarks/race_replay.py RUN/results.csv [--reps 500] [--out benchmarks/results/race_replay.json]
+    python benchmarks/race_replay.py RUN/results.csv [--reps 500] [--deltas 0.02 0.03] [--out OUT.json]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +59,13 @@ def load(path, only_rungs=None) -> tuple[list[str], list[float], np.ndarray]:
     return cands, rungs, acc
 
 
-def _outcome(pick: int, truth: np.ndarray, spent: float, members=None, decided=None) -> dict:
+def _outcome(pick: int, truth: np.ndarray, spent: float, members=None, decided=None, delta=None,
+             within=None) -> dict:
     best = int(np.argmax(truth))
-    return {"epochs": spent, "correct": pick == best, "regret": float(truth[best] - truth[pick]),
-            "covered": None if members is None else best in members, "decided": decided}
+    regret = float(truth[best] - truth[pick])
+    return {"epochs": spent, "correct": pick == best, "regret": regret,
+            "covered": None if members is None else best in members, "decided": decided, "within": within,
+            "held": None if not within else regret <= delta + 1e-12}
 
 
 def uniform(acc: np.ndarray, n: int, lengths: list[float], truth, n_val) -> dict:
@@ -80,7 +88,8 @@ def raced(acc: np.ndarray, rule: RaceRule, lengths: list[float], cooldown: float
         results.update({(c, r, k): float(acc[c, r, k]) for c, r, k in state.todo})
     last = state.looks[-1]
     means = {c: acc[c, last["rung"], :last["seeds"]].mean() for c in state.alive}
-    return _outcome(max(means, key=means.get), truth, state.spent, set(state.alive), state.stop == "decided")
+    return _outcome(max(means, key=means.get), truth, state.spent, set(state.alive), state.stop == "decided",
+                    rule.delta, None if rule.delta is None else state.stop == "within_delta")
 
 
 def halving(acc: np.ndarray, seed: int, eta: int, lengths: list[float], cooldown: float, truth) -> dict:
@@ -112,7 +121,7 @@ def wilcoxon(acc: np.ndarray, n: int, lengths: list[float], truth, p_threshold: 
 
 
 def replay(acc: np.ndarray, rungs: list[float], epochs: float, rule: RaceRule, reps: int, seed: int = 0,
-           cooldown: float = 0.2, n_val: int | None = None, eta: int = 2) -> dict:
+           cooldown: float = 0.2, n_val: int | None = None, eta: int = 2, deltas=()) -> dict:
     """Every strategy over ``reps`` shuffles of the seed order: {strategy: summary}."""
     lengths = [epochs * m for m in rungs]
     truth = acc[:, -1, :].mean(axis=1)
@@ -124,6 +133,9 @@ def replay(acc: np.ndarray, rungs: list[float], epochs: float, rule: RaceRule, r
         for n in sorted({2, 3, n_seeds}):
             out.setdefault(f"uniform-{n}", []).append(uniform(a, n, lengths, truth, n_val))
         out.setdefault("race", []).append(raced(a, rule, lengths, cooldown, truth, n_val))
+        for d in deltas:
+            out.setdefault(f"race-δ{d:g}", []).append(raced(a, replace(rule, delta=d), lengths, cooldown, truth,
+                                                             n_val))
         out.setdefault("sh", []).append(halving(a, 0, eta, lengths, cooldown, truth))
         out.setdefault("wilcoxon", []).append(wilcoxon(a, n_seeds, lengths, truth))
     return {k: summary(v) for k, v in out.items()}
@@ -135,7 +147,8 @@ def summary(outcomes: list[dict]) -> dict:
         return round(float(np.mean(vals)), 4) if vals else None
 
     return {"epochs": mean("epochs"), "p_correct": mean("correct"), "regret": mean("regret"),
-            "coverage": mean("covered"), "p_decided": mean("decided"), "replicates": len(outcomes)}
+            "coverage": mean("covered"), "p_decided": mean("decided"), "p_within": mean("within"),
+            "p_held": mean("held"), "replicates": len(outcomes)}
 
 
 def main() -> None:
@@ -146,13 +159,16 @@ def main() -> None:
     ap.add_argument("--n-val", type=int, default=None)
     ap.add_argument("--cooldown", type=float, default=0.4, help="search.cooldown of the recording")
     ap.add_argument("--rungs", type=float, nargs="+", default=None, help="replay these rungs only")
+    ap.add_argument("--deltas", type=float, nargs="*", default=[0.02, 0.03, 0.04],
+                    help="also replay the race with these search.delta")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     cands, rungs, acc = load(a.table, a.rungs)
     rule = RaceRule(rungs=tuple(rungs), n_seeds=3, max_seeds=acc.shape[2], seed_step=2)
     res = {"table": a.table, "candidates": len(cands), "rungs": rungs, "seeds": acc.shape[2],
            "cooldown": a.cooldown,
-           "strategies": replay(acc, rungs, a.epochs, rule, a.reps, cooldown=a.cooldown, n_val=a.n_val)}
+           "strategies": replay(acc, rungs, a.epochs, rule, a.reps, cooldown=a.cooldown, n_val=a.n_val,
+                                deltas=a.deltas)}
     print(json.dumps(res, indent=1))
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1) + "\n")

@@ -31,8 +31,8 @@ from .stats import mean_ci
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["ablation_scaler", "ablation_variants", "summarize_ablation", "run_ablation_stage", "write_ablation", "run_ablate_app",
-           "compound_coefficients", "AblateAppConfig"]
+__all__ = ["ablation_scaler", "ablation_variants", "summarize_ablation", "run_ablation_stage", "write_ablation",
+           "run_ablate_app", "compound_coefficients", "AblateAppConfig"]
 COMPOUND_SOURCES = ("best", "paper")
 
 

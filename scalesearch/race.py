@@ -5,8 +5,9 @@ After each *look* the candidates outside the family-wise confidence set of the b
 (:func:`scalesearch.stats.confidence_set`) are dropped. Below the top rung each rung is looked at once and its
 survivors move up (their trainings continue from the rung below: :func:`scalesearch.proxy.train_proxy`); at the
 top rung the survivors get ``seed_step`` more seeds per look up to ``max_seeds``. It stops when one candidate is
-left (``decided``), after the last look (``top_rung``) or when the next look would exceed ``budget`` epochs of
-training (``budget``).
+left (``decided``); at a top-rung look where the leader is within ``delta`` of the best at the family-wise level
+(:func:`scalesearch.stats.regret_bound`: the indifference zone, ``within_delta``); after the last look
+(``top_rung``); or when the next look would exceed ``budget`` epochs of training (``budget``).
 
 Multiplicity: the looks are fixed in advance (:meth:`RaceRule.looks`), and every test of every look runs at
 α/(L·(k − 1)) (Bonferroni over the L looks and the k − 1 comparisons of a candidate), so that "the best was never
@@ -26,11 +27,12 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 
-from .stats import MIN_SEEDS, confidence_set
+from .stats import MIN_SEEDS, confidence_set, regret_bound
 
 __all__ = ["RaceRule", "RaceState", "race", "rung_epochs", "STOPS"]
 
 STOPS = {"decided": "one candidate left: decided",
+         "within_delta": "the leader is within search.delta of the best at the family-wise level: decided within δ",
          "top_rung": "the last look (the top rung at search.max_seeds) is done",
          "budget": "the next look would exceed search.budget",
          "none_ok": "no candidate has a training that finished ok"}
@@ -49,6 +51,7 @@ class RaceRule:
     level: float = 0.95
     pooled: bool = True  # the tests' sd: the seed noise pooled over the candidates (stats.confidence_set)
     drop: bool = True  # False: nothing is dropped (every candidate at every rung and seed: a replay table)
+    delta: float | None = None  # the indifference zone: stop when the leader is within it of the best (None: off)
 
     def __post_init__(self):
         r = tuple(float(x) for x in self.rungs)
@@ -59,7 +62,9 @@ class RaceRule:
                (f"search.max_seeds={self.max_seeds}", self.max_seeds >= self.n_seeds, ">= search.n_seeds"),
                (f"search.seed_step={self.seed_step}", self.seed_step >= 1, ">= 1"),
                (f"search.budget={self.budget}", self.budget is None or (self.budget > 0 and math.isfinite(self.budget)),
-                "> 0 epochs of training, or null")]
+                "> 0 epochs of training, or null"),
+               (f"search.delta={self.delta}", self.delta is None or (0 <= self.delta < 1),
+                "an accuracy difference in [0, 1) not worth telling apart, e.g. 0.01, or null (off)")]
         for what, ok, allowed in bad:
             if not ok:
                 raise ValueError(f"{what}; allowed: {allowed}")
@@ -128,13 +133,26 @@ def race(candidates: list[str], results: Results, rule: RaceRule, cost: Callable
             dropped[c] = {"look": i, "rung": r, "seeds": n, "by": how["by"], "p": how["p"],
                           "why": "outside the confidence set" if how["by"] else "no training finished ok"}
         alive = [c for c in alive if c not in gone]
+        bound = _leader_bound(seeds, alive, n_val, rule, len(plan)) if alive else None
         looks.append({"look": i, "rung": r, "seeds": n, "candidates": len(seeds), "dropped": gone,
-                      "alive": list(alive), "alpha_each": cs["alpha_each"]})
+                      "alive": list(alive), "alpha_each": cs["alpha_each"], **(bound or {})})
         if not alive:
             return RaceState([], alive, dropped, looks, spent, "none_ok", None, len(plan))
         if len(alive) == 1 and rule.drop:
             return RaceState([], alive, dropped, looks, spent, "decided", None, len(plan))
+        if rule.delta is not None and r == len(rule.rungs) - 1 and bound and bound["bound"] is not None \
+                and bound["bound"] <= rule.delta:
+            return RaceState([], alive, dropped, looks, spent, "within_delta", None, len(plan))
     return RaceState([], alive, dropped, looks, spent, "top_rung", None, len(plan))
+
+
+def _leader_bound(seeds: dict, alive: list[str], n_val: int | None, rule: RaceRule, n_looks: int) -> dict:
+    """The leader among ``alive`` (best mean) and how much better than it the best of this look's candidates can
+    be (:func:`scalesearch.stats.regret_bound` over the same candidates, tests and level as the look's set)."""
+    have = {c: v for c, v in seeds.items() if v}
+    leader = max(alive, key=lambda c: sum(have[c].values()) / len(have[c]))
+    b = regret_bound(have, leader, n_val, rule.level, n_looks, rule.pooled)
+    return {"leader": leader, "bound": b["bound"], "bound_vs": b["vs"]}
 
 
 def _first_use(c: str, r: int, k: int, looks: list[dict]) -> bool:

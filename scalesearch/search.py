@@ -44,7 +44,7 @@ RESULT_KEYS = ("dataset", "proxy", "search", "model", "seed")
 # study's seeds live in Tune's Repeater, so there they define the run); a race replays its decisions from its table,
 # so every setting of its rule may change (more seeds, another rung, a larger budget): only what is new trains
 EXTENSIBLE_GRID_KEYS = ("n_seeds",)
-RACE_KEYS = ("rungs", "max_seeds", "seed_step", "budget", "drop")  # no effect on the other strategies
+RACE_KEYS = ("rungs", "max_seeds", "seed_step", "budget", "drop", "delta")  # no effect on the other strategies
 
 
 # ---------------------------------------------------------------- settings and the run directory
@@ -419,7 +419,7 @@ def _ablation_probes(run: _SearchJob, picks: list[Coefficients]) -> list[dict]:
 
 # ---------------------------------------------------------------- the race
 def race_rule(s) -> RaceRule:
-    return RaceRule(tuple(s.rungs), s.n_seeds, s.max_seeds, s.seed_step, s.budget, drop=s.drop)
+    return RaceRule(tuple(s.rungs), s.n_seeds, s.max_seeds, s.seed_step, s.budget, drop=s.drop, delta=s.delta)
 
 
 def _race(run: _SearchJob, runner, stage, candidates: list[dict]) -> None:
@@ -580,7 +580,8 @@ def _decide(run: _SearchJob) -> None:
     race_facts = None
     if run.race is not None:
         run.decided_by = "race"
-        race_facts = {"looks": run.race.n_looks, "pooled": race_rule(s).pooled, "text": run.race_text}
+        race_facts = {"looks": run.race.n_looks, "pooled": race_rule(s).pooled, "text": run.race_text,
+                      "stop": run.race.stop, "delta": s.delta}
     run.paper = next((c["candidate"] for c in d_ranked if is_paper(c, s.constraint)), None)
     paper_searched = next((c for c in run.ranked if is_paper(c, s.constraint)), None)
     budget = budget_with_epochs_mult(run.budget, cfg.validate.epochs_mult) if validated else run.budget
@@ -645,7 +646,7 @@ def _extend_advice(run: _SearchJob) -> None:
     d = v.get("vs_runner_up") or {}
     want = (v.get("seeds_needed") or v.get("seeds_needed_at_margin")
             or (MIN_SEEDS if d.get("n", 0) < MIN_SEEDS else None))
-    if s.strategy == "race" and not v.get("decided"):
+    if s.strategy == "race" and not (v.get("decided") or v.get("decided_within")):
         return _race_advice(run, want)
     if v.get("decided") or s.strategy != "grid" or not want or v.get("equivalent"):
         return
@@ -717,7 +718,8 @@ def _write(run: _SearchJob) -> dict:
         "verdict": run.verdict["text"],
         **{k: run.verdict.get(k) for k in ("confidence_set", "p_best", "decided", "method", "level", "excluded",
                                            "vs_runner_up", "vs_paper", "seeds_needed", "seeds_needed_at_margin",
-                                           "equivalent", "next_command")},
+                                           "equivalent", "regret_bound", "regret_bound_method", "decided_within",
+                                           "next_command")},
         "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows),
         "n_ok": sum(x["status"] == "ok" for x in run.rows),
         "n_infeasible": len(run.infeasible), **run.context, "proxy_budget": dataclasses.asdict(cfg.proxy),

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 from scipy import stats as st
 
-__all__ = ["t_quantile", "mean_ci", "paired_difference", "confidence_set", "p_best", "tost", "sd_upper",
-           "pooled_residual_sd",
-           "kendall_tau", "spearman_rho", "bootstrap_ci", "rank_agreement", "seeds_to_separate", "MIN_SEEDS"]
+__all__ = ["t_quantile", "mean_ci", "paired_difference", "confidence_set", "regret_bound", "p_best", "tost",
+           "sd_upper", "pooled_residual_sd", "kendall_tau", "spearman_rho", "bootstrap_ci", "rank_agreement",
+           "seeds_to_separate", "MIN_SEEDS"]
 
 MIN_SEEDS = 3  # shared seeds a decision (exclusion from the set, equivalence) needs
 
@@ -157,10 +157,10 @@ def pooled_residual_sd(m: np.ndarray) -> tuple[float | None, int]:
     return float(math.sqrt(np.sum(resid**2) / df)), df
 
 
-def _pairwise_p(m: np.ndarray, floor: float, pooled: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(p[i, j]: the two-sided paired t p-value of j − i when j is the better one (1 otherwise) over their shared
-    seeds, n[i, j] shared seeds); sd floored at ``floor``; p = 1 where fewer than MIN_SEEDS seeds are shared.
-    ``pooled``: every pair's sd is √2 × the two-way residual sd (:func:`pooled_residual_sd`), with its df."""
+def _pairwise(m: np.ndarray, floor: float, pooled: bool = False) -> tuple[np.ndarray, ...]:
+    """(mean[i, j], se[i, j], df[i, j], n[i, j]) of the paired difference x_j − x_i over the shared seeds of ``m``
+    (k × S); sd floored at ``floor``. ``pooled``: every pair's sd is √2 × the two-way residual sd
+    (:func:`pooled_residual_sd`), with its df."""
     d = m[None, :, :] - m[:, None, :]  # d[i, j, s] = x_j − x_i
     n = np.sum(np.isfinite(d), axis=2)
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
@@ -172,11 +172,51 @@ def _pairwise_p(m: np.ndarray, floor: float, pooled: bool = False) -> tuple[np.n
             if s is not None:
                 sd, df = np.full_like(sd, math.sqrt(2.0) * s), np.full_like(df, dfp)
         se = np.maximum(np.nan_to_num(sd), floor) / np.sqrt(n)
+    return mean, se, df, n
+
+
+def _pairwise_p(m: np.ndarray, floor: float, pooled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(p[i, j]: the two-sided paired t p-value of j − i when j is the better one (1 otherwise) over their shared
+    seeds, n[i, j] shared seeds) from :func:`_pairwise`; p = 1 where fewer than MIN_SEEDS seeds are shared."""
+    mean, se, df, n = _pairwise(m, floor, pooled)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
         t = np.where(se > 0, mean / se, np.where(mean > 0, np.inf, 0.0))
         p = np.where(mean > 0, 2.0 * st.t.sf(t, df), 1.0)
     p = np.where(n >= MIN_SEEDS, p, 1.0)
     np.fill_diagonal(p, 1.0)
     return p, n
+
+
+def regret_bound(seeds: Mapping[str, Mapping], pick: str, n_val: int | None = None, level: float = 0.95,
+                 looks: int = 1, pooled: bool = False) -> dict:
+    """How much better than ``pick`` the best of ``seeds`` (candidate → {seed: accuracy}) can be, at ``level``.
+
+    Method: for every other candidate j, the one-sided upper confidence bound of j − pick (paired Student-t, the
+    confidence set's sd and df: :func:`confidence_set`) at 1 − α/(looks·(k − 1)); the bound is the largest of
+    these and 0. It is wrong only when the bound of the true best minus the pick misses — one of the true best's
+    k − 1 comparisons, so with probability ≤ α/looks per look whichever candidate was picked from the data. The
+    confidence set wrongly drops the true best only on such a miss too (its two-sided test at the same α_each is
+    stricter), so the bound, the set and a race's drops and "decided" hold together at ``level`` over all looks.
+    A candidate sharing fewer than MIN_SEEDS seeds with the pick leaves no bound (None). Returns {"bound", "vs"
+    (the candidate that sets it), "alpha_each", "method"}."""
+    level = _check_level(level)
+    names, m = _matrix(seeds)
+    k = len(names)
+    alpha_each = (1.0 - level) / max(k - 1, 1) / int(looks)
+    out = {"bound": 0.0 if k == 1 else None, "vs": None, "alpha_each": alpha_each,
+           "method": f"{100 * level:g} % family-wise upper bound on the best's lead over the pick: one-sided paired t "
+                     f"bounds with the confidence set's sd, Bonferroni α/({int(looks)}·(k−1))"}
+    if k < 2:
+        return out
+    i = names.index(pick)
+    mean, se, df, n = _pairwise(m, _floor(n_val), pooled)
+    others = [j for j in range(k) if j != i]
+    if any(n[i, j] < MIN_SEEDS for j in others):
+        return out
+    upper = {names[j]: float(mean[i, j] + st.t.ppf(1.0 - alpha_each, df[i, j]) * se[i, j]) for j in others}
+    vs = max(upper, key=upper.get)
+    return {**out, "bound": max(0.0, upper[vs]), "vs": vs}
 
 
 def p_best(seeds: Mapping[str, Mapping], n_boot: int = 2000, seed: int = 0) -> dict | None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 
 from .results import aggregate, fmt_mean_ci, md_table, per_seed
-from .stats import (MIN_SEEDS, confidence_set, paired_difference, rank_agreement, sd_upper, seeds_to_separate,
-                    tost)
+from .stats import (MIN_SEEDS, confidence_set, paired_difference, rank_agreement, regret_bound, sd_upper,
+                    seeds_to_separate, tost)
 
 __all__ = ["fidelity", "decide", "verdict", "summary_markdown", "pooled_sd", "coeff_str", "paper_label",
            "ranking_table", "MIN_FIDELITY"]
@@ -145,8 +145,9 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
     family-wise confidence set of the best. ``paper``: the paper's candidate id in this stage (None: not in
     it); ``paper_searched``: the paper's entry in the search ranking (None: infeasible or not in the grid);
     ``val_n``: validation images (accuracy resolution 1/val_n); ``margin``: the TOST equivalence margin.
-    ``race``: the race's last look ({"looks": L, "pooled": bool, "text": its story}) — the set is that look's
-    (Bonferroni over the race's L looks, pooled noise), and the story follows the recommendation.
+    ``race``: the race's last look ({"looks": L, "pooled": bool, "text": its story, "stop", "delta"}) — the set
+    is that look's (Bonferroni over the race's L looks, pooled noise), and the story follows the recommendation;
+    stopped within δ (search.delta), the verdict says "decided within δ" and advises nothing more.
     Returns the facts (best.json keys) and ``text``, one paragraph."""
     best, seeds = ranked[0], per_seed(rows)
     by_id = {c["candidate"]: c for c in ranked}
@@ -156,13 +157,14 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
     out = {"best": best["candidate"], "decided_by": stage, "budget": budget, "chance": chance,
            "confidence_set": cs["members"], "p_best": cs["p_best"], "decided": cs["decided"], "method": cs["method"],
            "level": level, "excluded": cs["excluded"], "seeds_needed": None, "seeds_needed_at_margin": None,
-           "equivalent": None}
+           "equivalent": None, "regret_bound": None, "decided_within": None}
     parts = [_head(best, len(ranked), stage, budget, proxy_budget, base_resolution), _set_text(cs, by_id, val_n)]
     parts += [race["text"]] if race else []
+    parts += _regret_text(out, ranked, seeds, cs, val_n, race)
     parts += _runner_up(out, ranked, seeds, cs, val_n)
     parts += _paper(out, best, by_id, seeds, cs, val_n, paper, paper_searched, constraint, stage)
     parts += _fidelity_text(fid, best)
-    if not cs["decided"]:
+    if not (cs["decided"] or out.get("decided_within")):
         parts += _advice(out, ranked, seeds, cs, val_n, margin, level, longer="proxy.epochs, search.rungs" if race
                          else "proxy.epochs, validate.epochs_mult")
     if best["accuracy_mean"] is not None and best["accuracy_mean"] < chance + 0.05:
@@ -212,6 +214,24 @@ def _set_text(cs: dict, by_id: dict, n_val: int | None) -> str:
             f"best holds {len(cs['members'])} of {cs['k']} candidates — " + "; ".join(names)
             + (f"; and {more} more" if more else "") + f" ({how})."
             + (f" {_cap(cs['note'])}." if cs["note"] else ""))
+
+
+def _regret_text(out: dict, ranked: list[dict], seeds: dict, cs: dict, n_val: int | None, race: dict | None) -> list:
+    """How much better than the recommendation the best of the candidates can be (stats.regret_bound, over the set's
+    tests and level), and a race's "decided within δ" (search.delta) when that stopped it."""
+    if cs["k"] < 2 or cs["decided"]:
+        return []
+    looks, pooled = (race["looks"], race["pooled"]) if race else (1, False)
+    b = regret_bound({c["candidate"]: seeds[c["candidate"]] for c in ranked}, ranked[0]["candidate"], n_val,
+                     cs["level"], looks, pooled)
+    if b["bound"] is None:
+        return []
+    within = bool(race) and race.get("stop") == "within_delta"
+    out.update(regret_bound=round(b["bound"], 6), regret_bound_method=b["method"],
+               decided_within=race["delta"] if within else None)
+    head = f"**Decided within δ = {race['delta']:g}** (search.delta): " if within else ""
+    return [f"{head}{'t' if within else 'T'}he best of the {cs['k']} is at most {b['bound']:.3f} better than the "
+            f"recommendation ({b['method']})."]
 
 
 def _runner_up(out: dict, ranked: list[dict], seeds: dict, cs: dict, n_val: int | None) -> list[str]:

@@ -48,6 +48,8 @@ CASES = [
     ("unreachable-cluster", "search_main", ["cluster.address=127.0.0.1:1"], "cluster.address='127.0.0.1:1'"),
     ("unwritable-run-dir", "search_main", ["hydra.run.dir={tmp}/afile/run"], "{tmp}/afile"),
     ("zero-seeds", "search_main", ["search.n_seeds=0"], "search.n_seeds=0"),
+    ("delta-on-the-grid", "search_main", ["search.delta=0.02"], "search.delta=0.02 applies to the race only"),
+    ("race-delta-too-large", "search_main", ["search=race", "search.n_seeds=3", "search.delta=2"], "search.delta=2.0; allowed:"),
     ("tiny-base-resolution", "search_main", ["dataset.base_resolution=8"], "dataset.base_resolution=8"),
     ("family-phis-far-below-b0", "search_main", ["family.phis=[-40]"], "family.phis contains -40"),
     ("family-phis-empty", "search_main", ["family.phis=[]"], "family.phis=[]"),

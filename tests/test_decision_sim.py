@@ -6,7 +6,9 @@ like the real tables and go through the real ``aggregate`` and ``verdict``. Asse
 "distinguishable from the runner-up" and false "the paper's point is worse" at most 5 % when every candidate is
 equal (k = 2, 5 and 20, 3 seeds); no decision at all with 2 seeds; the confidence set covers the true best at least
 95 % of the time (one better by 0.02, and all equal); "probably equal" (TOST) is not said of a difference at the
-margin, and is said of equal candidates with enough seeds; and the power to decide a clear winner is high (so the
+margin, and is said of equal candidates with enough seeds; the bound on how much better than the pick the best can
+be (stats.regret_bound) is wrong at most 5 % — at about its level for two close candidates, far below with 20;
+and the power to decide a clear winner is high (so the
 tests can fail both ways).
 Deterministic: numpy Generators with fixed seeds.
 """
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 
 from scalesearch.results import aggregate
-from scalesearch.stats import confidence_set
+from scalesearch.stats import confidence_set, regret_bound
 from scalesearch.verdict import verdict
 
 N_VAL = 400
@@ -129,3 +131,30 @@ def test_power_to_decide_a_clear_winner():
     r = rates(5, 8, means=means, reps=200, seed=3)
     print(f"k=5, 8 seeds, one better by 0.05: {r}")
     assert r["decided"] > 0.85 and r["paper_worse"] > 0.9  # c0 (the paper's) is 0.05 worse: found so
+
+
+def _bound_wrong(means, n_seeds, reps, pooled, seed=0):
+    """(P(the best's true lead over the pick > the printed bound), the mean bound) over ``reps`` grids."""
+    rng, means, wrong, bounds = np.random.default_rng(seed), np.asarray(means, float), [], []
+    for _ in range(reps):
+        acc = draw(rng, means, n_seeds)
+        pick = int(np.argmax(acc.mean(1)))
+        b = regret_bound({f"c{i}": dict(enumerate(a)) for i, a in enumerate(acc)}, f"c{pick}", N_VAL, 0.95, 1,
+                         pooled)["bound"]
+        wrong.append(means.max() - means[pick] > b + 1e-12)
+        bounds.append(b)
+    return float(np.mean(wrong)), float(np.mean(bounds))
+
+
+@pytest.mark.parametrize("means, pooled, reps, near", [
+    ([0.505, 0.5], False, 4000, True),  # two close candidates: the worst case, the miss rate is about the level
+    ([0.52, 0.5], False, 2000, False),
+    (np.r_[0.60, 0.595, 0.59, 0.585, 0.58, np.linspace(0.56, 0.45, 15)], True, 400, False),
+    (np.r_[0.60, np.full(19, 0.59)], True, 400, False)])
+def test_the_regret_bound_holds_at_its_level(means, pooled, reps, near):
+    """"The pick is within B of the best (95 %)": false in at most 5 % of grids of 3 seeds (Monte-Carlo: ≤ 0.05
+    plus two standard errors); for two close candidates the miss rate is near 5 % (≥ 3 %), so a bound a little
+    too tight would fail here."""
+    wrong, mean_bound = _bound_wrong(means, 3, reps, pooled)
+    assert wrong <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / reps), (wrong, mean_bound)
+    assert not near or wrong >= 0.03, (wrong, mean_bound)
