@@ -51,8 +51,8 @@ def one_mode(root: Path, mode: str, args) -> dict:
               "validation_mean": val[c["candidate"]]["accuracy_mean"] if c["candidate"] in val else None} for c in proxy]
     return {"mode": mode, "run_dir": str(run), "wall_s": round(wall, 1), "candidates": cands,
             "noise_sd_proxy": pooled_sd(proxy), "noise_sd_validation": pooled_sd(list(val.values())),
-            "kendall_tau": fid["kendall_tau"], "tau_ci": fid["tau_ci"], "spearman_rho": fid["spearman_rho"],
-            "rho_ci": fid["rho_ci"], "top1_regret": fid["top1_regret"], "decided": best["candidate"],
+            "kendall_tau": fid["kendall_tau"], "tau_p": fid["tau_p"], "spearman_rho": fid["spearman_rho"],
+            "rho_p": fid["rho_p"], "top1_regret": fid["top1_regret"], "decided": best["candidate"],
             "proxy_pick": best["proxy_pick"], "verdict": best["verdict"]}
 
 
@@ -75,8 +75,8 @@ def main():
                "settings": vars(args), "modes": [one_mode(root, m, args) for m in args.modes.split(",")]}
     atomic_write_json(args.out, res)
     for m in res["modes"]:
-        print(f"\n### {m['mode']} ({m['wall_s']:.0f} s): τ = {m['kendall_tau']} {m['tau_ci']}, ρ = {m['spearman_rho']} "
-              f"{m['rho_ci']}, top-1 regret {m['top1_regret']}, seed sd {m['noise_sd_proxy']:.3f} (proxy) / "
+        print(f"\n### {m['mode']} ({m['wall_s']:.0f} s): τ = {m['kendall_tau']} (p {m['tau_p']}), ρ = {m['spearman_rho']} "
+              f"(p {m['rho_p']}), top-1 regret {m['top1_regret']}, seed sd {m['noise_sd_proxy']:.3f} (proxy) / "
               f"{m['noise_sd_validation']:.3f} (4x)")
         print("| candidate | resolution | measured cost | proxy (2 epochs) | 4x epochs |\n|---|---:|---:|---|---|")
         for c in m["candidates"]:

@@ -804,10 +804,10 @@ def _race_fidelity_section(run: RunTables, fid: dict) -> list[str]:
 
 
 def _fidelity_numbers(fid: dict) -> str:
-    """τ and ρ with their intervals and method (only over >= 5 candidates: else the note, in words), regret,
+    """τ and ρ with their p-values and method (only over >= 5 candidates: else the note, in words), regret,
     overlap."""
-    rank = (f"Kendall τ = {fid['kendall_tau']} (95 % CI {fid['tau_ci']}, p = {fid.get('tau_p')} for τ = 0), Spearman "
-            f"ρ = {fid['spearman_rho']} ({fid['rho_ci']}; {fid.get('method')}); " if fid.get("kendall_tau") is not None
+    rank = (f"Kendall τ = {fid['kendall_tau']} (p = {fid.get('tau_p')} for τ = 0), Spearman "
+            f"ρ = {fid['spearman_rho']} ({fid.get('method')}); " if fid.get("kendall_tau") is not None
             else f"{fid.get('note')}; ")
     return (rank + f"top-1 regret {fid['top1_regret']} (validation accuracy lost by trusting the proxy's pick, a point "
             f"estimate), top-{fid.get('k')} overlap {fid['topk_overlap']}.")

@@ -534,7 +534,7 @@ def _race_fidelity(run: _SearchJob) -> dict | None:
         return None
     m = max(reached, key=lambda m_: (min(len(reached[m_]), 5), m_))
     low = aggregate([x for x in ok if x["rung"] == rule.rungs[0] and x["candidate"] in reached[m]])
-    fid = fidelity(low, [x for x in ok if x["rung"] == m], 1, seed=run.cfg.seed)
+    fid = fidelity(low, [x for x in ok if x["rung"] == m], 1)
     return {**fid, "rungs": [rule.rungs[0], m]}
 
 
@@ -566,7 +566,7 @@ def _validate(run: _SearchJob, runner, ctx) -> None:
                                   describe=_describe))
     run.state.stage("validation", "complete", trials=len(run.v_rows))
     run.v_ranked = aggregate(run.v_rows) or None
-    run.fid = fidelity(run.ranked, run.v_rows, cfg.validate.top_k, seed=cfg.seed)
+    run.fid = fidelity(run.ranked, run.v_rows, cfg.validate.top_k)
     atomic_write_json(run.run_dir / "fidelity.json", {**run.fid, "proxy_budget": budget_str(run.budget),
                                                       "validation_budget": budget_str(v_budget)})
 
@@ -581,7 +581,8 @@ def _decide(run: _SearchJob) -> None:
     if run.race is not None:
         run.decided_by = "race"
         race_facts = {"looks": run.race.n_looks, "pooled": race_rule(s).pooled, "text": run.race_text,
-                      "stop": run.race.stop, "delta": s.delta}
+                      "stop": run.race.stop, "delta": s.delta,
+                      "candidates": len(run.race.alive) + len(run.race.dropped)}
     run.paper = next((c["candidate"] for c in d_ranked if is_paper(c, s.constraint)), None)
     paper_searched = next((c for c in run.ranked if is_paper(c, s.constraint)), None)
     budget = budget_with_epochs_mult(run.budget, cfg.validate.epochs_mult) if validated else run.budget

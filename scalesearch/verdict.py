@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 
 from .results import aggregate, fmt_mean_ci, md_table, per_seed
-from .stats import (MIN_SEEDS, confidence_set, paired_difference, rank_agreement, regret_bound, sd_upper,
-                    seeds_to_separate, tost)
+from .stats import (MIN_SEEDS, NO_RANK_INTERVAL, confidence_set, paired_difference, rank_agreement, regret_bound,
+                    sd_upper, seeds_to_separate, tost)
 
 __all__ = ["fidelity", "decide", "verdict", "summary_markdown", "pooled_sd", "coeff_str", "paper_label",
            "ranking_table", "MIN_FIDELITY"]
@@ -49,8 +49,7 @@ def _num(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
 
 
-def fidelity(proxy_ranked: list[dict], validation_rows: list[dict], top_k: int = 1, n_boot: int = 2000,
-             seed: int = 0) -> dict:
+def fidelity(proxy_ranked: list[dict], validation_rows: list[dict], top_k: int = 1) -> dict:
     """Agreement of the proxy ranking with the validation ranking over the validated candidates.
 
     τ/ρ (:func:`scalesearch.stats.rank_agreement`) only over ≥ MIN_FIDELITY (5) candidates — below that they
@@ -62,7 +61,7 @@ def fidelity(proxy_ranked: list[dict], validation_rows: list[dict], top_k: int =
     out = {"n_candidates": len(common), "candidates": common,
            "proxy_means": [_num(proxy[k]["accuracy_mean"]) for k in common],
            "validation_means": [_num(val[k]["accuracy_mean"]) for k in common],
-           "kendall_tau": None, "spearman_rho": None, "tau_ci": [None, None], "rho_ci": [None, None], "tau_p": None,
+           "kendall_tau": None, "spearman_rho": None, "tau_p": None,
            "rho_p": None, "method": None, "top1_regret": None, "topk_overlap": None, "proxy_pick": None,
            "validation_pick": None, "k": None,
            "note": f"fidelity not measurable over {len(common)} candidates: needs ≥ {MIN_FIDELITY} "
@@ -71,11 +70,9 @@ def fidelity(proxy_ranked: list[dict], validation_rows: list[dict], top_k: int =
         out.update(_picks(proxy, val, common, top_k))
     if len(common) < MIN_FIDELITY:
         return out
-    r = rank_agreement([proxy[k]["accuracies"] for k in common], [val[k]["accuracies"] for k in common], n_boot,
-                       seed=seed)
+    r = rank_agreement([proxy[k]["accuracies"] for k in common], [val[k]["accuracies"] for k in common])
     return {**out, "kendall_tau": _num(r["tau"]), "spearman_rho": _num(r["rho"]), "tau_p": _num(r["tau_p"]),
-            "rho_p": _num(r["rho_p"]), "tau_ci": [_num(v) for v in r["tau_ci"]],
-            "rho_ci": [_num(v) for v in r["rho_ci"]], "method": r["method"], "note": ""}
+            "rho_p": _num(r["rho_p"]), "method": r["method"], "note": ""}
 
 
 def _picks(proxy: dict, val: dict, common: list, top_k: int) -> dict:
@@ -230,7 +227,10 @@ def _regret_text(out: dict, ranked: list[dict], seeds: dict, cs: dict, n_val: in
     out.update(regret_bound=round(b["bound"], 6), regret_bound_method=b["method"],
                decided_within=race["delta"] if within else None)
     head = f"**Decided within δ = {race['delta']:g}** (search.delta): " if within else ""
-    return [f"{head}{'t' if within else 'T'}he best of the {cs['k']} is at most {b['bound']:.3f} better than the "
+    n_all = (race or {}).get("candidates") or cs["k"]
+    which = f"the {cs['k']}" if n_all == cs["k"] else \
+        f"the {n_all} (the {n_all - cs['k']} not in the last look were dropped at the family-wise level)"
+    return [f"{head}{'t' if within else 'T'}he best of {which} is at most {b['bound']:.3f} better than the "
             f"recommendation ({b['method']})."]
 
 
@@ -284,14 +284,11 @@ def _fidelity_text(fid: dict | None, best: dict) -> list[str]:
                         if regret is not None else "") + ".")
     if fid.get("kendall_tau") is None:
         return parts + [_cap(fid.get("note") or "proxy fidelity not measurable") + "."]
-    lo, hi = fid["tau_ci"]
-    ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None else " (no bootstrap interval)"
-    p = f", p = {fid['tau_p']:.2g} for τ = 0 (scipy kendalltau)" if fid.get("tau_p") is not None else ""
+    p = f"p = {fid['tau_p']:.2g} for τ = 0 (scipy kendalltau); " if fid.get("tau_p") is not None else ""
     across = (f" across rungs ({fid['rungs'][0]:g}× against {fid['rungs'][1]:g}× proxy.epochs)" if fid.get("rungs")
               else "")
     return parts + [f"Proxy fidelity{across} over {fid['n_candidates']} candidates: "
-                    f"Kendall τ = {fid['kendall_tau']:+.2f}{ci} "
-                    f"(95 % percentile bootstrap resampling seeds within each candidate{p})."]
+                    f"Kendall τ = {fid['kendall_tau']:+.2f} ({p}{NO_RANK_INTERVAL})."]
 
 
 def _advice(out, ranked, seeds, cs, n_val, margin, level, longer="proxy.epochs, validate.epochs_mult") -> list[str]:
@@ -361,7 +358,7 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
     if validation_ranked:
         L += ["## Validation ranking (decides)", "", ranking_table(validation_ranked, paper), ""]
         if fid:
-            L += [(f"Fidelity: τ = {fid['kendall_tau']} {fid['tau_ci']}, ρ = {fid['spearman_rho']} {fid['rho_ci']} "
+            L += [(f"Fidelity: τ = {fid['kendall_tau']}, ρ = {fid['spearman_rho']} "
                    f"({fid.get('method')}), " if fid.get("kendall_tau") is not None else
                    f"Fidelity: {fid.get('note')}; ")
                   + f"top-1 regret {fid['top1_regret']}, top-{fid.get('k')} overlap {fid['topk_overlap']} over "
