@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -600,11 +602,28 @@ def _decide(run: _SearchJob) -> None:
 
 
 def extend_command(run_dir: Path, cfg: SearchAppConfig, n_seeds: int | None = None, **settings) -> str:
-    """The command that extends a finished run in place (it trains only what is new): a grid run to ``n_seeds``
-    seeds; a race with other ``settings`` of its rule (``max_seeds=12``, ``budget=400``, ``rungs=[1,2,4]``)."""
+    """The command that extends a finished run in place (it trains only what is new), runnable as printed: this
+    invocation's own overrides (a resume must repeat the run's settings), then a grid run to ``n_seeds`` seeds, or
+    a race with other ``settings`` of its rule (``max_seeds=12``, ``budget=400``, ``rungs=[1,2,4]``)."""
     extra = ([f"search.n_seeds={n_seeds}"] if n_seeds is not None else []) + \
         [f"search.{k}={_override(v)}" for k, v in settings.items()]
-    return " ".join([f"scalesearch resume=true hydra.run.dir={run_dir}", *extra])
+    changed = {e.split("=", 1)[0] for e in extra} | {"resume", "hydra.run.dir"}
+    given = [o for o in given_overrides(run_dir) if o.split("=", 1)[0].lstrip("+~") not in changed]
+    return " ".join(["scalesearch", *map(shlex.quote, given), "resume=true",
+                     shlex.quote(f"hydra.run.dir={run_dir}"), *map(shlex.quote, extra)])
+
+
+def given_overrides(run_dir: Path) -> list[str]:
+    """The command-line overrides the run directory's app was given (``.hydra/overrides.yaml``, which Hydra
+    writes at each start); none when it has none (``run_search`` called from Python, a NAS run's coefficients)."""
+    import yaml
+
+    path = Path(run_dir) / ".hydra" / "overrides.yaml"
+    try:
+        given = yaml.safe_load(path.read_text()) if path.is_file() else []
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(o) for o in given] if isinstance(given, list) else []
 
 
 def _override(v) -> str:
@@ -624,7 +643,7 @@ def _race_facts(run: _SearchJob) -> dict | None:
 
 def _race_advice(run: _SearchJob, want: int | None) -> None:
     """An undecided race: the command that buys its next look (budget), more seeds at the top rung, or another
-    rung (the top two probably equal at this length)."""
+    rung (the top two probably equal at this length); and the search.delta its trainings already decide."""
     v, s, st = run.verdict, run.cfg.search, run.race
     if st.stop == "budget":
         settings, what = {"budget": st.spent + st.next_cost}, f"its next look ({st.next_cost:g} more)"
@@ -639,6 +658,12 @@ def _race_advice(run: _SearchJob, want: int | None) -> None:
     v["text"] = v["text"].rstrip() + (f" Extend this race in place (it replays its looks from the table, trains only "
                                       f"{what}, and decides again): `{cmd}`")
     log.info("next: %s", cmd)
+    bound = st.looks[-1].get("bound") if st.looks else None
+    if bound is not None and 0 < bound < 0.999:
+        delta = math.ceil(bound * 1000 + 1e-6) / 1000  # at least the last look's bound: it stops there at the latest
+        v["within_command"] = extend_command(run.run_dir, run.cfg, delta=delta)
+        v["text"] += (f" Or decide within δ = {delta:g} from the trainings already made (the bound above; nothing "
+                      f"new trains): `{v['within_command']}`")
 
 
 def _extend_advice(run: _SearchJob) -> None:
@@ -720,7 +745,7 @@ def _write(run: _SearchJob) -> dict:
         **{k: run.verdict.get(k) for k in ("confidence_set", "p_best", "decided", "method", "level", "excluded",
                                            "vs_runner_up", "vs_paper", "seeds_needed", "seeds_needed_at_margin",
                                            "equivalent", "regret_bound", "regret_bound_method", "decided_within",
-                                           "next_command")},
+                                           "next_command", "within_command")},
         "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows),
         "n_ok": sum(x["status"] == "ok" for x in run.rows),
         "n_infeasible": len(run.infeasible), **run.context, "proxy_budget": dataclasses.asdict(cfg.proxy),

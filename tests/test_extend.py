@@ -26,9 +26,10 @@ def test_more_seeds_on_a_finished_grid_run_train_only_the_new_seeds(tmp_path):
     best = json.loads((run / "best.json").read_text())
     assert not best["decided"] and best["n_seeds"] == 2
     cmd = best["next_command"]
-    assert cmd == f"scalesearch resume=true hydra.run.dir={run} search.n_seeds=3", cmd
+    # runnable as printed: this run's own overrides (a resume repeats them), then the extension
+    assert cmd == " ".join(["scalesearch", *map(shlex.quote, BASE), f"resume=true hydra.run.dir={run} search.n_seeds=3"])
     assert f"`{cmd}`" in best["verdict"] and f"`{cmd}`" in (run / "summary.md").read_text()
-    rc, out, err = run_cli("search_main", *BASE, *shlex.split(cmd)[1:])  # the command as printed
+    rc, out, err = run_cli("search_main", *shlex.split(cmd)[1:])  # the command as printed, nothing added
     assert rc == 0, err[-3000:]
     rows = _rows(run / "results.csv")
     assert len(rows) == 3 * len(first) // 2 and all(r["status"] == "ok" for r in rows)

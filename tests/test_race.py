@@ -239,22 +239,34 @@ def test_a_race_runs_continues_its_trunks_and_extends_in_place(tmp_path):
     assert "The race over 3 candidates" in best["verdict"] and "the race's 2 looks" in best["verdict"]
     first = {r["key"]: r["trial_id"] for r in rows}
     summary = (run / "summary.md").read_text()
-    # the same race with an indifference zone (search.delta): replayed from the table, nothing trains, and it
-    # decides within δ at its first top-rung look (δ = 0.9: any bound on these accuracies is below it)
-    rc, out, err = run_cli("search_main", *RACE, "search.max_seeds=3", f"hydra.run.dir={run}", "resume=true",
-                           "search.delta=0.9")
+    # the same race with an indifference zone (search.delta): undecided, the verdict prints the command with the δ
+    # its trainings support; run as printed, it replays from the table, nothing trains, and it decides within δ
+    delta = 0.9
+    if best["race"]["stop"] != "decided":
+        wc = best["within_command"]
+        delta = float(wc.rsplit("search.delta=", 1)[1])
+        assert wc.startswith(f"scalesearch {shlex.join(RACE)} search.max_seeds=3 resume=true hydra.run.dir={run} ")
+        assert wc in summary
+        assert best["regret_bound"] <= delta < best["regret_bound"] + 0.0011, (best["regret_bound"], wc)
+    again = shlex.split(best["within_command"])[1:] if best["race"]["stop"] != "decided" else \
+        [*RACE, "search.max_seeds=3", f"hydra.run.dir={run}", "resume=true", f"search.delta={delta:g}"]
+    rc, out, err = run_cli("search_main", *again)  # the command as printed
     assert rc == 0, err[-3000:]
     assert {r["key"]: r["trial_id"] for r in _rows(run / "results.csv")} == first  # nothing trained
     within = json.loads((run / "best.json").read_text())
     if best["race"]["stop"] != "decided":
-        assert within["race"]["stop"] == "within_delta" and within["decided_within"] == 0.9, within["race"]
-        assert "**Decided within δ = 0.9** (search.delta)" in within["verdict"] and not within["next_command"]
-        assert 0 <= within["regret_bound"] <= 0.9 and "one-sided paired t" in within["regret_bound_method"]
+        assert within["race"]["stop"] == "within_delta" and within["decided_within"] == delta, within["race"]
+        assert f"**Decided within δ = {delta:g}** (search.delta)" in within["verdict"] and not within["next_command"]
+        assert 0 <= within["regret_bound"] <= delta and "one-sided paired t" in within["regret_bound_method"]
     if best["race"]["stop"] == "decided":
         return  # nothing to extend (a clear winner on this data)
     cmd = best["next_command"]
-    assert cmd.startswith(f"scalesearch resume=true hydra.run.dir={run} search.") and cmd in summary
-    rc, out, err = run_cli("search_main", *RACE, *shlex.split(cmd)[1:3], "search.max_seeds=5")
+    assert cmd in summary
+    # runnable as printed: this run's overrides (less the one it changes), then the extension
+    new = shlex.split(cmd)[-1]
+    given = [a for a in [*RACE, "search.max_seeds=3"] if a.split("=")[0] != new.split("=")[0]]
+    assert shlex.split(cmd)[1:] == [*given, "resume=true", f"hydra.run.dir={run}", new], cmd
+    rc, out, err = run_cli("search_main", *RACE, f"hydra.run.dir={run}", "resume=true", "search.max_seeds=5")
     assert rc == 0, err[-3000:]
     rows = _rows(run / "results.csv")
     new = [r for r in rows if r["key"] not in first]
