@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import gc
 import hashlib
 import json
@@ -179,12 +180,27 @@ def memory_need(job: dict, ctx: TrialContext, cuda: bool) -> tuple[int, str]:
     return need, f"{cost.params / 1e6:,.1f}M parameters, activations at batch {batch} and {cost.resolution} px"
 
 
-def _memory_error(stage_name: str, job: dict, need: int, how: str, share: float, where: str,
+def trial_resources(config: dict, ctx: TrialContext, cpus: float, gpus: float, share: float, most: int):
+    """Ray's resource request of one trial: trials.cpus_per_trial / gpus_per_trial, times the trial shares of
+    memory its training needs (a job's :func:`memory_need` over ``share``, at most ``most``), so Ray packs a large
+    training with fewer beside it instead of the node running out of memory. A searcher stage's trial (its job is
+    made in the trial) requests one share, and checks its need against it."""
+    from ray.tune import PlacementGroupFactory
+
+    k = 1
+    if "job" in config and share > 0:
+        need, _ = memory_need(config["job"], ctx, gpus > 0)
+        k = min(most, max(1, math.ceil(need / share)))
+    return PlacementGroupFactory([{"CPU": cpus * k, "GPU": gpus * k}])
+
+
+def _memory_error(stage_name: str, job: dict, need: int, how: str, limit: float, where: str,
                   allowed: str | None = None) -> str:
     allowed = allowed or "a smaller proxy.batch_size, search.phi or dataset.base_resolution"
-    return (f"{stage_name} training {job['key']} needs about {need / 2**30:.1f} GiB ({how}) but a trial gets about "
-            f"{share / 2**30:.1f} GiB {where}; allowed: {allowed}, or more memory per trial (trials.cpus_per_trial / "
-            "trials.gpus_per_trial)")
+    more = ("more memory per trial (trials.cpus_per_trial / trials.gpus_per_trial)" if where == "here" else
+            "a node (or GPU) with more memory")
+    return (f"{stage_name} training {job['key']} needs about {need / 2**30:.1f} GiB ({how}) but a training can get "
+            f"at most about {limit / 2**30:.1f} GiB {where}; allowed: {allowed}, or {more}")
 
 
 def _cuda_oom(job: dict, resolution: int, budget, need: int, ctx: TrialContext) -> str:
@@ -658,39 +674,56 @@ class Runner:
     def memory_share(self) -> tuple[float, str]:
         """(bytes, how) of memory one trial may use: its GPU share (the GPU's memory × trials.gpus_per_trial), else
         its CPU share of the largest node's memory for Ray's tasks (× trials.cpus_per_trial / the node's CPUs)."""
-        import ray
-
         if self._share is None:
+            total, self._most = self._memory_unit()
             s = self.res
             if s.gpus_per_trial > 0:
-                total = ray.get(ray.remote(_gpu_memory_task).options(num_gpus=s.gpus_per_trial).remote())
                 self._share = (total * min(1.0, s.gpus_per_trial),
                                f"of GPU memory ({total / 2**30:.0f} GiB × trials.gpus_per_trial={s.gpus_per_trial:g})")
             else:
-                nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-                node = max(nodes, key=lambda r: r.get("memory", 0))
-                mem, cpus = node.get("memory", 0), max(1.0, node.get("CPU", 1))
-                how = (f"of node memory ({mem / 2**30:.1f} GiB for Ray's tasks × trials.cpus_per_trial="
-                       f"{s.cpus_per_trial:g} / {cpus:g} CPUs)")
-                self._share = (mem * min(1.0, s.cpus_per_trial / cpus), how)
+                mem, cpus = total
+                self._share = (mem * min(1.0, s.cpus_per_trial / cpus),
+                               f"of node memory ({mem / 2**30:.1f} GiB for Ray's tasks on the largest node, "
+                               f"{cpus:g} CPUs)")
         return self._share
 
-    def memory_over(self, ctx: TrialContext, jobs: list[dict]) -> tuple[dict, int, str] | None:
-        """(job, bytes, how) of the training of ``jobs`` needing the most memory, when that is more than a trial's
-        share (:meth:`memory_share`); None when every one fits."""
+    def _memory_unit(self):
+        """(the GPU's memory, or (memory, CPUs) of the largest node), and how many trial shares one training may
+        take: a training over one share requests the resources of several trials (:func:`trial_resources`)."""
+        import ray
+
+        s = self.res
+        if s.gpus_per_trial > 0:
+            total = ray.get(ray.remote(_gpu_memory_task).options(num_gpus=s.gpus_per_trial).remote())
+            return total, max(1, int(1.0 // s.gpus_per_trial))
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        node = max(nodes, key=lambda r: r.get("memory", 0))
+        cpus = max(1.0, node.get("CPU", 1))
+        return (node.get("memory", 0), cpus), max(1, int(cpus // s.cpus_per_trial))
+
+    def memory_limit(self) -> tuple[float, int]:
+        """(bytes, shares): the most memory one training of a job stage may get, as that many trial shares."""
         share, _ = self.memory_share()
+        return share * self._most, self._most
+
+    def memory_over(self, ctx: TrialContext, jobs: list[dict]) -> tuple[dict, int, str] | None:
+        """(job, bytes, how) of the training of ``jobs`` needing the most memory, when that is more than one training
+        may get (:meth:`memory_limit`: the shares of every trial slot of the largest node, or of the GPU); None when
+        every one fits."""
+        limit, _ = self.memory_limit()
         cuda = self.res.gpus_per_trial > 0
         needs = [(job, *memory_need(job, ctx, cuda)) for job in jobs if job["row"].get("params") is not None]
         worst = max(needs, key=lambda x: x[1], default=None)
-        return worst if worst is not None and worst[1] > share else None
+        return worst if worst is not None and worst[1] > limit else None
 
     def check_memory(self, name: str, ctx: TrialContext, jobs: list[dict], allowed: str | None = None) -> None:
-        """Refuse a stage (before anything of it trains) when one of its trainings would not fit its trial's share
-        of memory (Ray's memory monitor would kill it, or the node would swap)."""
+        """Refuse a stage (before anything of it trains) when one of its trainings would not fit the memory one
+        training may get (Ray's memory monitor would kill it, or the node would swap)."""
         over = self.memory_over(ctx, jobs)
         if over is not None:
-            share, where = self.memory_share()
-            raise ValueError(_memory_error(name, over[0], over[1], over[2], share, where, allowed))
+            (share, where), (limit, most) = self.memory_share(), self.memory_limit()
+            where = f"{where[:-1]}: {most} trials' shares of {share / 2**30:.1f} GiB)" if most > 1 else where
+            raise ValueError(_memory_error(name, over[0], over[1], over[2], limit, where, allowed))
 
     def measurer(self, ctx: TrialContext, kind: str, cache_path: Path) -> Callable:
         """``measure(spec, resolution) -> ms`` of a device cost (``latency`` | ``train_step``), measured by a Ray
@@ -790,8 +823,11 @@ class Runner:
     def _trainable(self, ctx: TrialContext, recorded: dict | None):
         from ray import tune
 
+        share, _ = self.memory_share()
+        resources = functools.partial(trial_resources, ctx=ctx, cpus=self.res.cpus_per_trial,
+                                      gpus=self.res.gpus_per_trial, share=share, most=self.memory_limit()[1])
         return tune.with_resources(tune.with_parameters(run_trial, ctx=ctx, data=self.data_ref, recorded=recorded),
-                                   {"cpu": self.res.cpus_per_trial, "gpu": self.res.gpus_per_trial})
+                                   resources)
 
     def _tune_config(self, stage: Stage, num_samples: int, concurrent: int | None):
         from ray import tune

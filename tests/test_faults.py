@@ -112,7 +112,7 @@ def test_a_training_too_large_for_a_trials_memory_is_refused_before_anything_tra
         rc, out = _run([*SMALL, f"hydra.run.dir={run}", *extra], tmp_path, timeout=240)
         err = [ln for ln in out.splitlines() if ln.startswith("scalesearch: error:")]
         assert rc == 2 and len(err) == 1, out[-3000:]
-        assert "needs about" in err[0] and "a trial gets about" in err[0] and what in err[0], err
+        assert "needs about" in err[0] and "a training can get at most about" in err[0] and what in err[0], err
         assert "Traceback" not in out
         assert not any(r["status"] for r in _rows(run / "results.csv")) if (run / "results.csv").exists() else True
 
@@ -141,7 +141,7 @@ def test_a_family_too_large_for_a_trials_memory_is_refused_before_the_search_tra
     from scalesearch.plan import family_probes
     from scalesearch.scaling import Coefficients, Scaler
 
-    share = float(re.search(r"a trial gets about ([\d.]+) GiB", err[0]).group(1)) * 2**30
+    share = float(re.search(r"a training can get at most about ([\d.]+) GiB", err[0]).group(1)) * 2**30
     plan = json.loads((run / "candidates.json").read_text())["candidates"]
     coeffs = [Coefficients(c["alpha"], c["beta"], c["gamma"]) for c in plan]
     scaler = Scaler(base_resolution=40, num_classes=10, resolution_multiple=1, depth_rounding="total")  # the run's
@@ -153,6 +153,33 @@ def test_a_family_too_large_for_a_trials_memory_is_refused_before_the_search_tra
 
     k = int(fits.group(1))
     assert len(coeffs) == 2 and worst(k) <= share + 0.05 * 2**30 < worst(k + 1) + 0.1 * 2**30, (k, share, worst(k))
+
+
+def test_a_training_over_one_trials_share_requests_the_resources_of_as_many_trials_as_it_needs():
+    """A job whose estimate is over one trial's share of memory asks Ray for the CPUs (GPU fraction) of as many
+    trials as its memory needs, up to the whole node, so Ray runs it with fewer trials beside it (before: refused,
+    though the node had the memory — CI's `scalesearch search.cost=latency` on a 24 GiB node, whose family's b3 of
+    8.4 GiB was over a share of 7.3 GiB). A searcher's trial (its job is made in the trial) asks for one share."""
+    from scalesearch.config import ProxyConfig
+    from scalesearch.cost import PROCESS_BASE_BYTES, Cost, estimate_train_memory
+    from scalesearch.runner import TrialContext, memory_need, trial_resources
+
+    ctx = TrialContext(budget=ProxyConfig(batch_size=32), num_classes=10, in_channels=3, train_images=1000)
+    row = {"params": 33_900_000, "macs": 0, "activations": 10_000_000}
+    job = {"key": "b3", "resolution": 135, "row": row}
+    need, _ = memory_need(job, ctx, cuda=False)
+    assert need == estimate_train_memory(Cost(row["params"], 0, row["activations"], 135), 32, 4) + PROCESS_BASE_BYTES
+
+    def bundle(config, share, most, gpus=0.0):
+        return trial_resources(config, ctx, cpus=1, gpus=gpus, share=share, most=most).required_resources
+
+    assert bundle({"job": job}, share=need, most=4) == {"CPU": 1}  # fits one share
+    assert bundle({"job": job}, share=need / 1.5, most=4) == {"CPU": 2}  # 1.5 shares: two trials' CPUs
+    assert bundle({"job": job}, share=need / 3.2, most=4) == {"CPU": 4}
+    assert bundle({"job": job}, share=need / 9, most=4) == {"CPU": 4}  # never more than the node (refused before)
+    on_gpu, _ = memory_need(job, ctx, cuda=True)  # bf16 activations, no process
+    assert on_gpu < need and bundle({"job": job}, share=on_gpu / 2.5, most=4, gpus=0.25) == {"CPU": 3, "GPU": 0.75}
+    assert bundle({"alpha": 1.2}, share=need / 9, most=4) == {"CPU": 1}  # a searcher's trial
 
 
 def test_training_step_timing_uses_the_batch_the_training_uses(tmp_path):
