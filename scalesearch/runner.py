@@ -248,7 +248,7 @@ def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorde
     budget = _job_budget(job, ctx)
     device = resolve_device(budget.device)
     need, how = memory_need(job, ctx, device.type == "cuda")
-    if ctx.memory_share and need > ctx.memory_share:  # searcher stages (their jobs are made here)
+    if "job" not in config and ctx.memory_share and need > ctx.memory_share:  # a searcher's: it asked 1 share
         raise RuntimeError(_memory_error("this", job, need, how, ctx.memory_share, "here"))
     torch.set_num_threads(int(budget.threads or 1))
     with warnings.catch_warnings():  # zero-copy views of the shared object-store arrays (read-only)

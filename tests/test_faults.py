@@ -182,6 +182,19 @@ def test_a_training_over_one_trials_share_requests_the_resources_of_as_many_tria
     assert bundle({"alpha": 1.2}, share=need / 9, most=4) == {"CPU": 1}  # a searcher's trial
 
 
+def test_trainings_over_one_trials_share_but_within_the_node_train(tmp_path):
+    """trials.cpus_per_trial so small that one trial's share of the node's memory is under 0.5 GiB, less than any
+    CPU training needs (its process alone: 0.7 GiB): every training asks Ray for several trials' CPUs, trains and is
+    an ok row — neither refused before the search nor failed by the trial's own check (which applies to a searcher's
+    trials only)."""
+    cpt = max(0.001, int(0.5 * 2**30 / (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) * 1000) / 1000)
+    run = tmp_path / "run"
+    rc, out = _run([*SMALL, f"hydra.run.dir={run}", f"trials.cpus_per_trial={cpt:g}"], tmp_path, timeout=300)
+    assert rc == 0, out[-3000:]
+    rows = _rows(run / "results.csv")
+    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows), rows
+
+
 def test_training_step_timing_uses_the_batch_the_training_uses(tmp_path):
     """proxy.batch_size=100000 on 40 training images: the training uses batch 40, and so does every timing of a
     training step, at planning (search.cost=train_step) and in the trials (before, the timing used 100,000
