@@ -615,7 +615,7 @@ class Runner:
     def __init__(self, cluster: ClusterConfig, resources: TrialsConfig, storage: Path, verbose: int = 1):
         self.cluster, self.res, self.storage, self.verbose = cluster, resources, Path(storage), verbose
         self.started, self.data_ref, self.data_fingerprint, self.train_images = False, None, None, 0
-        self._share = None
+        self._unit = None  # Runner._memory_unit, asked of Ray once
 
     def __enter__(self) -> "Runner":
         from .interrupt import reinstall
@@ -672,39 +672,37 @@ class Runner:
         self.data_fingerprint, self.train_images = data.fingerprint, len(data.train_y)
 
     def memory_share(self) -> tuple[float, str]:
-        """(bytes, how) of memory one trial may use: its GPU share (the GPU's memory × trials.gpus_per_trial), else
-        its CPU share of the largest node's memory for Ray's tasks (× trials.cpus_per_trial / the node's CPUs)."""
-        if self._share is None:
-            total, self._most = self._memory_unit()
-            s = self.res
-            if s.gpus_per_trial > 0:
-                self._share = (total * min(1.0, s.gpus_per_trial),
-                               f"of GPU memory ({total / 2**30:.0f} GiB × trials.gpus_per_trial={s.gpus_per_trial:g})")
-            else:
-                mem, cpus = total
-                self._share = (mem * min(1.0, s.cpus_per_trial / cpus),
-                               f"of node memory ({mem / 2**30:.1f} GiB for Ray's tasks on the largest node, "
-                               f"{cpus:g} CPUs)")
-        return self._share
-
-    def _memory_unit(self):
-        """(the GPU's memory, or (memory, CPUs) of the largest node), and how many trial shares one training may
-        take: a training over one share requests the resources of several trials (:func:`trial_resources`)."""
-        import ray
-
-        s = self.res
-        if s.gpus_per_trial > 0:
-            total = ray.get(ray.remote(_gpu_memory_task).options(num_gpus=s.gpus_per_trial).remote())
-            return total, max(1, int(1.0 // s.gpus_per_trial))
-        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-        node = max(nodes, key=lambda r: r.get("memory", 0))
-        cpus = max(1.0, node.get("CPU", 1))
-        return (node.get("memory", 0), cpus), max(1, int(cpus // s.cpus_per_trial))
+        """(bytes, how) of memory one trial may use: its share of the GPU's memory (trials.gpus_per_trial), else of
+        the largest node's memory for Ray's tasks (trials.cpus_per_trial / the node's CPUs)."""
+        mem, units, per_trial, how = self._memory_unit()
+        return mem * min(1.0, per_trial / units), how
 
     def memory_limit(self) -> tuple[float, int]:
-        """(bytes, shares): the most memory one training of a job stage may get, as that many trial shares."""
+        """(bytes, shares): the most memory one training of a job stage may get — the shares of all the trial slots
+        of the GPU or of the largest node (:func:`trial_resources` requests them) — and how many shares that is."""
         share, _ = self.memory_share()
-        return share * self._most, self._most
+        _, units, per_trial, _ = self._memory_unit()
+        most = max(1, int(units // per_trial))
+        return share * most, most
+
+    def _memory_unit(self) -> tuple[float, float, float, str]:
+        """(memory, its units, one trial's units, how) of what trials share, asked of Ray once: the GPU's memory
+        and 1 GPU, else the largest node's memory for Ray's tasks and its CPUs."""
+        import ray
+
+        if self._unit is None:
+            s = self.res
+            if s.gpus_per_trial > 0:
+                total = ray.get(ray.remote(_gpu_memory_task).options(num_gpus=s.gpus_per_trial).remote())
+                self._unit = (total, 1.0, s.gpus_per_trial, f"of GPU memory ({total / 2**30:.0f} GiB, "
+                                                            f"trials.gpus_per_trial={s.gpus_per_trial:g})")
+            else:
+                node = max((n["Resources"] for n in ray.nodes() if n.get("Alive")), key=lambda r: r.get("memory", 0))
+                mem, cpus = node.get("memory", 0), max(1.0, node.get("CPU", 1))
+                self._unit = (mem, cpus, s.cpus_per_trial, f"of node memory ({mem / 2**30:.1f} GiB for Ray's tasks "
+                                                           f"on the largest node, {cpus:g} CPUs, "
+                                                           f"trials.cpus_per_trial={s.cpus_per_trial:g})")
+        return self._unit
 
     def memory_over(self, ctx: TrialContext, jobs: list[dict]) -> tuple[dict, int, str] | None:
         """(job, bytes, how) of the training of ``jobs`` needing the most memory, when that is more than one training
@@ -722,7 +720,7 @@ class Runner:
         over = self.memory_over(ctx, jobs)
         if over is not None:
             (share, where), (limit, most) = self.memory_share(), self.memory_limit()
-            where = f"{where[:-1]}: {most} trials' shares of {share / 2**30:.1f} GiB)" if most > 1 else where
+            where += f" = {most} trials' shares of {share / 2**30:.1f} GiB" if most > 1 else ""
             raise ValueError(_memory_error(name, over[0], over[1], over[2], limit, where, allowed))
 
     def measurer(self, ctx: TrialContext, kind: str, cache_path: Path) -> Callable:
@@ -823,9 +821,9 @@ class Runner:
     def _trainable(self, ctx: TrialContext, recorded: dict | None):
         from ray import tune
 
-        share, _ = self.memory_share()
+        (share, _), (_, most) = self.memory_share(), self.memory_limit()
         resources = functools.partial(trial_resources, ctx=ctx, cpus=self.res.cpus_per_trial,
-                                      gpus=self.res.gpus_per_trial, share=share, most=self.memory_limit()[1])
+                                      gpus=self.res.gpus_per_trial, share=share, most=most)
         return tune.with_resources(tune.with_parameters(run_trial, ctx=ctx, data=self.data_ref, recorded=recorded),
                                    resources)
 
