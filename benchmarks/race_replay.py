@@ -88,7 +88,8 @@ def raced(acc: np.ndarray, rule: RaceRule, lengths: list[float], cooldown: float
         results.update({(c, r, k): float(acc[c, r, k]) for c, r, k in state.todo})
     last = state.looks[-1]
     means = {c: acc[c, last["rung"], :last["seeds"]].mean() for c in state.alive}
-    return _outcome(max(means, key=means.get), truth, state.spent, set(state.alive), state.stop == "decided",
+    return _outcome(max(means, key=means.get), truth, state.spent, set(state.alive) | set(state.paused),
+                    state.stop == "decided",
                     rule.delta, None if rule.delta is None else state.stop == "within_delta")
 
 

@@ -149,6 +149,9 @@ class SearchConfig:
     # race: the indifference zone — stop at a top-rung look when the leader is within delta of the best at the
     # family-wise level (an accuracy difference not worth more trainings; null: off)
     delta: Optional[float] = None
+    # race: successive halving of the contenders — after each look but the last only the best ceil(n/eta) (at least
+    # 2) go on; the others pause: untested, not excluded, so not "decided" while any is paused (null: off)
+    eta: Optional[float] = None
     # race: a rung trains one trunk at constant learning rate and cools down the last `cooldown` of its steps on a
     # copy; the next rung continues the trunk (0: every rung a separate training with proxy.schedule)
     cooldown: float = 0.4  # measured: 0.2 read 0.024 low at a 2-epoch rung (benchmarks/README.md)
@@ -674,7 +677,7 @@ def check_search_app(cfg: SearchAppConfig) -> None:
                          "or search.cost=macs")
     if s.strategy == "race":
         check_race(cfg)
-    for key, v in (("search.delta", s.delta), ("search.budget", s.budget)):
+    for key, v in (("search.delta", s.delta), ("search.budget", s.budget), ("search.eta", s.eta)):
         if s.strategy != "race" and v is not None:
             raise ValueError(f"{key}={v:g} applies to the race only (search.strategy={s.strategy} would ignore it); "
                              f"allowed: search=race, or {key}=null")
@@ -692,7 +695,7 @@ def check_race(cfg: SearchAppConfig) -> None:
     from .race import RaceRule
 
     s = cfg.search
-    RaceRule(tuple(s.rungs), s.n_seeds, s.max_seeds, s.seed_step, s.budget, delta=s.delta)
+    RaceRule(tuple(s.rungs), s.n_seeds, s.max_seeds, s.seed_step, s.budget, delta=s.delta, eta=s.eta)
     if not 0 <= s.cooldown < 1:
         raise ValueError(f"search.cooldown={s.cooldown}; allowed: a fraction in [0, 1) "
                          "(0: separate trainings per rung)")

@@ -9,6 +9,11 @@ left (``decided``); at a top-rung look where the leader is within ``delta`` of t
 (:func:`scalesearch.stats.regret_bound`: the indifference zone, ``within_delta``); after the last look
 (``top_rung``); or when the next look would exceed ``budget`` epochs of training (``budget``).
 
+``eta`` (successive halving of the contenders, a budget choice): after each look but the last, only the best
+⌈n/η⌉ contenders by mean (at least 2) go on; the others are *paused* — not dropped: no test excluded them, so they
+stay in the confidence set, the race cannot end "decided" (nor within δ) while any is paused, and a resume with
+``eta`` null trains them on from where they stopped. The replay benchmark measures what it costs in regret.
+
 Multiplicity: the looks are fixed in advance (:meth:`RaceRule.looks`), and every test of every look runs at
 α/(L·(k − 1)) (Bonferroni over the L looks and the k − 1 comparisons of a candidate), so that "the best was never
 dropped" and the final set hold together at ``level`` for the accuracy at the rung each test was made —
@@ -35,7 +40,9 @@ STOPS = {"decided": "one candidate left: decided",
          "within_delta": "the leader is within search.delta of the best at the family-wise level: decided within δ",
          "top_rung": "the last look (the top rung at search.max_seeds) is done",
          "budget": "the next look would exceed search.budget",
-         "none_ok": "no candidate has a training that finished ok"}
+         "none_ok": "no candidate has a training that finished ok",
+         "one_left": "one contender left, the others dropped or paused (search.eta): not decided while candidates are "
+                     "paused"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +59,7 @@ class RaceRule:
     pooled: bool = True  # the tests' sd: the seed noise pooled over the candidates (stats.confidence_set)
     drop: bool = True  # False: nothing is dropped (every candidate at every rung and seed: a replay table)
     delta: float | None = None  # the indifference zone: stop when the leader is within it of the best (None: off)
+    eta: float | None = None  # successive halving of the contenders: the best ceil(n/eta) go on, the rest pause
 
     def __post_init__(self):
         r = tuple(float(x) for x in self.rungs)
@@ -64,7 +72,9 @@ class RaceRule:
                (f"search.budget={self.budget}", self.budget is None or (self.budget > 0 and math.isfinite(self.budget)),
                 "> 0 epochs of training, or null"),
                (f"search.delta={self.delta}", self.delta is None or (0 <= self.delta < 1),
-                "an accuracy difference in [0, 1) not worth telling apart, e.g. 0.01, or null (off)")]
+                "an accuracy difference in [0, 1) not worth telling apart, e.g. 0.01, or null (off)"),
+               (f"search.eta={self.eta}", self.eta is None or (self.eta > 1 and math.isfinite(self.eta)),
+                "a reduction factor > 1 (2: the best half of the contenders go on after each look), or null (off)")]
         for what, ok, allowed in bad:
             if not ok:
                 raise ValueError(f"{what}; allowed: {allowed}")
@@ -98,6 +108,7 @@ class RaceState:
     stop: str | None = None
     next_cost: float | None = None  # what the look not taken would have cost (stop = budget)
     n_looks: int = 1
+    paused: dict = dataclasses.field(default_factory=dict)  # {candidate: look, rung, seeds, mean} (search.eta)
 
     @property
     def rung(self) -> int:
@@ -114,15 +125,20 @@ def race(candidates: list[str], results: Results, rule: RaceRule, cost: Callable
     ``cost(rung, continued)``: epochs of training a job at ``rung`` takes (``continued``: from its own training at
     the rung below)."""
     plan = rule.looks()
-    alive, dropped, looks, spent = list(candidates), {}, [], 0.0
+    alive, dropped, looks, spent, paused = list(candidates), {}, [], 0.0, {}
+
+    def state(todo, stop, next_cost=None):
+        return RaceState(todo, alive, dropped, looks, spent if stop or not todo else spent + next_cost, stop,
+                         next_cost if stop else None, len(plan), paused)
+
     for i, (r, n) in enumerate(plan):
         jobs = [(c, r, k) for c in alive for k in range(n)]
         todo = [j for j in jobs if j not in results]
         new_cost = sum(cost(r, (c, r - 1, k) in results) for c, r, k in todo)
         if todo and rule.budget is not None and spent + new_cost > rule.budget + 1e-9:
-            return RaceState([], alive, dropped, looks, spent, "budget", new_cost, len(plan))
+            return state([], "budget", new_cost)
         if todo:
-            return RaceState(todo, alive, dropped, looks, spent + new_cost, None, None, len(plan))
+            return state(todo, None, new_cost)
         spent += sum(cost(r, (c, r - 1, k) in results) for c, r, k in jobs if _first_use(c, r, k, looks))
         seeds = {c: {k: results[(c, r, k)] for k in range(n) if results[(c, r, k)] is not None} for c in alive}
         cs = confidence_set({c: v for c, v in seeds.items() if v}, n_val, rule.level, n_boot=0, looks=len(plan),
@@ -132,25 +148,41 @@ def race(candidates: list[str], results: Results, rule: RaceRule, cost: Callable
             how = cs["excluded"].get(c) or {"by": None, "p": None}
             dropped[c] = {"look": i, "rung": r, "seeds": n, "by": how["by"], "p": how["p"],
                           "why": "outside the confidence set" if how["by"] else "no training finished ok"}
-        alive = [c for c in alive if c not in gone]
+        alive[:] = [c for c in alive if c not in gone]
         bound = _leader_bound(seeds, alive, n_val, rule, len(plan)) if alive else None
+        halt = _halve(seeds, alive, rule) if i < len(plan) - 1 else []
+        paused.update({c: {"look": i, "rung": r, "seeds": n, "mean": _mean(seeds[c])} for c in halt})
+        alive[:] = [c for c in alive if c not in halt]
         looks.append({"look": i, "rung": r, "seeds": n, "candidates": len(seeds), "dropped": gone,
-                      "alive": list(alive), "alpha_each": cs["alpha_each"], **(bound or {})})
+                      "alive": list(alive), "paused": halt, "alpha_each": cs["alpha_each"], **(bound or {})})
         if not alive:
-            return RaceState([], alive, dropped, looks, spent, "none_ok", None, len(plan))
+            return state([], "none_ok")
         if len(alive) == 1 and rule.drop:
-            return RaceState([], alive, dropped, looks, spent, "decided", None, len(plan))
+            return state([], "one_left" if paused else "decided")
         if rule.delta is not None and r == len(rule.rungs) - 1 and bound and bound["bound"] is not None \
-                and bound["bound"] <= rule.delta:
-            return RaceState([], alive, dropped, looks, spent, "within_delta", None, len(plan))
-    return RaceState([], alive, dropped, looks, spent, "top_rung", None, len(plan))
+                and bound["bound"] <= rule.delta and not paused:
+            return state([], "within_delta")
+    return state([], "top_rung")
+
+
+def _mean(v: dict) -> float:
+    return sum(v.values()) / len(v)
+
+
+def _halve(seeds: dict, alive: list[str], rule: RaceRule) -> list[str]:
+    """The contenders ``rule.eta`` pauses after a look: all but the best ⌈n/η⌉ by mean (at least 2; ties: the
+    candidates' order)."""
+    if rule.eta is None or not rule.drop:
+        return []
+    keep = max(2, math.ceil(len(alive) / rule.eta - 1e-9))
+    return sorted(alive, key=lambda c: -_mean(seeds[c]))[keep:]
 
 
 def _leader_bound(seeds: dict, alive: list[str], n_val: int | None, rule: RaceRule, n_looks: int) -> dict:
     """The leader among ``alive`` (best mean) and how much better than it the best of this look's candidates can
     be (:func:`scalesearch.stats.regret_bound` over the same candidates, tests and level as the look's set)."""
     have = {c: v for c, v in seeds.items() if v}
-    leader = max(alive, key=lambda c: sum(have[c].values()) / len(have[c]))
+    leader = max(alive, key=lambda c: _mean(have[c]))
     b = regret_bound(have, leader, n_val, rule.level, n_looks, rule.pooled)
     return {"leader": leader, "bound": b["bound"], "bound_vs": b["vs"]}
 
@@ -158,7 +190,8 @@ def _leader_bound(seeds: dict, alive: list[str], n_val: int | None, rule: RaceRu
 def _first_use(c: str, r: int, k: int, looks: list[dict]) -> bool:
     """Whether the training (c, r, k) is counted for the first time at this look (an earlier look at the same rung
     used the seeds below its count)."""
-    return not any(lk["rung"] == r and k < lk["seeds"] and c in lk["alive"] + lk["dropped"] for lk in looks)
+    return not any(lk["rung"] == r and k < lk["seeds"] and c in lk["alive"] + lk["dropped"] + lk.get("paused", [])
+                   for lk in looks)
 
 
 def story(state: RaceState, rule: RaceRule, lengths: list[int], unit: str, n_candidates: int) -> str:
@@ -166,6 +199,7 @@ def story(state: RaceState, rule: RaceRule, lengths: list[int], unit: str, n_can
     top rung with max_seeds seeds, and what the rest of the budget would buy."""
     looks = "; ".join(f"look {lk['look'] + 1} at {lengths[lk['rung']]} {unit} × {lk['seeds']} seeds: "
                       f"{lk['candidates']} in, {len(lk['dropped'])} dropped"
+                      + (f", {len(lk['paused'])} paused" if lk.get("paused") else "")
                       for lk in state.looks) or "no look finished"
     uniform = n_candidates * rule.max_seeds * lengths[-1]
     spent = (f"It spent {state.spent:g} {unit} of training, {100 * state.spent / uniform:.0f} % of a uniform grid's "
@@ -176,7 +210,10 @@ def story(state: RaceState, rule: RaceRule, lengths: list[int], unit: str, n_can
         if state.stop == "budget":
             spent += (f": the next look ({len(state.alive)} contenders) would cost {state.next_cost:g} {unit} — "
                       f"search.budget={state.spent + state.next_cost:g} buys it")
+    halving = (f"; search.eta={rule.eta:g}: after each look but the last only the best 1/{rule.eta:g} of the "
+               "contenders (at least 2) go on, the others pause — a budget choice: untested, not excluded"
+               if rule.eta is not None else "")
     return (f"The race over {n_candidates} candidates (rungs {', '.join(f'{x:g}' for x in lengths)} {unit}, "
-            f"{rule.n_seeds} → {rule.max_seeds} seeds; every drop at its look's family-wise level): {looks}. "
+            f"{rule.n_seeds} → {rule.max_seeds} seeds; every drop at its look's family-wise level{halving}): {looks}. "
             f"Stopped: {STOPS[state.stop]}, {len(state.alive)} left. {spent}. A drop below the top rung trusts the "
             "shorter training's ranking (the fidelity across rungs below says how far).")

@@ -46,7 +46,7 @@ RESULT_KEYS = ("dataset", "proxy", "search", "model", "seed")
 # study's seeds live in Tune's Repeater, so there they define the run); a race replays its decisions from its table,
 # so every setting of its rule may change (more seeds, another rung, a larger budget): only what is new trains
 EXTENSIBLE_GRID_KEYS = ("n_seeds",)
-RACE_KEYS = ("rungs", "max_seeds", "seed_step", "budget", "drop", "delta")  # no effect on the other strategies
+RACE_KEYS = ("rungs", "max_seeds", "seed_step", "budget", "drop", "delta", "eta")  # no effect on the other strategies
 
 
 # ---------------------------------------------------------------- settings and the run directory
@@ -421,7 +421,8 @@ def _ablation_probes(run: _SearchJob, picks: list[Coefficients]) -> list[dict]:
 
 # ---------------------------------------------------------------- the race
 def race_rule(s) -> RaceRule:
-    return RaceRule(tuple(s.rungs), s.n_seeds, s.max_seeds, s.seed_step, s.budget, drop=s.drop, delta=s.delta)
+    return RaceRule(tuple(s.rungs), s.n_seeds, s.max_seeds, s.seed_step, s.budget, drop=s.drop, delta=s.delta,
+                    eta=s.eta)
 
 
 def _race(run: _SearchJob, runner, stage, candidates: list[dict]) -> None:
@@ -584,7 +585,7 @@ def _decide(run: _SearchJob) -> None:
         run.decided_by = "race"
         race_facts = {"looks": run.race.n_looks, "pooled": race_rule(s).pooled, "text": run.race_text,
                       "stop": run.race.stop, "delta": s.delta,
-                      "candidates": len(run.race.alive) + len(run.race.dropped)}
+                      "candidates": len(run.race.alive) + len(run.race.dropped), "paused": list(run.race.paused)}
     run.paper = next((c["candidate"] for c in d_ranked if is_paper(c, s.constraint)), None)
     paper_searched = next((c for c in run.ranked if is_paper(c, s.constraint)), None)
     budget = budget_with_epochs_mult(run.budget, cfg.validate.epochs_mult) if validated else run.budget
@@ -627,6 +628,8 @@ def given_overrides(run_dir: Path) -> list[str]:
 
 
 def _override(v) -> str:
+    if v is None:
+        return "null"
     return "[" + ",".join(f"{x:g}" for x in v) + "]" if isinstance(v, (list, tuple)) else f"{v:g}"
 
 
@@ -637,7 +640,8 @@ def _race_facts(run: _SearchJob) -> dict | None:
         return None
     rule = race_rule(run.cfg.search)
     return {"stop": st.stop, "stop_text": STOPS[st.stop], "contenders": st.alive, "looks": st.looks,
-            "dropped": st.dropped, "spent": st.spent, "unit": "steps" if run.budget.steps else "epochs",
+            "dropped": st.dropped, "paused": st.paused, "spent": st.spent,
+            "unit": "steps" if run.budget.steps else "epochs",
             "next_look_cost": st.next_cost, "rule": dataclasses.asdict(rule)}
 
 
@@ -647,6 +651,9 @@ def _race_advice(run: _SearchJob, want: int | None) -> None:
     v, s, st = run.verdict, run.cfg.search, run.race
     if st.stop == "budget":
         settings, what = {"budget": st.spent + st.next_cost}, f"its next look ({st.next_cost:g} more)"
+    elif st.paused:  # the paused candidates first: nothing is decided while they are untested
+        k = len(st.paused)
+        settings, what = {"eta": None}, f"the {k} paused candidate{'s' if k != 1 else ''} on from where they paused"
     elif v.get("equivalent") or not want or want > 4 * s.max_seeds:  # more seeds would not pay: a longer rung
         rungs = [*s.rungs, 2 * s.rungs[-1]]
         settings, what = {"rungs": rungs}, f"a longer rung ({_override(rungs)} × proxy.epochs) for the contenders"
@@ -659,7 +666,7 @@ def _race_advice(run: _SearchJob, want: int | None) -> None:
                                       f"{what}, and decides again): `{cmd}`")
     log.info("next: %s", cmd)
     bound = st.looks[-1].get("bound") if st.looks else None
-    if bound is not None and 0 < bound < 0.999:
+    if bound is not None and 0 < bound < 0.999 and not st.paused:
         delta = math.ceil(bound * 1000 + 1e-6) / 1000  # at least the last look's bound: it stops there at the latest
         v["within_command"] = extend_command(run.run_dir, run.cfg, delta=delta)
         v["text"] += (f" Or decide within δ = {delta:g} from the trainings already made (the bound above; nothing "

@@ -144,13 +144,16 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
     ``val_n``: validation images (accuracy resolution 1/val_n); ``margin``: the TOST equivalence margin.
     ``race``: the race's last look ({"looks": L, "pooled": bool, "text": its story, "stop", "delta"}) — the set
     is that look's (Bonferroni over the race's L looks, pooled noise), and the story follows the recommendation;
-    stopped within δ (search.delta), the verdict says "decided within δ" and advises nothing more.
+    stopped within δ (search.delta), the verdict says "decided within δ" and advises nothing more; ``paused``
+    (search.eta): candidates no test excluded but the race stopped training — they stay in the set, so nothing is
+    decided while any is paused.
     Returns the facts (best.json keys) and ``text``, one paragraph."""
     best, seeds = ranked[0], per_seed(rows)
     by_id = {c["candidate"]: c for c in ranked}
     looks, pooled = (race["looks"], race["pooled"]) if race else (1, False)
     cs = confidence_set({c["candidate"]: seeds[c["candidate"]] for c in ranked}, val_n, level, n_boot, seed,
                         looks=looks, pooled=pooled)
+    cs = _with_paused(cs, list((race or {}).get("paused") or []))
     out = {"best": best["candidate"], "decided_by": stage, "budget": budget, "chance": chance,
            "confidence_set": cs["members"], "p_best": cs["p_best"], "decided": cs["decided"], "method": cs["method"],
            "level": level, "excluded": cs["excluded"], "seeds_needed": None, "seeds_needed_at_margin": None,
@@ -171,6 +174,13 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
         parts.append(f"Each accuracy is measured on {val_n} validation images: ±{half_width:.3f} (95 %) at best.")
     out["text"] = " ".join(p for p in parts if p)
     return out
+
+
+def _with_paused(cs: dict, paused: list[str]) -> dict:
+    """The set with the race's paused candidates in it (untested at the last look, so not excluded): not decided."""
+    if not paused:
+        return {**cs, "paused": []}
+    return {**cs, "paused": paused, "members": cs["members"] + paused, "decided": False}
 
 
 def _head(best: dict, k: int, stage: str, budget: str, proxy_budget: str | None, base: int | None) -> str:
@@ -205,11 +215,17 @@ def _set_text(cs: dict, by_id: dict, n_val: int | None) -> str:
     if cs["decided"]:
         return (f"**Decided at {100 * cs['level']:g} % family-wise**: the confidence set of the best holds only it "
                 f"({how}).")
-    names = [_member(by_id[c], cs["p_best"]) for c in cs["members"][:MAX_LISTED]]
-    more = len(cs["members"]) - len(names)
+    tested = [c for c in cs["members"] if c not in cs["paused"]]
+    names = [_member(by_id[c], cs["p_best"]) for c in tested[:MAX_LISTED]]
+    more = len(tested) - len(names)
+    n = len(cs["paused"])
+    paused = (f" It also holds the {n} candidate{'s' if n != 1 else ''} the race paused before its last look "
+              "(search.eta: a budget choice, not a test — untested there, so not excluded): nothing is decided "
+              "while they are paused." if cs["paused"] else "")
+    of = f"of the {cs['k']} candidates of the last look" if cs["paused"] else f"of {cs['k']} candidates"
     return (f"**Not distinguishable at this budget**: the {100 * cs['level']:g} % family-wise confidence set of the "
-            f"best holds {len(cs['members'])} of {cs['k']} candidates — " + "; ".join(names)
-            + (f"; and {more} more" if more else "") + f" ({how})."
+            f"best holds {len(tested)} {of} — " + "; ".join(names)
+            + (f"; and {more} more" if more else "") + f" ({how})." + paused
             + (f" {_cap(cs['note'])}." if cs["note"] else ""))
 
 
@@ -230,8 +246,13 @@ def _regret_text(out: dict, ranked: list[dict], seeds: dict, cs: dict, n_val: in
     n_all = (race or {}).get("candidates") or cs["k"]
     which = f"the {cs['k']}" if n_all == cs["k"] else \
         f"the {n_all} (the {n_all - cs['k']} not in the last look were dropped at the family-wise level)"
+    paused = f" The {_n(len(cs['paused']), 'paused candidate')} not covered by this bound." if cs["paused"] else ""
     return [f"{head}{'t' if within else 'T'}he best of {which} is at most {b['bound']:.3f} better than the "
-            f"recommendation ({b['method']})."]
+            f"recommendation ({b['method']}).{paused}"]
+
+
+def _n(n: int, what: str) -> str:
+    return f"{n} {what}" + (" is" if n == 1 else "s are")
 
 
 def _runner_up(out: dict, ranked: list[dict], seeds: dict, cs: dict, n_val: int | None) -> list[str]:
