@@ -11,6 +11,8 @@ that order), then every strategy runs on the same order:
 * ``race-δD``: the same race with ``search.delta=D`` (``--deltas``): it also stops at a top-rung look where the
   leader is within D of the best at 95 % family-wise; "within δ" counts how often it stopped so, "δ held" how often
   the table's truth agrees (the truth of the best − the truth of its pick ≤ D).
+* ``race-ηE``: the same race with ``search.eta=E`` (``--etas``): after each look but the last only the best ⌈n/E⌉
+  contenders go on, the others pause; its set = the last look's set ∪ the paused (untested, not excluded).
 * ``sh``: successive halving on single trials (Ray ASHA's rule, synchronous): one seed per candidate, the top
   1/η move up each rung; pick = the best at the top rung.
 * ``wilcoxon``: Optuna's WilcoxonPruner rule: candidates in turn, seeds one at a time at the top rung; after 2
@@ -21,7 +23,7 @@ Per strategy: epochs spent, P(pick = true best), expected regret (truth of the b
 of its set (the true best inside it, where the strategy has a set), P(decided), and for a δ-race P(within δ) and
 P(δ held | within δ).
 
-    python benchmarks/race_replay.py RUN/results.csv [--reps 500] [--deltas 0.02 0.03] [--out OUT.json]
+    python benchmarks/race_replay.py RUN/results.csv [--reps 500] [--deltas 0.02 0.03] [--etas 2 3] [--out OUT.json]
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ def wilcoxon(acc: np.ndarray, n: int, lengths: list[float], truth, p_threshold: 
 
 
 def replay(acc: np.ndarray, rungs: list[float], epochs: float, rule: RaceRule, reps: int, seed: int = 0,
-           cooldown: float = 0.2, n_val: int | None = None, eta: int = 2, deltas=()) -> dict:
+           cooldown: float = 0.2, n_val: int | None = None, eta: int = 2, deltas=(), etas=()) -> dict:
     """Every strategy over ``reps`` shuffles of the seed order: {strategy: summary}."""
     lengths = [epochs * m for m in rungs]
     truth = acc[:, -1, :].mean(axis=1)
@@ -137,6 +139,8 @@ def replay(acc: np.ndarray, rungs: list[float], epochs: float, rule: RaceRule, r
         for d in deltas:
             out.setdefault(f"race-δ{d:g}", []).append(raced(a, replace(rule, delta=d), lengths, cooldown, truth,
                                                              n_val))
+        for e in etas:
+            out.setdefault(f"race-η{e:g}", []).append(raced(a, replace(rule, eta=e), lengths, cooldown, truth, n_val))
         out.setdefault("sh", []).append(halving(a, 0, eta, lengths, cooldown, truth))
         out.setdefault("wilcoxon", []).append(wilcoxon(a, n_seeds, lengths, truth))
     return {k: summary(v) for k, v in out.items()}
@@ -162,6 +166,8 @@ def main() -> None:
     ap.add_argument("--rungs", type=float, nargs="+", default=None, help="replay these rungs only")
     ap.add_argument("--deltas", type=float, nargs="*", default=[0.02, 0.03, 0.04],
                     help="also replay the race with these search.delta")
+    ap.add_argument("--etas", type=float, nargs="*", default=[2, 2.5, 3],
+                    help="also replay the race with these search.eta (successive halving of the contenders)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     cands, rungs, acc = load(a.table, a.rungs)
@@ -169,7 +175,7 @@ def main() -> None:
     res = {"table": a.table, "candidates": len(cands), "rungs": rungs, "seeds": acc.shape[2],
            "cooldown": a.cooldown,
            "strategies": replay(acc, rungs, a.epochs, rule, a.reps, cooldown=a.cooldown, n_val=a.n_val,
-                                deltas=a.deltas)}
+                                deltas=a.deltas, etas=a.etas)}
     print(json.dumps(res, indent=1))
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1) + "\n")

@@ -50,6 +50,8 @@ CASES = [
     ("zero-seeds", "search_main", ["search.n_seeds=0"], "search.n_seeds=0"),
     ("delta-on-the-grid", "search_main", ["search.delta=0.02"], "search.delta=0.02 applies to the race only"),
     ("race-delta-too-large", "search_main", ["search=race", "search.n_seeds=3", "search.delta=2"], "search.delta=2.0; allowed:"),
+    ("eta-on-the-grid", "search_main", ["search.eta=2"], "search.eta=2 applies to the race only"),
+    ("race-eta-one", "search_main", ["search=race", "search.n_seeds=3", "search.eta=1"], "search.eta=1.0; allowed: a reduction factor > 1"),
     ("tiny-base-resolution", "search_main", ["dataset.base_resolution=8"], "dataset.base_resolution=8"),
     ("family-phis-far-below-b0", "search_main", ["family.phis=[-40]"], "family.phis contains -40"),
     ("family-phis-empty", "search_main", ["family.phis=[]"], "family.phis=[]"),
