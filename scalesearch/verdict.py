@@ -221,7 +221,7 @@ def _set_text(cs: dict, by_id: dict, n_val: int | None) -> str:
     n = len(cs["paused"])
     paused = (f" It also holds the {n} candidate{'s' if n != 1 else ''} the race paused before its last look "
               "(search.eta: a budget choice, not a test — untested there, so not excluded): nothing is decided "
-              "while they are paused." if cs["paused"] else "")
+              f"while {'it is' if n == 1 else 'they are'} paused." if cs["paused"] else "")
     of = f"of the {cs['k']} candidates of the last look" if cs["paused"] else f"of {cs['k']} candidates"
     return (f"**Not distinguishable at this budget**: the {100 * cs['level']:g} % family-wise confidence set of the "
             f"best holds {len(tested)} {of} — " + "; ".join(names)

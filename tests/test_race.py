@@ -332,7 +332,7 @@ def test_a_race_with_eta_pauses_says_so_and_the_printed_command_trains_only_the_
     rows = _rows(run / "results.csv")
     assert not best["race"]["looks"][0]["dropped"], best["race"]["looks"][0]  # deterministic: none dropped there
     assert len(paused) == 1 and len(rows) == 9 + 6 and not best["decided"], best["race"]
-    assert paused[0] in best["confidence_set"] and "paused" in best["verdict"]
+    assert paused[0] in best["confidence_set"] and "nothing is decided while it is paused" in best["verdict"]
     assert "search.eta=2: after each look but the last only the best 1/2" in best["verdict"]
     cmd = best["next_command"]
     assert cmd.endswith("search.eta=null") and cmd in (run / "summary.md").read_text(), cmd
