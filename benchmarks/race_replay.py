@@ -73,7 +73,7 @@ def _outcome(pick: int, truth: np.ndarray, spent: float, members=None, decided=N
 def uniform(acc: np.ndarray, n: int, lengths: list[float], truth, n_val) -> dict:
     top = acc[:, -1, :n]
     seeds = {i: dict(enumerate(top[i])) for i in range(len(top))}
-    cs = confidence_set(seeds, n_val, n_boot=0)
+    cs = confidence_set(seeds, n_val)
     return _outcome(int(np.argmax(top.mean(1))), truth, len(top) * n * lengths[-1], set(cs["members"]), cs["decided"])
 
 

@@ -99,7 +99,7 @@ def confidence_set(rows: list[dict], best: dict) -> list[dict]:
     entries = {c["candidate"]: c for c in aggregate(rows)}
     members = best.get("confidence_set")
     if members is None:
-        members = stats.confidence_set(per_seed(rows), best.get("val_images"), n_boot=0)["members"]
+        members = stats.confidence_set(per_seed(rows), best.get("val_images"))["members"]
     return [entries[m] for m in members if m in entries]
 
 
@@ -135,7 +135,7 @@ def compare_markdown(runs: list[dict], plots: dict) -> str:
         paper = ("is the paper's point" if vp and vp.get("same") else "not evaluated" if not vp else
                  f"{vp['mean']:+.3f} [{vp['low']:+.3f}, {vp['high']:+.3f}]" if vp.get("low") is not None else
                  f"{vp['mean']:+.3f} (1 seed)")
-        paper += " — worse (outside the set)" if vp and vp.get("in_set") is False else ""
+        paper += " — outside the set of the best" if vp and vp.get("in_set") is False else ""
         dist = _decided(b, vr)
         tau = (r["fidelity"] or {}).get("kendall_tau")
         cs = ", ".join(f"({c['alpha']:g}, {c['beta']:g}, {c['gamma']:g})" for c in r["confidence"])
@@ -216,7 +216,7 @@ def _write_comparison(runs: list[dict], out: Path) -> dict:
     doc = {"runs": [{"path": str(r["path"]), "label": _label(r), "dataset": r["config"]["dataset"],
                      **{k: r["best"].get(k) for k in ("alpha", "beta", "gamma", "accuracy_mean", "accuracy_low",
                                                       "accuracy_high", "n_seeds", "decided_by", "vs_paper",
-                                                      "vs_runner_up", "decided", "p_best")},
+                                                      "vs_runner_up", "decided")},
                      "kendall_tau": (r["fidelity"] or {}).get("kendall_tau"),
                      "confidence_set": [[c["alpha"], c["beta"], c["gamma"]] for c in r["confidence"]]} for r in runs],
            "paper": [PAPER.alpha, PAPER.beta, PAPER.gamma]}

@@ -141,7 +141,7 @@ def race(candidates: list[str], results: Results, rule: RaceRule, cost: Callable
             return state(todo, None, new_cost)
         spent += sum(cost(r, (c, r - 1, k) in results) for c, r, k in jobs if _first_use(c, r, k, looks))
         seeds = {c: {k: results[(c, r, k)] for k in range(n) if results[(c, r, k)] is not None} for c in alive}
-        cs = confidence_set({c: v for c, v in seeds.items() if v}, n_val, rule.level, n_boot=0, looks=len(plan),
+        cs = confidence_set({c: v for c, v in seeds.items() if v}, n_val, rule.level, looks=len(plan),
                             pooled=rule.pooled)
         gone = [c for c in alive if (rule.drop and c in cs["excluded"]) or not seeds[c]]
         for c in gone:

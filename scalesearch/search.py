@@ -46,6 +46,7 @@ RESULT_KEYS = ("dataset", "proxy", "search", "model", "seed")
 # study's seeds live in Tune's Repeater, so there they define the run); a race replays its decisions from its table,
 # so every setting of its rule may change (more seeds, another rung, a larger budget): only what is new trains
 EXTENSIBLE_GRID_KEYS = ("n_seeds",)
+MAX_EXTEND = 4  # the most seeds, as a multiple of the run's, an extension command asks for (the race: of max_seeds)
 RACE_KEYS = ("rungs", "max_seeds", "seed_step", "budget", "drop", "delta", "eta")  # no effect on the other strategies
 
 
@@ -595,7 +596,7 @@ def _decide(run: _SearchJob) -> None:
                           budget=budget_str(budget), val_n=run.context["val_images"],
                           half_width=run.context["val_half_width"], proxy_budget=budget_str(run.budget),
                           constraint=s.constraint, paper_searched=paper_searched,
-                          base_resolution=run.data.base_resolution, seed=cfg.seed, race=race_facts)
+                          base_resolution=run.data.base_resolution, race=race_facts)
     _extend_advice(run)
     log.info("family: emitting φ = %s for the recommended coefficients (%s constraint)",
              ", ".join(f"{p:g}" for p in cfg.family.phis), s.constraint)
@@ -654,7 +655,7 @@ def _race_advice(run: _SearchJob, want: int | None) -> None:
     elif st.paused:  # the paused candidates first: nothing is decided while they are untested
         k = len(st.paused)
         settings, what = {"eta": None}, f"the {k} paused candidate{'s' if k != 1 else ''} on from where they paused"
-    elif v.get("equivalent") or not want or want > 4 * s.max_seeds:  # more seeds would not pay: a longer rung
+    elif v.get("equivalent") or not want or want > MAX_EXTEND * s.max_seeds:  # more seeds would not pay: longer
         rungs = [*s.rungs, 2 * s.rungs[-1]]
         settings, what = {"rungs": rungs}, f"a longer rung ({_override(rungs)} × proxy.epochs) for the contenders"
     else:
@@ -674,16 +675,22 @@ def _race_advice(run: _SearchJob, want: int | None) -> None:
 
 
 def _extend_advice(run: _SearchJob) -> None:
-    """An undecided grid run or race: the verdict's "Next:" gets the exact command that extends it in place."""
+    """An undecided grid run or race: the verdict's "Next:" gets the exact command that extends it in place, when
+    it asks for at most MAX_EXTEND× the run's seeds."""
     v, s = run.verdict, run.cfg.search
     d = v.get("vs_runner_up") or {}
-    want = (v.get("seeds_needed") or v.get("seeds_needed_at_margin")
+    want = (v.get("seeds_needed")
             or (MIN_SEEDS if d.get("n", 0) < MIN_SEEDS else None))
     if s.strategy == "race" and not (v.get("decided") or v.get("decided_within")):
         return _race_advice(run, want)
     if v.get("decided") or s.strategy != "grid" or not want or v.get("equivalent"):
         return
     n = max(int(want), s.n_seeds + 1)
+    if n > MAX_EXTEND * s.n_seeds:  # a command nobody would run is not a next step
+        v["text"] = v["text"].rstrip() + (f" No extension command is printed: {n} seeds per candidate is more than "
+                                          f"{MAX_EXTEND}× this run's {s.n_seeds}, so more seeds are not a practical "
+                                          "way to decide at this budget.")
+        return
     cmd = extend_command(run.run_dir, run.cfg, n)
     new = len({r["candidate"] for r in run.rows if r.get("status") == "ok"}) * (n - s.n_seeds)
     v["next_command"] = cmd
@@ -749,8 +756,8 @@ def _write(run: _SearchJob) -> dict:
                       f"φ={s.phi:g}): specific to this base resolution; the same (α, β) at another base solves to "
                       "another γ",
         "verdict": run.verdict["text"],
-        **{k: run.verdict.get(k) for k in ("confidence_set", "p_best", "decided", "method", "level", "excluded",
-                                           "vs_runner_up", "vs_paper", "seeds_needed", "seeds_needed_at_margin",
+        **{k: run.verdict.get(k) for k in ("confidence_set", "decided", "method", "level", "excluded",
+                                           "vs_runner_up", "vs_paper", "seeds_needed", "seeds_method",
                                            "equivalent", "regret_bound", "regret_bound_method", "decided_within",
                                            "next_command", "within_command")},
         "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows),

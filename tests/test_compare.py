@@ -89,5 +89,6 @@ def test_compare_markdown_states_the_set_and_the_decision(tmp_path):
     run["confidence"] = confidence_set(rows, best)
     md = compare_markdown([run], {"coefficients": "plots/c.png"})
     line = next(x for x in md.splitlines() if x.startswith("| synthetic"))
-    assert "| yes |" in line and "worse (outside the set)" in line and "| (1, 1, 1.2) |" in line
+    assert "| yes |" in line and "outside the set of the best" in line and "| (1, 1, 1.2) |" in line
+    assert "worse" not in line
     assert "(1.1, 1, 1.2)" not in line and "family-wise" in md

@@ -38,6 +38,12 @@ def test_more_seeds_on_a_finished_grid_run_train_only_the_new_seeds(tmp_path):
     best = json.loads((run / "best.json").read_text())
     assert best["n_seeds"] == 3 and json.loads((run / "search.json").read_text())["status"] == "complete"
     assert len(list(run.parent.iterdir())) == 1  # in place: no new run directory
+    # the next extension is printed only when it asks for at most 4× the run's seeds (issue 35: the conservative
+    # advice can ask for thousands; a command nobody would run is not a next step)
+    if not best["decided"] and not best["equivalent"] and best["seeds_needed"]:
+        too_many = best["seeds_needed"] > 4 * 3
+        assert (best["next_command"] is None) == too_many, best["next_command"]
+        assert ("No extension command is printed" in best["verdict"]) == too_many
 
 
 def test_an_optuna_runs_seeds_define_it_but_a_grid_runs_do_not():

@@ -196,7 +196,7 @@ def test_with_eta_the_set_still_covers_the_best_and_nothing_is_wrongly_decided()
 
 def test_the_looks_correction_is_in_the_set():
     seeds = {"a": {0: 0.60, 1: 0.61, 2: 0.60}, "b": {0: 0.50, 1: 0.52, 2: 0.51}, "c": {0: 0.55, 1: 0.55, 2: 0.56}}
-    one, five = confidence_set(seeds, N_VAL, looks=1, n_boot=0), confidence_set(seeds, N_VAL, looks=5, n_boot=0)
+    one, five = confidence_set(seeds, N_VAL, looks=1), confidence_set(seeds, N_VAL, looks=5)
     assert five["alpha_each"] == pytest.approx(one["alpha_each"] / 5)
     assert "5 looks" in five["method"]
 

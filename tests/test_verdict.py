@@ -8,7 +8,7 @@ import math
 import pytest
 
 from scalesearch.results import aggregate, fmt_mean_ci
-from scalesearch.stats import sd_upper, seeds_to_separate, t_quantile
+from scalesearch.stats import noise_sd_bound, seeds_to_decide, t_quantile
 from scalesearch.verdict import decide, fidelity, pooled_sd, summary_markdown, verdict
 
 
@@ -34,7 +34,7 @@ def test_a_tie_is_not_distinguishable_and_says_how_many_seeds_would_tell():
     v, ranked = run_verdict({"a": [0.50, 0.47, 0.53], "b": [0.49, 0.48, 0.50], "paper": [0.45, 0.50, 0.48]})
     assert ranked[0]["candidate"] == "a"
     assert v["decided"] is False and sorted(v["confidence_set"]) == ["a", "b", "paper"]
-    assert set(v["p_best"]) == {"a", "b", "paper"} and "Bonferroni" in v["method"]
+    assert "p_best" not in v and "P(best)" not in v["text"] and "Bonferroni" in v["method"]
     d = v["vs_runner_up"]
     assert d["runner_up"] == "b" and d["distinguishable"] is False and d["in_set"] and d["low"] < 0 < d["high"]
     diffs = [0.01, -0.01, 0.03]  # a − b per seed
@@ -43,12 +43,16 @@ def test_a_tie_is_not_distinguishable_and_says_how_many_seeds_would_tell():
     # the interval is Bonferroni's: two-sided at 1 − 0.05/(k − 1) = 0.975 for k = 3
     half = t_quantile(2, 0.975) * sd / math.sqrt(3)
     assert (d["low"], d["high"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
-    # the advice plans with the 80 % χ² upper bound of the sd, at the family-wise level
-    sd_u = sd_upper(sd, 3, 0.8, 1 / 400)
-    assert sd_u > sd and v["seeds_needed"] == seeds_to_separate(mean, sd_u, 0.975) and v["seeds_needed"] > 3
-    assert v["seeds_needed_at_margin"] == seeds_to_separate(0.01, sd_u, 0.975) and v["equivalent"] is False
-    assert "**Not distinguishable at this budget**" in v["text"] and f"about {v['seeds_needed']} seeds" in v["text"]
-    assert "inflated by selection" in v["text"] and "80 % upper confidence bound" in v["text"]
+    # the advice plans a lead of the margin over both rivals at the set's α per test, with the 90 % noise bound
+    per_seed = {c: dict(enumerate(x)) for c, x in {"a": [0.50, 0.47, 0.53], "b": [0.49, 0.48, 0.50],
+                                                    "paper": [0.45, 0.50, 0.48]}.items()}
+    nb = noise_sd_bound(per_seed)
+    assert v["noise_sd_upper"] == pytest.approx(nb["bound"], abs=1e-6) and nb["bound"] > nb["sd"]
+    assert v["seeds_needed"] == seeds_to_decide(3, 0.01, math.sqrt(2) * nb["bound"], 0.025) and v["seeds_needed"] > 3
+    assert v["equivalent"] is False and "Student t with 3 df" in v["seeds_method"]
+    assert "**Not distinguishable at this budget**" in v["text"]
+    assert f"about {v['seeds_needed']} seeds per candidate would decide" in v["text"]
+    assert "95 % upper bound of the seed noise" in v["text"] and "in simulation" in v["text"]
     assert "not distinguishable from it" in v["text"]  # the paper's (α, β): also a tie
     assert "largest of 3 means" in v["text"] and "specific to this base resolution of 40 px" in v["text"]
     assert v["text"].count("cost 2.00× baseline") >= 3  # the winner, the runner-up and the paper
@@ -56,10 +60,11 @@ def test_a_tie_is_not_distinguishable_and_says_how_many_seeds_would_tell():
 
 def test_a_clear_winner_is_called_one():
     v, _ = run_verdict({"a": [0.70, 0.72, 0.71], "b": [0.50, 0.51, 0.49], "paper": [0.40, 0.42, 0.41]})
-    assert v["decided"] is True and v["confidence_set"] == ["a"] and v["p_best"]["a"] == 1.0
+    assert v["decided"] is True and v["confidence_set"] == ["a"]
     assert v["vs_runner_up"]["distinguishable"] is True and v["vs_paper"]["in_set"] is False
     assert "**Decided at 95 % family-wise**" in v["text"]
-    assert "the paper's point is worse than the recommendation at 95 % family-wise" in v["text"]
+    assert "the paper's point is outside the 95 % confidence set of the best (excluded by the recommendation)" \
+        in v["text"] and "worse" not in v["text"]
     assert "Next:" not in v["text"] and v["seeds_needed"] is None and v["equivalent"] is None
     assert json.loads(json.dumps(v))["confidence_set"] == ["a"]  # best.json stores it
 
@@ -68,8 +73,8 @@ def test_the_paper_outside_the_set_because_of_another_candidate():
     # b is the best; the paper is beaten clearly by a (on every seed) but not by b (b is noisy)
     v, _ = run_verdict({"b": [0.80, 0.60, 0.70], "a": [0.66, 0.67, 0.65], "paper": [0.56, 0.57, 0.55]})
     assert v["best"] == "b" and v["vs_paper"]["excluded_by"] == "a" and not v["vs_paper"]["in_set"]
-    assert "the paper's point is outside the confidence set (worse than α=" in v["text"]
-    assert "worse than the recommendation" not in v["text"]
+    assert "the paper's point is outside the 95 % confidence set of the best (excluded by α=" in v["text"]
+    assert "worse" not in v["text"]
 
 
 def test_equal_at_this_budget_is_said_with_tost():
@@ -90,7 +95,7 @@ def test_a_zero_spread_difference_is_not_decided_by_quantisation():
 def test_one_or_two_seeds_decide_nothing():
     v, ranked = run_verdict({"a": [0.6], "b": [0.5]})
     assert ranked[0]["accuracy_low"] is None and fmt_mean_ci(ranked[0]) == "0.600 (1 seed, no spread)"
-    assert v["vs_runner_up"]["distinguishable"] is None and v["decided"] is False and v["p_best"] is None
+    assert v["vs_runner_up"]["distinguishable"] is None and v["decided"] is False
     assert "over 1 seed (no spread: no interval)" in v["text"] and "run at least 3 seeds" in v["text"]
     assert "± 0.0000" not in v["text"] and "±0.000" not in v["text"]
     md = summary_markdown({"dataset": "d", "num_classes": 10, "chance": 0.1, "base_resolution": 40, "strategy": "grid",
