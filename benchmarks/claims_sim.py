@@ -20,10 +20,10 @@ Measured (``--reps`` replicates per setting):
   that case (one candidate 0.01 ahead of k − 1 equal rivals); the seeds truly needed, N_true, is the smallest n at
   which the real ``confidence_set`` holds only the best in ≥ 80 % of simulated runs with the true noise
   (bisection); "too low" = the printed N < N_true;
-* the race (20 candidates, rungs 1 and 2, 3 → 8 seeds): the true best dropped, a wrong "decided", and with
-  search.delta = 0.01 a false "decided within δ".
+* the race (20 candidates, rungs 1 and 2, 3 → 8 seeds): the true best dropped, a wrong "decided", with
+  search.delta = 0.01 a false "decided within δ", and with search.eta = 2.5 the best neither a contender nor paused.
 
-Run: ``python benchmarks/claims_sim.py --reps 2000 --out benchmarks/results/claims_sim.json`` (about 8 min on
+Run: ``python benchmarks/claims_sim.py --reps 2000 --out benchmarks/results/claims_sim.json`` (about 10 min on
 one core; the regret bound gets 4 × reps: two close candidates are its worst case, where its miss rate is about
 its level); tests/test_claims_sim.py runs the same functions with fewer replicates.
 """
@@ -183,19 +183,22 @@ RULE = RaceRule(rungs=(1.0, 2.0), n_seeds=3, max_seeds=8, seed_step=2)
 RACE_TRUTH = np.r_[0.60, 0.595, 0.59, 0.585, 0.58, np.linspace(0.56, 0.45, 15)]
 
 
-def race_claims(kind: str, reps: int, truth=RACE_TRUTH, delta: float | None = None, seed: int = 0) -> dict:
-    """Races against ``truth`` (top rung; the first rung 0.05 lower): P(true best dropped), P(wrong "decided"),
-    and with ``delta`` (search.delta) P(stopped "within δ" while the leader is more than δ below the best)."""
-    rng, k = np.random.default_rng([seed, NOISES.index(kind), 5, int(1000 * (delta or 0))]), len(truth)
+def race_claims(kind: str, reps: int, truth=RACE_TRUTH, delta: float | None = None, eta: float | None = None,
+                seed: int = 0) -> dict:
+    """Races against ``truth`` (top rung; the first rung 0.05 lower): P(true best dropped — not among the
+    contenders nor, with ``eta``, the paused), P(wrong "decided"), and with ``delta`` (search.delta) P(stopped
+    "within δ" while the leader is more than δ below the best)."""
+    rng, k = np.random.default_rng([seed, NOISES.index(kind), 5, int(1000 * (delta or 0)), int(10 * (eta or 0))]), \
+        len(truth)
     names, best = [f"c{i}" for i in range(k)], f"c{int(np.argmax(truth))}"
-    rule = dataclasses.replace(RULE, delta=delta)
+    rule = dataclasses.replace(RULE, delta=delta, eta=eta)
     dropped = wrong = false_within = 0
     for _ in range(reps):
         acc = [draw(rng, np.asarray(truth) - 0.05 * (1 - r), rule.max_seeds, kind) for r in range(2)]
         results = {}
         while (state := race(names, results, rule, lambda r, cont: rule.rungs[r], N_VAL)).todo:
             results.update({(c, r, s): float(acc[r][int(c[1:]), s]) for c, r, s in state.todo})
-        dropped += best not in state.alive
+        dropped += best not in state.alive and best not in state.paused
         wrong += state.stop == "decided" and state.alive != [best]
         leader = state.looks[-1]["leader"]
         false_within += state.stop == "within_delta" and float(truth.max() - truth[int(leader[1:])]) > delta
@@ -228,9 +231,9 @@ def main(argv=None) -> None:
             {"noise": kind, "seeds": n, **rates(2, n, kind, args.reps, MARGIN)} for n in (3, 8))
         out.setdefault("power", []).append({"noise": kind, "k": 5, "seeds": 8, "lead": 0.05,
                                             **rates(5, 8, kind, max(args.reps // 5, 200), 0.05)})
-        for delta in (None, 0.01):
-            out["race"].append({"noise": kind, "delta": delta,
-                                **race_claims(kind, max(args.reps // 5, 100), delta=delta)})
+        for delta, eta in ((None, None), (0.01, None), (None, 2.5)):
+            out["race"].append({"noise": kind, "delta": delta, "eta": eta,
+                                **race_claims(kind, max(args.reps // 5, 100), delta=delta, eta=eta)})
     out["seconds"] = round(time.time() - t0, 1)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
