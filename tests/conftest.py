@@ -34,6 +34,17 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
     return p.returncode, p.stdout, p.stderr
 
 
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def extract_cifar(root: Path, train: int, test: int) -> Path:
     """The first ``train`` / ``test`` images per class of the shared CIFAR-10 JPEGs, as an ImageFolder under root."""
     limits = {"train": train, "test": test}

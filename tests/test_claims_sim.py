@@ -14,22 +14,11 @@ run, with more replicates, gives the figures in benchmarks/README.md).
 Deterministic: numpy Generators with fixed seeds.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
-
-def _harness():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "claims_sim.py"
-    spec = importlib.util.spec_from_file_location("claims_sim", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-sim = _harness()
+sim = load_benchmark("claims_sim")
 ADVICE_REPS, POWER_REPS = 150, 300
 
 

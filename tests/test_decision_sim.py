@@ -15,6 +15,7 @@ Deterministic: numpy Generators with fixed seeds.
 
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
 from scalesearch.results import aggregate
 from scalesearch.stats import confidence_set, regret_bound
@@ -23,6 +24,7 @@ from scalesearch.verdict import verdict
 N_VAL = 400
 SHARED_SD, OWN_SD = 0.012, 0.016  # sqrt(0.012² + 0.016²) = 0.02 total seed sd
 BASE = 0.45
+table = load_benchmark("claims_sim").table  # rows like results.csv; c0 is the paper's point
 
 
 def draw(rng, means, n_seeds):
@@ -30,16 +32,6 @@ def draw(rng, means, n_seeds):
     means = np.asarray(means, float)
     acc = means[:, None] + rng.normal(0, SHARED_SD, n_seeds)[None, :] + rng.normal(0, OWN_SD, (means.size, n_seeds))
     return np.round(np.clip(acc, 0, 1) * N_VAL) / N_VAL
-
-
-def table(acc):
-    """Rows like results.csv; candidate c0 is the paper's point (1.2, 1.1, 1.15)."""
-    rows = []
-    for i, per_seed in enumerate(acc):
-        a, b, g = (1.2, 1.1, 1.15) if i == 0 else (1.0 + 0.05 * i, 1.0 + 0.01 * i, 1.1)
-        rows += [{"candidate": f"c{i}", "seed": s, "accuracy": float(x), "status": "ok", "alpha": a, "beta": b,
-                  "gamma": g, "cost_ratio": 2.0 + 0.01 * i, "cost": "macs"} for s, x in enumerate(per_seed)]
-    return rows
 
 
 def run(acc):
