@@ -136,3 +136,46 @@ def plot_ablation(result: dict, path: str | Path | None = None):
     return fig
 
 
+
+
+def _triangle_xy(d: float, w: float, r: float) -> tuple[float, float]:
+    """A point of the shares' triangle in the plane: depth at (0, 0), width at (1, 0), resolution at the top."""
+    del d
+    return w + r / 2, r * 0.8660254037844386
+
+
+def plot_shares(model, path: str | Path | None = None, paper: tuple[float, float, float] | None = None):
+    """The shares' triangle: the candidates (colour: seed-adjusted mean accuracy), the model's fitted accuracy as
+    contours (a linear model: parallel lines), the paper's point. ``model``: a ``shares.ShareModel``."""
+    import numpy as np
+    from matplotlib.figure import Figure
+    from matplotlib.tri import Triangulation
+
+    fig = Figure(figsize=(6, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    corners = [_triangle_xy(1, 0, 0), _triangle_xy(0, 1, 0), _triangle_xy(0, 0, 1)]
+    ax.fill(*zip(*corners), fc="none", ec="0.3", lw=1)
+    for (x, y), name, ha in zip(corners, ("depth", "width", "resolution"), ("right", "left", "center")):
+        ax.annotate(f"all {name}", (x, y), xytext=(0, -12) if name != "resolution" else (8, -4),
+                    textcoords="offset points", ha=ha if name != "resolution" else "left", fontsize=9)
+    if model.status == "fitted":
+        g = np.linspace(0, 1, 41)
+        dw = [(1 - w - r, w, r) for w in g for r in g if w + r <= 1 + 1e-9]
+        xy = np.array([_triangle_xy(*p) for p in dw])
+        c0, cw, cr = model.coefficients
+        z = np.array([100 * (c0 + cw * w + cr * r) for _, w, r in dw])
+        cs = ax.tricontour(Triangulation(xy[:, 0], xy[:, 1]), z, levels=8, colors="0.55", linewidths=0.8)
+        ax.clabel(cs, fontsize=7, fmt="%.1f")
+    if model.points:
+        xy = np.array([_triangle_xy(*p[1:4]) for p in model.points])
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=[100 * p[4] for p in model.points], cmap="viridis", s=45,
+                        edgecolors="k", linewidths=0.5, zorder=3)
+        fig.colorbar(sc, ax=ax, label="candidate's mean accuracy (%, seed-adjusted)")
+    if paper is not None:
+        ax.scatter(*_triangle_xy(*paper), marker="*", s=180, c="tab:red", zorder=4, label="paper's (α, β)")
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("Shares of a doubling of compute and the model's fit\n(contours, %; "
+                 "beyond the candidates: extrapolated)", fontsize=9, pad=14)
+    return finish(fig, path)

@@ -33,10 +33,11 @@ import scipy.stats as st
 from .config import ReportAppConfig, ReportConfig, check_report
 from .curves import fit_curve, holdout, predict
 from .io import atomic_write_json, atomic_write_text, read_run_json
-from .render import (ablation_markdown, chance_line, error_bars, finish_axes, log_x_axis, macs_unit,
+from .render import (ablation_markdown, plot_shares, chance_line, error_bars, finish_axes, log_x_axis, macs_unit,
                      plot_ablation)
 from .results import TABLES, aggregate, deciding_rows, fmt_mean_ci, md_table, read_table
 from .rundir import REPORT, claim
+from .shares import ShareModel, shares_markdown
 from .stats import spearman_rho
 from .verdict import ranking_table
 
@@ -59,7 +60,7 @@ SIMULATED = ("in simulation (threshold 0.01; four curve shapes; normal, t(3) and
              "setting below 95 % decided in ≤ 3.4 % of its runs")
 PLOTS = {"landscape": "plots/landscape.png", "family": "plots/family_accuracy_vs_macs.png",
          "fidelity": "plots/fidelity.png", "seeds": "plots/seed_spread.png", "optuna": "plots/optuna_history.png",
-         "ablation": "plots/ablation.png"}
+         "ablation": "plots/ablation.png", "shares": "plots/shares_triangle.png"}
 STATUS_MARKERS = {"ok": "o", "stopped": "v", "diverged": "X", "infeasible": "s", "error": "P"}
 
 
@@ -754,6 +755,10 @@ def report_markdown(run: RunTables, report_cfg: ReportConfig, plots: dict[str, s
     ranked = aggregate(run.rows)
     paper = b.get("paper_candidate")
     L = _header_part(run)
+    if b.get("shares"):
+        L += shares_markdown(ShareModel.from_dict(b["shares"]))
+        if "shares" in plots:
+            L += [f"![the shares' triangle]({plots['shares']})", ""]
     L += _fidelity_part(run, ranked, plots)
     L += _ranking_part(run, ranked, paper, report_cfg, plots)
     family_part, trained = _family_part(run, analysis)
@@ -908,6 +913,11 @@ def write_report(run_dir: Path, report_cfg: ReportConfig) -> Path:
     if run.ablation:
         plot_ablation(run.ablation, run_dir / PLOTS["ablation"])
         plots["ablation"] = PLOTS["ablation"]
+    if b.get("shares"):
+        model = ShareModel.from_dict(b["shares"])
+        paper_pt = next((p[1:4] for p in model.points if p[0] == paper), None)
+        plot_shares(model, run_dir / PLOTS["shares"], paper_pt)
+        plots["shares"] = PLOTS["shares"]
     path = atomic_write_text(run_dir / "report.md", report_markdown(run, report_cfg, plots, analysis))
     log.info("report: %s (%s)", path, ", ".join(plots.values()))
     return path

@@ -31,6 +31,7 @@ from .race import STOPS, RaceRule, race, rung_epochs, story
 from .results import (FAMILY_COLUMNS, FINISHED, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS, aggregate, read_table)
 from .rundir import SEARCH, check_same_data, claim, data_summary
 from .scaling import PAPER, DEVICE_COSTS, Coefficients, Scaler, candidate_id
+from .shares import ShareModel, run_share_model
 from .space import check_search_inputs
 from .stats import MIN_SEEDS
 from .verdict import decide, fidelity, pooled_sd, summary_markdown, verdict
@@ -288,6 +289,7 @@ class _SearchJob:
     race_rows: list = dataclasses.field(default_factory=list)  # its last look's trainings (they decide)
     race_text: str = ""
     scaler: Scaler = None  # the rule on this run's data and cost (with the device measurer once Ray is up)
+    shares: ShareModel | None = None  # the model over the candidates' shares of all the run's trainings
 
     def family(self, coeffs: Coefficients) -> list:
         """The family of ``coeffs`` by the search's own scaler: its constraint and its cost, a device cost
@@ -598,6 +600,8 @@ def _decide(run: _SearchJob) -> None:
                           constraint=s.constraint, paper_searched=paper_searched,
                           base_resolution=run.data.base_resolution, race=race_facts)
     _extend_advice(run)
+    run.shares = run_share_model(run.rows, run.v_rows, run.scaler, s.phi)
+    log.info("shares: %s", run.shares.sentence)
     log.info("family: emitting φ = %s for the recommended coefficients (%s constraint)",
              ", ".join(f"{p:g}" for p in cfg.family.phis), s.constraint)
     run.members = run.family(Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]))
@@ -768,6 +772,7 @@ def _write(run: _SearchJob) -> dict:
         "target": run.space.target, "cost_tolerance": s.cost_tolerance, "seed": cfg.seed,
         "baseline": cfg.model.baseline,
         "family_phis": list(cfg.family.phis), "search_wall_s": round(wall, 2), "race": _race_facts(run),
+        "shares": run.shares.to_dict() if run.shares else None,
     }
     atomic_write_json(run.run_dir / "best.json", best_json)
     a, b, g = best["alpha"], best["beta"], best["gamma"]
@@ -795,4 +800,5 @@ def _write(run: _SearchJob) -> dict:
 
 def _write_summary(run: _SearchJob) -> None:
     atomic_write_text(run.run_dir / "summary.md", summary_markdown(run.context, run.verdict, run.ranked, run.rows,
-                                                                   run.infeasible, run.paper, run.fid, run.v_ranked))
+                                                                   run.infeasible, run.paper, run.fid, run.v_ranked,
+                                                                   run.shares))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 from .results import aggregate, fmt_mean_ci, md_table, per_seed
+from .shares import ShareModel, shares_markdown
 from .stats import (ADVICE_POWER, MIN_SEEDS, NO_RANK_INTERVAL, confidence_set, noise_sd_bound, paired_difference,
                     rank_agreement, regret_bound, seeds_to_decide, tost)
 
@@ -369,12 +370,16 @@ def ranking_table(ranked: list[dict], paper: str | None, limit: int = 10) -> str
 
 
 def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: list[dict], infeasible: list[dict],
-                     paper: str | None, fid: dict | None, validation_ranked: list[dict] | None) -> str:
-    """summary.md: the verdict, then the rankings, then what was not ranked and why."""
+                     paper: str | None, fid: dict | None, validation_ranked: list[dict] | None,
+                     shares: ShareModel | None = None) -> str:
+    """summary.md: how the compute splits (one sentence), the verdict, the model over shares, then the rankings,
+    then what was not ranked and why."""
     statuses: dict[str, int] = {}
     for r in rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
     L = ["# scalesearch summary", ""]
+    if shares is not None:
+        L += [f"**How the compute splits:** {shares.sentence}", ""]
     L += [v["text"] if v else "**No candidate finished ok: there is no answer.** See the table below.", ""]
     L += [f"- dataset: {context['dataset']} ({context['num_classes']} classes, chance {context['chance']:.3f}), "
           f"base resolution {context['base_resolution']} px, strategy: {context['strategy']}",
@@ -385,6 +390,8 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
           "differences are paired over the shared seeds; the verdict's set holds the best with 95 % confidence "
           "(Bonferroni over each candidate's k − 1 tests); a candidate outside it failed one such test, which is not "
           "a family-wise claim that it is worse", ""]
+    if shares is not None:
+        L += shares_markdown(shares, sentence=False)
     if validation_ranked:
         L += ["## Validation ranking (decides)", "", ranking_table(validation_ranked, paper), ""]
         if fid:

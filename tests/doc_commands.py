@@ -274,6 +274,10 @@ def _check_search_run(best_json: Path) -> None:
 
     from scalesearch.results import read_table
 
+    shares = json.loads(best_json.read_text())["shares"]  # the model over shares, and its sentence leads summary.md
+    assert shares["status"] in ("fitted", "not_estimable") and shares["sentence"], shares
+    assert (best_json.parent / "summary.md").read_text().splitlines()[2] == f"**How the compute splits:** " \
+        f"{shares['sentence']}"
     state = json.loads((best_json.parent / "search.json").read_text())
     assert state["status"] == "complete", state
     rows = read_table(best_json.parent / "results.csv")
