@@ -10,8 +10,9 @@ their realized shares); a truth gives each candidate a mean accuracy from its pr
 * ``interaction`` — 0.60 + 0.03·r + 0.12·w·r (asymmetric).
 
 Each training is truth + noise, quantised to 1/400: ``normal`` N(0, 0.02); ``t3`` Student t (3 df) scaled to sd
-0.02; ``shared`` N(0, 0.02) plus a seed offset N(0, 0.01) shared by all candidates. Designs: ``20x3`` and
-``10x3`` (a random half of the candidates per replicate) at one budget, and ``race20x3`` — two budgets where the
+0.02; ``shared`` N(0, 0.02) plus a seed offset N(0, 0.01) shared by all candidates. Designs: ``20x3``, ``10x3``
+and ``7x3`` (random candidates per replicate; 7 is the fewest the model speaks on, shares.MIN_DF) at one budget,
+and ``race20x3`` — two budgets where the
 second continues the first (its noise 0.7 × the first's + the rest fresh, +0.05 offset), as a race's rungs do.
 The model is called as the product calls it (``run_share_model`` on result rows). The target of each printed
 interval is the effect of the truth's best linear approximation over the replicate's candidates (for a linear
@@ -44,7 +45,7 @@ from scalesearch.shares import DIMENSIONS, run_share_model, share_table
 RECORDING = Path(__file__).resolve().parent / "results" / "race_record_cifar.csv"
 NOISES = ("normal", "t3", "shared")
 TRUTHS = ("flat", "linear", "curved", "ridge", "interaction")
-DESIGNS = ("20x3", "10x3", "race20x3")
+DESIGNS = ("20x3", "10x3", "7x3", "race20x3")
 SD, SEED_SD, QUANT = 0.02, 0.01, 400
 
 
@@ -115,8 +116,9 @@ def _rows(cands: list[dict], accs: np.ndarray, rung: float | None) -> list[dict]
 def replicate(name: str, kind: str, design: str, rng, seeds: int = 3) -> tuple:
     """One simulated run: (the model, the target effects)."""
     cands = list(candidates())
-    if design == "10x3":
-        cands = [cands[i] for i in sorted(rng.choice(len(cands), 10, replace=False))]
+    if design in ("10x3", "7x3"):
+        n = int(design.split("x")[0])
+        cands = [cands[i] for i in sorted(rng.choice(len(cands), n, replace=False))]
     mu = np.array([truth(name, c["p"]) for c in cands])[:, None]
     e1 = _noise(kind, rng, (len(cands), seeds))
     q = lambda a: np.round(a * QUANT) / QUANT  # noqa: E731

@@ -25,6 +25,7 @@ from .render import error_bars, log_x_axis
 from .results import TABLES, aggregate, deciding_rows, fmt_mean_ci, per_seed, read_table
 from .rundir import COMPARE, claim
 from .scaling import PAPER
+from .shares import SHARE_METHOD, ShareModel
 from . import stats
 
 log = logging.getLogger("scalesearch")
@@ -143,10 +144,29 @@ def compare_markdown(runs: list[dict], plots: dict) -> str:
                            "accuracy_high": b.get("accuracy_high"), "n_seeds": b["n_seeds"]})
         lines.append(f"| {_label(r)} | {b['alpha']:g} | {b['beta']:g} | {b['gamma']:g} | {acc} | {b['decided_by']} | "
                      f"{paper} | {dist} | {'—' if tau is None else f'{tau:+.2f}'} | {cs} | `{r['path']}` |")
-    lines += ["", f"![coefficients per dataset]({plots['coefficients']})", ""]
+    lines += ["", f"![coefficients per dataset]({plots['coefficients']})", ""] + _shares_part(runs)
     if "families" in plots:
         lines += [f"![family accuracy per dataset]({plots['families']})", ""]
     return "\n".join(lines)
+
+
+def _shares_part(runs: list[dict]) -> list[str]:
+    """Each run's model over shares side by side: the effect of moving a doubling's share into each dimension."""
+    lines = ["## How the compute splits, per dataset", "",
+             f"Effect per unit share moved into the dimension, with its 95 % interval ({SHARE_METHOD}).", "",
+             "| dataset | depth | width | resolution | matters | shares' F test p | candidates |",
+             "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        d = r["best"].get("shares")
+        if not d or d["status"] != "fitted":
+            why = d["sentence"] if d else "not computed (a run from before the model over shares)"
+            lines.append(f"| {_label(r)} | {why} | | | | | |")
+            continue
+        m = ShareModel.from_dict(d)
+        eff = [f"{e.estimate:+.3f} [{e.low:+.3f}, {e.high:+.3f}]" for e in m.effects]
+        lines.append(f"| {_label(r)} | {' | '.join(eff)} | {', '.join(m.matters) or 'none'} | {m.shares_p:.2g} | "
+                     f"{m.n_candidates} |")
+    return lines + [""]
 
 
 def plot_coefficients(runs: list[dict], path: Path):
@@ -216,7 +236,7 @@ def _write_comparison(runs: list[dict], out: Path) -> dict:
     doc = {"runs": [{"path": str(r["path"]), "label": _label(r), "dataset": r["config"]["dataset"],
                      **{k: r["best"].get(k) for k in ("alpha", "beta", "gamma", "accuracy_mean", "accuracy_low",
                                                       "accuracy_high", "n_seeds", "decided_by", "vs_paper",
-                                                      "vs_runner_up", "decided")},
+                                                      "vs_runner_up", "decided", "shares")},
                      "kendall_tau": (r["fidelity"] or {}).get("kendall_tau"),
                      "confidence_set": [[c["alpha"], c["beta"], c["gamma"]] for c in r["confidence"]]} for r in runs],
            "paper": [PAPER.alpha, PAPER.beta, PAPER.gamma]}

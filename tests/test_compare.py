@@ -33,8 +33,10 @@ def test_compare_a_multirun_over_datasets(multirun, tmp_path):
         assert (r["alpha"], r["beta"], r["gamma"], r["accuracy_mean"]) == (best["alpha"], best["beta"], best["gamma"],
                                                                           best["accuracy_mean"])
         assert [best["alpha"], best["beta"], best["gamma"]] in r["confidence_set"]
+        assert r["shares"] == best["shares"] and r["shares"]["sentence"]  # each run's model over shares
     md = (tmp_path / "compare.md").read_text()
-    assert md.count("| synthetic") == 1 and md.count("| imagefolder") == 1 and "confidence set" in md
+    assert md.count("| synthetic") == 2 and md.count("| imagefolder") == 2 and "confidence set" in md
+    assert "## How the compute splits, per dataset" in md  # the shares' effects side by side
     for name in ("compare_coefficients", "compare_families"):
         assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:8] == PNG and f"plots/{name}.png" in md
 

@@ -256,7 +256,8 @@ def test_validation_decides_and_says_so(run_dir):
     assert fid["n_candidates"] >= 2 and fid["kendall_tau"] is None and fid["tau_p"] is None
     assert "needs ≥ 5" in fid["note"]  # τ over fewer than 5 candidates is ±1 by construction: never printed
     summary = (run_dir / "summary.md").read_text()
-    assert summary.splitlines()[2] == best["verdict"] and "decided by the validation stage" in summary
+    assert summary.splitlines()[2] == f"**How the compute splits:** {best['shares']['sentence']}"
+    assert summary.splitlines()[4] == best["verdict"] and "decided by the validation stage" in summary
     assert "± 0.0000" not in summary
 
 
