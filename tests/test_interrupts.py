@@ -85,7 +85,7 @@ def test_killed_and_interrupted_in_every_stage_then_resumed_loses_and_reruns_not
         finished = now
     # the last resume: from the default run directory (cwd has runs/synthetic-grid/...), no hydra.run.dir
     p = _start([*STAGED, "resume=true"], log, cwd=tmp_path)
-    assert p.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert p.wait(timeout=600) == 0, log.read_text()[-3000:]
     assert [d.name for d in runs.iterdir()] == [run_dir.name], "no new (empty) run directory"
     now = _finished(run_dir)
     for k, v in finished.items():
@@ -116,7 +116,7 @@ def test_interrupted_nas_resumes_with_the_unfinished_trials(tmp_path):
     before = {r["key"]: (r["trial_id"], r["finished_at"]) for r in read_table(run_dir / "results.csv") if r["status"] == "ok"}
     assert len(before) >= 2 and not (run_dir / "baseline.json").exists()
     p = _start([*args, "resume=true"], log, app="nas_main")
-    assert p.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert p.wait(timeout=600) == 0, log.read_text()[-3000:]
     rows = read_table(run_dir / "results.csv")
     assert sum(r["status"] == "ok" for r in rows) == 4 and len({r["key"] for r in rows}) == len(rows)
     after = {r["key"]: (r["trial_id"], r["finished_at"]) for r in rows}

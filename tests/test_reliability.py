@@ -58,7 +58,7 @@ def test_worker_node_lost_mid_search_trials_rescheduled(tmp_path):
             running = _wait(on_both_nodes, p, log, 240, "trials running on both nodes")
             leftover = kill_session(worker.pid)
             assert not leftover, f"worker node processes still alive: {leftover}"
-            assert p.wait(timeout=300) == 0, log.read_text()[-3000:]
+            assert p.wait(timeout=600) == 0, log.read_text()[-3000:]
         finally:
             kill_session(p.pid)
 

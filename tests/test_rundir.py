@@ -66,7 +66,7 @@ def run(tmp_path_factory):
         with ThreadPoolExecutor(2) as pool:  # both while the first trains (each trial sleeps 8 s after its epoch)
             second, resumed = pool.map(lambda extra: run_cli("search_main", *args, *extra), ([], ["resume=true"]))
         alive, rows_then = first.poll() is None, _ok(run_dir)
-        rc = first.wait(timeout=300)
+        rc = first.wait(timeout=600)
     finally:
         kill_session(first.pid)
         first.wait()

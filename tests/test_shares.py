@@ -57,7 +57,7 @@ def test_a_flat_truth_says_it_does_not_know_in_one_sentence():
 def test_too_few_candidates_or_a_line_of_shares_fit_nothing():
     pts = [p for p in _points(0.06, 0.01) if p.candidate in {"a2-b1-g1", "a1.2-b1.1-g1.45"}]
     m = fit_share_model(pts)
-    assert m.status == "not_estimable" and "needs 7" in m.sentence and not m.effects
+    assert m.status == "not_estimable" and "needs 7 candidates and has 2" in m.sentence and not m.effects
     line = [p for p in _points(0.06, 0.01) if p.proportions[1] == 0.0]  # width share 0: depth ↔ resolution only
     assert fit_share_model(line).status == "not_estimable"
     with pytest.raises(ValueError, match="predicts nothing"):
