@@ -17,7 +17,8 @@ second continues the first (its noise 0.7 × the first's + the rest fresh, +0.05
 The model is called as the product calls it (``run_share_model`` on result rows). The target of each printed
 interval is the effect of the truth's best linear approximation over the replicate's candidates (for a linear
 truth: the effect itself). Measured: each effect's interval coverage, "some dimension matters" (false on the flat
-truth), a claim "matters" with the sign opposite to a nonzero target.
+truth), a claim "matters" with the sign opposite to a nonzero target, and — on the same trainings — how often today's
+pairwise verdict (the confidence set of the best, the deciding look's rows) says "decided".
 
 **CIFAR-10 recording** (benchmarks/results/race_record_cifar.csv, 20 candidates × 8 seeds × rungs 1, 2): random
 subsets of 3 seeds per candidate — the resolution effect reported as mattering and its sign, with both rungs (a
@@ -41,6 +42,7 @@ import numpy as np
 
 from scalesearch.scaling import Scaler
 from scalesearch.shares import DIMENSIONS, run_share_model, share_table
+from scalesearch.stats import confidence_set
 
 RECORDING = Path(__file__).resolve().parent / "results" / "race_record_cifar.csv"
 NOISES = ("normal", "t3", "shared")
@@ -114,7 +116,7 @@ def _rows(cands: list[dict], accs: np.ndarray, rung: float | None) -> list[dict]
 
 
 def replicate(name: str, kind: str, design: str, rng, seeds: int = 3) -> tuple:
-    """One simulated run: (the model, the target effects)."""
+    """One simulated run: (the model, the target effects, today's pairwise verdict decided)."""
     cands = list(candidates())
     if design in ("10x3", "7x3"):
         n = int(design.split("x")[0])
@@ -127,15 +129,21 @@ def replicate(name: str, kind: str, design: str, rng, seeds: int = 3) -> tuple:
         rows = _rows(cands, q(mu + e1), 1.0) + _rows(cands, q(mu + 0.05 + e2), 2.0)
     else:
         rows = _rows(cands, q(mu + e1), None)
-    return run_share_model(rows, [], scaler()), target_effects(name, cands)
+    last = [r for r in rows if r["rung"] in (None, 2.0)]  # the pairwise verdict reads the deciding look's rows
+    by: dict = {}
+    for r in last:
+        by.setdefault(r["candidate"], {})[r["seed"]] = r["accuracy"]
+    decided = confidence_set(by, n_val=QUANT)["decided"]
+    return run_share_model(rows, [], scaler()), target_effects(name, cands), decided
 
 
 def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dict:
     rng = np.random.default_rng([seed, TRUTHS.index(name), NOISES.index(kind), DESIGNS.index(design)])
     covered = {d: 0 for d in DIMENSIONS}
-    fitted = any_matters = wrong = 0
+    fitted = any_matters = wrong = decided = 0
     for _ in range(reps):
-        model, target = replicate(name, kind, design, rng)
+        model, target, set_decided = replicate(name, kind, design, rng)
+        decided += set_decided
         if model.status != "fitted":
             continue
         fitted += 1
@@ -147,7 +155,7 @@ def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dic
     return {"truth": name, "noise": kind, "design": design, "reps": reps, "fitted": fitted,
             "coverage": {d: round(v / max(fitted, 1), 4) for d, v in covered.items()},
             "some_dimension_matters": round(any_matters / max(fitted, 1), 4),
-            "wrong_sign_claims": round(wrong / max(fitted, 1), 4)}
+            "wrong_sign_claims": round(wrong / max(fitted, 1), 4), "pairwise_decided": round(decided / reps, 4)}
 
 
 def _cifar_rows(rungs, seeds: dict, cands: set) -> list[dict]:
@@ -203,12 +211,12 @@ def main(argv=None) -> None:
            "cifar_loo": cifar_loo(max(args.reps // 10, 10))}
     out["wall_s"] = round(time.time() - t0, 1)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print("| truth | noise | design | coverage d / w / r | some dimension matters | wrong sign |")
-    print("|---|---|---|---|---:|---:|")
+    print("| truth | noise | design | coverage d / w / r | some dimension matters | wrong sign | pairwise decided |")
+    print("|---|---|---|---|---:|---:|---:|")
     for s in out["sim"]:
         cov = " / ".join(f"{s['coverage'][d]:.3f}" for d in DIMENSIONS)
         print(f"| {s['truth']} | {s['noise']} | {s['design']} | {cov} | {s['some_dimension_matters']:.3f} | "
-              f"{s['wrong_sign_claims']:.3f} |")
+              f"{s['wrong_sign_claims']:.3f} | {s['pairwise_decided']:.3f} |")
     print(json.dumps(out["cifar"]), json.dumps(out["cifar_loo"]), f"{out['wall_s']} s")
 
 

@@ -120,3 +120,25 @@ def test_on_the_cifar_recording_resolution_matters_with_the_right_sign():
     seed subsets and negative in none."""
     r = sim.cifar_subsets(("1.0", "2.0"), 100)
     assert r["resolution_matters_positive"] >= 0.8 and r["resolution_matters_negative"] == 0, r
+
+
+def test_a_run_with_enough_candidates_fits_the_model_and_carries_it_everywhere(tmp_path):
+    """The product path: a grid run of 8 candidates × 2 seeds (tiny data) fits the model; best.json holds it,
+    summary.md leads with its sentence and shows the effects, report.md has the section and the triangle."""
+    from conftest import TINY, run_cli
+
+    run = tmp_path / "run"
+    args = [a for a in TINY if not a.startswith("report.enabled")]
+    rc, out, err = run_cli("search_main", *args, "search.max_points=8", "report.enabled=true", f"hydra.run.dir={run}")
+    assert rc == 0, err[-3000:]
+    best = json.loads((run / "best.json").read_text())
+    m = ShareModel.from_dict(best["shares"])
+    assert m.status == "fitted" and m.n_candidates == 8 and m.df == 5 and len(m.points) == 8, m
+    assert [e.dimension for e in m.effects] == list(DIMENSIONS) and all(e.low <= e.estimate <= e.high
+                                                                         for e in m.effects)
+    summary = (run / "summary.md").read_text()
+    assert summary.splitlines()[2] == f"**How the compute splits:** {m.sentence}"
+    assert "| resolution" in summary and summary.count(m.sentence) == 1  # the sentence once, then the table
+    report = (run / "report.md").read_text()
+    assert "## How the compute splits (model over shares)" in report and "plots/shares_triangle.png" in report
+    assert (run / "plots" / "shares_triangle.png").read_bytes()[:4] == b"\x89PNG"
