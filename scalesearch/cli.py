@@ -181,7 +181,7 @@ MAIN_KEYS = {
         ("family.train", "proxy-train the found family up to family.max_phi "
                          "(family.compare_paper: the paper's too)"),
         ("family.phis", "the members emitted (negative: below B0)"),
-        ("cluster.address", "host:port of a Ray cluster (null: start Ray here)"),
+        ("cluster.address", "host:port of a Ray cluster (null: $RAY_ADDRESS if set, else start Ray here)"),
         ("resume", "continue or extend the newest run with these settings (or hydra.run.dir=RUN)"),
         ("verbose", "0 quiet, 1 the tool's progress, 2 also Ray Tune's tables"),
     ],

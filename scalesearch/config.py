@@ -22,7 +22,7 @@ __all__ = [
     "ModelConfig", "ValidateConfig", "ReportConfig", "SearchAppConfig", "GenerateConfig", "ReportAppConfig",
     "ValidateAppConfig", "AblateAppConfig", "NASConfig", "ChainConfig", "NASAppConfig", "CompareAppConfig", "ALLOWED",
     "check_search_app", "check_proxy", "check_resources", "check_family", "check_report", "MOVED", "migrate_settings",
-    "check_moved", "check_validate", "check_nas", "check_phis", "check_address",
+    "check_moved", "check_validate", "check_nas", "check_phis", "check_address", "ray_address",
     "check_environment", "check_generate", "check_seeds", "MAX_SEED", "AUTO_SAMPLERS", "check_sampler", "make_sampler",
     "search_sampler", "nas_sampler", "check_storage", "check_race", "trial_budget", "flatten",
 ]
@@ -191,7 +191,8 @@ class TrialsConfig:
 
 @dataclass
 class ClusterConfig:
-    address: Optional[str] = None  # None: start Ray locally; "auto" or "host:port" to join
+    # null: join $RAY_ADDRESS when it is set, else start Ray locally; "auto" or "host:port" to join
+    address: Optional[str] = None
     num_cpus: Optional[int] = None
     num_gpus: Optional[int] = None
     include_dashboard: bool = False
@@ -374,21 +375,32 @@ def flatten(settings: dict, prefix: str = "") -> dict:
 
 
 # ---------------------------------------------------------------- checks
-def check_address(address: str) -> None:
-    """A ``cluster.address`` is host:port of something listening (or auto / ray://)."""
+def ray_address(cluster: "ClusterConfig") -> tuple[str | None, str]:
+    """The Ray cluster a run joins and where that was said: ``cluster.address``; unset, ``$RAY_ADDRESS`` (as
+    ``ray.init`` reads it, so a run inside a Ray job or beside ``ray start`` joins it); neither: (None, ""), a new
+    local Ray."""
+    if cluster.address:
+        return cluster.address, "cluster.address"
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    return (env, "RAY_ADDRESS (cluster.address unset)") if env else (None, "")
+
+
+def check_address(address: str, where: str = "cluster.address") -> None:
+    """A Ray address (``where`` says whose) is host:port of something listening (or auto / ray://)."""
     import socket
 
     if address in ("auto", "local") or address.startswith("ray://"):
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"cluster.address={address!r} is not host:port; allowed: host:port, auto, "
+        raise ValueError(f"{where}={address!r} is not host:port; allowed: host:port, auto, "
                          "or null (start locally)")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as e:
-        raise ValueError(f"cluster.address={address!r} is unreachable ({e.strerror or e}); allowed: the address of a "
-                         "running Ray head (ray start --head), or null to start Ray locally") from None
+        raise ValueError(f"{where}={address!r} is unreachable ({e.strerror or e}); allowed: the address of a "
+                         "running Ray head (ray start --head), or null to start Ray locally"
+                         + (" (unset RAY_ADDRESS)" if where.startswith("RAY_ADDRESS") else "")) from None
 
 
 def _allowed(key: str, value) -> None:
@@ -625,8 +637,9 @@ def nas_sampler(n: NASConfig):
 def check_environment(cfg: SearchAppConfig) -> None:
     """What can be checked about this machine / the cluster address before anything is written."""
     c, s = cfg.cluster, cfg.trials
-    if c.address:
-        check_address(c.address)
+    address, where = ray_address(c)
+    if address:
+        check_address(address, where.split(" ")[0])
         return  # the cluster's resources are checked once connected
     wants_gpu = s.gpus_per_trial > 0 or str(cfg.proxy.device).startswith("cuda")
     if not wants_gpu:

@@ -1,6 +1,6 @@
 """Every training of every stage, as Ray Tune trials, through one runner.
 
-:class:`Runner` owns the Ray session (a new local Ray, or ``cluster.address``), puts the decoded
+:class:`Runner` owns the Ray session (a new local Ray, or ``cluster.address`` / ``$RAY_ADDRESS``), puts the decoded
 data into the object store once, and runs a :class:`Stage` — a list of training jobs, or an Optuna
 searcher — as Tune trials with the search's resources (fractional GPUs included), failure retries
 and resume. Each stage writes its rows atomically into its own table in the run directory
@@ -48,7 +48,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 from ray.tune import Callback  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
-from .config import ClusterConfig, ProxyConfig, TrialsConfig, check_address, trial_budget
+from .config import ClusterConfig, ProxyConfig, TrialsConfig, check_address, ray_address, trial_budget
 from .interrupt import IN_TUNE, INTERRUPTED, Interrupted, RunStopped, deferred, hand_to_tune, interrupted_by
 from .io import atomic_write_bytes, atomic_write_csv
 from .results import FINISHED, read_table
@@ -597,9 +597,11 @@ def init_ray(cluster: ClusterConfig, verbose: int = 1) -> bool:
         # of trials that did not complete: the tool prints one line per failed attempt and per trial instead
         for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    if cluster.address:
-        check_address(cluster.address)
-        ray.init(address=cluster.address, **kwargs)
+    address, where = ray_address(cluster)
+    if address:
+        check_address(address, where.split(" ")[0])
+        log.info("Ray: joining %s (%s)", address, where)
+        ray.init(address=address, **kwargs)
     else:  # a new local Ray, never the last `ray start` cluster of this machine (which may be dead)
         # Ray turns on token authentication for a new local cluster by default and warns that it did: it is
         # what this tool wants (no other user of the machine can submit work to it), so the warning is noise
