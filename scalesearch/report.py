@@ -913,7 +913,7 @@ def write_report(run_dir: Path, report_cfg: ReportConfig) -> Path:
     if run.ablation:
         plot_ablation(run.ablation, run_dir / PLOTS["ablation"])
         plots["ablation"] = PLOTS["ablation"]
-    if b.get("shares"):
+    if b.get("shares") and b["shares"]["status"] == "fitted":  # nothing fitted: no empty triangle
         model = ShareModel.from_dict(b["shares"])
         paper_pt = next((p[1:4] for p in model.points if p[0] == paper), None)
         plot_shares(model, run_dir / PLOTS["shares"], paper_pt)
