@@ -151,21 +151,26 @@ def compare_markdown(runs: list[dict], plots: dict) -> str:
 
 
 def _shares_part(runs: list[dict]) -> list[str]:
-    """Each run's model over shares side by side: the effect of moving a doubling's share into each dimension."""
+    """Each run's model over shares side by side: the effect of moving a doubling's share into each dimension, and
+    the shares (and coefficients) where the compute peaks when a run located an optimum."""
     lines = ["## How the compute splits, per dataset", "",
              f"Effect per unit share moved into the dimension, with its 95 % interval ({SHARE_METHOD}).", "",
-             "| dataset | depth | width | resolution | matters | shares' F test p | candidates |",
-             "|---|---|---|---|---|---|---|"]
+             "| dataset | depth | width | resolution | matters | shares' F test p | candidates | where it peaks |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in runs:
         d = r["best"].get("shares")
         if not d or d["status"] != "fitted":
             why = d["sentence"] if d else "not computed (a run from before the model over shares)"
-            lines.append(f"| {_label(r)} | {why} | | | | | |")
+            lines.append(f"| {_label(r)} | {why} | | | | | | |")
             continue
         m = ShareModel.from_dict(d)
         eff = [f"{e.estimate:+.3f} [{e.low:+.3f}, {e.high:+.3f}]" for e in m.effects]
+        o = m.optimum
+        peak = "—" if o is None or o.status != "located" else "d {:.2f} / w {:.2f} / r {:.2f}".format(*o.shares)
+        if o is not None and o.status == "located" and o.alpha:
+            peak += f" (α={o.alpha.estimate:g}, β={o.beta.estimate:g}, γ={o.gamma.estimate:g})"
         lines.append(f"| {_label(r)} | {' | '.join(eff)} | {', '.join(m.matters) or 'none'} | {m.shares_p:.2g} | "
-                     f"{m.n_candidates} |")
+                     f"{m.n_candidates} | {peak} |")
     return lines + [""]
 
 

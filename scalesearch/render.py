@@ -146,7 +146,8 @@ def _triangle_xy(d: float, w: float, r: float) -> tuple[float, float]:
 
 def plot_shares(model, path: str | Path | None = None, paper: tuple[float, float, float] | None = None):
     """The shares' triangle: the candidates (colour: seed-adjusted mean accuracy), the model's fitted accuracy as
-    contours (a linear model: parallel lines), the paper's point. ``model``: a ``shares.ShareModel``."""
+    contours (a linear model: parallel lines; the quadratic where an optimum was fitted, with the optimum and its 95 %
+    region), the paper's point. ``model``: a ``shares.ShareModel``."""
     import numpy as np
     from matplotlib.figure import Figure
     from matplotlib.tri import Triangulation
@@ -158,14 +159,22 @@ def plot_shares(model, path: str | Path | None = None, paper: tuple[float, float
     for (x, y), name, ha in zip(corners, ("depth", "width", "resolution"), ("right", "left", "center")):
         ax.annotate(f"all {name}", (x, y), xytext=(0, -12) if name != "resolution" else (8, -4),
                     textcoords="offset points", ha=ha if name != "resolution" else "left", fontsize=9)
+    opt = model.optimum if model.optimum is not None and model.optimum.coefficients else None
     if model.status == "fitted":
         g = np.linspace(0, 1, 41)
         dw = [(1 - w - r, w, r) for w in g for r in g if w + r <= 1 + 1e-9]
         xy = np.array([_triangle_xy(*p) for p in dw])
         c0, cw, cr = model.coefficients
-        z = np.array([100 * (c0 + cw * w + cr * r) for _, w, r in dw])
+        z = np.array([100 * (opt.predict(p) if opt else c0 + cw * p[1] + cr * p[2]) for p in dw])
         cs = ax.tricontour(Triangulation(xy[:, 0], xy[:, 1]), z, levels=8, colors="0.55", linewidths=0.8)
         ax.clabel(cs, fontsize=7, fmt="%.1f")
+    if opt is not None and opt.region:
+        xy = np.array([_triangle_xy(*p) for p in opt.region])
+        ax.scatter(xy[:, 0], xy[:, 1], s=10, c="tab:orange", alpha=0.35, linewidths=0, zorder=2,
+                   label="95 % region of the optimum")
+    if opt is not None and opt.shares:
+        ax.scatter(*_triangle_xy(*opt.shares), marker="P", s=150, c="tab:orange", edgecolors="k", zorder=5,
+                   label="fitted optimum")
     if model.points:
         xy = np.array([_triangle_xy(*p[1:4]) for p in model.points])
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=[100 * p[4] for p in model.points], cmap="viridis", s=45,
@@ -173,6 +182,7 @@ def plot_shares(model, path: str | Path | None = None, paper: tuple[float, float
         fig.colorbar(sc, ax=ax, label="candidate's mean accuracy (%, seed-adjusted)")
     if paper is not None:
         ax.scatter(*_triangle_xy(*paper), marker="*", s=180, c="tab:red", zorder=4, label="paper's (α, β)")
+    if paper is not None or opt is not None:
         ax.legend(fontsize=8, loc="upper right")
     ax.set_aspect("equal")
     ax.axis("off")

@@ -600,7 +600,8 @@ def _decide(run: _SearchJob) -> None:
                           constraint=s.constraint, paper_searched=paper_searched,
                           base_resolution=run.data.base_resolution, race=race_facts)
     _extend_advice(run)
-    run.shares = run_share_model(run.rows, run.v_rows, run.scaler, s.phi)
+    run.shares = run_share_model(run.rows, run.v_rows, run.scaler, s.phi, paper=run.paper, options=lambda: select_grid(
+        run.space, run.scaler, s.phi, 1, None, s.include_paper)[0])
     log.info("shares: %s", run.shares.sentence)
     log.info("family: emitting φ = %s for the recommended coefficients (%s constraint)",
              ", ".join(f"{p:g}" for p in cfg.family.phis), s.constraint)

@@ -18,18 +18,20 @@ Effects are in accuracy per unit share: the change when a whole doubling's share
 the other two in equal parts (the three effects sum to 0). Each has a 95 % Student-t interval; a dimension
 *matters* only when the overall F test of the shares rejects at 5 % and its interval excludes 0 (a protected
 test: with three effects that sum to 0 at most one can be null while the others are not, so at most 5 % of runs
-make a false claim that any dimension matters). What is not built yet: a quadratic surface's optimum with a
-confidence region, and the confirmation run at it.
+make a false claim that any dimension matters). Where the data show curvature, :mod:`scalesearch.optimum` locates
+the optimum with a 95 % region (``ShareModel.optimum``); the confirmation run at it is not built yet.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, astuple, dataclass
 
 import numpy as np
 from scipy import stats as st
+
+from .optimum import Option, Optimum, locate_optimum
 
 __all__ = ["DIMENSIONS", "SHARE_LEVEL", "SHARE_METHOD", "MIN_DF", "Shares", "SharePoint", "Effect", "ShareModel",
            "realized_shares", "share_table", "fit_share_model", "run_share_model", "shares_markdown"]
@@ -133,6 +135,7 @@ class ShareModel:
     coefficients: tuple[float, ...] = ()  # intercept, width and resolution slopes (depth the reference)
     unscaled_cov: tuple[tuple[float, ...], ...] = ()  # (X'X)^-1 of the means' design
     points: tuple[tuple, ...] = ()  # (candidate, depth, width, resolution proportions, seed-adjusted mean)
+    optimum: Optimum | None = None  # where the compute peaks, when the data show curvature
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -144,6 +147,7 @@ class ShareModel:
         d["effects"] = tuple(Effect(**e) for e in d.get("effects", ()))
         d["unscaled_cov"] = tuple(tuple(r) for r in d.get("unscaled_cov", ()))
         d["points"] = tuple(tuple(r) for r in d.get("points", ()))
+        d["optimum"] = Optimum.from_dict(d["optimum"]) if d.get("optimum") else None
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def predict(self, proportions: tuple[float, float, float], level: float = SHARE_LEVEL) -> tuple[float, ...]:
@@ -257,8 +261,10 @@ def _not_estimable(why: str, n_cand: int, n_train: int, budgets) -> ShareModel:
                       n_candidates=n_cand, n_trainings=n_train)
 
 
-def fit_share_model(points: Iterable[SharePoint], level: float = SHARE_LEVEL) -> ShareModel:
-    """The model over shares of all ``points`` (finished trainings); see the module docstring."""
+def fit_share_model(points: Iterable[SharePoint], level: float = SHARE_LEVEL,
+                    options: Callable[[], list[Option]] = list, paper: str | None = None) -> ShareModel:
+    """The model over shares of all ``points`` (finished trainings); see the module docstring. ``options``: the
+    space's buildable candidates, asked for only when an optimum is located; ``paper``: the paper's candidate."""
     points = [p for p in points if math.isfinite(p.accuracy)]
     budgets = list(dict.fromkeys(p.budget for p in points))
     n_cand, n_train = len({p.candidate for p in points}), len(points)
@@ -298,12 +304,13 @@ def fit_share_model(points: Iterable[SharePoint], level: float = SHARE_LEVEL) ->
     matters = tuple(e.dimension for e in effects if shares_p < 1 - level and (e.low > 0 or e.high < 0))
     lof_p = _lack_of_fit(s2, df, pe_var, pe_df, n_h)
     curv_p = _partial_f(X, _curved(X, [props[c] for c in means]), y)
+    table = tuple((c, *props[c], round(m, 6)) for c, m in means.items())
     return ShareModel("fitted", _sentence(effects, matters, shares_p, len(means)) + note, tuple(effects), matters,
                       round(shares_p, 6), lof_p, None if curv_p is None else round(curv_p, 6),
                       None if shift_p is None else round(shift_p, 6), tuple(budgets), n_cand, n_train, int(df),
                       math.sqrt(s2), level, SHARE_METHOD, tuple(float(c) for c in coef),
-                      tuple(tuple(float(v) for v in row) for row in xtx_inv),
-                      tuple((c, *props[c], round(m, 6)) for c, m in means.items()))
+                      tuple(tuple(float(v) for v in row) for row in xtx_inv), table,
+                      locate_optimum(list(table), curv_p, options, paper, level))
 
 
 def _lack_of_fit(s2: float, df: int, pe_var: float, pe_df: int, n_h: float) -> float | None:
@@ -335,9 +342,11 @@ def _budget(row: dict, stage: str) -> tuple[float, str]:
     return float(rung), f"rung {float(rung):g}"
 
 
-def run_share_model(rows: list[dict], validation_rows: list[dict], scaler, phi: float = 1.0) -> ShareModel:
+def run_share_model(rows: list[dict], validation_rows: list[dict], scaler, phi: float = 1.0,
+                    options: Callable[[], list[dict]] = list, paper: str | None = None) -> ShareModel:
     """The model over shares of a run's finished trainings: the search's (a race's rungs as budgets) and the
-    validation's, each candidate's shares as ``scaler`` builds it at ``phi``."""
+    validation's, each candidate's shares as ``scaler`` builds it at ``phi``; ``options``: candidate rows
+    (candidate, alpha, beta, gamma, resolution) of the space's buildable lattice; ``paper``: the paper's candidate."""
     done = [(r, stage) for stage, rs in (("search", rows), ("validation", validation_rows or []))
             for r in rs if r.get("status") == "ok" and isinstance(r.get("accuracy"), (int, float))]
     table = share_table(scaler, sorted({(float(r["alpha"]), float(r["beta"]), int(r["resolution"]))
@@ -347,7 +356,13 @@ def run_share_model(rows: list[dict], validation_rows: list[dict], scaler, phi: 
     done.sort(key=lambda x: _budget(*x)[0])
     points = [SharePoint(r["candidate"], table[(float(r["alpha"]), float(r["beta"]), int(r["resolution"]))]
                          .proportions, int(r["seed"]), _budget(r, stage)[1], float(r["accuracy"])) for r, stage in done]
-    return fit_share_model(points)
+
+    def buildable() -> list[Option]:
+        rows = [(o, (float(o["alpha"]), float(o["beta"]), int(o["resolution"]))) for o in options()]
+        built = share_table(scaler, {k for _, k in rows}, phi)
+        return [Option(o["candidate"], k[0], k[1], float(o["gamma"]), built[k].proportions) for o, k in rows
+                if sum(astuple(built[k])) > 0]
+    return fit_share_model(points, options=buildable, paper=paper)
 
 
 def shares_markdown(model: ShareModel, sentence: bool = True) -> list[str]:
@@ -364,11 +379,14 @@ def shares_markdown(model: ShareModel, sentence: bool = True) -> list[str]:
             checks.append(f"lack of fit against the seeds' own scatter p = {model.lack_of_fit_p:.2g}")
         checks.append("curvature not identified by this design" if model.curvature_p is None else
                       f"curvature (quadratic terms) p = {model.curvature_p:.2g}"
-                      + (": the effects are averages over the candidates' triangle, and the optimum's shares are "
-                         "not estimated yet" if model.curvature_p < 1 - model.level else ""))
+                      + (": the effects are averages over the candidates' triangle" if model.curvature_p <
+                         1 - model.level else ""))
         if model.budget_shift_p is not None:
             checks.append(f"slopes shift between budgets ({model.budgets[0]} → {model.budgets[-1]}) p = "
                           f"{model.budget_shift_p:.2g}")
         L += ["", "Checks: " + "; ".join(checks) + ".", ""]
-    L += [f"Method: {model.method}.", ""]
+    o = model.optimum
+    if o is not None and o.status in ("located", "outside", "no_maximum") and (sentence or o.status != "located"):
+        L += [f"**Where the compute peaks:** {o.sentence}", ""]
+    L += [f"Method: {model.method}" + (f"; {o.method}" if o is not None and o.status == "located" else "") + ".", ""]
     return L

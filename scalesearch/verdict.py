@@ -380,6 +380,8 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
     L = ["# scalesearch summary", ""]
     if shares is not None:
         L += [f"**How the compute splits:** {shares.sentence}", ""]
+        if shares.optimum is not None and shares.optimum.status == "located":
+            L += [f"**Where it peaks:** {shares.optimum.sentence}", ""]
     L += [v["text"] if v else "**No candidate finished ok: there is no answer.** See the table below.", ""]
     L += [f"- dataset: {context['dataset']} ({context['num_classes']} classes, chance {context['chance']:.3f}), "
           f"base resolution {context['base_resolution']} px, strategy: {context['strategy']}",

@@ -29,7 +29,7 @@ HYDRA_OK = {"cli"}
 OMEGACONF_OK = {"cli", "validate"}
 OMEGACONF_TOP_OK = {"cli"}
 # (d) plain Python + torch/numpy/scipy, usable from a notebook without Ray or Hydra
-CORE = ("spec", "cost", "model", "scaling", "stats", "curves", "shares", "results", "verdict")
+CORE = ("spec", "cost", "model", "scaling", "stats", "curves", "optimum", "shares", "results", "verdict")
 CORE_THIRD_PARTY = {"torch", "torchvision", "numpy", "scipy"}
 
 

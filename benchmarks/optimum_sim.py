@@ -1,0 +1,88 @@
+"""The optimum of the model over shares (scalesearch.optimum) against known truths.
+
+Same simulated runs as benchmarks/shares_sim.py (the CIFAR-10 recording's 20 candidates as built, seed sd 0.02,
+normal / t (3 df) / shared seed offsets, accuracies quantised to 1/400; one budget ``20x3`` or a race's two rungs
+``race20x3``), on these truths:
+
+* ``peaked`` — 0.62 − 0.5·‖p − p*‖², p* = (depth 0.40, width 0.25, resolution 0.35), near the paper's shares
+  (0.44, 0.15, 0.40) and not a candidate: the optimum exists and is inside the searched shares;
+* ``curved`` — 0.62 − 0.15·‖p − p_paper‖² (shares_sim's: the same shape, 3.3 × shallower);
+* ``flat``, ``linear``, ``ridge``, ``interaction`` — no interior optimum (the ridge's maximum is a line).
+
+Measured: how often an optimum is *located* (on the truths without one: a false optimum); on ``peaked`` and
+``curved``, the coverage of the 95 % region (the true optimum passes the region's test) and of the two gains'
+intervals (their targets: the truth at the located shares minus the truth at the paper's candidate, and at the best
+trained candidate), and the located shares' distance to the truth's.
+
+Run: ``python benchmarks/optimum_sim.py --reps 1000 --out benchmarks/results/optimum_sim.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # a script beside shares_sim.py
+from shares_sim import NOISES, PEAK, candidates, paper_p, replicate, truth  # noqa: E402
+
+TRUTHS = ("peaked", "curved", "flat", "linear", "ridge", "interaction")
+DESIGNS = ("20x3", "race20x3")
+
+
+def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng([seed, 7, TRUTHS.index(name), NOISES.index(kind), DESIGNS.index(design)])
+    peak = PEAK if name == "peaked" else paper_p() if name == "curved" else None
+    by = {c["candidate"]: c["p"] for c in candidates()}
+    located = region = paper = best = 0
+    dist = []
+    for _ in range(reps):
+        model, *_ = replicate(name, kind, design, rng)
+        o = model.optimum
+        if o is None or o.status != "located":
+            continue
+        located += 1
+        if peak is None:
+            continue
+        region += o.in_region(peak)
+        at = truth(name, o.shares)
+        g = o.gain_over_paper
+        paper += g.low <= at - truth(name, paper_p()) <= g.high
+        g = o.gain_over_best
+        best += g.low <= at - truth(name, by[o.best]) <= g.high
+        dist.append(math.dist(o.shares, peak))
+    n = max(located, 1)
+    out = {"truth": name, "noise": kind, "design": design, "reps": reps, "located": round(located / reps, 4)}
+    if peak is not None:
+        out.update(region_coverage=round(region / n, 4), gain_over_paper_coverage=round(paper / n, 4),
+                   gain_over_best_coverage=round(best / n, 4),
+                   median_distance=round(float(np.median(dist)), 4) if dist else None)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=1000)
+    ap.add_argument("--out", default="benchmarks/results/optimum_sim.json")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    out = {"reps": args.reps, "sim": [simulate(t, k, d, args.reps) for t in TRUTHS for k in NOISES for d in DESIGNS]}
+    out["wall_s"] = round(time.time() - t0, 1)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print("| truth | noise | design | optimum located | region covers | gain over paper covers | gain over best "
+          "covers | median distance |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for s in out["sim"]:
+        f = lambda k: "–" if s.get(k) is None else f"{s[k]:.3f}"  # noqa: E731
+        print(f"| {s['truth']} | {s['noise']} | {s['design']} | {s['located']:.3f} | {f('region_coverage')} | "
+              f"{f('gain_over_paper_coverage')} | {f('gain_over_best_coverage')} | {f('median_distance')} |")
+    print(f"{out['wall_s']} s")
+
+
+if __name__ == "__main__":
+    main()
