@@ -759,6 +759,9 @@ def report_markdown(run: RunTables, report_cfg: ReportConfig, plots: dict[str, s
         L += shares_markdown(ShareModel.from_dict(b["shares"]))
         if "shares" in plots:
             L += [f"![the shares' triangle]({plots['shares']})", ""]
+    if b.get("confirmation"):
+        c = b["confirmation"]
+        L += [f"**Confirmation run** (confirmation.csv): {c['sentence']} Method: {c['method']}.", ""]
     L += _fidelity_part(run, ranked, plots)
     L += _ranking_part(run, ranked, paper, report_cfg, plots)
     family_part, trained = _family_part(run, analysis)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from .stats import mean_ci
 
-__all__ = ["METRICS", "SEARCH_COLUMNS", "VALIDATION_COLUMNS", "FAMILY_COLUMNS", "ABLATION_COLUMNS", "FINISHED",
-           "TABLES", "read_table", "deciding_rows", "aggregate", "per_seed", "fmt_mean_ci", "md_table"]
+__all__ = ["METRICS", "SEARCH_COLUMNS", "VALIDATION_COLUMNS", "CONFIRMATION_COLUMNS", "FAMILY_COLUMNS",
+           "ABLATION_COLUMNS", "FINISHED", "TABLES", "read_table", "deciding_rows", "aggregate", "per_seed",
+           "fmt_mean_ci", "md_table"]
 
 # what every training row carries after its identity columns
 METRICS = ["accuracy", "loss", "epochs", "params", "macs", "activations", "latency_ms", "train_step_ms", "device",
@@ -29,8 +30,10 @@ VALIDATION_COLUMNS = ["index", "key", "candidate", "alpha", "beta", "gamma", "se
 FAMILY_COLUMNS = ["index", "key", "family", "name", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult",
                   "resolution", "seed", "macs_ratio"] + METRICS
 ABLATION_COLUMNS = ["index", "key", "method", "phi", "depth", "width", "resolution", "nominal", "seed"] + METRICS
+CONFIRMATION_COLUMNS = ["index", "key", "candidate", "alpha", "beta", "gamma", "seed", "resolution", "cost",
+                        "cost_ratio", "budget_epochs"] + METRICS
 TABLES = {"search": "results.csv", "validation": "validation.csv", "family": "family_results.csv",
-          "ablation": "ablation_results.csv"}
+          "ablation": "ablation_results.csv", "confirmation": "confirmation.csv"}
 # statuses with a result: never trained again on resume
 FINISHED = ("ok", "diverged", "stopped", "error", "infeasible")
 

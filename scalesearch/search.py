@@ -28,9 +28,11 @@ from .plan import (SEARCH_ROW, OptunaSpace, budget_with_epochs_mult, family_jobs
                    make_optuna_job, search_jobs, select_grid, train_id, validation_jobs)
 from .proxy import rung_steps, steps_per_epoch
 from .race import STOPS, RaceRule, race, rung_epochs, story
-from .results import (FAMILY_COLUMNS, FINISHED, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS, aggregate, read_table)
+from .results import (CONFIRMATION_COLUMNS, FAMILY_COLUMNS, FINISHED, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS,
+                      aggregate, read_table)
 from .rundir import SEARCH, check_same_data, claim, data_summary
 from .scaling import PAPER, DEVICE_COSTS, Coefficients, Scaler, candidate_id
+from .confirm import Confirmation, confirm, confirmation_jobs
 from .shares import ShareModel, run_share_model
 from .space import check_search_inputs
 from .stats import MIN_SEEDS
@@ -290,6 +292,8 @@ class _SearchJob:
     race_text: str = ""
     scaler: Scaler = None  # the rule on this run's data and cost (with the device measurer once Ray is up)
     shares: ShareModel | None = None  # the model over the candidates' shares of all the run's trainings
+    decision: tuple = ()  # (the deciding stage's rows, its budget): what a confirmation run is compared with
+    confirmation: Confirmation | None = None  # the optimum of the model over shares, trained and decided
 
     def family(self, coeffs: Coefficients) -> list:
         """The family of ``coeffs`` by the search's own scaler: its constraint and its cost, a device cost
@@ -311,6 +315,7 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
             _search(run, runner, ctx)
             _validate(run, runner, ctx)
             _decide(run)
+            _confirm(run, runner, ctx)
             _train_family(run, runner, ctx)
             _ablate(run, runner, ctx)
         return _write(run)
@@ -600,12 +605,45 @@ def _decide(run: _SearchJob) -> None:
                           constraint=s.constraint, paper_searched=paper_searched,
                           base_resolution=run.data.base_resolution, race=race_facts)
     _extend_advice(run)
+    run.decision = (d_rows, budget)
     run.shares = run_share_model(run.rows, run.v_rows, run.scaler, s.phi, paper=run.paper, options=lambda: select_grid(
         run.space, run.scaler, s.phi, 1, None, s.include_paper)[0])
     log.info("shares: %s", run.shares.sentence)
     log.info("family: emitting φ = %s for the recommended coefficients (%s constraint)",
              ", ".join(f"{p:g}" for p in cfg.family.phis), s.constraint)
     run.members = run.family(Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]))
+
+
+def _confirm(run: _SearchJob, runner, ctx) -> None:
+    """The confirmation run: the model's optimum, when it is located and no candidate of the run, trained with the
+    pick's seeds at the deciding budget; the confidence set of the best over the two decides the family's
+    coefficients (``decided_by`` "confirmation" when the optimum wins)."""
+    from .runner import JobStage
+
+    o = run.shares.optimum if run.shares is not None else None
+    if o is None or o.status != "located" or o.trained or o.alpha is None:
+        return
+    s, (d_rows, budget) = run.cfg.search, run.decision
+    if run.race is not None:  # a race's pick was trained through rungs that continue a trunk: not comparable
+        log.info("confirmation: not run for a race (its pick's top rung continues a trunk; a fresh training of the "
+                 "optimum would not be comparable)")
+        return
+    cand = run.scaler.candidate(o.alpha.estimate, o.beta.estimate, o.gamma.estimate, s.phi)
+    pick = run.best["candidate"]
+    seeds = sorted({int(r["seed"]) for r in d_rows if r.get("candidate") == pick and r.get("status") == "ok"})
+    jobs = confirmation_jobs(cand, seeds, budget, run.data.fingerprint)
+    run.state.stage("confirmation", "running")
+    log.info("confirmation: the model's optimum %s x %d seeds at %s, against the pick %s", cand["candidate"],
+             len(seeds), budget_str(budget), pick)
+    rows = runner.run(JobStage("confirmation", run.run_dir / TABLES["confirmation"], CONFIRMATION_COLUMNS,
+                               dataclasses.replace(ctx, budget=budget, device_costs=False), jobs=jobs,
+                               describe=_describe))
+    run.state.stage("confirmation", "complete", trials=len(rows))
+    run.confirmation = confirm(cand, pick, d_rows, rows, run.context["val_images"])
+    log.info("confirmation: %s", run.confirmation.sentence)
+    if run.confirmation.outcome == "optimum":
+        run.best, run.decided_by = aggregate(rows)[0], "confirmation"
+        run.members = run.family(Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]))
 
 
 def extend_command(run_dir: Path, cfg: SearchAppConfig, n_seeds: int | None = None, **settings) -> str:
@@ -774,6 +812,7 @@ def _write(run: _SearchJob) -> dict:
         "baseline": cfg.model.baseline,
         "family_phis": list(cfg.family.phis), "search_wall_s": round(wall, 2), "race": _race_facts(run),
         "shares": run.shares.to_dict() if run.shares else None,
+        "confirmation": run.confirmation.to_dict() if run.confirmation else None,
     }
     atomic_write_json(run.run_dir / "best.json", best_json)
     a, b, g = best["alpha"], best["beta"], best["gamma"]
@@ -802,4 +841,5 @@ def _write(run: _SearchJob) -> dict:
 def _write_summary(run: _SearchJob) -> None:
     atomic_write_text(run.run_dir / "summary.md", summary_markdown(run.context, run.verdict, run.ranked, run.rows,
                                                                    run.infeasible, run.paper, run.fid, run.v_ranked,
-                                                                   run.shares))
+                                                                   run.shares,
+                                                                   run.confirmation and run.confirmation.sentence))

@@ -371,9 +371,9 @@ def ranking_table(ranked: list[dict], paper: str | None, limit: int = 10) -> str
 
 def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: list[dict], infeasible: list[dict],
                      paper: str | None, fid: dict | None, validation_ranked: list[dict] | None,
-                     shares: ShareModel | None = None) -> str:
-    """summary.md: how the compute splits (one sentence), the verdict, the model over shares, then the rankings,
-    then what was not ranked and why."""
+                     shares: ShareModel | None = None, confirmation: str | None = None) -> str:
+    """summary.md: how the compute splits (one sentence), where it peaks and the confirmation run's outcome (when
+    there are), the verdict, the model over shares, then the rankings, then what was not ranked and why."""
     statuses: dict[str, int] = {}
     for r in rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -382,6 +382,8 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
         L += [f"**How the compute splits:** {shares.sentence}", ""]
         if shares.optimum is not None and shares.optimum.status == "located":
             L += [f"**Where it peaks:** {shares.optimum.sentence}", ""]
+    if confirmation:
+        L += [f"**Confirmation:** {confirmation}", ""]
     L += [v["text"] if v else "**No candidate finished ok: there is no answer.** See the table below.", ""]
     L += [f"- dataset: {context['dataset']} ({context['num_classes']} classes, chance {context['chance']:.3f}), "
           f"base resolution {context['base_resolution']} px, strategy: {context['strategy']}",
