@@ -29,22 +29,51 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # a script beside shares_sim.py
-from shares_sim import NOISES, PEAK, candidates, paper_p, replicate, truth  # noqa: E402
+from shares_sim import NOISES, PEAK, QUANT, _noise, candidates, paper_p, replicate, truth  # noqa: E402
+
+from scalesearch.stats import confidence_set  # noqa: E402
 
 TRUTHS = ("peaked", "curved", "flat", "linear", "ridge", "interaction")
 DESIGNS = ("20x3", "race20x3")
+
+
+def _confirmed(name: str, kind: str, design: str, rng, last: list[dict], o) -> tuple:
+    """(today's pick's shares, the shares the confirmation leaves): today's pick is the deciding rows' best mean; a
+    located optimum (not a candidate: the simulation builds it exactly) is trained with the pick's seeds, fresh
+    noise of the same kind, and the confidence set of the best over the two decides, as confirm.confirm does. A
+    race is not confirmed (as in the product)."""
+    by: dict = {}
+    for r in last:
+        by.setdefault(r["candidate"], {})[r["seed"]] = r["accuracy"]
+    pick = max(by, key=lambda c: np.mean(list(by[c].values())))
+    shares = {c["candidate"]: c["p"] for c in candidates()}
+    if o is None or design.startswith("race"):
+        return shares[pick], shares[pick]
+    seeds = sorted(by[pick])
+    fresh = truth(name, o.shares) + _noise(kind, rng, (1, len(seeds)))[0]
+    mine = {s: float(np.round(a * QUANT) / QUANT) for s, a in zip(seeds, fresh)}
+    members = confidence_set({"optimum": mine, pick: by[pick]}, n_val=QUANT)["members"]
+    return shares[pick], (o.shares if members == ["optimum"] else shares[pick])
 
 
 def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dict:
     rng = np.random.default_rng([seed, 7, TRUTHS.index(name), NOISES.index(kind), DESIGNS.index(design)])
     peak = PEAK if name == "peaked" else paper_p() if name == "curved" else None
     by = {c["candidate"]: c["p"] for c in candidates()}
-    located = region = paper = best = 0
-    dist = []
+    located = region = paper = best = stated = decided = switched = 0
+    dist, regret_today, regret_confirmed = [], [], []
     for _ in range(reps):
-        model, *_ = replicate(name, kind, design, rng)
+        model, _, set_decided, last = replicate(name, kind, design, rng)
         o = model.optimum
-        if o is None or o.status != "located":
+        is_located = o is not None and o.status == "located"
+        stated += bool(model.matters) or is_located
+        decided += set_decided
+        if peak is not None:
+            today, final = _confirmed(name, kind, design, rng, last, o if is_located else None)
+            switched += final != today
+            regret_today.append(truth(name, peak) - truth(name, today))
+            regret_confirmed.append(truth(name, peak) - truth(name, final))
+        if not is_located:
             continue
         located += 1
         if peak is None:
@@ -57,8 +86,11 @@ def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dic
         best += g.low <= at - truth(name, by[o.best]) <= g.high
         dist.append(math.dist(o.shares, peak))
     n = max(located, 1)
-    out = {"truth": name, "noise": kind, "design": design, "reps": reps, "located": round(located / reps, 4)}
+    out = {"truth": name, "noise": kind, "design": design, "reps": reps, "located": round(located / reps, 4),
+           "stated": round(stated / reps, 4), "pairwise_decided": round(decided / reps, 4)}
     if peak is not None:
+        out.update(regret_today=round(float(np.mean(regret_today)), 5),
+                   regret_confirmed=round(float(np.mean(regret_confirmed)), 5), switched=round(switched / reps, 4))
         out.update(region_coverage=round(region / n, 4), gain_over_paper_coverage=round(paper / n, 4),
                    gain_over_best_coverage=round(best / n, 4),
                    median_distance=round(float(np.median(dist)), 4) if dist else None)
@@ -75,12 +107,15 @@ def main(argv=None) -> None:
     out["wall_s"] = round(time.time() - t0, 1)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print("| truth | noise | design | optimum located | region covers | gain over paper covers | gain over best "
-          "covers | median distance |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+          "covers | median distance | regret today | regret confirmed | switched | stated | pairwise decided |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in out["sim"]:
         f = lambda k: "–" if s.get(k) is None else f"{s[k]:.3f}"  # noqa: E731
+        g = lambda k: "–" if s.get(k) is None else f"{s[k]:.4f}"  # noqa: E731
         print(f"| {s['truth']} | {s['noise']} | {s['design']} | {s['located']:.3f} | {f('region_coverage')} | "
-              f"{f('gain_over_paper_coverage')} | {f('gain_over_best_coverage')} | {f('median_distance')} |")
+              f"{f('gain_over_paper_coverage')} | {f('gain_over_best_coverage')} | {f('median_distance')} | "
+              f"{g('regret_today')} | {g('regret_confirmed')} | {f('switched')} | {s['stated']:.3f} | "
+              f"{s['pairwise_decided']:.3f} |")
     print(f"{out['wall_s']} s")
 
 

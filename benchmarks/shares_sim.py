@@ -119,7 +119,7 @@ def _rows(cands: list[dict], accs: np.ndarray, rung: float | None) -> list[dict]
 
 
 def replicate(name: str, kind: str, design: str, rng, seeds: int = 3) -> tuple:
-    """One simulated run: (the model, the target effects, today's pairwise verdict decided)."""
+    """One simulated run: (the model, the target effects, today's pairwise verdict decided, the deciding rows)."""
     cands = list(candidates())
     if design in ("10x3", "7x3"):
         n = int(design.split("x")[0])
@@ -137,7 +137,7 @@ def replicate(name: str, kind: str, design: str, rng, seeds: int = 3) -> tuple:
     for r in last:
         by.setdefault(r["candidate"], {})[r["seed"]] = r["accuracy"]
     decided = confidence_set(by, n_val=QUANT)["decided"]
-    return run_share_model(rows, [], scaler(), paper=PAPER), target_effects(name, cands), decided
+    return run_share_model(rows, [], scaler(), paper=PAPER), target_effects(name, cands), decided, last
 
 
 def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dict:
@@ -145,7 +145,7 @@ def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dic
     covered = {d: 0 for d in DIMENSIONS}
     fitted = any_matters = wrong = decided = 0
     for _ in range(reps):
-        model, target, set_decided = replicate(name, kind, design, rng)
+        model, target, set_decided, _ = replicate(name, kind, design, rng)
         decided += set_decided
         if model.status != "fitted":
             continue

@@ -140,6 +140,9 @@ class SearchConfig:
     max_points: Optional[int] = 5
     # always evaluate the paper's (1.2, 1.1, 1.15) (measured: its alpha, beta) when it is feasible
     include_paper: bool = True
+    # how max_points are spread: spread (farthest-point in log alpha, beta, gamma) | shares (farthest-point over the
+    # candidates' realized shares, each point of the triangle once: the design for the model over shares)
+    design: str = "spread"
     # race (over the grid's candidates): rungs as multiples of proxy.epochs; the first look at n_seeds seeds, the
     # top rung's looks add seed_step seeds up to max_seeds; budget: epochs of training in all (null: none)
     rungs: list[float] = field(default_factory=lambda: [1.0])
@@ -510,10 +513,20 @@ def check_moved(overrides: list[str]) -> None:
             raise ValueError(f"{key} moved to {MOVED[key]}; allowed: {MOVED[key]}=" + arg.partition("=")[2])
 
 
+# result-defining keys added since runs were first recorded, with the value that reproduces what a run without the
+# key did: a stored run lacking one resumes, extends and compares as the same settings
+ADDED = {"search.design": "spread"}
+
+
 def migrate_settings(config: dict) -> dict:
     """A copy of an app's stored settings (search.json) with every moved key in its new place (a stored value of the
-    new key wins); settings of this version come back equal."""
+    new key wins) and every added key at the value older runs had (:data:`ADDED`); settings of this version come
+    back equal."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+    for added, value in ADDED.items():
+        group, _, key = added.rpartition(".")
+        if isinstance(out.get(group), dict):
+            out[group].setdefault(key, value)
     for old, new in MOVED.items():
         group, _, key = old.rpartition(".")
         source = out.get(group) if group else out
@@ -678,6 +691,7 @@ def check_search_app(cfg: SearchAppConfig) -> None:
         ("search.resolution_multiple", s.resolution_multiple, s.resolution_multiple >= 1, ">= 1"),
         ("search.thin", s.thin, s.thin >= 1, ">= 1"),
         ("search.max_points", s.max_points, s.max_points is None or s.max_points >= 1, ">= 1 or null"),
+        ("search.design", s.design, s.design in ("spread", "shares"), "spread | shares"),
         ("search.grace_period", s.grace_period, s.grace_period >= 1, ">= 1"),
         ("search.reduction_factor", s.reduction_factor, s.reduction_factor >= 2, ">= 2"),
         ("dataset.base_resolution", cfg.dataset.base_resolution, cfg.dataset.base_resolution >= 16, ">= 16"),

@@ -32,9 +32,10 @@ from typing import Callable
 
 from .config import ProxyConfig
 from .scaling import PAPER, Coefficients, Scaler, candidate_id, member_name
+from .shares import share_table
 
-__all__ = ["select_grid", "OptunaSpace", "search_jobs", "validation_jobs", "family_jobs", "ablation_jobs",
-           "job", "train_id", "is_paper", "budget_with_epochs_mult", "optuna_job"]
+__all__ = ["select_grid", "shares_design", "OptunaSpace", "search_jobs", "validation_jobs", "family_jobs",
+           "ablation_jobs", "job", "train_id", "is_paper", "budget_with_epochs_mult", "optuna_job"]
 
 
 def is_paper(c: dict, constraint: str) -> bool:
@@ -44,8 +45,11 @@ def is_paper(c: dict, constraint: str) -> bool:
 
 
 def select_grid(space, scaler: Scaler, phi: float = 1.0, thin: int = 1, max_points: int | None = None,
-                include_paper: bool = True) -> tuple[list[dict], list[dict]]:
-    """(feasible candidates to train at ``phi``, infeasible ones met) of the grid strategy."""
+                include_paper: bool = True, design: str = "spread") -> tuple[list[dict], list[dict]]:
+    """(feasible candidates to train at ``phi``, infeasible ones met) of the grid strategy; ``design`` "shares":
+    the points spread over the candidates' realized shares instead (:func:`shares_design`)."""
+    if design == "shares":
+        return shares_design(space, scaler, phi, thin, max_points, include_paper)
     if scaler.constraint == "nominal":
         pts = space.grid(thin=thin, max_points=max_points, include_paper=include_paper)
         return [scaler.candidate(c.alpha, c.beta, c.gamma, phi) for c in pts], []
@@ -68,6 +72,31 @@ def select_grid(space, scaler: Scaler, phi: float = 1.0, thin: int = 1, max_poin
         c = scaler.candidate(*pick, phi=phi)
         (chosen if c["cost_flag"] == "ok" else infeasible).append(c)
     return sorted(chosen, key=lambda c: (c["alpha"], c["beta"])), infeasible
+
+
+def shares_design(space, scaler: Scaler, phi: float = 1.0, thin: int = 1, max_points: int | None = None,
+                  include_paper: bool = True) -> tuple[list[dict], list[dict]]:
+    """The design for the model over shares (``search=surface``): every feasible lattice point is built, points
+    that build the same realized shares count once (per-stage rounding makes many α alike; the first in (α, β)
+    order, the paper's when it is one of them), and at most ``max_points`` are picked by farthest-point sampling
+    over the shares' triangle from the paper's point (else the first) — so the picks reach its corners and edges
+    before they fill its middle, and no training repeats a point of the triangle."""
+    feasible, infeasible = select_grid(space, scaler, phi, thin, None, include_paper)
+    key = lambda c: (float(c["alpha"]), float(c["beta"]), int(c["resolution"]))  # noqa: E731
+    table = share_table(scaler, {key(c) for c in feasible}, phi)
+    paper = [c for c in feasible if (c["alpha"], c["beta"]) == (PAPER.alpha, PAPER.beta)] if include_paper else []
+    points: dict[tuple, dict] = {}
+    for c in paper + feasible:
+        shares = table[key(c)]
+        if shares.depth + shares.width + shares.resolution > 0:
+            points.setdefault(tuple(round(p, 3) for p in shares.proportions), c)
+    left = list(points)
+    chosen = [left.pop(0)] if left else []
+    while left and len(chosen) < (max_points or len(points)):
+        pick = max(left, key=lambda p: min(math.dist(p, o) for o in chosen))
+        left.remove(pick)
+        chosen.append(pick)
+    return sorted((points[p] for p in chosen), key=lambda c: (c["alpha"], c["beta"])), infeasible
 
 
 class OptunaSpace:

@@ -246,7 +246,7 @@ def _grid_plan(cfg, run_dir, space, scaler, data) -> dict:
     if plan_file.is_file():  # the plan of an interrupted attempt: the same jobs (device costs are noisy)
         plan = read_json(plan_file)
     else:
-        chosen, infeasible = select_grid(space, scaler, s.phi, s.thin, s.max_points, s.include_paper)
+        chosen, infeasible = select_grid(space, scaler, s.phi, s.thin, s.max_points, s.include_paper, s.design)
         plan = {"candidates": chosen, "infeasible": [{k: v for k, v in c.items() if k != "spec"} for c in infeasible]}
         atomic_write_json(plan_file, plan)
     if not plan["candidates"]:

@@ -37,6 +37,8 @@ CASES = [
      "seed=99999999999999999999 with search.n_seeds=2 uses seeds up to 100000000000000000000; allowed: 0 <= seed and "
      "seed + search.n_seeds - 1 <= 4294967295"),
     ("seed-negative", "search_main", ["seed=-1"], "seed=-1; allowed: 0 <= seed <= 4294967295"),
+    ("design-unknown", "search_main", ["search=surface", "search.design=lattice"],
+     "search.design=lattice; allowed: spread | shares"),
     ("nas-seed-too-large", "nas_main", ["nas.seed=4294967296"], "nas.seed=4294967296; allowed: 0 <= nas.seed"),
     ("storage-missing-dir", "search_main", ["search=optuna", "search.storage=sqlite:////nonexistent/dir/x.db"],
      "search.storage='sqlite:////nonexistent/dir/x.db': the directory /nonexistent/dir does not exist"),

@@ -411,3 +411,28 @@ def test_a_member_whose_timing_cannot_be_solved_falls_back_to_macs_and_says_so(c
     assert b1.resolution == scaler.candidate(1.0, 1.4)["resolution"]
     assert b2.resolution == by_macs.family(coeffs, [2])[0].resolution and b2.cost_ratio == b2.macs_ratio
     assert any("family member b2: its latency cannot be held" in r.message for r in caplog.records)
+
+
+def test_the_surface_design_spreads_distinct_points_of_the_shares_triangle():
+    """search=surface: every feasible lattice point built, points with the same realized shares counted once (the
+    paper's kept), farthest-point over the triangle — the all-depth corner (the farthest from the paper's shares)
+    comes second; with no limit, one candidate per distinct point."""
+    from conftest import compose_search
+    from scalesearch.plan import shares_design
+    from scalesearch.shares import share_table
+
+    s = Scaler(base_resolution=40, num_classes=NUM_CLASSES, constraint="measured", resolution_multiple=1,
+               gamma_range=(SPACE.gamma.low, SPACE.gamma.high))
+    key = lambda c: (c["alpha"], c["beta"], c["resolution"])  # noqa: E731
+    every, _ = select_grid(SPACE, s, max_points=None)
+    table = share_table(s, {key(c) for c in every})
+    props = lambda cs: [tuple(round(p, 3) for p in table[key(c)].proportions) for c in cs]  # noqa: E731
+    all_points, _ = shares_design(SPACE, s)
+    assert len(props(all_points)) == len(set(props(all_points))) == len(set(props(every))) < len(every)
+    twelve, _ = select_grid(SPACE, s, max_points=12, design="shares")
+    assert len(twelve) == 12 and len(set(props(twelve))) == 12 and set(props(twelve)) <= set(props(all_points))
+    assert any((c["alpha"], c["beta"]) == (PAPER.alpha, PAPER.beta) for c in twelve)
+    assert (1.0, 0.0, 0.0) in props(twelve)
+    cfg = compose_search("search=surface")
+    assert (cfg.search.strategy, cfg.search.design, cfg.search.max_points, cfg.search.n_seeds) == \
+        ("grid", "shares", 12, 3)
