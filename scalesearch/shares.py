@@ -283,8 +283,7 @@ def fit_share_model(points: Iterable[SharePoint], level: float = SHARE_LEVEL,
     need = 3 + MIN_DF
     if len(means) < need:
         return _not_estimable(f"it needs {need} candidates and has {len(means)} (many candidates with few seeds "
-                              "answer how to split the compute, e.g. search=race with search.max_points=20)", n_cand,
-                              n_train, budgets)
+                              "answer how to split the compute: search=surface)", n_cand, n_train, budgets)
     if np.linalg.matrix_rank(X) < 3:
         return _not_estimable("the candidates' shares lie on one line of the triangle, so the three effects are "
                               "not identified", n_cand, n_train, budgets)
