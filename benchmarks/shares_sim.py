@@ -118,8 +118,9 @@ def _rows(cands: list[dict], accs: np.ndarray, rung: float | None) -> list[dict]
             for i, c in enumerate(cands) for s in range(accs.shape[1])]
 
 
-def replicate(name: str, kind: str, design: str, rng, seeds: int = 3) -> tuple:
-    """One simulated run: (the model, the target effects, today's pairwise verdict decided, the deciding rows)."""
+def replicate(name: str, kind: str, design: str, rng, seeds: int = 3, options=list) -> tuple:
+    """One simulated run: (the model, the target effects, today's pairwise verdict decided, the deciding rows);
+    ``options``: the space's buildable candidate rows, as the product passes them (benchmarks/optimum_sim.py)."""
     cands = list(candidates())
     if design in ("10x3", "7x3"):
         n = int(design.split("x")[0])
@@ -137,7 +138,8 @@ def replicate(name: str, kind: str, design: str, rng, seeds: int = 3) -> tuple:
     for r in last:
         by.setdefault(r["candidate"], {})[r["seed"]] = r["accuracy"]
     decided = confidence_set(by, n_val=QUANT)["decided"]
-    return run_share_model(rows, [], scaler(), paper=PAPER), target_effects(name, cands), decided, last
+    model = run_share_model(rows, [], scaler(), options=options, paper=PAPER)
+    return model, target_effects(name, cands), decided, last
 
 
 def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dict:

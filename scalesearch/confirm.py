@@ -1,5 +1,6 @@
 """The confirmation run (issue 36): when the model over shares locates an optimum that no candidate of the run is,
-the optimum is trained fresh — with the seeds of the run's pick, at the budget of the stage that decided — and the
+the optimum is trained fresh — with the seeds of the run's pick, at the budget of the stage that decided (a race:
+the deciding rung's trunk and cooldown from scratch, the same training as the pick's continued trunk) — and the
 ordinary confidence set of the best decides between the two. The family is built from what that decides.
 
 The pick's accuracies are the very ones that selected it (a winner's curse in its favour), while the optimum's are
@@ -9,15 +10,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from scipy import stats as st
+
+from .optimum import Interval
 from .plan import SEARCH_ROW, job
 from .stats import confidence_set
 
-__all__ = ["CONFIRM_METHOD", "Confirmation", "confirmation_jobs", "confirm"]
+__all__ = ["CONFIRM_METHOD", "Confirmation", "confirmation_jobs", "confirm", "measured_gain"]
 
 CONFIRM_METHOD = (
-    "the model's optimum trained fresh with the pick's seeds at the deciding stage's budget; the confidence set of "
+    "the model's optimum trained fresh with the pick's seeds at the deciding stage's budget (a race's deciding rung, "
+    "its trunk from scratch); the confidence set of "
     "the best over the two (paired Student-t over the shared seeds, 95 %, as the verdict's); the pick's accuracies "
-    "are the ones that selected it, so the comparison leans toward the pick")
+    "are the ones that selected it, so the comparison leans toward the pick; the measured gain over the paper's "
+    "point (when it was trained at that budget, the pick or not): a paired Student-t 95 % interval over the "
+    "shared seeds of the optimum's fresh accuracies less the paper's")
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class Confirmation:
     outcome: str
     sentence: str
     method: str = CONFIRM_METHOD
+    gain_over_paper: Interval | None = None  # measured: the optimum's fresh trainings less the paper's (paired t)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,9 +62,24 @@ def _accuracies(rows: list[dict], name: str) -> dict[int, float]:
             if r.get("candidate") == name and r.get("status") == "ok" and r.get("accuracy") is not None}
 
 
+def measured_gain(mine: dict[int, float], theirs: dict[int, float], level: float = 0.95) -> Interval | None:
+    """The mean paired difference ``mine − theirs`` over their shared seeds with its Student-t interval (scipy's
+    ``ttest_rel``); None below 2 shared seeds."""
+    seeds = sorted(set(mine) & set(theirs))
+    if len(seeds) < 2:
+        return None
+    a, b = [mine[s] for s in seeds], [theirs[s] for s in seeds]
+    diff = sum(x - y for x, y in zip(a, b)) / len(seeds)
+    if all(x - y == diff for x, y in zip(a, b)):  # no scatter: the interval is the point
+        return Interval(round(diff, 6), round(diff, 6), round(diff, 6))
+    ci = st.ttest_rel(a, b).confidence_interval(level)
+    return Interval(round(diff, 6), round(float(ci.low), 6), round(float(ci.high), 6))
+
+
 def confirm(candidate: dict, pick: str, pick_rows: list[dict], rows: list[dict], n_val: int | None,
-            level: float = 0.95) -> Confirmation:
-    """The decision between ``candidate`` (its confirmation ``rows``) and the run's ``pick`` (its deciding rows)."""
+            level: float = 0.95, paper: str | None = None) -> Confirmation:
+    """The decision between ``candidate`` (its confirmation ``rows``) and the run's ``pick`` (its deciding rows,
+    ``pick_rows``, which hold the ``paper``'s candidate's too when it was trained at that budget)."""
     name = candidate["candidate"]
     mine, theirs = _accuracies(rows, name), _accuracies(pick_rows, pick)
     mean = lambda d: round(sum(d.values()) / len(d), 6) if d else None  # noqa: E731
@@ -69,6 +92,9 @@ def confirm(candidate: dict, pick: str, pick_rows: list[dict], rows: list[dict],
                                      f"{len(theirs)} seeds finished: the pick {pick} stays.")
     s = confidence_set({name: mine, pick: theirs}, n_val=n_val, level=level)
     members = tuple(s["members"])
+    # measured whether or not the paper's point is the pick: leaving out the runs where it won would truncate its
+    # accuracies from above; taken always, its trainings are an unselected sample
+    gain = measured_gain(mine, _accuracies(pick_rows, paper), level) if paper not in (None, name) else None
     told = f"{base['mean']:.4f} against the pick's {base['pick_mean']:.4f} over {len(mine)} seeds"
     if members == (name,):
         outcome, said = "optimum", (f"The optimum ({coeffs}), trained for confirmation, beats the pick {pick}: "
@@ -79,4 +105,7 @@ def confirm(candidate: dict, pick: str, pick_rows: list[dict], rows: list[dict],
     else:
         outcome, said = "not_distinguishable", (f"The optimum ({coeffs}), trained for confirmation, is not "
                                                 f"distinguishable from the pick {pick} ({told}); the pick stays.")
-    return Confirmation(**base, members=members, outcome=outcome, sentence=said)
+    if gain is not None:
+        said += (f" Its gain over the paper's point, measured: {gain.estimate:+.4f} [{gain.low:+.4f}, "
+                 f"{gain.high:+.4f}].")
+    return Confirmation(**base, members=members, outcome=outcome, sentence=said, gain_over_paper=gain)

@@ -30,7 +30,8 @@ VALIDATION_COLUMNS = ["index", "key", "candidate", "alpha", "beta", "gamma", "se
 FAMILY_COLUMNS = ["index", "key", "family", "name", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult",
                   "resolution", "seed", "macs_ratio"] + METRICS
 ABLATION_COLUMNS = ["index", "key", "method", "phi", "depth", "width", "resolution", "nominal", "seed"] + METRICS
-CONFIRMATION_COLUMNS = ["index", "key", "candidate", "alpha", "beta", "gamma", "seed", "resolution", "cost",
+CONFIRMATION_COLUMNS = ["index", "key", "candidate", "alpha", "beta", "gamma", "seed", "rung", "continued_from",
+                        "resolution", "cost",
                         "cost_ratio", "budget_epochs"] + METRICS
 TABLES = {"search": "results.csv", "validation": "validation.csv", "family": "family_results.csv",
           "ablation": "ablation_results.csv", "confirmation": "confirmation.csv"}

@@ -624,14 +624,11 @@ def _confirm(run: _SearchJob, runner, ctx) -> None:
     if o is None or o.status != "located" or o.trained or o.alpha is None:
         return
     s, (d_rows, budget) = run.cfg.search, run.decision
-    if run.race is not None:  # a race's pick was trained through rungs that continue a trunk: not comparable
-        log.info("confirmation: not run for a race (its pick's top rung continues a trunk; a fresh training of the "
-                 "optimum would not be comparable)")
-        return
     cand = run.scaler.candidate(o.alpha.estimate, o.beta.estimate, o.gamma.estimate, s.phi)
     pick = run.best["candidate"]
     seeds = sorted({int(r["seed"]) for r in d_rows if r.get("candidate") == pick and r.get("status") == "ok"})
-    jobs = confirmation_jobs(cand, seeds, budget, run.data.fingerprint)
+    jobs = (_race_confirmation_jobs(run, cand, seeds) if run.race is not None
+            else confirmation_jobs(cand, seeds, budget, run.data.fingerprint))
     run.state.stage("confirmation", "running")
     log.info("confirmation: the model's optimum %s x %d seeds at %s, against the pick %s", cand["candidate"],
              len(seeds), budget_str(budget), pick)
@@ -639,11 +636,21 @@ def _confirm(run: _SearchJob, runner, ctx) -> None:
                                dataclasses.replace(ctx, budget=budget, device_costs=False), jobs=jobs,
                                describe=_describe))
     run.state.stage("confirmation", "complete", trials=len(rows))
-    run.confirmation = confirm(cand, pick, d_rows, rows, run.context["val_images"])
+    run.confirmation = confirm(cand, pick, d_rows, rows, run.context["val_images"], paper=run.paper)
     log.info("confirmation: %s", run.confirmation.sentence)
     if run.confirmation.outcome == "optimum":
         run.best, run.decided_by = aggregate(rows)[0], "confirmation"
         run.members = run.family(Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]))
+
+
+def _race_confirmation_jobs(run: _SearchJob, cand: dict, seeds: list[int]) -> list[dict]:
+    """The optimum trained as the race trained its pick at the deciding rung: that rung's trunk and cooldown, from
+    scratch (it has no trunk below) — the same training as a continued one (proxy.train_rung), so they compare."""
+    rule = race_rule(run.cfg.search)
+    length = run.budget.steps or run.budget.epochs
+    steps = _RungSteps(run, [rung_epochs(length, m) for m in rule.rungs])
+    r = rule.rungs.index(run.race_rows[0]["rung"])
+    return [_race_job(cand, r, seed - run.cfg.seed, i, rule, run, steps) for i, seed in enumerate(seeds)]
 
 
 def extend_command(run_dir: Path, cfg: SearchAppConfig, n_seeds: int | None = None, **settings) -> str:
