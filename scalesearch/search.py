@@ -635,6 +635,7 @@ def _confirm(run: _SearchJob, runner, ctx) -> None:
     rows = runner.run(JobStage("confirmation", run.run_dir / TABLES["confirmation"], CONFIRMATION_COLUMNS,
                                dataclasses.replace(ctx, budget=budget, device_costs=False), jobs=jobs,
                                describe=_describe))
+    _drop_trunks(run.run_dir, {cand["candidate"]: None})  # a race's confirmation continues nothing
     run.state.stage("confirmation", "complete", trials=len(rows))
     run.confirmation = confirm(cand, pick, d_rows, rows, run.context["val_images"], paper=run.paper)
     log.info("confirmation: %s", run.confirmation.sentence)

@@ -139,14 +139,14 @@ def test_a_run_whose_model_locates_an_untrained_optimum_trains_it_and_decides(ra
 
 
 def test_a_race_confirms_its_optimum_at_the_deciding_rung_from_scratch(ray_session, tmp_path, monkeypatch):
-    """A race of 10 candidates (rungs 1 and 2, trunks with cooldowns) whose model locates an untrained optimum (the
+    """A race of 10 candidates × 3 seeds (rungs 1 and 2, trunks with cooldowns) whose model locates an untrained optimum (the
     planted surface, as above): the optimum is trained with the pick's seeds at the deciding rung — that rung's
     trunk from scratch and its cooldown, the same training as the pick's continued trunk — and the confidence set
     over the deciding rung's accuracies decides."""
     _plant_a_peaked_surface(monkeypatch)
     cfg = compose_search("search=race", *[o for o in TINY if not o.startswith("search.n_seeds")],
                          "search.max_points=10", "search.cost_tolerance=0.2", "search.rungs=[1,2]",
-                         "search.max_seeds=3")
+                         "search.max_seeds=3")  # a race needs 3 seeds
     run_search(cfg, tmp_path)
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["shares"]["optimum"]["status"] == "located" and len(best["race"]["looks"]) >= 1
@@ -157,6 +157,7 @@ def test_a_race_confirms_its_optimum_at_the_deciding_rung_from_scratch(ray_sessi
     assert {r["candidate"] for r in rows} == {c["candidate"]} and all(r["status"] == "ok" for r in rows)
     assert sorted(r["seed"] for r in rows) == sorted(r["seed"] for r in deciding) and len(rows) == 3
     assert all(r["rung"] == top and r["continued_from"] == 0 for r in rows), rows  # from scratch, at the top rung
+    assert not list((tmp_path / "checkpoints").glob(f"{c['candidate']}-s*.pt"))  # its trunks are not kept
     seeds = lambda rs, n: {r["seed"]: r["accuracy"] for r in rs if r["candidate"] == n}  # noqa: E731
     members = confidence_set({c["candidate"]: seeds(rows, c["candidate"]), c["pick"]: seeds(deciding, c["pick"])},
                              n_val=best["val_images"])["members"]
