@@ -210,7 +210,8 @@ def test_training_step_timing_uses_the_batch_the_training_uses(tmp_path):
     args = [a for a in SMALL if not a.startswith(("trials.measure_device_costs", "dataset.train_size", "family.phis"))]
     rc, out = _run([*args, f"hydra.run.dir={run}", "dataset.train_size=40", "proxy.batch_size=100000",
                     "search.cost=train_step", f"search.space={space}", "family.phis=[0,1]",
-                    "search.cost_tolerance=0.5"], tmp_path)  # step timings of a 40 px net are noisy
+                    "search.cost_tolerance=0.9"], tmp_path)  # step timings of a 40 px net are noisy: under load
+    # one measured 0.97x against the target 2x (CI of 1ed01e3, refused at 0.5); the test is about the batch
     assert rc == 0, out[-3000:]
     rows = _rows(run / "results.csv")
     assert rows and all(r["status"] == "ok" and float(r["train_step_ms"]) > 0 for r in rows), rows
