@@ -95,7 +95,7 @@ def _confirmed(name: str, kind: str, design: str, rng, last: list[dict], o) -> t
     fresh = truth(name, o.shares) + offset + _noise(kind, rng, (1, len(seeds)))[0]
     mine = {s: float(np.round(a * QUANT) / QUANT) for s, a in zip(seeds, fresh)}
     members = confidence_set({"optimum": mine, pick: by[pick]}, n_val=QUANT)["members"]
-    gain = measured_gain(mine, by[PAPER])  # as confirm.confirm measures it
+    gain = measured_gain(mine, by[PAPER], n_val=QUANT)  # as confirm.confirm measures it
     covered = None if gain is None else gain.low <= truth(name, o.shares) - truth(name, paper_p()) <= gain.high
     return shares[pick], (o.shares if members == ["optimum"] else shares[pick]), covered
 

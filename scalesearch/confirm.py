@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from scipy import stats as st
-
 from .optimum import Interval
 from .plan import SEARCH_ROW, job
-from .stats import confidence_set
+from .stats import confidence_set, paired_difference
 
 __all__ = ["CONFIRM_METHOD", "Confirmation", "confirmation_jobs", "confirm", "measured_gain"]
 
@@ -24,7 +22,7 @@ CONFIRM_METHOD = (
     "the best over the two (paired Student-t over the shared seeds, 95 %, as the verdict's); the pick's accuracies "
     "are the ones that selected it, so the comparison leans toward the pick; the measured gain over the paper's "
     "point (when it was trained at that budget, the pick or not): a paired Student-t 95 % interval over the "
-    "shared seeds of the optimum's fresh accuracies less the paper's")
+    "shared seeds of the optimum's fresh accuracies less the paper's (sd floored at 1/n_val, as the verdict's)")
 
 
 @dataclass(frozen=True)
@@ -62,18 +60,12 @@ def _accuracies(rows: list[dict], name: str) -> dict[int, float]:
             if r.get("candidate") == name and r.get("status") == "ok" and r.get("accuracy") is not None}
 
 
-def measured_gain(mine: dict[int, float], theirs: dict[int, float], level: float = 0.95) -> Interval | None:
-    """The mean paired difference ``mine − theirs`` over their shared seeds with its Student-t interval (scipy's
-    ``ttest_rel``); None below 2 shared seeds."""
-    seeds = sorted(set(mine) & set(theirs))
-    if len(seeds) < 2:
-        return None
-    a, b = [mine[s] for s in seeds], [theirs[s] for s in seeds]
-    diff = sum(x - y for x, y in zip(a, b)) / len(seeds)
-    if all(x - y == diff for x, y in zip(a, b)):  # no scatter: the interval is the point
-        return Interval(round(diff, 6), round(diff, 6), round(diff, 6))
-    ci = st.ttest_rel(a, b).confidence_interval(level)
-    return Interval(round(diff, 6), round(float(ci.low), 6), round(float(ci.high), 6))
+def measured_gain(mine: dict[int, float], theirs: dict[int, float], level: float = 0.95,
+                  n_val: int | None = None) -> Interval | None:
+    """``mine − theirs`` over their shared seeds with its paired Student-t interval (:func:`stats.paired_difference`,
+    the verdict's own); None below 2 shared seeds."""
+    d = paired_difference(mine, theirs, level, n_val)
+    return None if d["low"] is None else Interval(round(d["mean"], 6), round(d["low"], 6), round(d["high"], 6))
 
 
 def confirm(candidate: dict, pick: str, pick_rows: list[dict], rows: list[dict], n_val: int | None,
@@ -94,7 +86,7 @@ def confirm(candidate: dict, pick: str, pick_rows: list[dict], rows: list[dict],
     members = tuple(s["members"])
     # measured whether or not the paper's point is the pick: leaving out the runs where it won would truncate its
     # accuracies from above; taken always, its trainings are an unselected sample
-    gain = measured_gain(mine, _accuracies(pick_rows, paper), level) if paper not in (None, name) else None
+    gain = measured_gain(mine, _accuracies(pick_rows, paper), level, n_val) if paper not in (None, name) else None
     told = f"{base['mean']:.4f} against the pick's {base['pick_mean']:.4f} over {len(mine)} seeds"
     if members == (name,):
         outcome, said = "optimum", (f"The optimum ({coeffs}), trained for confirmation, beats the pick {pick}: "
