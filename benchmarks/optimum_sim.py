@@ -31,14 +31,12 @@ from pathlib import Path
 
 import numpy as np
 from scipy.spatial import Delaunay
-from scipy.stats import f as f_dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # a script beside shares_sim.py
 from shares_sim import (NOISES, PAPER, PEAK, QUANT, _noise, candidates, paper_p, replicate, scaler,  # noqa: E402
                         truth)
 
 from scalesearch.confirm import measured_gain  # noqa: E402
-from scalesearch.optimum import Option, best_options  # noqa: E402
 from scalesearch.plan import select_grid  # noqa: E402
 from scalesearch.scaling import Scaler  # noqa: E402
 from scalesearch.shares import share_table  # noqa: E402
@@ -67,15 +65,6 @@ def lattice() -> tuple[dict, ...]:
         if sum(p) > 0 and hull.find_simplex(np.array([p[1:]]))[0] >= 0:
             out.append({**r, "p": p})
     return tuple(out)
-
-
-def _options() -> list[Option]:
-    return [Option(o["candidate"], o["alpha"], o["beta"], o["gamma"], o["p"]) for o in lattice()]
-
-
-def _bound(df: int) -> float:
-    """The Scheffé bound optimum._located uses (5 contrasts, 95 %)."""
-    return math.sqrt(5 * float(f_dist.ppf(0.95, 5, df)))
 
 
 def _confirmed(name: str, kind: str, design: str, rng, last: list[dict], o) -> tuple:
@@ -107,7 +96,8 @@ def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dic
     top = max(lattice(), key=lambda o: truth(name, o["p"]))  # the truth's best buildable option
     located = region = paper = best = stated = decided = switched = spanned = 0
     coefficient = {k: 0 for k in ("alpha", "beta", "gamma")}
-    dist, regret_today, regret_confirmed, sizes, measured = [], [], [], [], []
+    dist, regret_today, regret_confirmed, sizes, measured, within = [], [], [], [], [], []
+    built = {o["candidate"]: o["p"] for o in lattice()}
     for _ in range(reps):
         model, _, set_decided, last = replicate(name, kind, design, rng, options=lattice)
         o = model.optimum
@@ -135,8 +125,8 @@ def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dic
         dist.append(math.dist(o.shares, peak))
         if o.alpha is not None:
             spanned += 1
-            sizes.append(len(best_options(_options(), np.array(o.coefficients), o.residual_sd**2
-                                          * np.array(o.unscaled_cov), _bound(o.df))))
+            sizes.append(o.held)
+            within.append(all(truth(name, top["p"]) - truth(name, built[c]) <= o.delta + 1e-12 for c in o.within))
             for k in coefficient:
                 iv = getattr(o, k)
                 coefficient[k] += iv.low - 1e-9 <= float(top[k]) <= iv.high + 1e-9
@@ -152,7 +142,8 @@ def simulate(name: str, kind: str, design: str, reps: int, seed: int = 0) -> dic
                    coefficients_given=round(spanned / n, 4),
                    coefficient_coverage={k: round(v / max(spanned, 1), 4) for k, v in coefficient.items()},
                    options=len(lattice()), median_set=float(np.median(sizes)) if sizes else None,
-                   measured_gain_coverage=round(float(np.mean(measured)), 4) if measured else None)
+                   measured_gain_coverage=round(float(np.mean(measured)), 4) if measured else None,
+                   within_holds=round(float(np.mean(within)), 4) if within else None)
     return out
 
 
@@ -166,9 +157,9 @@ def main(argv=None) -> None:
     out["wall_s"] = round(time.time() - t0, 1)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print("| truth | noise | design | optimum located | region covers | gain over paper covers | gain over best "
-          "covers | α β γ set covers | median set (of options) | measured gain over paper covers | "
-          "median distance | regret today | regret confirmed | switched | stated | pairwise decided |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "covers | α β γ set covers | median set (of options) | within δ holds | measured gain over paper "
+          "covers | median distance | regret today | regret confirmed | switched | stated | pairwise decided |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in out["sim"]:
         f = lambda k: "–" if s.get(k) is None else f"{s[k]:.3f}"  # noqa: E731
         g = lambda k: "–" if s.get(k) is None else f"{s[k]:.4f}"  # noqa: E731
@@ -178,7 +169,7 @@ def main(argv=None) -> None:
                           else f"{s['median_set']:g} of {s['options']}")
         print(f"| {s['truth']} | {s['noise']} | {s['design']} | {s['located']:.3f} | {f('region_coverage')} | "
               f"{f('gain_over_paper_coverage')} | {f('gain_over_best_coverage')} | {cover(s)} | {size(s)} | "
-              f"{f('measured_gain_coverage')} | "
+              f"{f('within_holds')} | {f('measured_gain_coverage')} | "
               f"{f('median_distance')} | "
               f"{g('regret_today')} | {g('regret_confirmed')} | {f('switched')} | {s['stated']:.3f} | "
               f"{s['pairwise_decided']:.3f} |")

@@ -607,7 +607,7 @@ def _decide(run: _SearchJob) -> None:
     _extend_advice(run)
     run.decision = (d_rows, budget)
     run.shares = run_share_model(run.rows, run.v_rows, run.scaler, s.phi, paper=run.paper, options=lambda: select_grid(
-        run.space, run.scaler, s.phi, 1, None, s.include_paper)[0])
+        run.space, run.scaler, s.phi, 1, None, s.include_paper)[0], delta=s.delta)
     log.info("shares: %s", run.shares.sentence)
     log.info("family: emitting φ = %s for the recommended coefficients (%s constraint)",
              ", ".join(f"{p:g}" for p in cfg.family.phis), s.constraint)

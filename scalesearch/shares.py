@@ -36,7 +36,7 @@ from dataclasses import asdict, astuple, dataclass
 import numpy as np
 from scipy import stats as st
 
-from .optimum import Option, Optimum, locate_optimum
+from .optimum import WITHIN, Option, Optimum, locate_optimum
 
 __all__ = ["DIMENSIONS", "GATE", "SHARE_LEVEL", "SHARE_METHOD", "MIN_DF", "Shares", "SharePoint", "Effect",
            "ShareModel", "realized_shares", "share_table", "fit_share_model", "run_share_model", "shares_markdown"]
@@ -274,7 +274,8 @@ def _not_estimable(why: str, n_cand: int, n_train: int, budgets) -> ShareModel:
 
 
 def fit_share_model(points: Iterable[SharePoint], level: float = SHARE_LEVEL,
-                    options: Callable[[], list[Option]] = list, paper: str | None = None) -> ShareModel:
+                    options: Callable[[], list[Option]] = list, paper: str | None = None,
+                    delta: float = WITHIN) -> ShareModel:
     """The model over shares of all ``points`` (finished trainings); see the module docstring. ``options``: the
     space's buildable candidates, asked for only when an optimum is located; ``paper``: the paper's candidate."""
     points = [p for p in points if math.isfinite(p.accuracy)]
@@ -325,7 +326,7 @@ def fit_share_model(points: Iterable[SharePoint], level: float = SHARE_LEVEL,
                       None if shift_p is None else round(shift_p, 6), tuple(budgets), n_cand, n_train, int(df),
                       math.sqrt(s2), level, SHARE_METHOD, tuple(float(c) for c in coef),
                       tuple(tuple(float(v) for v in row) for row in xtx_inv), table,
-                      locate_optimum(list(table), curv_p, options, paper, level, depends),
+                      locate_optimum(list(table), curv_p, options, paper, level, depends, delta),
                       None if surface_p is None else round(surface_p, 6))
 
 
@@ -364,10 +365,12 @@ def _budget(row: dict, stage: str) -> tuple[float, str]:
 
 
 def run_share_model(rows: list[dict], validation_rows: list[dict], scaler, phi: float = 1.0,
-                    options: Callable[[], list[dict]] = list, paper: str | None = None) -> ShareModel:
+                    options: Callable[[], list[dict]] = list, paper: str | None = None,
+                    delta: float | None = None) -> ShareModel:
     """The model over shares of a run's finished trainings: the search's (a race's rungs as budgets) and the
     validation's, each candidate's shares as ``scaler`` builds it at ``phi``; ``options``: candidate rows
-    (candidate, alpha, beta, gamma, resolution) of the space's buildable lattice; ``paper``: the paper's candidate."""
+    (candidate, alpha, beta, gamma, resolution, cost_ratio) of the space's buildable lattice; ``paper``: the paper's
+    candidate; ``delta``: the shortfall of the options "within δ of the best" (None: optimum.WITHIN)."""
     done = [(r, stage) for stage, rs in (("search", rows), ("validation", validation_rows or []))
             for r in rs if r.get("status") == "ok" and isinstance(r.get("accuracy"), (int, float))]
     table = share_table(scaler, sorted({(float(r["alpha"]), float(r["beta"]), int(r["resolution"]))
@@ -381,9 +384,11 @@ def run_share_model(rows: list[dict], validation_rows: list[dict], scaler, phi: 
     def buildable() -> list[Option]:
         rows = [(o, (float(o["alpha"]), float(o["beta"]), int(o["resolution"]))) for o in options()]
         built = share_table(scaler, {k for _, k in rows}, phi)
-        return [Option(o["candidate"], k[0], k[1], float(o["gamma"]), built[k].proportions) for o, k in rows
+        return [Option(o["candidate"], k[0], k[1], float(o["gamma"]), built[k].proportions,
+                       float(o["cost_ratio"]) if isinstance(o.get("cost_ratio"), (int, float)) else None)
+                for o, k in rows
                 if sum(astuple(built[k])) > 0]
-    return fit_share_model(points, options=buildable, paper=paper)
+    return fit_share_model(points, options=buildable, paper=paper, delta=WITHIN if delta is None else delta)
 
 
 def shares_markdown(model: ShareModel, sentence: bool = True) -> list[str]:

@@ -77,7 +77,7 @@ def _plant_a_peaked_surface(monkeypatch) -> dict:
     peaked surface whose top is a lattice option the run did not train."""
     planted = {}
 
-    def planted_model(rows, v_rows, scaler, phi=1.0, options=list, paper=None):
+    def planted_model(rows, v_rows, scaler, phi=1.0, options=list, paper=None, delta=None):
         lattice = options()
         key = lambda c: (float(c["alpha"]), float(c["beta"]), int(c["resolution"]))  # noqa: E731
         table = share_table(scaler, {key(c) for c in lattice} | {key(r) for r in rows}, phi)
@@ -89,7 +89,7 @@ def _plant_a_peaked_surface(monkeypatch) -> dict:
         fake = [{**r, "accuracy": 0.6 - 0.5 * math.dist(table[key(r)].proportions, peak) ** 2 + rng.normal(0, 0.003)}
                 for r in rows]
         planted["target"] = target["candidate"]
-        return run_share_model(fake, v_rows, scaler, phi, options=lambda: lattice, paper=paper)
+        return run_share_model(fake, v_rows, scaler, phi, options=lambda: lattice, paper=paper, delta=delta)
 
     monkeypatch.setattr(search_module, "run_share_model", planted_model)
     return planted
