@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import scipy.stats as st
@@ -84,6 +85,11 @@ class RunTables:
     @property
     def chance(self) -> float:
         return 1.0 / self.best.get("num_classes", 10)
+
+    @cached_property
+    def shares(self) -> ShareModel | None:
+        """best.json's model over shares, typed (None: a run from before it)."""
+        return ShareModel.from_dict(self.best["shares"]) if self.best.get("shares") else None
 
 
 def load_run(run_dir: str | Path) -> RunTables:
@@ -755,8 +761,8 @@ def report_markdown(run: RunTables, report_cfg: ReportConfig, plots: dict[str, s
     ranked = aggregate(run.rows)
     paper = b.get("paper_candidate")
     L = _header_part(run)
-    if b.get("shares"):
-        L += shares_markdown(ShareModel.from_dict(b["shares"]))
+    if run.shares is not None:
+        L += shares_markdown(run.shares)
         if "shares" in plots:
             L += [f"![the shares' triangle]({plots['shares']})", ""]
     if b.get("confirmation"):
@@ -916,8 +922,8 @@ def write_report(run_dir: Path, report_cfg: ReportConfig) -> Path:
     if run.ablation:
         plot_ablation(run.ablation, run_dir / PLOTS["ablation"])
         plots["ablation"] = PLOTS["ablation"]
-    if b.get("shares") and b["shares"]["status"] == "fitted":  # nothing fitted: no empty triangle
-        model = ShareModel.from_dict(b["shares"])
+    if run.shares is not None and run.shares.status == "fitted":  # nothing fitted: no empty triangle
+        model = run.shares
         paper_pt = next((p[1:4] for p in model.points if p[0] == paper), None)
         plot_shares(model, run_dir / PLOTS["shares"], paper_pt)
         plots["shares"] = PLOTS["shares"]
