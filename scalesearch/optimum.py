@@ -184,8 +184,8 @@ def locate_optimum(points: list[tuple], curvature_p: float | None, options: Call
     inside = lambda x: bool(hull.find_simplex(np.array([x[1:]]))[0] >= 0)  # noqa: E731
     grid = np.array(_lattice())
     grid = grid[hull.find_simplex(grid[:, 1:]) >= 0]
-    held = _gradient_stat(coef, V, grid) <= float(st.f.ppf(level, 2, df)) if len(grid) else np.zeros(0, bool)
-    region = tuple(tuple(_r(v) for v in x) for x in grid[held])
+    kept = _gradient_stat(coef, V, grid) <= float(st.f.ppf(level, 2, df)) if len(grid) else np.zeros(0, bool)
+    region = tuple(tuple(_r(v) for v in x) for x in grid[kept])
     if not inside(x_hat):
         where = ", ".join(f"{n} {v:.2f}" for n, v in zip(("depth", "width", "resolution"), x_hat))
         return Optimum("outside", f"The fitted surface peaks outside the searched shares (at {where}): widen the "
@@ -204,7 +204,7 @@ class BestSet:
 
 
 def best_options(options: list[Option], coef: np.ndarray, xtx_inv: np.ndarray, s: float, df: int,
-                 delta: float = 0.01, level: float = 0.95, draws: int = _DRAWS, seed: int = 0) -> BestSet:
+                 delta: float = WITHIN, level: float = 0.95, draws: int = _DRAWS, seed: int = 0) -> BestSet:
     """Hsu's multiple comparisons with the best (MCB) of ``options`` under the fitted quadratic (coefficients
     ``coef``, unscaled covariance ``xtx_inv``, residual sd ``s`` on ``df``). Option i is held unless some option j
     beats it by more than ``d_i·se(j − i)``, d_i the ``level`` quantile of max over j of the one-sided t of the
@@ -221,8 +221,7 @@ def best_options(options: list[Option], coef: np.ndarray, xtx_inv: np.ndarray, s
     se = s * np.sqrt(np.maximum(np.einsum("ijk,ijk->ij", D @ xtx_inv, D), 0.0))
     scheffe = math.sqrt(5 * float(st.f.ppf(level, 5, df)))
     screened = np.flatnonzero(np.all(f[None, :] - f[:, None] <= scheffe * se + 1e-12, axis=1))
-    rng = np.random.default_rng(seed)
-    E = _chol(xtx_inv) @ rng.standard_normal((len(coef), draws)) / np.sqrt(rng.chisquare(df, draws) / df)
+    E = _t_draws(xtx_inv, df, draws, seed)
     d = {}
     for i in screened:
         apart = se[i] > 1e-12  # options built identically to i are not contrasts
@@ -234,8 +233,12 @@ def best_options(options: list[Option], coef: np.ndarray, xtx_inv: np.ndarray, s
     return BestSet(order(held), order([i for i in range(len(options)) if bound[i] >= -delta]))
 
 
-def _chol(a: np.ndarray) -> np.ndarray:
-    return np.linalg.cholesky(a + 1e-12 * np.trace(a) * np.eye(len(a)))
+def _t_draws(xtx_inv: np.ndarray, df: int, draws: int, seed: int) -> np.ndarray:
+    """``draws`` columns of the coefficients' standardized multivariate t errors (covariance ``xtx_inv``, ``df``
+    degrees of freedom): the Monte Carlo both critical values read."""
+    rng = np.random.default_rng(seed)
+    chol = np.linalg.cholesky(xtx_inv + 1e-12 * np.trace(xtx_inv) * np.eye(len(xtx_inv)))
+    return chol @ rng.standard_normal((len(xtx_inv), draws)) / np.sqrt(rng.chisquare(df, draws) / df)
 
 
 def gain_bound(xtx_inv: np.ndarray, df: int, shares: np.ndarray, ref, level: float = 0.95,
@@ -244,11 +247,9 @@ def gain_bound(xtx_inv: np.ndarray, df: int, shares: np.ndarray, ref, level: flo
     points and the optimum) of |t| of the contrast against ``ref``, Monte Carlo over the fitted coefficients'
     multivariate t (``xtx_inv``, ``df``). The located optimum is always in the region, so its gain's interval
     ``estimate ± bound·se`` is not chosen after the data as a pointwise one would be."""
-    rng = np.random.default_rng(seed)
     D = quadratic_design(shares) - quadratic_design([ref])[0]
     se = np.sqrt(np.maximum(np.einsum("bi,ij,bj->b", D, xtx_inv, D), 1e-30))
-    E = _chol(xtx_inv) @ rng.standard_normal((len(xtx_inv), draws))
-    T = np.abs(D @ E) / se[:, None] / np.sqrt(rng.chisquare(df, draws) / df)
+    T = np.abs(D @ _t_draws(xtx_inv, df, draws, seed)) / se[:, None]
     return float(np.quantile(T.max(axis=0), level))
 
 
