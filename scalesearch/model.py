@@ -7,8 +7,11 @@ State-dict names read like the paper: ``stem.conv``, ``stages.3.1.dwise.conv``,
 :func:`spec_cost` measures a spec's params, MACs and activations with ``FlopCounterMode`` on the
 meta device, one *distinct* part at a time: the stem, the first block of each stage, one of its
 repeated blocks (all repeats of a stage have the same shapes), the head and the classifier, each
-measured once (cached) and multiplied by its count. A 128×-deep member costs no more to measure
-than B0, and the totals equal those of the whole model (tested).
+multiplied by its count. Each part's counts are affine in its input's and output's pixel counts
+(``c0 + c1·h·w + c2·oh·ow``: convolutions, linear layers on pooled features), so a part is traced at three
+probe sizes once and every other resolution follows from that law: a 128×-deep member, or a bisection over
+resolutions, costs no more to measure than B0 at one size. The totals equal those of the whole model at
+every size tested.
 """
 
 from __future__ import annotations
@@ -133,26 +136,66 @@ def build_model(name: str | None = None, *, width: float = 1.0, depth: float = 1
 
 
 # ---------------------------------------------------------------- cost of a spec
-@functools.lru_cache(maxsize=4096)
-def _part(kind: str, args: tuple, h: int, w: int) -> tuple[int, int, int, int, int]:
-    """(params, MACs, activations, out_h, out_w) of one part, measured once on the meta device."""
+def _part_module(kind: str, args: tuple) -> tuple[nn.Module, int]:
+    """One part of the network on the meta device (shapes only) and its input channels."""
     with torch.device("meta"):
         if kind == "stem":
             cin, cout = args
-            module, c = ConvBNAct(cin, cout, 3, 2), cin
-        elif kind == "block":
+            return ConvBNAct(cin, cout, 3, 2), cin
+        if kind == "block":
             cin, cout, expand, kernel, stride, se = args
-            module, c = MBConv(cin, cout, expand, kernel, stride, se), cin
-        elif kind == "head":
+            return MBConv(cin, cout, expand, kernel, stride, se), cin
+        if kind == "head":
             cin, cout = args
-            module, c = ConvBNAct(cin, cout, 1), cin
-        else:  # classifier: pooled features → logits
-            cin, classes = args
-            module = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes))
-            c = cin
-        x = torch.zeros(1, c, h, w)
-    params, macs, acts, out = count_module(module, x)
-    return params, macs, acts, int(out.shape[-2]) if out.ndim == 4 else 1, int(out.shape[-1]) if out.ndim == 4 else 1
+            return ConvBNAct(cin, cout, 1), cin
+        cin, classes = args  # classifier: pooled features → logits
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes)), cin
+
+
+def _out_size(module: nn.Module, h: int, w: int) -> tuple[int, int]:
+    """The spatial size after ``module``'s convolutions, by their own arithmetic (a part without any: 1×1)."""
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        return 1, 1
+    for c in convs:  # the squeeze-excite's 1×1 convolutions (stride 1, no padding) leave the size as it is
+        h = (h + 2 * c.padding[0] - c.dilation[0] * (c.kernel_size[0] - 1) - 1) // c.stride[0] + 1
+        w = (w + 2 * c.padding[1] - c.dilation[1] * (c.kernel_size[1] - 1) - 1) // c.stride[1] + 1
+    return h, w
+
+
+def _measure(module: nn.Module, cin: int, h: int, w: int) -> tuple[int, int, int]:
+    with torch.device("meta"):
+        x = torch.zeros(1, cin, h, w)
+    params, macs, acts, _ = count_module(module, x)
+    return params, macs, acts
+
+
+_PROBES = ((8, 8), (9, 9), (16, 16))  # input sizes whose (1, h·w, oh·ow) rows span the law at stride 1 and 2
+
+
+@functools.lru_cache(maxsize=1024)
+def _part_law(kind: str, args: tuple) -> tuple[nn.Module, object]:
+    """A part's params, MACs and conv activations as ``c0 + c1·h·w + c2·oh·ow`` of its input (h, w) and output
+    (oh, ow) sizes — exact for convolutions, linear layers on pooled features and their outputs — solved from
+    FlopCounterMode's counts at three probe sizes. A part is thus traced three times, not once per resolution."""
+    import numpy as np
+
+    module, cin = _part_module(kind, args)
+    rows, counts = [], []
+    for h, w in _PROBES:
+        oh, ow = _out_size(module, h, w)
+        rows.append([1.0, h * w, oh * ow])
+        counts.append(_measure(module, cin, h, w))
+    coef, *_ = np.linalg.lstsq(np.array(rows), np.array(counts, dtype=float), rcond=None)
+    return module, coef
+
+
+def _part(kind: str, args: tuple, h: int, w: int) -> tuple[int, int, int, int, int]:
+    """(params, MACs, activations, out_h, out_w) of one part at input size (h, w), from its law."""
+    module, coef = _part_law(kind, args)
+    oh, ow = _out_size(module, h, w)
+    p, m, a = (round(v) for v in (coef[0] + coef[1] * h * w + coef[2] * oh * ow))
+    return p, m, a, oh, ow
 
 
 def spec_cost(spec: ModelSpec, resolution: int, num_classes: int = 1000, in_channels: int = 3) -> Cost:

@@ -13,7 +13,6 @@ import csv
 import math
 from pathlib import Path
 
-from .stats import mean_ci
 
 __all__ = ["METRICS", "SEARCH_COLUMNS", "VALIDATION_COLUMNS", "CONFIRMATION_COLUMNS", "FAMILY_COLUMNS",
            "ABLATION_COLUMNS", "FINISHED", "TABLES", "read_table", "deciding_rows", "aggregate", "per_seed",
@@ -118,6 +117,8 @@ def aggregate(rows: list[dict], key: str = "candidate", level: float = 0.95) -> 
     """Per candidate: mean accuracy over its ``ok`` seeds with a t interval (``low``/``high``; None for one
     seed), the per-seed accuracies and its costs; best mean first (ties: the cheaper measured cost).
     Candidates without an ``ok`` row are left out."""
+    from .stats import mean_ci  # scipy: not in a trial's process, which reads tables but aggregates nothing
+
     groups: dict[str, list[dict]] = {}
     for r in rows:
         if r.get("status") == "ok" and r.get("accuracy") is not None:

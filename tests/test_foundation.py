@@ -220,6 +220,14 @@ def test_spec_cost_equals_the_whole_model(spec, resolution, num_classes, in_chan
     assert whole.params == meta_params(EfficientNet(spec, num_classes, in_channels))
 
 
+@pytest.mark.parametrize("resolution", [17, 18, 23, 31, 32, 33, 47, 64, 71, 100])
+def test_spec_cost_law_holds_at_every_size(resolution):
+    """Each part's counts follow from three probe sizes (model._part_law): at odd and even sizes, ones whose
+    stride-2 outputs round up, and sizes far from the probes, the total equals the whole built network's."""
+    spec = scale(B0, 1.3, 1.2)
+    assert spec_cost(spec, resolution, 10) == whole_model_cost(spec, resolution, 10, 3)
+
+
 def test_spec_cost_of_a_very_deep_spec_does_not_build_it():
     """A guard, not a benchmark: 2048 blocks would take many seconds to build and trace; the part-by-part count
     measures each distinct part once. A resolution no other test uses, so nothing is cached."""
