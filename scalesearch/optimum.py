@@ -102,6 +102,18 @@ class Optimum:
     df: int = 0
     method: str = OPTIMUM_METHOD
 
+    @property
+    def brief(self) -> str:
+        """A located optimum in one short sentence (summary.md's top): where, what builds it, its gain over the best
+        trained candidate; ``sentence`` adds the region, the set of the best option and what lies within δ."""
+        where = ", ".join(f"{n} {v:.2f}" for n, v in zip(("depth", "width", "resolution"), self.shares))
+        built = "" if self.alpha is None else (f"; built as α={self.alpha.estimate:g}, β={self.beta.estimate:g}, "
+                                               f"γ={self.gamma.estimate:g}" + ("" if self.trained else
+                                                                              " (not trained yet)"))
+        g = self.gain_over_best
+        return (f"shares {where}{built}; gain over the best trained candidate {g.estimate:+.3f} [{g.low:+.3f}, "
+                f"{g.high:+.3f}] (95 %, simultaneous).")
+
     @classmethod
     def from_dict(cls, d: dict) -> "Optimum":
         d = dict(d)

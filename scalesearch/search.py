@@ -810,7 +810,7 @@ def _write(run: _SearchJob) -> dict:
         **{k: run.verdict.get(k) for k in ("confidence_set", "decided", "method", "level", "excluded",
                                            "vs_runner_up", "vs_paper", "seeds_needed", "seeds_method",
                                            "equivalent", "regret_bound", "regret_bound_method", "decided_within",
-                                           "next_command", "within_command")},
+                                           "next_command", "within_command", "headline")},
         "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows),
         "n_ok": sum(x["status"] == "ok" for x in run.rows),
         "n_infeasible": len(run.infeasible), **run.context, "proxy_budget": dataclasses.asdict(cfg.proxy),

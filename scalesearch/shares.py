@@ -414,7 +414,7 @@ def shares_markdown(model: ShareModel, sentence: bool = True) -> list[str]:
                           f"{model.budget_shift_p:.2g}")
         L += ["", "Checks: " + "; ".join(checks) + ".", ""]
     o = model.optimum
-    if o is not None and o.status in ("located", "outside", "no_maximum") and (sentence or o.status != "located"):
+    if o is not None and o.status in ("located", "outside", "no_maximum"):
         L += [f"**Where the compute peaks:** {o.sentence}", ""]
     L += [f"Method: {model.method}" + (f"; {o.method}" if o is not None and o.status == "located" else "") + ".", ""]
     return L

@@ -9,7 +9,8 @@
   paper's point are compared inside that frame (Bonferroni-adjusted paired t bounds); costs beside every
   comparison; when undecided, either "probably equal" (TOST) or how many seeds would decide, planned for the
   least favourable lead of the margin with a heavy-tail-proof upper bound of the noise (``ADVICE_CHECKED``).
-* :func:`summary_markdown` — ``summary.md``: the verdict first, then the ranking.
+* :func:`summary_markdown` — ``summary.md``: the verdict at a glance first, then the rankings, then the verdict in
+  full.
 
 Pure functions of the tables' rows (no Ray, no torch).
 """
@@ -174,7 +175,47 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
     if half_width is not None and half_width > 0.05:
         parts.append(f"Each accuracy is measured on {val_n} validation images: ±{half_width:.3f} (95 %) at best.")
     out["text"] = " ".join(p for p in parts if p)
+    out["k"], out["headline"] = cs["k"], _headline(best, stage, out, cs)
     return out
+
+
+_DECIDED_BY = {"validation": "the validation stage", "race": "the race's last look", "search": "the proxy search"}
+
+
+def _headline(best: dict, stage: str, out: dict, cs: dict) -> list[str]:
+    """The verdict at a glance (summary.md's top, before the rankings): the pick, its accuracy and cost, and whether
+    anything is decided — the methods, bounds and comparisons are in the full text (``out["text"]``)."""
+    pick = (f"**Recommended: {coeff_str(best)}** — accuracy {fmt_mean_ci(best)}, {_cost(best)}, decided by "
+            f"{_DECIDED_BY.get(stage, f'the {stage} stage')}.")
+    bound = out.get("regret_bound")
+    lead = f"; the best of them is at most {bound:.3f} better than this pick" if bound is not None else ""
+    if cs["k"] < 2:
+        state = "Only one candidate finished: there is nothing to compare it with."
+    elif cs["decided"]:
+        state = f"**Decided at {100 * cs['level']:g} % family-wise:** the confidence set of the best holds only it."
+    elif out.get("decided_within") is not None:
+        state = f"**Decided within δ = {out['decided_within']:g}** (search.delta){lead}."
+    else:
+        state = (f"**Not distinguishable at this budget:** {len(cs['members'])} of {cs['k']} candidates are in the "
+                 f"{100 * cs['level']:g} % confidence set of the best{lead}.")
+    return [pick, state]
+
+
+def next_step(v: dict) -> str | None:
+    """The verdict's next step in one line (None when decided): the exact command when one is printed, else what
+    would decide — the full text has the reasons."""
+    if v.get("decided") or v.get("decided_within") is not None or v.get("k", 0) < 2:
+        return None
+    if v.get("next_command"):
+        return f"**Next:** `{v['next_command']}`"
+    if (v.get("vs_runner_up") or {}).get("n", MIN_SEEDS) < MIN_SEEDS:
+        return f"**Next:** run at least {MIN_SEEDS} seeds (search.n_seeds={MIN_SEEDS}): decisions need that many."
+    if v.get("equivalent"):
+        return "**Next:** the top two are probably equal at this budget: a longer budget might separate them."
+    if v.get("seeds_needed"):
+        return (f"**Next:** a longer budget — at this one about {v['seeds_needed']} seeds per candidate would be "
+                "needed to decide.")
+    return None
 
 
 def _with_paused(cs: dict, paused: list[str]) -> dict:
@@ -373,7 +414,8 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
                      paper: str | None, fid: dict | None, validation_ranked: list[dict] | None,
                      shares: ShareModel | None = None, confirmation: str | None = None) -> str:
     """summary.md: how the compute splits (one sentence), where it peaks and the confirmation run's outcome (when
-    there are), the verdict, the model over shares, then the rankings, then what was not ranked and why."""
+    there are), the verdict at a glance and its next step, the rankings, then the verdict in full with its methods,
+    the run's settings, the model over shares, and what was not ranked and why."""
     statuses: dict[str, int] = {}
     for r in rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -381,21 +423,23 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
     if shares is not None:
         L += [f"**How the compute splits:** {shares.sentence}", ""]
         if shares.optimum is not None and shares.optimum.status == "located":
-            L += [f"**Where it peaks:** {shares.optimum.sentence}", ""]
+            L += [f"**Where it peaks:** {shares.optimum.brief}", ""]
     if confirmation:
         L += [f"**Confirmation:** {confirmation}", ""]
-    L += [v["text"] if v else "**No candidate finished ok: there is no answer.** See the table below.", ""]
-    L += [f"- dataset: {context['dataset']} ({context['num_classes']} classes, chance {context['chance']:.3f}), "
-          f"base resolution {context['base_resolution']} px, strategy: {context['strategy']}",
-          f"- constraint: {context['constraint']} — {context['constraint_text']}",
-          f"- proxy budget: {context['budget']}; seeds {context['seeds']}",
-          f"- trials: {len(rows)} ({', '.join(f'{k}: {n}' for k, n in sorted(statuses.items()))})",
-          "- intervals are 95 % Student-t intervals over seeds (each candidate as if chosen in advance); "
-          "differences are paired over the shared seeds; the verdict's set holds the best with 95 % confidence "
-          "(Bonferroni over each candidate's k − 1 tests); a candidate outside it failed one such test, which is not "
-          "a family-wise claim that it is worse", ""]
-    if shares is not None:
-        L += shares_markdown(shares, sentence=False)
+    if v:
+        L += [line for h in [*v.get("headline", [v["text"]]), next_step(v)] if h for line in (h, "")]
+        L += ["The verdict in full, with its methods, follows the rankings.", ""]
+    else:
+        L += ["**No candidate finished ok: there is no answer.** See the table below.", ""]
+    run = [f"- dataset: {context['dataset']} ({context['num_classes']} classes, chance {context['chance']:.3f}), "
+           f"base resolution {context['base_resolution']} px, strategy: {context['strategy']}",
+           f"- constraint: {context['constraint']} — {context['constraint_text']}",
+           f"- proxy budget: {context['budget']}; seeds {context['seeds']}",
+           f"- trials: {len(rows)} ({', '.join(f'{k}: {n}' for k, n in sorted(statuses.items()))})",
+           "- intervals are 95 % Student-t intervals over seeds (each candidate as if chosen in advance); "
+           "differences are paired over the shared seeds; the verdict's set holds the best with 95 % confidence "
+           "(Bonferroni over each candidate's k − 1 tests); a candidate outside it failed one such test, which is not "
+           "a family-wise claim that it is worse", ""]
     if validation_ranked:
         L += ["## Validation ranking (decides)", "", ranking_table(validation_ranked, paper), ""]
         if fid:
@@ -405,6 +449,9 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
                   + f"top-1 regret {fid['top1_regret']}, top-{fid.get('k')} overlap {fid['topk_overlap']} over "
                   f"{fid['n_candidates']} candidates (fidelity.json).", ""]
     L += ["## Proxy ranking (the search)", "", ranking_table(ranked, paper), ""]
+    L += (["## The verdict in full", "", v["text"], ""] if v else []) + ["## The run", "", *run]
+    if shares is not None:
+        L += shares_markdown(shares, sentence=False)
     if infeasible:
         L += ["## Infeasible candidates (not trained)", "",
               md_table(["α", "β", "why"], [[c["alpha"], c["beta"], c["reason"]] for c in infeasible]), ""]

@@ -269,6 +269,9 @@ def check_search_command(command: str, ws: Workspace, cifar_tar: Path) -> None:
         _check_study(bests[0].parent)
 
 
+SUMMARY_WORDS = 120  # issue 34: summary.md's verdict at a glance, read in 30 seconds
+
+
 def _check_search_run(best_json: Path) -> None:
     import json
 
@@ -278,6 +281,9 @@ def _check_search_run(best_json: Path) -> None:
     assert shares["status"] in ("fitted", "not_estimable") and shares["sentence"], shares
     assert (best_json.parent / "summary.md").read_text().splitlines()[2] == f"**How the compute splits:** " \
         f"{shares['sentence']}"
+    summary = (best_json.parent / "summary.md").read_text()
+    top = summary.split("\n|", 1)[0]  # what a person reads before the first table: the verdict at a glance
+    assert len(top.split()) <= SUMMARY_WORDS, f"{len(top.split())} words above summary.md's first table:\n{top}"
     state = json.loads((best_json.parent / "search.json").read_text())
     assert state["status"] == "complete", state
     rows = read_table(best_json.parent / "results.csv")

@@ -96,7 +96,8 @@ def test_the_product_maps_the_optimum_to_buildable_coefficients_and_round_trips(
     assert back == m and isinstance(back.optimum, Optimum)
     text = "\n".join(shares_markdown(back))
     assert f"**Where the compute peaks:** {o.sentence}" in text and text.count("Box–Hunter") == 1
-    assert "Where the compute peaks" not in "\n".join(shares_markdown(back, sentence=False))
+    assert f"**Where the compute peaks:** {o.sentence}" in "\n".join(shares_markdown(back, sentence=False))
+    assert o.brief.startswith("shares depth 0.") and f"built as α={o.alpha.estimate:g}" in o.brief
     fig = plot_shares(back, None, None)
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert "95 % region of the optimum" in labels and "fitted optimum" in labels

@@ -257,7 +257,8 @@ def test_validation_decides_and_says_so(run_dir):
     assert "needs ≥ 5" in fid["note"]  # τ over fewer than 5 candidates is ±1 by construction: never printed
     summary = (run_dir / "summary.md").read_text()
     assert summary.splitlines()[2] == f"**How the compute splits:** {best['shares']['sentence']}"
-    assert summary.splitlines()[4] == best["verdict"] and "decided by the validation stage" in summary
+    assert summary.splitlines()[4] == best["headline"][0] and "decided by the validation stage" in summary
+    assert best["verdict"] in summary  # in full, after the rankings
     assert "± 0.0000" not in summary
 
 

@@ -101,7 +101,8 @@ def test_one_or_two_seeds_decide_nothing():
     md = summary_markdown({"dataset": "d", "num_classes": 10, "chance": 0.1, "base_resolution": 40, "strategy": "grid",
                            "constraint": "measured", "constraint_text": "t", "budget": "b", "seeds": [0]},
                           v, ranked, rows({"a": [0.6], "b": [0.5]}), [], None, None, None)
-    assert md.splitlines()[2] == v["text"] and "(1 seed, no spread)" in md and "± 0" not in md
+    assert md.splitlines()[2] == v["headline"][0] and v["text"] in md and "(1 seed, no spread)" in md
+    assert "**Next:** run at least 3 seeds" in md and "± 0" not in md
     v, _ = run_verdict({"a": [0.9, 0.91], "b": [0.1, 0.11]})  # a huge gap, but 2 seeds
     assert v["decided"] is False and v["confidence_set"] == ["a", "b"] and "decisions need ≥ 3" in v["text"]
 
