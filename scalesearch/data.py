@@ -49,6 +49,7 @@ import logging
 import lzma
 import math
 import os
+import platform
 import shutil
 import tarfile
 import tempfile
@@ -63,9 +64,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
-from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.transforms.v2 import functional as TF
 
 from .io import atomic_write_bytes
 
@@ -298,10 +298,10 @@ def _scan(split: Path, what: str, classes: list[str] | None = None) -> tuple[lis
         if d.name not in names:
             raise ValueError(f"dataset.root: class folder {_shown(d)} is not among the training classes (class "
                              f"'{_shown(d.name)}' has 0 training images); allowed: {[_shown(n) for n in names]}")
-        imgs = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+        imgs = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in _image_extensions())
         if not imgs:
             raise ValueError(f"dataset.root: class folder {_shown(d)} holds no images (class '{_shown(d.name)}' has 0 "
-                             f"{what} images); allowed: at least one {' '.join(IMG_EXTENSIONS)} file")
+                             f"{what} images); allowed: at least one {' '.join(_image_extensions())} file")
         files += imgs
         labels += [names.index(d.name)] * len(imgs)
     return files, labels, names
@@ -366,6 +366,8 @@ def _decode(path: Path, size: int) -> tuple[torch.Tensor, tuple[int, int]] | Non
     except Exception:  # noqa: BLE001 - PIL raises many types on a damaged or hostile file (DecompressionBombError, ...)
         return None
     if tuple(img.shape[-2:]) != (size, size):
+        from torchvision.transforms.v2 import functional as TF
+
         img = TF.center_crop(TF.resize(img, [size], antialias=True), [size, size])
     return img, native
 
@@ -503,7 +505,7 @@ def extract_archive(archive: Path) -> Path:
 
 
 def _has_images(d: Path) -> bool:
-    return any(p.suffix.lower() in IMG_EXTENSIONS for p in d.iterdir() if p.is_file())
+    return any(p.suffix.lower() in _image_extensions() for p in d.iterdir() if p.is_file())
 
 
 def _expand_root(value) -> Path:
@@ -653,11 +655,34 @@ _torchvision("fashionmnist", "FashionMNIST", {"train": True}, {"train": False})
 # ---------------------------------------------------------------- on-device batch transforms
 def resize(x: torch.Tensor, resolution: int, chunk: int = 2048) -> torch.Tensor:
     """A uint8 ``[N, C, H, W]`` batch at ``resolution``² (antialiased bilinear), on ``x``'s device,
-    in chunks so that whole splits fit; returned as is when already that size."""
+    in chunks so that whole splits fit; returned as is when already that size. The same pixels as
+    torchvision's ``transforms.v2.functional.resize`` (tested): torch's native uint8 kernel on AVX2/ARM CPUs, else
+    float32 rounded back — called through torch so that a trial's process does not import torchvision."""
     if tuple(x.shape[-2:]) == (resolution, resolution):
         return x
-    return torch.cat([TF.resize(x[i : i + chunk], [resolution, resolution], antialias=True)
-                      for i in range(0, len(x), chunk)])
+    native = x.device.type == "cpu" and _native_uint8_bilinear()
+    size = [resolution, resolution]
+
+    def one(b: torch.Tensor) -> torch.Tensor:
+        if native:
+            return F.interpolate(b, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return F.interpolate(b.float(), size=size, mode="bilinear", align_corners=False,
+                             antialias=True).round_().to(torch.uint8)
+
+    return torch.cat([one(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def _native_uint8_bilinear() -> bool:
+    """Whether torch resizes uint8 images itself here (torchvision's rule: AVX2/AVX512 or ARM CPUs)."""
+    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") or platform.machine() in ("aarch64", "arm64")
+
+
+def _image_extensions() -> tuple[str, ...]:
+    """The image files a folder dataset reads: torchvision's ``IMG_EXTENSIONS`` (imported here, on the driver:
+    a trial's process never scans folders and does not load torchvision)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    return IMG_EXTENSIONS
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, pad: int) -> torch.Tensor:

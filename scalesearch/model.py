@@ -22,7 +22,6 @@ from functools import partial
 
 import torch
 from torch import nn
-from torchvision.ops import SqueezeExcitation, StochasticDepth
 
 from .cost import Cost, count_module
 from .spec import B0, ModelSpec, official, round_channels, scale
@@ -42,6 +41,42 @@ class ConvBNAct(nn.Sequential):
             self.act = nn.SiLU(inplace=True)
 
 
+class SqueezeExcite(nn.Module):
+    """Squeeze-excite as ``torchvision.ops.SqueezeExcitation`` computes it, with its module names (so its state dict
+    is torchvision's), written here because importing torchvision costs a trial's process ~2.2 s (its ops load
+    ``torch._dynamo``) and a trial needs nothing else from it."""
+
+    def __init__(self, channels: int, squeezed: int):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeezed, 1)
+        self.fc2 = nn.Conv2d(squeezed, channels, 1)
+        self.activation = nn.SiLU()
+        self.scale_activation = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x))))) * x
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (``torchvision.ops.StochasticDepth(p, "row")``: the same draws from the same
+    generator): in training, each sample's branch is zeroed with probability ``p``, the kept ones scaled by 1/(1−p)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * (noise.div_(keep) if keep > 0.0 else noise)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class MBConv(nn.Module):
     """Inverted residual: expand 1×1 → depthwise k×k → squeeze-excite → project 1×1,
     with a residual (and stochastic depth) when shape is preserved."""
@@ -52,10 +87,10 @@ class MBConv(nn.Module):
         self.expand = ConvBNAct(cin, mid, 1, bn=bn) if mid != cin else nn.Identity()
         self.dwise = ConvBNAct(mid, mid, kernel, stride, groups=mid, bn=bn)
         se_channels = max(1, int(cin * se_ratio))
-        self.se = SqueezeExcitation(mid, se_channels, activation=nn.SiLU) if se_ratio > 0 else nn.Identity()
+        self.se = SqueezeExcite(mid, se_channels) if se_ratio > 0 else nn.Identity()
         self.project = ConvBNAct(mid, cout, 1, act=False, bn=bn)
         self.residual = stride == 1 and cin == cout
-        self.drop_path = StochasticDepth(drop_path, "row") if self.residual else nn.Identity()
+        self.drop_path = DropPath(drop_path) if self.residual else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.se(self.dwise(self.expand(x))))

@@ -292,11 +292,13 @@ def test_core_import_loads_no_ray_or_hydra():
                           f"{sorted({m.split('.')[0] for m in loaded})} ({len(loaded)} modules, e.g. {loaded[:5]})")
 
 
-def test_a_trial_process_loads_no_scipy_or_matplotlib():
-    """Every Tune trial starts a process that imports what ``runner.run_trial`` needs (runner, proxy): the
-    statistics (scipy, ~0.7 s per process) and the plots belong to the driver."""
-    code = ("import sys\nimport scalesearch.runner\nimport scalesearch.proxy\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'matplotlib')))")
+def test_a_trial_process_loads_no_scipy_matplotlib_or_torchvision():
+    """Every Tune trial starts a process that imports what ``runner.run_trial`` needs (runner, proxy, data, model):
+    the statistics (scipy, ~0.7 s per process), the plots and torchvision (~2.2 s: its ops load torch._dynamo)
+    belong to the driver."""
+    code = ("import sys\nimport scalesearch.runner\nimport scalesearch.proxy\nimport scalesearch.data\n"
+            "import scalesearch.model\nfrom scalesearch.data import ProxyData\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'matplotlib', 'torchvision')))")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                        check=False)
     assert p.returncode == 0, p.stderr

@@ -253,6 +253,26 @@ def test_fashionmnist_from_local_files_keeps_one_channel(tmp_path):
 
 
 # ---------------------------------------------------------------- batch transforms
+@pytest.mark.parametrize("shape,size", [((5, 3, 32, 32), 58), ((5, 3, 32, 32), 19), ((3, 1, 28, 28), 40),
+                                        ((2, 3, 37, 23), 32), ((1, 3, 64, 64), 17)])
+def test_resize_is_torchvisions_resize(shape, size):
+    """data.resize gives torchvision's pixels (transforms.v2.functional.resize, antialiased bilinear) without
+    importing torchvision: exactly on this CPU's path, and on the float path (CUDA, CPUs without AVX2) as
+    torchvision's float resize rounded back to uint8."""
+    from torchvision.transforms.v2 import functional as TF
+
+    x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(size))
+    square = x if shape[-1] == shape[-2] else x[..., : min(shape[-2:]), : min(shape[-2:])].contiguous()
+    assert torch.equal(resize(square, size), TF.resize(square, [size, size], antialias=True))
+    floated = TF.resize(square.float(), [size, size], antialias=True).round_().to(torch.uint8)
+    native = D._native_uint8_bilinear
+    try:
+        D._native_uint8_bilinear = lambda: False
+        assert torch.equal(resize(square, size), floated)
+    finally:
+        D._native_uint8_bilinear = native
+
+
 def test_resize_augment_normalize():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).remainder(256).to(torch.uint8).view(2, 3, 8, 8)
     assert resize(x, 8) is x and resize(x, 16).shape == (2, 3, 16, 16) and resize(x, 16).dtype == torch.uint8

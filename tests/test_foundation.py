@@ -524,6 +524,30 @@ def test_to_torchvision_has_the_same_parameters():
         to_torchvision(NAS_SPEC)
 
 
+def test_squeeze_excite_and_drop_path_are_torchvisions():
+    """model.SqueezeExcite and model.DropPath (written out so a trial's process does not import torchvision) compute
+    what torchvision.ops.SqueezeExcitation(activation=SiLU) and StochasticDepth(p, "row") compute, with the same
+    state dict and the same random draws."""
+    from torchvision.ops import SqueezeExcitation, StochasticDepth
+
+    from scalesearch.model import DropPath, SqueezeExcite
+
+    torch.manual_seed(0)
+    ours, theirs = SqueezeExcite(16, 4), SqueezeExcitation(16, 4, activation=torch.nn.SiLU)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 16, 5, 5)
+    assert torch.equal(ours(x), theirs(x))
+    for p in (0.0, 0.3, 1.0):
+        a, b = DropPath(p).train(), StochasticDepth(p, "row").train()
+        outs = []
+        for m in (a, b):
+            torch.manual_seed(7)
+            outs.append(m(x))
+        assert torch.equal(outs[0], outs[1])
+        assert torch.equal(a.eval()(x), x)
+
+
 def test_timm_arch_def_strings():
     # timm's efficientnet_b0 arch_def (timm/models/efficientnet.py), whose 'ds' blocks ignore the expansion
     assert timm_arch_def(B0) == [["ds_r1_k3_s1_c16_se0.25"], ["ir_r2_k3_s2_e6_c24_se0.25"], ["ir_r2_k5_s2_e6_c40_se0.25"],
