@@ -182,11 +182,23 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
 _DECIDED_BY = {"validation": "the validation stage", "race": "the race's last look", "search": "the proxy search"}
 
 
+def _decided_by(stage: str) -> str:
+    return _DECIDED_BY.get(stage, f"the {stage} stage")
+
+
+def _more_seeds(n: int) -> str | None:
+    """The first rule of what to run next: fewer than MIN_SEEDS shared seeds decide nothing."""
+    if n >= MIN_SEEDS:
+        return None
+    return (f"**Next:** run at least {MIN_SEEDS} seeds (search.n_seeds={MIN_SEEDS}): decisions need ≥ {MIN_SEEDS} "
+            "shared seeds.")
+
+
 def _headline(best: dict, stage: str, out: dict, cs: dict) -> list[str]:
     """The verdict at a glance (summary.md's top, before the rankings): the pick, its accuracy and cost, and whether
     anything is decided — the methods, bounds and comparisons are in the full text (``out["text"]``)."""
     pick = (f"**Recommended: {coeff_str(best)}** — accuracy {fmt_mean_ci(best)}, {_cost(best)}, decided by "
-            f"{_DECIDED_BY.get(stage, f'the {stage} stage')}.")
+            f"{_decided_by(stage)}.")
     bound = out.get("regret_bound")
     lead = f"; the best of them is at most {bound:.3f} better than this pick" if bound is not None else ""
     if cs["k"] < 2:
@@ -208,8 +220,8 @@ def next_step(v: dict) -> str | None:
         return None
     if v.get("next_command"):
         return f"**Next:** `{v['next_command']}`"
-    if (v.get("vs_runner_up") or {}).get("n", MIN_SEEDS) < MIN_SEEDS:
-        return f"**Next:** run at least {MIN_SEEDS} seeds (search.n_seeds={MIN_SEEDS}): decisions need that many."
+    if more := _more_seeds((v.get("vs_runner_up") or {}).get("n", MIN_SEEDS)):
+        return more
     if v.get("equivalent"):
         return "**Next:** the top two are probably equal at this budget: a longer budget might separate them."
     if v.get("seeds_needed"):
@@ -229,10 +241,10 @@ def _head(best: dict, k: int, stage: str, budget: str, proxy_budget: str | None,
     """The recommendation, its accuracy with the selection caveat, its cost, the stage, the meaning of γ."""
     caveat = (f" Its interval is a 95 % t interval as if it had been chosen in advance: it is the largest of {k} "
               "means, so it is optimistic (not shrunk).") if k > 1 and best.get("accuracy_low") is not None else ""
+    why = {"validation": f" (the proxy ran {proxy_budget})", "race": " (its rungs replace the validation stage)",
+           "search": " (no validation stage)"}.get(stage, "")
     text = (f"**Recommended: {coeff_str(best)}** — accuracy {fmt_mean_ci(best)}, {_cost(best)}, at {budget}, "
-            + (f"decided by the validation stage (the proxy ran {proxy_budget})." if stage == "validation" else
-               "decided by the race's last look (its rungs replace the validation stage)." if stage == "race" else
-               "decided by the proxy search (no validation stage).") + caveat)
+            f"decided by {_decided_by(stage)}{why}.{caveat}")
     if base:
         text += (f" Its γ = {best['gamma']:g} is the effective resolution multiplier (resolution/base per unit φ): "
                  f"specific to this base resolution of {base} px.")
@@ -367,9 +379,8 @@ def _advice(out, ranked, seeds, cs, n_val, margin, level, longer="proxy.epochs, 
     d = out.get("vs_runner_up")
     if d is None:
         return []
-    if d["n"] < MIN_SEEDS:
-        return [f"**Next:** run at least {MIN_SEEDS} seeds (search.n_seeds={MIN_SEEDS}): decisions need "
-                f"≥ {MIN_SEEDS} shared seeds."]
+    if more := _more_seeds(d["n"]):
+        return [more]
     eq = tost(seeds[ranked[0]["candidate"]], seeds[ranked[1]["candidate"]], margin, level, n_val)
     out["equivalent"] = eq["equivalent"]
     if eq["equivalent"]:
