@@ -149,8 +149,9 @@ class SearchConfig:
     max_seeds: int = 8
     seed_step: int = 2
     budget: Optional[float] = None
-    # race: the indifference zone — stop at a top-rung look when the leader is within delta of the best at the
-    # family-wise level (an accuracy difference not worth more trainings; null: off)
+    # an accuracy difference not worth more trainings or compute: the model over shares names the options within
+    # delta of the best (null: 0.01); a race also stops at a top-rung look when the leader is within delta of the
+    # best at the family-wise level (the indifference zone; null: off)
     delta: Optional[float] = None
     # race: successive halving of the contenders — after each look but the last only the best ceil(n/eta) (at least
     # 2) go on; the others pause: untested, not excluded, so not "decided" while any is paused (null: off)
@@ -691,6 +692,7 @@ def check_search_app(cfg: SearchAppConfig) -> None:
         ("search.resolution_multiple", s.resolution_multiple, s.resolution_multiple >= 1, ">= 1"),
         ("search.thin", s.thin, s.thin >= 1, ">= 1"),
         ("search.max_points", s.max_points, s.max_points is None or s.max_points >= 1, ">= 1 or null"),
+        ("search.delta", s.delta, s.delta is None or 0 <= s.delta < 1, "in [0, 1) (accuracy) or null"),
         ("search.design", s.design, s.design in ("spread", "shares"), "spread | shares"),
         ("search.grace_period", s.grace_period, s.grace_period >= 1, ">= 1"),
         ("search.reduction_factor", s.reduction_factor, s.reduction_factor >= 2, ">= 2"),
@@ -704,7 +706,7 @@ def check_search_app(cfg: SearchAppConfig) -> None:
                          "or search.cost=macs")
     if s.strategy == "race":
         check_race(cfg)
-    for key, v in (("search.delta", s.delta), ("search.budget", s.budget), ("search.eta", s.eta)):
+    for key, v in (("search.budget", s.budget), ("search.eta", s.eta)):
         if s.strategy != "race" and v is not None:
             raise ValueError(f"{key}={v:g} applies to the race only (search.strategy={s.strategy} would ignore it); "
                              f"allowed: search=race, or {key}=null")

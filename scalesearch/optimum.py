@@ -17,7 +17,7 @@ b_wr·w·r``, ordinary least squares, the means' scatter as the noise) and:
   option (:func:`best_options`, Hsu's multiple comparisons with the best): the truly best buildable option is in
   it in at least 95 % of runs — exactly 95 % when the options tie, more when the best stands apart, as for every
   confidence set of a maximum; α, β and γ range over it. On the same event, the options whose shortfall to the
-  best is bounded by δ (search.delta in a race, else 0.01) are "within δ of the best", and the cheapest of them by
+  best is bounded by δ (search.delta, 0.01 when unset) are "within δ of the best", and the cheapest of them by
   the run's cost is named. (The region's projection is not used: the best *buildable* option can lie outside the
   region of the continuous optimum when the lattice is coarse — on a lattice of 8-pixel resolutions it covered the
   best option in 82 % of 100 simulated runs.)

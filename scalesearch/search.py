@@ -50,7 +50,8 @@ RESULT_KEYS = ("dataset", "proxy", "search", "model", "seed")
 # so every setting of its rule may change (more seeds, another rung, a larger budget): only what is new trains
 EXTENSIBLE_GRID_KEYS = ("n_seeds",)
 MAX_EXTEND = 4  # the most seeds, as a multiple of the run's, an extension command asks for (the race: of max_seeds)
-RACE_KEYS = ("rungs", "max_seeds", "seed_step", "budget", "drop", "delta", "eta")  # no effect on the other strategies
+# the race's rule (replayed from its table) and search.delta (the report's "within δ" elsewhere): no training's result
+RACE_KEYS = ("rungs", "max_seeds", "seed_step", "budget", "drop", "delta", "eta")
 
 
 # ---------------------------------------------------------------- settings and the run directory

@@ -48,7 +48,7 @@ CASES = [
     ("unreachable-cluster", "search_main", ["cluster.address=127.0.0.1:1"], "cluster.address='127.0.0.1:1'"),
     ("unwritable-run-dir", "search_main", ["hydra.run.dir={tmp}/afile/run"], "{tmp}/afile"),
     ("zero-seeds", "search_main", ["search.n_seeds=0"], "search.n_seeds=0"),
-    ("delta-on-the-grid", "search_main", ["search.delta=0.02"], "search.delta=0.02 applies to the race only"),
+    ("grid-delta-too-large", "search_main", ["search.delta=1.5"], "search.delta=1.5; allowed: in [0, 1)"),
     ("race-delta-too-large", "search_main", ["search=race", "search.n_seeds=3", "search.delta=2"], "search.delta=2.0; allowed:"),
     ("eta-on-the-grid", "search_main", ["search.eta=2"], "search.eta=2 applies to the race only"),
     ("race-eta-one", "search_main", ["search=race", "search.n_seeds=3", "search.eta=1"], "search.eta=1.0; allowed: a reduction factor > 1"),

@@ -101,3 +101,17 @@ def test_every_sampler_pickles_as_ray_tune_saves_its_searcher(name):
         back = loads(dumps(sampler))
         assert type(back) is type(sampler)
         assert {k for k in vars(back)} == {k for k in vars(sampler)}
+
+
+@pytest.mark.parametrize("strategy", ["grid", "optuna", "surface", "race"])
+def test_search_delta_sets_the_within_region_in_every_strategy(strategy):
+    """search.delta (the options within δ of the best, and a race's indifference zone) is accepted by every strategy,
+    with its range checked; a resume may change it (it defines no training)."""
+    from omegaconf import OmegaConf
+
+    base = ["search=race", "search.n_seeds=3"] if strategy == "race" else [f"search={strategy}"]
+    C.check_search_app(OmegaConf.to_object(compose("config", *base, "search.delta=0.02")))
+    with pytest.raises(ValueError, match=r"^search\.delta=1\.5; allowed: in \[0, 1\)"):
+        C.check_search_app(OmegaConf.to_object(compose("config", *base, "search.delta=1.5")))
+    a, b = (OmegaConf.to_object(compose("config", *base, f"search.delta={d}")) for d in (0.01, 0.03))
+    assert config_fingerprint(a) == config_fingerprint(b)
