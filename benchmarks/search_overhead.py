@@ -32,7 +32,7 @@ from conftest import compose_search  # noqa: E402  (real Hydra composition)
 
 from scalesearch.io import atomic_write_json, read_json  # noqa: E402
 from scalesearch.results import read_table  # noqa: E402
-from scalesearch.search import run_search  # noqa: E402
+from scalesearch.pipeline import run_search  # noqa: E402
 
 
 def overhead(points: int, epochs: int, reuse: bool) -> dict:

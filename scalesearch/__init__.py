@@ -16,6 +16,7 @@ _PUBLIC = {
     "family_markdown": "scaling", "load_family": "scaling",
     "B0": "spec", "OFFICIAL": "spec", "ModelSpec": "spec", "StageSpec": "spec", "round_channels": "spec",
     "round_repeats": "spec", "scale": "spec",
+    "search": "cli", "SearchResult": "pipeline",
 }
 
 __all__ = sorted(_PUBLIC)

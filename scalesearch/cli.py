@@ -11,6 +11,7 @@ prints scalesearch's version.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -51,7 +52,7 @@ for _name, _schema in SCHEMAS.values():
     cs.store(name=_name, node=_schema)
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """A bad value from the user: reported as one line, exit code 2."""
 
 
@@ -321,9 +322,13 @@ def _check_job(config_name: str, raw: DictConfig) -> None:
     before torch is imported)."""
     _refuse_unknown(raw, SCHEMAS[config_name][1])
     if config_name in EARLY_CHECKS:
-        app_cfg = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"])
-        EARLY_CHECKS[config_name](OmegaConf.to_object(OmegaConf.merge(
-            OmegaConf.structured(SCHEMAS[config_name][1]), app_cfg)))
+        EARLY_CHECKS[config_name](_typed(config_name, raw))
+
+
+def _typed(config_name: str, raw: DictConfig):
+    """The app's config dataclass from a composed config (its ``hydra`` node left out)."""
+    app_cfg = OmegaConf.masked_copy(raw, [k for k in raw if k != "hydra"])
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SCHEMAS[config_name][1]), app_cfg))
 
 
 EARLY_CHECKS = {"config": _search_prechecks, "nas": C.check_nas, "generate": C.check_generate}
@@ -411,7 +416,7 @@ def _resolve_resume_dir(argv: list[str], raw: DictConfig) -> None:
     first) instead of a new timestamped directory, so no empty run directory is left behind."""
     if raw.get("resume") is not True or any(a.lstrip("+").startswith("hydra.run.dir=") for a in argv):
         return
-    from .search import find_resumable
+    from .pipeline import find_resumable
 
     parent = Path(str(raw.hydra.run.dir)).parent
     with open_dict(raw):
@@ -527,7 +532,7 @@ def _job(module: str, function: str):
 
 # every app: its config in conf/, its program name, its job (module, function) and the resume line of an interrupt
 APPS = {
-    "search_main": ("config", "scalesearch", ("search", "run_search"), _resume_hint),
+    "search_main": ("config", "scalesearch", ("pipeline", "run_search"), _resume_hint),
     "generate_main": ("generate", "scalesearch-generate", ("generate", "run_generate"), None),
     "report_main": ("report", "scalesearch-report", ("report", "run_report_app"), None),
     "validate_main": ("validate", "scalesearch-validate", ("validate", "run_validate_app"),
@@ -548,6 +553,57 @@ def _app(name: str):
 search_main, generate_main, report_main = _app("search_main"), _app("generate_main"), _app("report_main")
 validate_main, ablate_main, nas_main, compare_main = (_app("validate_main"), _app("ablate_main"), _app("nas_main"),
                                                        _app("compare_main"))
+
+
+# ---------------------------------------------------------------- Python's front door
+def search(*overrides: str, run_dir: str | os.PathLike | None = None):
+    """Run (or resume) a search from Python — what ``scalesearch OVERRIDES...`` runs: the same conf/ composed by
+    Hydra, the same checks before anything trains, the same stages and artifacts. ``run_dir``: where the run
+    lives (else ``hydra.run.dir``, by default ``runs/<dataset>-<strategy>/<timestamp>``); ``resume=true``
+    continues it (else the newest run with these settings beside the default directory). Bad input raises
+    :class:`UserError` (a ``ValueError``) with the command's one line; progress goes to the ``scalesearch``
+    logger (printed to stderr when no logging is set up). Returns the run's
+    :class:`scalesearch.pipeline.SearchResult`."""
+    from .pipeline import SearchResult, find_resumable, run_search
+
+    args = [str(o) for o in overrides]
+    try:
+        C.check_moved(args)
+        raw = _compose("config", args, "scalesearch")
+        _check_job("config", raw)
+        cfg = _typed("config", raw)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    where = Path(run_dir) if run_dir is not None else None
+    if where is None and cfg.resume:
+        where = find_resumable(Path(str(raw.hydra.run.dir)).parent, cfg)
+        if where is None:
+            raise UserError(f"resume=true but no run under {Path(str(raw.hydra.run.dir)).parent} has these settings; "
+                            "allowed: the settings of an earlier run, or run_dir=<the run>")
+    where = where if where is not None else Path(str(raw.hydra.run.dir))
+    with _progress_to_stderr():
+        run_search(cfg, where)
+    return SearchResult.read(where)
+
+
+@contextlib.contextmanager
+def _progress_to_stderr():
+    """The run's progress (the ``scalesearch`` logger at INFO) on stderr while it runs, unless the caller set up
+    logging (a handler on that logger or the root)."""
+    logger = logging.getLogger("scalesearch")
+    if logger.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s][scalesearch] %(message)s", "%H:%M:%S"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def main() -> None:  # console script `scalesearch`

@@ -61,7 +61,7 @@ def _defining(config: dict) -> dict:
 
 def load_runs(paths: list[Path]) -> list[dict]:
     from .report import family_table
-    from .search import read_state
+    from .pipeline import read_state
 
     runs = []
     for p in paths:

@@ -16,7 +16,7 @@ EfficientNet-B0 came from a multi-objective search maximising ``ACC(m) × [cost(
   ``plots/pareto.png`` and ``baseline.json`` (the ok trial with the best weighted objective: always a
   point of the Pareto front), which ``model.baseline=…/baseline.json`` feeds to the coefficient search.
 * :func:`run_nas_app` — the Hydra job; with ``chain.search=true`` it then runs
-  :func:`scalesearch.search.run_search` on the found baseline in ``<run_dir>/coefficients``
+  :func:`scalesearch.pipeline.run_search` on the found baseline in ``<run_dir>/coefficients``
   (results, best coefficients, the scaled family).
 """
 
@@ -509,7 +509,7 @@ def _run_nas(cfg: NASAppConfig, run_dir: Path, space: BlockSpace, runner, data) 
     from ray.tune.search.optuna import OptunaSearch
 
     from .runner import SearcherStage
-    from .search import budget_str
+    from .pipeline import budget_str
 
     n = cfg.nas
     runner.share(data)
@@ -560,7 +560,7 @@ def run_nas_app(cfg: NASAppConfig, run_dir: Path) -> dict:
     with claim(run_dir, NAS) as run_dir:  # (run_nas claims it again: re-entrant)
         _start(cfg, run_dir)
         from .runner import Runner
-        from .search import run_search
+        from .pipeline import run_search
 
         with Runner(cfg.cluster, cfg.trials, run_dir, cfg.verbose) as runner:
             baseline = run_nas(cfg, run_dir, space, runner)

@@ -3,7 +3,7 @@
 ``write_report(run_dir, report_cfg)`` reads a run directory's tables (``results.csv``,
 ``validation.csv``, ``family_results.csv``, ``ablation.json``) and artifacts (``best.json``,
 ``family.json``, ``fidelity.json``) and writes ``report.md``, ``family_curve.json`` and
-``plots/*.png``. It never trains (the stages of :func:`scalesearch.search.run_search` do).
+``plots/*.png``. It never trains (the stages of :func:`scalesearch.pipeline.run_search` do).
 
 * the **verdict** first (``best.json``), then the **fidelity** of the proxy (proxy vs validation
   accuracy, with error bars), the **ranking** with 95 % intervals and the seed spread;
@@ -69,7 +69,7 @@ STATUS_MARKERS = {"ok": "o", "stopped": "v", "diverged": "X", "infeasible": "s",
 @dataclass
 class RunTables:
     """A run directory's tables and JSON, loaded (missing optional tables are empty lists / None): what the report
-    renders and compare reads (the live state of a running search is search.py's own)."""
+    renders and compare reads (the live state of a running search is pipeline.py's own)."""
 
     path: Path
     best: dict

@@ -22,7 +22,7 @@ def load_settings(run_dir: str | Path) -> SearchAppConfig:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from .search import read_state
+    from .pipeline import read_state
 
     state = read_state(Path(run_dir))
     if state is None:
@@ -38,7 +38,7 @@ def load_settings(run_dir: str | Path) -> SearchAppConfig:
 def run_validate_app(cfg: ValidateAppConfig, out_dir: Path) -> dict | None:
     """Resume ``cfg.run_dir`` (a search run, held for this process: refused while another run uses it) with the
     validation stage on."""
-    from .search import run_search
+    from .pipeline import run_search
 
     if not cfg.run_dir:
         raise ValueError("run_dir is not set; allowed: scalesearch-validate run_dir=<a search run directory>")

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 
 from scalesearch import config as C
-from scalesearch.search import config_fingerprint, settings_diff
+from scalesearch.pipeline import config_fingerprint, settings_diff
 from test_cli import compose, in_process
 
 OLD_STORED = {  # search.json's "config" as scalesearch 0.2 wrote it (the moved keys in their old places)

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
-import scalesearch.search as search_module
+import scalesearch.pipeline as search_module
 from conftest import TINY, compose_search
 from scalesearch.confirm import confirm, confirmation_jobs
 from scalesearch.config import ProxyConfig
 from scalesearch.results import TABLES, read_table
-from scalesearch.search import run_search
+from scalesearch.pipeline import run_search
 from scalesearch.shares import run_share_model, share_table
 from scalesearch.stats import confidence_set
 

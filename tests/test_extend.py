@@ -8,7 +8,7 @@ import shlex
 
 from conftest import TINY, compose_search, run_cli
 
-from scalesearch.search import settings_diff
+from scalesearch.pipeline import settings_diff
 
 BASE = [a for a in TINY if not a.startswith("search.n_seeds")] + ["search.max_points=2"]
 

@@ -69,7 +69,7 @@ def _run_rows(cands, mu, noise=0.01, seeds=3, seed=0):
 
 
 def test_the_product_maps_the_optimum_to_buildable_coefficients_and_round_trips():
-    """run_share_model as search.py calls it: 20 grid candidates of the compound space trained (simulated
+    """run_share_model as pipeline.py calls it: 20 grid candidates of the compound space trained (simulated
     accuracies), the options are the space's whole lattice as built (select_grid), the truth peaks at an option that
     was not trained; α, β, γ are read from the options; best.json's dict gives the same model back; the summary
     section and the plot show it."""

@@ -254,7 +254,7 @@ def test_resume_finds_the_newest_run_with_the_same_settings(tmp_path):
     import dataclasses
 
     from scalesearch.io import atomic_write_json
-    from scalesearch.search import find_resumable, prepare_run_dir
+    from scalesearch.pipeline import find_resumable, prepare_run_dir
 
     cfg = compose_search("resume=true", *TINY)
     other = compose_search("resume=true", "seed=7", *TINY)
@@ -299,7 +299,7 @@ def local_ray():
 def faulty_search_twice(local_ray, tmp_path_factory):
     """The same search, run twice: candidates A (trials 0, 1: seeds 0, 1) and B (trials 2, 3);
     trial 2 diverges, trial 3 raises on every attempt (max_failures=2)."""
-    from scalesearch.search import run_search
+    from scalesearch.pipeline import run_search
 
     cfg = compose_search("search.max_points=2", "search.n_seeds=2", "proxy.fault.diverge_trials=[2]",
                          "proxy.fault.fail_trials=[3]", "trials.max_failures=2", *TINY)

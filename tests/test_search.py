@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY, compose_search, run_cli
 from scalesearch.model import spec_cost
 from scalesearch.results import read_table
-from scalesearch.search import run_search
+from scalesearch.pipeline import run_search
 from scalesearch.spec import B0, scale
 
 

@@ -302,6 +302,44 @@ class _SearchJob:
         return self.scaler.family(coeffs, self.cfg.family.phis, timed_up_to=self.cfg.family.max_phi)
 
 
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """A finished search as Python reads it (``scalesearch.search``): its run directory and best.json's facts,
+    with the answers most callers want as attributes; everything else is in ``best`` and the run directory."""
+
+    run_dir: Path
+    best: dict  # best.json
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> "SearchResult":
+        """The result of the finished run in ``run_dir`` (its best.json)."""
+        return cls(Path(run_dir), read_json(Path(run_dir) / "best.json"))
+
+    @property
+    def coefficients(self) -> Coefficients:
+        """The recommended α, β, γ (what the family is built from)."""
+        return Coefficients(self.best["alpha"], self.best["beta"], self.best["gamma"])
+
+    @property
+    def decided(self) -> bool:
+        """Whether the confidence set of the best holds only the pick (best.json ``method`` and ``level``)."""
+        return bool(self.best.get("decided"))
+
+    @property
+    def headline(self) -> list[str]:
+        """The verdict at a glance: summary.md's two lines under the shares (the pick; decided or not)."""
+        return list(self.best.get("headline") or [])
+
+    @property
+    def shares(self) -> dict | None:
+        """The model over shares (each dimension's effect with its interval; the optimum where located)."""
+        return self.best.get("shares")
+
+    @property
+    def summary(self) -> Path:
+        return self.run_dir / "summary.md"
+
+
 def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
     """Run (or resume) the whole job: plan → the stages (search, validation, family, ablation) → artifacts.
     Returns best.json's content."""

@@ -1,0 +1,65 @@
+"""Python's front door, ``scalesearch.search(*overrides, run_dir=None)`` (issue 34): the run the ``scalesearch``
+command makes from the same overrides — the same composed config, checks, stages and artifacts — returned as a
+typed ``SearchResult``; bad input raises the command's one line before anything is written; a second call with
+``resume=true`` on the same directory trains nothing again."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import ROOT
+
+import scalesearch
+from scalesearch.cli import UserError
+
+SMALL = ["dataset.train_size=40", "dataset.val_size=20", "dataset.train_per_class=6", "dataset.val_per_class=3",
+         "search.max_points=2", "validate.enabled=false", "family.max_phi=1"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["search.max_points=-3"], "search.max_points=-3; allowed: >= 1 or null"),
+    (["search.nope=1"], "Could not override 'search.nope'"),
+    (["search.cpus_per_trial=2"], "search.cpus_per_trial moved to trials.cpus_per_trial"),
+    (["search.delta=2"], "search.delta=2.0; allowed: in [0, 1)"),
+])
+def test_bad_input_raises_the_commands_one_line_before_anything_is_written(tmp_path, overrides, message):
+    with pytest.raises(ValueError) as e:
+        scalesearch.search(*overrides, run_dir=tmp_path / "run")
+    assert isinstance(e.value, UserError) and message in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_search_from_python_is_the_commands_run_and_resumes(tmp_path):
+    """A real run (Ray, Tune trials, real Hydra composition) in a fresh interpreter, as a notebook would call it;
+    then the same call with resume=true: the result is read again and nothing trains twice."""
+    run = tmp_path / "run"
+    code = textwrap.dedent(f"""
+        import csv, json, pathlib
+        import scalesearch
+        overrides, run = {SMALL!r}, pathlib.Path({str(run)!r})
+        r = scalesearch.search(*overrides, run_dir=run)
+        def trained():  # which trials finished when: a training run again has another trial id and time
+            return sorted((r["trial_id"], float(r["finished_at"])) for r in csv.DictReader(open(run / "results.csv")))
+        first = trained()
+        again = scalesearch.search(*overrides, "resume=true", run_dir=run)
+        c, c2 = r.coefficients, again.coefficients
+        print(json.dumps({{"type": type(r).__name__, "coefficients": [c.alpha, c.beta, c.gamma],
+                           "again": [c2.alpha, c2.beta, c2.gamma], "decided": r.decided, "headline": r.headline,
+                           "summary": r.summary.read_text().splitlines()[0], "run_dir": str(r.run_dir),
+                           "shares": r.shares is not None, "retrained": trained() != first,
+                           "rows": len(first)}}))
+    """)
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       stdin=subprocess.DEVNULL, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr[-4000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    best = json.loads((run / "best.json").read_text())
+    assert out["type"] == "SearchResult" and out["run_dir"] == str(run)
+    assert out["coefficients"] == [best["alpha"], best["beta"], best["gamma"]] == out["again"]
+    assert out["decided"] == best["decided"] and out["headline"] == best["headline"] and out["shares"]
+    assert out["summary"] == (run / "summary.md").read_text().splitlines()[0]
+    # progress on stderr (no logging was set up), and the resume trained nothing
+    assert "run directory: " in p.stderr and "(resumed)" in p.stderr
+    assert not out["retrained"] and out["rows"] == 2 * 3  # 2 candidates × 3 seeds, each trained once
