@@ -35,7 +35,7 @@ from . import __version__
 from . import config as C
 from . import rundir as R
 from .paths import CONF_DIR as _CONF_PATH
-from .interrupt import RunStopped, interrupted_by
+from .interrupt import RunStopped, interrupted_by, set_resume_line, stop_line
 
 log = logging.getLogger("scalesearch")
 
@@ -68,9 +68,7 @@ def _fail(msg: str, code: int = 2):
 
 
 def _interrupted(e, resume: str | None):
-    hint = f"; resume with: {resume}" if resume else ""
-    print(f"scalesearch: interrupted by {e}: what finished is recorded and the run stays resumable{hint}",
-          file=sys.stderr, flush=True)
+    print(stop_line(f"interrupted by {e}", resume), file=sys.stderr, flush=True)
     sys.exit(128 + e.signum)
 
 
@@ -81,6 +79,7 @@ def friendly_errors(resume_hint=None):
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(cfg, *args, **kwargs):
+            set_resume_line(resume_hint(cfg) if resume_hint else None)  # for a stop that cannot unwind
             try:
                 return fn(cfg, *args, **kwargs)
             except (UserError, ValueError, OSError, KeyError) as e:

@@ -7,11 +7,17 @@ ending after the flag is recorded as finished, and the runner raises :class:`Int
 returned (raising inside Ray's C calls would leave Ray broken). Anywhere else, or on a second signal, it raises
 at once. The CLI turns :class:`Interrupted` into one line saying how to resume and exit code 128 + the signal
 (130, 143).
+
+A scheduler stops a job by signalling *all* its processes (``timeout``, Slurm, systemd): Ray's own processes of a
+local session then die with the driver's signal, and the driver's wait on them would end, 60 s later, in Ray's own
+"Failed to connect to GCS" abort. The runner watches Ray while a session is up and calls :func:`abandon`, which
+ends the process at once with the same one line (the finished trainings are on disk already).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -19,13 +25,15 @@ import threading
 from pathlib import Path
 
 __all__ = ["INTERRUPTED", "IN_TUNE", "Interrupted", "RunStopped", "on_signal", "interrupted_by", "install",
-           "install_early", "reinstall", "deferred", "hand_to_tune", "raise_if_interrupted"]
+           "install_early", "reinstall", "deferred", "hand_to_tune", "raise_if_interrupted", "set_resume_line",
+           "stop_line", "abandon"]
 
 # set by the SIGINT/SIGTERM handler (:func:`on_signal`): Tune stops every trial and nothing ending after it is
 # recorded as finished; the runner then raises Interrupted
 INTERRUPTED = threading.Event()
 IN_TUNE = threading.Event()  # a Tune loop is running: the interrupt is handed to it (:func:`hand_to_tune`)
 _DEFER = threading.Event()  # inside :func:`deferred`: the interrupt is raised when the block ends
+_RESUME: dict = {"line": None}  # the app's resume command (:func:`set_resume_line`), for :func:`abandon`
 
 
 class RunStopped(RuntimeError):
@@ -84,6 +92,34 @@ def hand_to_tune() -> None:
     if INTERRUPTED.is_set() and not getattr(INTERRUPTED, "told_tune", False) and hasattr(signal, "SIGUSR1"):
         INTERRUPTED.told_tune = True
         os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def set_resume_line(line: str | None) -> None:
+    """The command that resumes this app's run, for a stop that cannot unwind (:func:`abandon`)."""
+    _RESUME["line"] = line
+
+
+def stop_line(what: str, resume: str | None) -> str:
+    """The one line of a stopped run: what stopped it, that the finished work is kept, how to resume."""
+    hint = f"; resume with: {resume}" if resume else ""
+    return f"scalesearch: {what}: what finished is recorded and the run stays resumable{hint}"
+
+
+def abandon(why: str) -> None:
+    """End the process now, from any thread, when Ray is gone under a waiting main thread (nothing can unwind
+    through Ray's calls): the one line — ``interrupted by SIG…`` and exit 128 + signal after an interrupt, else
+    ``error: <why>`` and exit 3 (as :class:`RunStopped`) — then ``os._exit``. Finished trainings are on disk
+    already (each row is written when its trial ends); the run directory's lock goes with the process."""
+    if INTERRUPTED.is_set():
+        signum = getattr(INTERRUPTED, "signum", signal.SIGTERM)
+        what, code = f"interrupted by {signal.Signals(signum).name} ({why})", 128 + signum
+    else:
+        what, code = f"error: {why}", 3
+    print(stop_line(what, _RESUME["line"]), file=sys.stderr, flush=True)
+    for handler in logging.getLogger().handlers + logging.getLogger("scalesearch").handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    os._exit(code)
 
 
 def interrupted_by(e: BaseException) -> Interrupted | None:

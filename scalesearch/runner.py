@@ -32,6 +32,8 @@ import math
 import os
 import re
 import signal
+import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -49,7 +51,8 @@ from ray.tune import Callback  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
 from .config import ClusterConfig, ProxyConfig, TrialsConfig, check_address, ray_address, trial_budget
-from .interrupt import IN_TUNE, INTERRUPTED, Interrupted, RunStopped, deferred, hand_to_tune, interrupted_by
+from .interrupt import (IN_TUNE, INTERRUPTED, Interrupted, RunStopped, abandon, deferred, hand_to_tune,
+                        interrupted_by)
 from .io import atomic_write_bytes, atomic_write_csv
 from .results import FINISHED, read_table
 
@@ -611,6 +614,42 @@ def init_ray(cluster: ClusterConfig, verbose: int = 1) -> bool:
     return True
 
 
+class RayWatch(threading.Thread):
+    """While a Ray session is up: when its GCS stops answering — a scheduler's SIGTERM to the whole process group
+    or cgroup (``timeout``, Slurm, systemd) stops a local Ray's GCS and raylet with the driver; the OOM killer —
+    the main thread waits on Ray, which would end the process 60 s later with its own abort and no resume line.
+    This ends it at once with the tool's line (:func:`scalesearch.interrupt.abandon`). ``patience``: seconds
+    without an answer first (a local GCS that refuses a connection is gone; a remote one may be a network
+    blip)."""
+
+    def __init__(self, address: str, patience: float, every: float = 1.0):
+        super().__init__(name="scalesearch-ray-watch", daemon=True)
+        host, port = address.rsplit(":", 1)
+        self.address, self.where, self.patience, self.every = address, (host, int(port)), patience, every
+        self.done = threading.Event()
+
+    def answers(self) -> bool:
+        try:
+            socket.create_connection(self.where, timeout=self.every).close()
+            return True
+        except OSError:
+            return False
+
+    def run(self) -> None:
+        silent_since = None
+        while not self.done.wait(self.every):
+            if self.answers():
+                silent_since = None
+                continue
+            silent_since = silent_since or time.monotonic()
+            if time.monotonic() - silent_since >= self.patience and not self.done.is_set():
+                abandon(f"Ray's processes stopped under the run: its GCS at {self.address} no longer answers")
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+
 class Runner:
     """The Ray session of one app run and the stages it runs (``with Runner(...) as r: r.run(stage)``)."""
 
@@ -618,14 +657,21 @@ class Runner:
         self.cluster, self.res, self.storage, self.verbose = cluster, resources, Path(storage), verbose
         self.started, self.data_ref, self.data_fingerprint, self.train_images = False, None, None, 0
         self._unit = None  # Runner._memory_unit, asked of Ray once
+        self.watch: RayWatch | None = None
 
     def __enter__(self) -> "Runner":
+        import ray
+
         from .interrupt import reinstall
 
         tune_survives_worker_deaths()
         with deferred():  # a signal during Ray's start-up is raised once it is up (and then shut down)
             self.started = init_ray(self.cluster, self.verbose)
         reinstall()
+        gcs = getattr(ray.get_runtime_context(), "gcs_address", None) if self.started else None
+        if gcs:  # (a session the caller started is the caller's to watch; Ray Client has no GCS address)
+            self.watch = RayWatch(gcs, 30.0 if ray_address(self.cluster)[0] else 3.0)
+            self.watch.start()
         try:
             self.check_resources()
         except BaseException:
@@ -636,6 +682,9 @@ class Runner:
     def __exit__(self, *exc) -> None:
         import ray
 
+        if self.watch is not None:  # before Ray's own shutdown stops the GCS
+            self.watch.stop()
+            self.watch = None
         if self.started:
             ray.shutdown()
             self.started = False

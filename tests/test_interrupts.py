@@ -5,6 +5,10 @@ finished. docs/RELIABILITY.md maps every fault to its test."""
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,21 +50,22 @@ def _ok(run_dir: Path, name: str) -> int:
 
 @pytest.mark.slow
 def test_killed_and_interrupted_in_every_stage_then_resumed_loses_and_reruns_nothing(tmp_path):
-    """The same run is stopped four times — SIGINT in the search, SIGKILL of the driver's whole process tree in
-    the validation, SIGTERM as the family stage starts, SIGKILL after a family member has finished — and resumed
-    each time (the last time from the default run directory, without hydra.run.dir). An interrupted run stays
+    """The same run is stopped four times — SIGINT to its whole process group in the search (a terminal's
+    Ctrl-C), SIGKILL of the driver's whole process tree in the validation, SIGTERM to the driver as the family
+    stage starts, SIGTERM to the whole process group after a family member has finished (a scheduler's stop:
+    Ray's own processes die with it, and the driver must not wait on them) — and resumed each time (the last time from the default run directory, without hydra.run.dir). An interrupted run stays
     ``running``, selects nothing, writes no best/family/report, exits 130/143 saying how to resume; every
     resume trains exactly what no table records as finished: every finished training keeps its trial id."""
     runs = tmp_path / "runs" / "synthetic-grid"
     run_dir, log = runs / "2026-01-01_10-00-00", tmp_path / "search.log"
     finished: dict = {}
-    steps = [  # (extra args, when to stop, signal, expected exit code)
-        ([], lambda: _ok(run_dir, "results.csv") >= 1, signal.SIGINT, 130),
-        (["resume=true"], lambda: _ok(run_dir, "validation.csv") >= 1, signal.SIGKILL, None),
-        (["resume=true"], lambda: _stage(run_dir, "family") == "running", signal.SIGTERM, 143),
-        (["resume=true"], lambda: _ok(run_dir, "family_results.csv") >= 1, signal.SIGKILL, None),
+    steps = [  # (extra args, when to stop, signal, to the whole process group, expected exit code)
+        ([], lambda: _ok(run_dir, "results.csv") >= 1, signal.SIGINT, True, 130),
+        (["resume=true"], lambda: _ok(run_dir, "validation.csv") >= 1, signal.SIGKILL, True, None),
+        (["resume=true"], lambda: _stage(run_dir, "family") == "running", signal.SIGTERM, False, 143),
+        (["resume=true"], lambda: _ok(run_dir, "family_results.csv") >= 1, signal.SIGTERM, True, 143),
     ]
-    for attempt, (extra, when, sig, code) in enumerate(steps):
+    for attempt, (extra, when, sig, group, code) in enumerate(steps):
         p = _start([*STAGED, f"hydra.run.dir={run_dir}", *extra], log, cwd=tmp_path)
         try:
             _wait(when, p, log, 240, f"the stop point of attempt {attempt}")
@@ -68,8 +73,10 @@ def test_killed_and_interrupted_in_every_stage_then_resumed_loses_and_reruns_not
                 leftover = kill_session(p.pid)
                 assert not leftover, f"processes of the killed driver still alive: {leftover}"
             else:
-                os.kill(p.pid, sig)
+                t0 = time.monotonic()
+                (os.killpg if group else os.kill)(p.pid, sig)  # the app leads its own session and group
                 assert p.wait(timeout=120) == code, log.read_text()[-3000:]
+                assert time.monotonic() - t0 < 45, "the driver waited on Ray's dead processes (Ray's 60 s abort)"
                 tail = log.read_text().strip().splitlines()[-1]
                 assert f"interrupted by {sig.name}" in tail and f"resume=true hydra.run.dir={run_dir}" in tail
                 assert "Tuner.restore" not in log.read_text(), "Ray's own resume advice reaches the console"
@@ -124,3 +131,30 @@ def test_interrupted_nas_resumes_with_the_unfinished_trials(tmp_path):
     assert (run_dir / "baseline.json").exists()
 
 
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed once the socket is: a GCS that is gone
+
+
+@pytest.mark.parametrize("signum, code, what", [(None, 3, "error: Ray's processes stopped under the run"),
+                                                (signal.SIGTERM, 143, "interrupted by SIGTERM (Ray's processes")])
+def test_a_gone_ray_ends_the_process_with_the_resume_line(signum, code, what):
+    """The runner's watch of Ray (the unit of the group-SIGTERM stop above): a GCS that no longer answers ends a
+    process whose main thread waits forever, at once, with the tool's one line and the app's resume command;
+    exit 3, or 128 + signal after an interrupt."""
+    port = _closed_port()
+    flag = f"INTERRUPTED.set(); INTERRUPTED.signum = {int(signum)}; " if signum else ""
+    code_ = (f"import threading; from scalesearch.interrupt import INTERRUPTED, set_resume_line; {flag}"
+             "set_resume_line('scalesearch resume=true hydra.run.dir=RUN'); from scalesearch.runner import RayWatch; "
+             f"RayWatch('127.0.0.1:{port}', patience=0.5, every=0.2).start(); threading.Event().wait(60)")
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", code_], capture_output=True, text=True, timeout=120)
+    assert p.returncode == code, p.stderr[-2000:]
+    line = p.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"scalesearch: {what}") and f"127.0.0.1:{port} no longer answers" in line
+    assert line.endswith("what finished is recorded and the run stays resumable; resume with: scalesearch "
+                         "resume=true hydra.run.dir=RUN"), line
+    assert time.monotonic() - t0 < 60, "the watch did not end the waiting process"
