@@ -398,13 +398,24 @@ def _sweep_jobs(overrides: list[str], prog: str) -> list[tuple[list[str], list[s
 
 
 def _check_sweep(config_name: str, argv: list[str], prog: str) -> None:
-    """A multirun (``-m``): every job of the sweep composed and checked before Hydra starts the first one; the
+    """A multirun (``-m``): every job of the sweep composed and checked before Hydra starts the first one — its
+    settings, and an image folder's tree (:func:`scalesearch.data.check_source`, once per distinct dataset); the
     first bad job is one line naming it by number (Hydra's ``hydra.job.num``) and its swept overrides."""
     if any(a.lstrip("+").startswith("hydra/sweeper=") and not a.endswith("=basic") for a in argv):
         return  # another sweeper forms its jobs otherwise
+    seen: set[str] = set()
     for num, (job, swept) in enumerate(_sweep_jobs(_app_overrides(argv), prog)):
         try:
-            _check_job(config_name, _compose(config_name, job, prog))
+            raw = _compose(config_name, job, prog)
+            _check_job(config_name, raw)
+            dataset = raw.get("dataset")
+            if dataset is not None and str(dataset.get("name")).lower() == "imagefolder":  # (the others: downloads)
+                key = OmegaConf.to_yaml(dataset)
+                if key not in seen:
+                    from .data import check_source  # (torch: only for a sweep over image folders)
+
+                    check_source(_typed(config_name, raw).dataset)
+                    seen.add(key)
         except (UserError, ValueError) as e:
             raise UserError(f"multirun job #{num} ({' '.join(swept) or 'no swept value'}): "
                             f"{str(e).splitlines()[0]}") from None

@@ -43,6 +43,7 @@ to do. ``num_classes`` ≤ 5 keeps only the shapes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -71,7 +72,7 @@ from .io import atomic_write_bytes
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["ProxyData", "DATASETS", "register_dataset", "load_data", "resize", "augment", "normalize",
+__all__ = ["ProxyData", "DATASETS", "register_dataset", "load_data", "check_source", "resize", "augment", "normalize",
            "safe_extract", "extract_archive", "accuracy_half_width"]
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 ARCHIVE_ALLOWED = f"a complete archive ({', '.join(ARCHIVE_SUFFIXES)}) of an image folder"
@@ -116,8 +117,8 @@ def register_dataset(name: str):
     return deco
 
 
-def load_data(cfg) -> ProxyData:
-    """The dataset a ``DatasetConfig`` describes, decoded once per process."""
+def _check_settings(cfg) -> str:
+    """The dataset's name (lower case) once its plain settings are checked."""
     name = str(cfg.name).lower()
     if name not in DATASETS:
         raise ValueError(f"dataset.name={cfg.name!r} is unknown; allowed: {', '.join(sorted(DATASETS))}")
@@ -126,14 +127,36 @@ def load_data(cfg) -> ProxyData:
     for k in ("train_per_class", "val_per_class", "cache_resolution"):
         if (v := getattr(cfg, k, None)) is not None and v < 1:
             raise ValueError(f"dataset.{k}={v} is below 1; allowed: >= 1 or null")
+    return name
+
+
+@contextlib.contextmanager
+def _readable(cfg):
+    """An OSError (an unreadable folder or file, an unwritable cache) as one line naming the setting."""
+    try:
+        yield
+    except OSError as e:
+        why = e.strerror or " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"dataset.root={cfg.root!r}: {why} ({e.filename or cfg.root}); allowed: a dataset.root "
+                         "whose files and folders are readable (archives: a writable $SCALESEARCH_CACHE)") from None
+
+
+def check_source(cfg) -> None:
+    """What can be checked of a dataset without decoding it, with :func:`load_data`'s one-line refusals: its
+    settings, and an image folder's tree (the splits, the class folders, an image in each). A multirun checks
+    every job's before the first one trains."""
+    if _check_settings(cfg) == "imagefolder":
+        with _readable(cfg):
+            _file_lists(cfg, _folder_root(cfg))
+
+
+def load_data(cfg) -> ProxyData:
+    """The dataset a ``DatasetConfig`` describes, decoded once per process."""
+    name = _check_settings(cfg)
     key = tuple(str(getattr(cfg, k, None)) for k in _KEY_FIELDS)
     if key not in _MEMORY_CACHE:
-        try:
+        with _readable(cfg):
             data = DATASETS[name](cfg)
-        except OSError as e:  # unreadable folder or file, unwritable cache: one line naming the setting
-            why = e.strerror or " ".join(str(e).split()) or type(e).__name__
-            raise ValueError(f"dataset.root={cfg.root!r}: {why} ({e.filename or cfg.root}); allowed: a dataset.root "
-                             "whose files and folders are readable (archives: a writable $SCALESEARCH_CACHE)") from None
         if data.num_classes < 2:
             raise ValueError(f"dataset {name} has {data.num_classes} class(es); allowed: at least 2")
         if len(data.train_y) == 0 or len(data.val_y) == 0:

@@ -60,6 +60,11 @@ CASES = [
      "{tmp}/nan_run/results.csv: line 3: accuracy=nan in a row with status ok; allowed: a finite fraction in [0, 1]"),
     ("multirun-bad-second-job", "search_main", ["-m", "search.n_seeds=2,0", "hydra.sweep.dir={tmp}/sweep"],
      "multirun job #1 (search.n_seeds=0): search.n_seeds=0; allowed: >= 1"),
+    ("multirun-bad-second-dataset", "search_main", ["-m", "dataset=imagefolder",
+                                                    "dataset.root={tmp}/good_tree,{tmp}/val_only",
+                                                    "hydra.sweep.dir={tmp}/sweep3"],
+     "multirun job #1 (dataset.root={tmp}/val_only): dataset.root: {tmp}/val_only has a val/ folder but no train/ "
+     "folder"),
     ("multirun-bad-product", "search_main", ["-m", "search.n_seeds=2,3", "search.phi=1,100",
                                              "hydra.sweep.dir={tmp}/sweep2"],
      "multirun job #1 (search.n_seeds=2 search.phi=100): search.phi=100"),
@@ -72,6 +77,12 @@ if importlib.util.find_spec("psycopg") is None:  # SQLAlchemy's default PostgreS
 
 
 def _make_inputs(tmp: Path) -> None:
+    from PIL import Image
+
+    for split, classes in (("good_tree/train", "ab"), ("good_tree/val", "ab"), ("val_only/val", "ab")):
+        for c in classes:
+            (tmp / split / c).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (40 * ord(c) % 256, 0, 0)).save(tmp / split / c / "0.png")
     spec = B0.to_dict()
     spec["stages"][2]["kernel"] = 4
     (tmp / "even.json").write_text(json.dumps({"spec": spec}))
@@ -104,8 +115,9 @@ def test_bad_input_is_refused_with_one_clear_message(sweep2, case):
 @pytest.mark.slow
 def test_a_bad_multirun_job_is_refused_before_any_job_trains(sweep2):
     tmp, results = sweep2
-    assert results["multirun-bad-second-job"]["rc"] == 2 and results["multirun-bad-product"]["rc"] == 2
-    for sweep in ("sweep", "sweep2"):  # Hydra never started: no sweep directory, so no job's results.csv
+    assert all(results[c]["rc"] == 2 for c in ("multirun-bad-second-job", "multirun-bad-product",
+                                               "multirun-bad-second-dataset"))
+    for sweep in ("sweep", "sweep2", "sweep3"):  # (sweep3: job #1's image folder has no train/)  # Hydra never started: no sweep directory, so no job's results.csv
         assert not (tmp / sweep).exists() and not list(tmp.rglob(f"{sweep}/**/results.csv"))
 
 
