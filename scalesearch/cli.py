@@ -426,20 +426,25 @@ def _resolve_resume_dir(argv: list[str], raw: DictConfig) -> None:
     first) instead of a new timestamped directory, so no empty run directory is left behind."""
     if raw.get("resume") is not True or any(a.lstrip("+").startswith("hydra.run.dir=") for a in argv):
         return
+    try:
+        cfg = _typed("config", raw)
+    except Exception:  # noqa: BLE001 — a bad value: the app reports it properly
+        return
+    found = _newest_resumable(raw, cfg, "hydra.run.dir=<the run> (see its .hydra/overrides.yaml)")
+    sys.argv.append(f"hydra.run.dir={found}")
+
+
+def _newest_resumable(raw: DictConfig, cfg, instead: str) -> Path:
+    """The run that ``resume=true`` without a run directory continues: the newest with these settings beside
+    the default one (:func:`scalesearch.pipeline.find_resumable`); none is one line naming ``instead``."""
     from .pipeline import find_resumable
 
     parent = Path(str(raw.hydra.run.dir)).parent
-    with open_dict(raw):
-        del raw["hydra"]
-    try:
-        cfg = OmegaConf.to_object(raw)
-    except Exception:  # noqa: BLE001 — a bad value: the app reports it properly
-        return
     found = find_resumable(parent, cfg)
     if found is None:
         raise UserError(f"resume=true but no run under {parent} has these settings; allowed: the settings of an "
-                        "earlier run, or hydra.run.dir=<the run> (see its .hydra/overrides.yaml)")
-    sys.argv.append(f"hydra.run.dir={found}")
+                        f"earlier run, or {instead}")
+    return found
 
 
 # each app's name in rundir; a guest (rundir.GUESTS) given run_dir= claims that, any other app its Hydra run directory
@@ -574,7 +579,7 @@ def search(*overrides: str, run_dir: str | os.PathLike | None = None):
     :class:`UserError` (a ``ValueError``) with the command's one line; progress goes to the ``scalesearch``
     logger (printed to stderr when no logging is set up). Returns the run's
     :class:`scalesearch.pipeline.SearchResult`."""
-    from .pipeline import SearchResult, find_resumable, run_search
+    from .pipeline import SearchResult, run_search
 
     args = [str(o) for o in overrides]
     try:
@@ -584,13 +589,10 @@ def search(*overrides: str, run_dir: str | os.PathLike | None = None):
         cfg = _typed("config", raw)
     except ValueError as e:
         raise UserError(str(e)) from None
-    where = Path(run_dir) if run_dir is not None else None
-    if where is None and cfg.resume:
-        where = find_resumable(Path(str(raw.hydra.run.dir)).parent, cfg)
-        if where is None:
-            raise UserError(f"resume=true but no run under {Path(str(raw.hydra.run.dir)).parent} has these settings; "
-                            "allowed: the settings of an earlier run, or run_dir=<the run>")
-    where = where if where is not None else Path(str(raw.hydra.run.dir))
+    if run_dir is not None:
+        where = Path(run_dir)
+    else:
+        where = _newest_resumable(raw, cfg, "run_dir=<the run>") if cfg.resume else Path(str(raw.hydra.run.dir))
     with _progress_to_stderr():
         run_search(cfg, where)
     return SearchResult.read(where)
