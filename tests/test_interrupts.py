@@ -158,3 +158,46 @@ def test_a_gone_ray_ends_the_process_with_the_resume_line(signum, code, what):
     assert line.endswith("what finished is recorded and the run stays resumable; resume with: scalesearch "
                          "resume=true hydra.run.dir=RUN"), line
     assert time.monotonic() - t0 < 60, "the watch did not end the waiting process"
+
+
+@pytest.mark.slow
+def test_an_interrupted_optuna_search_tells_its_study_every_value_the_resume_finishes(tmp_path):
+    """Optuna with seeds (Tune's Repeater) and storage, interrupted while a candidate's seeds train, resumed: the
+    study learns the value of the candidate the interrupt cut (it stays RUNNING, never PRUNED, until the resume
+    finishes it), each COMPLETE value is the mean of that candidate's seeds in results.csv, and no finished
+    training is trained again."""
+    import optuna
+
+    run_dir, log, db = tmp_path / "run", tmp_path / "optuna.log", tmp_path / "o.db"
+    args = ["search=optuna", "search.num_samples=3", "search.n_seeds=2", f"search.storage=sqlite:///{db}",
+            "trials.max_concurrent_trials=1", "proxy.fault.epoch_sleep=1", "dataset.train_size=40",
+            "dataset.val_size=20", "dataset.train_per_class=6", "dataset.val_per_class=3", "validate.enabled=false",
+            "family.train=false", "report.enabled=false", f"hydra.run.dir={run_dir}"]
+    p = _start(args, log, cwd=tmp_path)
+    try:
+        _wait(lambda: _ok(run_dir, "results.csv") >= 3, p, log, 240, "3 finished trainings (a candidate half done)")
+        os.killpg(p.pid, signal.SIGINT)
+        assert p.wait(timeout=120) == 130, log.read_text()[-3000:]
+    finally:
+        kill_session(p.pid)
+        p.wait()
+    before = _finished(run_dir)
+    (study,) = [optuna.load_study(study_name=s, storage=f"sqlite:///{db}")
+                for s in optuna.get_all_study_names(f"sqlite:///{db}")]
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING in states and optuna.trial.TrialState.PRUNED not in states, states
+    p = _start([*args, "resume=true"], log, cwd=tmp_path)
+    assert p.wait(timeout=600) == 0, log.read_text()[-3000:]
+    after = _finished(run_dir)
+    assert all(after[k] == v for k, v in before.items()), "a finished training was trained again"
+    rows = read_table(run_dir / "results.csv")
+    study = optuna.load_study(study_name=study.study_name, storage=f"sqlite:///{db}")
+    assert len(study.trials) == 3 and len(rows) == 6
+    for t in study.trials:
+        mine = [r for r in rows if abs(r["alpha"] - round(t.params["alpha"], 4)) < 1e-9]
+        assert len(mine) == 2, (t.params, [(r["alpha"], r["seed"]) for r in rows])
+        if all(r["status"] == "ok" for r in mine):
+            assert t.state == optuna.trial.TrialState.COMPLETE
+            assert t.value == pytest.approx(sum(r["accuracy"] for r in mine) / 2)
+        else:
+            assert t.state == optuna.trial.TrialState.FAIL and {r["status"] for r in mine} == {"infeasible"}
