@@ -481,7 +481,7 @@ def _race(run: _SearchJob, runner, stage, candidates: list[dict]) -> None:
     order = {name: i for i, name in enumerate(by_name)}
     unit, length = ("steps", run.budget.steps) if run.budget.steps else ("epochs", run.budget.epochs)
     lengths = [rung_epochs(length, m) for m in rule.rungs]
-    steps = _RungSteps(run, lengths)
+    steps = _RungSteps(run, lengths, runner.trunk_store() if run.cfg.search.cooldown else None)
     first = len(candidates) * rule.n_seeds * lengths[0]
     if rule.budget is not None and first > rule.budget:
         raise ValueError(f"search.budget={rule.budget:g} {unit} is less than the race's first look ({len(candidates)} "
@@ -529,8 +529,8 @@ class _RungSteps:
     """The steps of every rung: a trunk and its cooldown (search.cooldown > 0), else one separate training; and the
     cost of a rung's training in the proxy's unit (epochs, or steps with proxy.steps)."""
 
-    def __init__(self, run: _SearchJob, lengths: list[int]):
-        b, self.cooldown = run.budget, run.cfg.search.cooldown
+    def __init__(self, run: _SearchJob, lengths: list[int], store: str | None = None):
+        b, self.cooldown, self.store = run.budget, run.cfg.search.cooldown, store  # store: the TrunkStore's name
         self.per_unit = 1 if b.steps else steps_per_epoch(b.batch_size, len(run.data.train_y))
         self.totals = [n * self.per_unit for n in lengths]
         self.split = [rung_steps(t, self.cooldown) for t in self.totals]
@@ -546,7 +546,7 @@ class _RungSteps:
             return None
         path = lambda i: str(run.run_dir / "checkpoints" / f"{cand}-s{seed}-t{self.split[i][0]}.pt")  # noqa: E731
         return {"trunk_steps": self.split[r][0], "cooldown_steps": self.split[r][1], "save": path(r),
-                "resume": path(r - 1) if r > 0 else None}
+                "resume": path(r - 1) if r > 0 else None, "store": self.store}
 
 
 def _race_job(c: dict, r: int, k: int, index: int, rule: RaceRule, run: _SearchJob, steps: _RungSteps) -> dict:
@@ -666,7 +666,7 @@ def _confirm(run: _SearchJob, runner, ctx) -> None:
     cand = run.scaler.candidate(o.alpha.estimate, o.beta.estimate, o.gamma.estimate, s.phi)
     pick = run.best["candidate"]
     seeds = sorted({int(r["seed"]) for r in d_rows if r.get("candidate") == pick and r.get("status") == "ok"})
-    jobs = (_race_confirmation_jobs(run, cand, seeds) if run.race is not None
+    jobs = (_race_confirmation_jobs(run, cand, seeds, runner) if run.race is not None
             else confirmation_jobs(cand, seeds, budget, run.data.fingerprint))
     run.state.stage("confirmation", "running")
     log.info("confirmation: the model's optimum %s x %d seeds at %s, against the pick %s", cand["candidate"],
@@ -683,12 +683,13 @@ def _confirm(run: _SearchJob, runner, ctx) -> None:
         run.members = run.family(Coefficients(run.best["alpha"], run.best["beta"], run.best["gamma"]))
 
 
-def _race_confirmation_jobs(run: _SearchJob, cand: dict, seeds: list[int]) -> list[dict]:
+def _race_confirmation_jobs(run: _SearchJob, cand: dict, seeds: list[int], runner) -> list[dict]:
     """The optimum trained as the race trained its pick at the deciding rung: that rung's trunk and cooldown, from
     scratch (it has no trunk below) — the same training as a continued one (proxy.train_rung), so they compare."""
     rule = race_rule(run.cfg.search)
     length = run.budget.steps or run.budget.epochs
-    steps = _RungSteps(run, [rung_epochs(length, m) for m in rule.rungs])
+    steps = _RungSteps(run, [rung_epochs(length, m) for m in rule.rungs],
+                       runner.trunk_store() if run.cfg.search.cooldown else None)
     r = rule.rungs.index(run.race_rows[0]["rung"])
     return [_race_job(cand, r, seed - run.cfg.seed, i, rule, run, steps) for i, seed in enumerate(seeds)]
 

@@ -53,7 +53,7 @@ from ray.tune.search import Searcher  # noqa: E402
 from .config import ClusterConfig, ProxyConfig, TrialsConfig, check_address, ray_address, trial_budget
 from .interrupt import (IN_TUNE, INTERRUPTED, Interrupted, RunStopped, abandon, deferred, hand_to_tune,
                         interrupted_by)
-from .io import atomic_write_bytes, atomic_write_csv
+from .io import atomic_write_csv
 from .results import FINISHED, read_table
 
 log = logging.getLogger("scalesearch")
@@ -284,27 +284,32 @@ def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorde
     tune.report(with_extra({**static, **final, "final": True}))
 
 
-def train_rung_job(spec, resolution: int, data, budget, job: dict, device) -> dict:
-    """A race rung (:func:`scalesearch.proxy.train_rung`): continue the trunk that the rung below saved when its file
-    is there (else train it from scratch: the same result, slower), save this rung's trunk atomically, and remove
-    the one it continued from (superseded)."""
+def train_rung_job(spec, resolution: int, data, budget, job: dict, device, store=None) -> dict:
+    """A race rung (:func:`scalesearch.proxy.train_rung`): continue the trunk that the rung below saved when the
+    run's :class:`scalesearch.trunks.TrunkStore` has it (else train it from scratch: the same result, slower), save
+    this rung's trunk through the store, and remove the one it continued from (superseded). The trial touches no
+    file: the store, on the driver's node, keeps the trunks in the run directory. ``store``: the store's handle
+    (default: the actor named in the plan)."""
+    import ray
+
     from .proxy import train_rung
 
     plan = job["rung_plan"]
-    src = Path(plan["resume"]) if plan.get("resume") else None
-    start = torch.load(src, map_location=device, weights_only=True) if src is not None and src.is_file() else None
+    store = store if store is not None else ray.get_actor(plan["store"])
+    blob = ray.get(store.load.remote(plan["resume"])) if plan.get("resume") else None
+    start = torch.load(BytesIO(blob), map_location=device, weights_only=True) if blob is not None else None
     if start is not None and int(start["done"]) > plan["trunk_steps"]:
         start = None  # a trunk from a longer rung (another rule): not this one's past
 
     def keep(state: dict) -> None:
         buf = BytesIO()
         torch.save(state, buf)
-        atomic_write_bytes(plan["save"], buf.getvalue())
+        ray.get(store.save.remote(plan["save"], buf.getvalue()))  # on disk before the trial reports
 
     out = train_rung(spec, resolution, data, budget, seed=job["seed"], trunk_steps=plan["trunk_steps"],
                      cooldown_steps=plan["cooldown_steps"], start=start, on_trunk=keep)
-    if start is not None and src != Path(plan["save"]):
-        src.unlink(missing_ok=True)
+    if start is not None and plan["resume"] != plan["save"]:
+        ray.get(store.remove.remote(plan["resume"]))
     return out
 
 
@@ -658,6 +663,7 @@ class Runner:
         self.started, self.data_ref, self.data_fingerprint, self.train_images = False, None, None, 0
         self._unit = None  # Runner._memory_unit, asked of Ray once
         self.watch: RayWatch | None = None
+        self._trunks: tuple[str, Any] | None = None  # the race's TrunkStore (name, handle), started once
 
     def __enter__(self) -> "Runner":
         import ray
@@ -685,6 +691,7 @@ class Runner:
         if self.watch is not None:  # before Ray's own shutdown stops the GCS
             self.watch.stop()
             self.watch = None
+        self._trunks = None  # the race's TrunkStore goes with its handle (on a joined cluster too)
         if self.started:
             ray.shutdown()
             self.started = False
@@ -773,6 +780,23 @@ class Runner:
             (share, where), (limit, most) = self.memory_share(), self.memory_limit()
             where += f" = {most} trials' shares of {share / 2**30:.1f} GiB" if most > 1 else ""
             raise ValueError(_memory_error(name, over[0], over[1], over[2], limit, where, allowed))
+
+    def trunk_store(self) -> str:
+        """The name of this session's :class:`scalesearch.trunks.TrunkStore` (on the driver's node; started at
+        the first call), which a race's trainings name in their plan."""
+        if self._trunks is None:
+            import uuid
+
+            import ray
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            from .trunks import TrunkStore
+
+            name = f"scalesearch-trunks-{uuid.uuid4().hex[:12]}"
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+            store = ray.remote(TrunkStore).options(name=name, num_cpus=0, scheduling_strategy=here)
+            self._trunks = name, store.remote()
+        return self._trunks[0]
 
     def measurer(self, ctx: TrialContext, kind: str, cache_path: Path) -> Callable:
         """``measure(spec, resolution) -> ms`` of a device cost (``latency`` | ``train_step``), measured by a Ray

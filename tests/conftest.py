@@ -160,30 +160,35 @@ def wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float, what:
 
 
 @contextlib.contextmanager
-def ray_cluster(log_dir: Path):
-    """A real two-node Ray cluster on 127.0.0.1 (`ray start --head` + `ray start --address`, 1 CPU
-    each). Yields (address, worker Popen). The cluster lives in its own --temp-dir, so
-    /tmp/ray/ray_current_cluster never points at it, and it is stopped by killing its own process
-    sessions (not `ray stop`, which would stop every Ray on the machine)."""
+def ray_cluster(log_dir: Path, head_cpus: int = 1, workers: int = 1, worker_prefix: tuple | list = ()):
+    """A real Ray cluster on 127.0.0.1 (`ray start --head` with ``head_cpus`` CPUs + ``workers`` ×
+    `ray start --address`, 1 CPU each, each command after ``worker_prefix``). Yields (address, the worker Popen,
+    or the list of them with several). The cluster lives in its own --temp-dir (one per node), so
+    /tmp/ray/ray_current_cluster never points at it, and it is stopped by killing its own process sessions (not
+    `ray stop`, which would stop every Ray on the machine)."""
     penv = {**os.environ, **RAY_ENV}
-    temp = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    temps = [tempfile.mkdtemp(prefix="rc", dir="/tmp") for _ in range(1 + workers)]  # short: socket paths <= 107 B
     port = free_port()
-    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats", f"--temp-dir={temp}"]
-    head = worker = None
+    common = ["--node-ip-address=127.0.0.1", "--num-gpus=0", "--disable-usage-stats"]
+    head, procs = None, []
     try:
-        head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common], env=penv,
+        head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common,
+                                 f"--num-cpus={head_cpus}", f"--temp-dir={temps[0]}"], env=penv,
                                 start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         out = head.communicate(timeout=120)[0]
         assert head.returncode == 0, out[-3000:]
-        with open(Path(log_dir) / "ray-worker.log", "wb") as wlog:
-            worker = subprocess.Popen([RAY, "start", f"--address=127.0.0.1:{port}", "--block", *common], env=penv,
-                                      start_new_session=True, stdout=wlog, stderr=subprocess.STDOUT)
-        yield f"127.0.0.1:{port}", worker
+        for i, temp in enumerate(temps[1:]):
+            with open(Path(log_dir) / f"ray-worker{i or ''}.log", "wb") as wlog:
+                procs.append(subprocess.Popen([*worker_prefix, RAY, "start", f"--address=127.0.0.1:{port}", "--block",
+                                               *common, "--num-cpus=1", f"--temp-dir={temp}"], env=penv,
+                                              start_new_session=True, stdout=wlog, stderr=subprocess.STDOUT))
+        yield f"127.0.0.1:{port}", procs[0] if workers == 1 else procs
     finally:
-        for proc in (worker, head):
+        for proc in (*procs, head):
             if proc is not None:
                 kill_session(proc.pid)
-        shutil.rmtree(temp, ignore_errors=True)
+        for temp in temps:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
