@@ -284,18 +284,17 @@ def run_trial(config: dict, ctx: TrialContext = None, data: dict = None, recorde
     tune.report(with_extra({**static, **final, "final": True}))
 
 
-def train_rung_job(spec, resolution: int, data, budget, job: dict, device, store=None) -> dict:
+def train_rung_job(spec, resolution: int, data, budget, job: dict, device) -> dict:
     """A race rung (:func:`scalesearch.proxy.train_rung`): continue the trunk that the rung below saved when the
     run's :class:`scalesearch.trunks.TrunkStore` has it (else train it from scratch: the same result, slower), save
     this rung's trunk through the store, and remove the one it continued from (superseded). The trial touches no
-    file: the store, on the driver's node, keeps the trunks in the run directory. ``store``: the store's handle
-    (default: the actor named in the plan)."""
+    file: the store (the actor the plan names), on the driver's node, keeps the trunks in the run directory."""
     import ray
 
     from .proxy import train_rung
 
     plan = job["rung_plan"]
-    store = store if store is not None else ray.get_actor(plan["store"])
+    store = ray.get_actor(plan["store"])
     blob = ray.get(store.load.remote(plan["resume"])) if plan.get("resume") else None
     start = torch.load(BytesIO(blob), map_location=device, weights_only=True) if blob is not None else None
     if start is not None and int(start["done"]) > plan["trunk_steps"]:

@@ -48,6 +48,18 @@ def _ok(run_dir: Path, name: str) -> int:
     return sum(r["status"] == "ok" and not r.get("reused_from") for r in read_table(run_dir / name))
 
 
+def _stop_when(p, when, log: Path, what: str, send=os.kill) -> None:
+    """Wait for ``when``, send SIGINT with ``send`` (``os.kill``: the driver; ``os.killpg``: its process group, as a
+    terminal's Ctrl-C), expect exit 130; the app's session is killed whatever happens."""
+    try:
+        _wait(when, p, log, 240, what)
+        send(p.pid, signal.SIGINT)
+        assert p.wait(timeout=120) == 130, log.read_text()[-3000:]
+    finally:
+        kill_session(p.pid)
+        p.wait()
+
+
 @pytest.mark.slow
 def test_killed_and_interrupted_in_every_stage_then_resumed_loses_and_reruns_nothing(tmp_path):
     """The same run is stopped four times — SIGINT to its whole process group in the search (a terminal's
@@ -111,14 +123,8 @@ def test_interrupted_nas_resumes_with_the_unfinished_trials(tmp_path):
     args = ["nas.num_samples=4", "trials.max_concurrent_trials=1", "proxy.fault.epoch_sleep=1", "proxy.epochs=1",
             "dataset.train_size=200", "dataset.val_size=100", "proxy.batch_size=50", "dataset.image_size=32",
             "trials.measure_device_costs=false", f"hydra.run.dir={run_dir}"]
-    p = _start(args, log, app="nas_main")
-    try:
-        _wait(lambda: _ok(run_dir, "results.csv") >= 2, p, log, 240, "2 finished NAS trials")
-        os.kill(p.pid, signal.SIGINT)
-        assert p.wait(timeout=120) == 130, log.read_text()[-3000:]
-    finally:
-        kill_session(p.pid)
-        p.wait()
+    _stop_when(_start(args, log, app="nas_main"), lambda: _ok(run_dir, "results.csv") >= 2, log,
+               "2 finished NAS trials", os.kill)
     before = {r["key"]: (r["trial_id"], r["finished_at"]) for r in read_table(run_dir / "results.csv") if r["status"] == "ok"}
     assert len(before) >= 2 and not (run_dir / "baseline.json").exists()
     p = _start([*args, "resume=true"], log, app="nas_main")
@@ -172,14 +178,8 @@ def test_an_interrupted_optuna_search_tells_its_study_every_value_the_resume_fin
             "trials.max_concurrent_trials=1", "proxy.fault.epoch_sleep=1", "dataset.train_size=40",
             "dataset.val_size=20", "dataset.train_per_class=6", "dataset.val_per_class=3", "validate.enabled=false",
             "family.train=false", "report.enabled=false", f"hydra.run.dir={run_dir}"]
-    p = _start(args, log, cwd=tmp_path)
-    try:
-        _wait(lambda: _ok(run_dir, "results.csv") >= 3, p, log, 240, "3 finished trainings (a candidate half done)")
-        os.killpg(p.pid, signal.SIGINT)
-        assert p.wait(timeout=120) == 130, log.read_text()[-3000:]
-    finally:
-        kill_session(p.pid)
-        p.wait()
+    _stop_when(_start(args, log, cwd=tmp_path), lambda: _ok(run_dir, "results.csv") >= 3, log,
+               "3 finished trainings (a candidate half done)", os.killpg)
     before = _finished(run_dir)
     (study,) = [optuna.load_study(study_name=s, storage=f"sqlite:///{db}")
                 for s in optuna.get_all_study_names(f"sqlite:///{db}")]
