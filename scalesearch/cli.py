@@ -35,7 +35,7 @@ from . import __version__
 from . import config as C
 from . import rundir as R
 from .paths import CONF_DIR as _CONF_PATH
-from .interrupt import RunStopped, interrupted_by, set_resume_line, stop_line
+from .interrupt import RunStopped, interrupted_by, say, set_resume_line, stop_line
 
 log = logging.getLogger("scalesearch")
 
@@ -68,13 +68,13 @@ def _fail(msg: str, code: int = 2):
 
 
 def _interrupted(e, resume: str | None):
-    print(stop_line(f"interrupted by {e}", resume), file=sys.stderr, flush=True)
+    say(stop_line(f"interrupted by {e}", resume))  # (printed already if the runner's watch saw the signal)
     sys.exit(128 + e.signum)
 
 
 def friendly_errors(resume_hint=None):
     """Report user errors (ValueError, OSError, UserError, KeyError) as one line and exit 2; an interrupt as
-    one line saying how to resume, exit 130 (SIGINT) / 143 (SIGTERM)."""
+    one line saying how to resume, exit 130 (SIGINT) / 143 (SIGTERM) / 129 (SIGHUP)."""
 
     def deco(fn):
         @functools.wraps(fn)

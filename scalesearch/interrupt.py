@@ -8,10 +8,13 @@ returned (raising inside Ray's C calls would leave Ray broken). Anywhere else, o
 at once. The CLI turns :class:`Interrupted` into one line saying how to resume and exit code 128 + the signal
 (130, 143).
 
-A scheduler stops a job by signalling *all* its processes (``timeout``, Slurm, systemd): Ray's own processes of a
-local session then die with the driver's signal, and the driver's wait on them would end, 60 s later, in Ray's own
-"Failed to connect to GCS" abort. The runner watches Ray while a session is up and calls :func:`abandon`, which
-ends the process at once with the same one line (the finished trainings are on disk already).
+A scheduler stops a job by signalling *all* its processes (``timeout``, Slurm, systemd; SIGHUP from a closed
+terminal): Ray's own processes of a local session then die with the driver's signal — Ray's core worker may end the
+driver at once ("Raylet IPC connection failed", exit 1), or its wait on them would end, 60 s later, in Ray's own
+"Failed to connect to GCS" abort. So while a Ray session is up the runner's watch learns of a signal the moment it
+arrives (Python's wakeup fd, even while the main thread waits inside Ray) and calls :func:`notice`: the run's stop
+callbacks record it (search.json says ``interrupted``) and the one line is printed then (:func:`say`: once per
+process); when Ray's processes are gone the watch calls :func:`abandon`, which ends the process at once.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 
 __all__ = ["INTERRUPTED", "IN_TUNE", "Interrupted", "RunStopped", "on_signal", "interrupted_by", "install",
            "install_early", "reinstall", "deferred", "hand_to_tune", "raise_if_interrupted", "set_resume_line",
-           "stop_line", "abandon"]
+           "stop_line", "say", "notice", "on_stop", "abandon", "STOP_SIGNALS", "installed"]
 
 # set by the SIGINT/SIGTERM handler (:func:`on_signal`): Tune stops every trial and nothing ending after it is
 # recorded as finished; the runner then raises Interrupted
@@ -34,6 +37,11 @@ INTERRUPTED = threading.Event()
 IN_TUNE = threading.Event()  # a Tune loop is running: the interrupt is handed to it (:func:`hand_to_tune`)
 _DEFER = threading.Event()  # inside :func:`deferred`: the interrupt is raised when the block ends
 _RESUME: dict = {"line": None}  # the app's resume command (:func:`set_resume_line`), for :func:`abandon`
+_SAID = threading.Event()  # the one stop line is printed (:func:`say`)
+_ON_STOP: list = []  # the run's stop callbacks (:func:`on_stop`), called with the signal's name
+_LOCK = threading.Lock()
+# the signals that stop a run cleanly: Ctrl-C, a scheduler's or kill's SIGTERM, a closed terminal's SIGHUP
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 class RunStopped(RuntimeError):
@@ -105,17 +113,52 @@ def stop_line(what: str, resume: str | None) -> str:
     return f"scalesearch: {what}: what finished is recorded and the run stays resumable{hint}"
 
 
-def abandon(why: str) -> None:
+def say(line: str) -> None:
+    """Print the run's one stop line, once per process (the first to come: the signal's notice, the watch's
+    abandon, the app's own unwinding). A closed terminal (SIGHUP) may refuse it: that is not an error."""
+    with _LOCK:
+        if _SAID.is_set():
+            return
+        _SAID.set()
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def on_stop(callback):
+    """Within the block, a stop signal calls ``callback(signal_name)`` (from the runner's watch thread, the moment
+    it arrives: it must be thread-safe), so that the record says so even if Ray ends the process next."""
+    _ON_STOP.append(callback)
+    try:
+        yield
+    finally:
+        _ON_STOP.remove(callback)
+
+
+def notice(signum: int) -> None:
+    """A stop signal arrived while Ray runs the trainings (the runner's watch calls this at once): the stop
+    callbacks record it, the one line is printed now — Ray's processes, signalled with the driver's group, may
+    end the driver before it can unwind. The main thread still stops Tune gracefully (:func:`on_signal`)."""
+    name = signal.Signals(signum).name
+    for callback in list(_ON_STOP):
+        with contextlib.suppress(Exception):
+            callback(name)
+    say(stop_line(f"interrupted by {name}", _RESUME["line"]))
+
+
+def abandon(why: str, signum: int | None = None) -> None:
     """End the process now, from any thread, when Ray is gone under a waiting main thread (nothing can unwind
-    through Ray's calls): the one line — ``interrupted by SIG…`` and exit 128 + signal after an interrupt, else
-    ``error: <why>`` and exit 3 (as :class:`RunStopped`) — then ``os._exit``. Finished trainings are on disk
-    already (each row is written when its trial ends); the run directory's lock goes with the process."""
+    through Ray's calls): the one line — ``interrupted by SIG…`` and exit 128 + signal after an interrupt (the
+    handler's, or ``signum`` that the watch noticed first), else ``error: <why>`` and exit 3 (as
+    :class:`RunStopped`) — then ``os._exit``. Finished trainings are on disk already (each row is written when its
+    trial ends); the run directory's lock goes with the process."""
     if INTERRUPTED.is_set():
-        signum = getattr(INTERRUPTED, "signum", signal.SIGTERM)
+        signum = getattr(INTERRUPTED, "signum", signum or signal.SIGTERM)
+    if signum is not None:
         what, code = f"interrupted by {signal.Signals(signum).name} ({why})", 128 + signum
     else:
         what, code = f"error: {why}", 3
-    print(stop_line(what, _RESUME["line"]), file=sys.stderr, flush=True)
+    say(stop_line(what, _RESUME["line"]))
     for handler in logging.getLogger().handlers + logging.getLogger("scalesearch").handlers:
         with contextlib.suppress(Exception):
             handler.flush()
@@ -144,6 +187,11 @@ def _early(signum, frame) -> None:
     os._exit(128 + signum)
 
 
+def installed() -> bool:
+    """Whether this process is an app that handles the stop signals (:func:`install`)."""
+    return _INSTALLED.is_set()
+
+
 def install_early() -> None:
     """While an app imports (torch, Ray, Hydra: seconds) nothing is written or started yet: a signal then ends
     the process at once with one line (Python would print a KeyboardInterrupt traceback). Only in a process
@@ -153,13 +201,13 @@ def install_early() -> None:
     if not (argv0.name.startswith("scalesearch") or argv0.parent.name == "scalesearch"):
         return
     if threading.current_thread() is threading.main_thread() and not _INSTALLED.is_set():
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, _early)
 
 
 def install() -> None:
-    """Handle SIGINT and SIGTERM with :func:`on_signal` (the apps call this first)."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    """Handle SIGINT, SIGTERM and SIGHUP with :func:`on_signal` (the apps call this first)."""
+    for sig in STOP_SIGNALS:
         signal.signal(sig, on_signal)
     _INSTALLED.set()
 

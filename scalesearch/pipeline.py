@@ -15,7 +15,9 @@ import json
 import logging
 import math
 import shlex
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from pathlib import Path
 from .config import SearchAppConfig, TrialsConfig, flatten, migrate_settings, search_sampler, trial_budget
 from .data import accuracy_half_width, load_data
 from .generate import write_family
+from .interrupt import interrupted_by, on_stop
 from .io import atomic_write_json, atomic_write_text, read_json
 from .plan import (SEARCH_ROW, OptunaSpace, budget_with_epochs_mult, family_jobs, family_probes, is_paper, job,
                    make_optuna_job, search_jobs, select_grid, train_id, validation_jobs)
@@ -169,18 +172,30 @@ class _State:
         self.doc = {"fingerprint": config_fingerprint(cfg), "started": time.time(), "stages": {},
                     **(old or {}), "config": dataclasses.asdict(cfg), "status": "running", "data": data}
         self.doc.pop("interrupted", None)
+        self.lock, self.written = threading.Lock(), False  # the watch thread writes too (:meth:`interrupted`)
         # a new run is on record at once; a resume writes when its first stage starts, so that a refusal before
         # it (Ray's resources, the plan, the tables, the data) leaves a finished run's search.json as it was
         if old is None:
             self.write()
 
     def write(self):
-        atomic_write_json(self.path, self.doc)
+        with self.lock:
+            atomic_write_json(self.path, self.doc)
+            self.written = True
 
     def stage(self, name: str, status: str, **extra):
         now = time.time()
         when = {"started": now} if status == "running" else {"finished": now}
-        self.doc["stages"][name] = {**self.doc["stages"].get(name, {}), "status": status, **when, **extra}
+        with self.lock:
+            self.doc["stages"][name] = {**self.doc["stages"].get(name, {}), "status": status, **when, **extra}
+        self.write()
+
+    def interrupted(self, signal_name: str):
+        """A stop signal came (SIGINT, SIGTERM, SIGHUP): status ``interrupted`` (a resume sets it ``running``)."""
+        with self.lock:
+            if self.doc.get("status") != "running" or not self.written:
+                return  # (a resume interrupted before its first write leaves search.json as it was)
+            self.doc.update(status="interrupted", interrupted={"signal": signal_name, "at": time.time()})
         self.write()
 
 
@@ -348,15 +363,20 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
         from .runner import Runner
 
         run = _plan(cfg, run_dir, space, baseline)
-        with Runner(cfg.cluster, cfg.trials, run.run_dir, cfg.verbose) as runner:
-            runner.share(run.data)
-            ctx = _trial_context(run, runner)
-            _search(run, runner, ctx)
-            _validate(run, runner, ctx)
-            _decide(run)
-            _confirm(run, runner, ctx)
-            _train_family(run, runner, ctx)
-            _ablate(run, runner, ctx)
+        try:
+            with on_stop(run.state.interrupted), Runner(cfg.cluster, cfg.trials, run.run_dir, cfg.verbose) as runner:
+                runner.share(run.data)
+                ctx = _trial_context(run, runner)
+                _search(run, runner, ctx)
+                _validate(run, runner, ctx)
+                _decide(run)
+                _confirm(run, runner, ctx)
+                _train_family(run, runner, ctx)
+                _ablate(run, runner, ctx)
+        except BaseException as e:
+            if (stop := interrupted_by(e)) is not None:
+                run.state.interrupted(signal.Signals(stop.signum).name)
+            raise
         return _write(run)
 
 

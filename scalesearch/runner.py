@@ -51,8 +51,8 @@ from ray.tune import Callback  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
 from .config import ClusterConfig, ProxyConfig, TrialsConfig, check_address, ray_address, trial_budget
-from .interrupt import (IN_TUNE, INTERRUPTED, Interrupted, RunStopped, abandon, deferred, hand_to_tune,
-                        interrupted_by)
+from .interrupt import (IN_TUNE, INTERRUPTED, STOP_SIGNALS, Interrupted, RunStopped, abandon, deferred,
+                        hand_to_tune, installed, interrupted_by, notice)
 from .io import atomic_write_csv
 from .results import FINISHED, read_table
 
@@ -624,13 +624,22 @@ class RayWatch(threading.Thread):
     the main thread waits on Ray, which would end the process 60 s later with its own abort and no resume line.
     This ends it at once with the tool's line (:func:`scalesearch.interrupt.abandon`). ``patience``: seconds
     without an answer first (a local GCS that refuses a connection is gone; a remote one may be a network
-    blip)."""
+    blip). ``signals`` (in an app's main thread): it also learns of a stop signal the moment it arrives, through
+    Python's wakeup fd — even while the main thread waits inside Ray, whose core worker may end the process first
+    when the signal stopped its raylet — calls :func:`scalesearch.interrupt.notice` (the record, the one line) and,
+    for a local Ray, from then on looks every 20 ms and gives up at the first refusal."""
 
-    def __init__(self, address: str, patience: float, every: float = 1.0):
+    def __init__(self, address: str, patience: float, every: float = 1.0, signals: bool = False):
         super().__init__(name="scalesearch-ray-watch", daemon=True)
         host, port = address.rsplit(":", 1)
         self.address, self.where, self.patience, self.every = address, (host, int(port)), patience, every
         self.done = threading.Event()
+        self.wakeup = self.previous_fd = None
+        if signals and threading.current_thread() is threading.main_thread():
+            self.wakeup = os.pipe()
+            for fd in self.wakeup:
+                os.set_blocking(fd, False)
+            self.previous_fd = signal.set_wakeup_fd(self.wakeup[1], warn_on_full_buffer=False)
 
     def answers(self) -> bool:
         try:
@@ -639,19 +648,50 @@ class RayWatch(threading.Thread):
         except OSError:
             return False
 
+    def signalled(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` s for a stop signal; the first one that came, or None."""
+        if self.wakeup is None:
+            self.done.wait(timeout)
+            return None
+        import select
+
+        if not select.select([self.wakeup[0]], [], [], timeout)[0]:
+            return None
+        try:
+            got = os.read(self.wakeup[0], 64)
+        except OSError:
+            return None
+        return next((n for n in got if n in STOP_SIGNALS), None)
+
     def run(self) -> None:
-        silent_since = None
-        while not self.done.wait(self.every):
+        silent_since = stopped_by = None
+        while not self.done.is_set():
+            signum = self.signalled(self.every)
+            if self.done.is_set():
+                break
+            if signum is not None and stopped_by is None:
+                stopped_by = signum
+                notice(signum)
+                if self.patience < 10:  # a local Ray: the signal may have stopped it too
+                    self.every, self.patience = 0.02, 0.0
             if self.answers():
                 silent_since = None
                 continue
             silent_since = silent_since or time.monotonic()
             if time.monotonic() - silent_since >= self.patience and not self.done.is_set():
-                abandon(f"Ray's processes stopped under the run: its GCS at {self.address} no longer answers")
+                abandon(f"Ray's processes stopped under the run: its GCS at {self.address} no longer answers",
+                        stopped_by)
 
     def stop(self) -> None:
         self.done.set()
+        if self.wakeup is not None:
+            os.write(self.wakeup[1], b"\0")  # (wakes the select)
         self.join()
+        if self.wakeup is not None:
+            signal.set_wakeup_fd(self.previous_fd)
+            for fd in self.wakeup:
+                os.close(fd)
+            self.wakeup = None
 
 
 class Runner:
@@ -675,7 +715,7 @@ class Runner:
         reinstall()
         gcs = getattr(ray.get_runtime_context(), "gcs_address", None) if self.started else None
         if gcs:  # (a session the caller started is the caller's to watch; Ray Client has no GCS address)
-            self.watch = RayWatch(gcs, 30.0 if ray_address(self.cluster)[0] else 3.0)
+            self.watch = RayWatch(gcs, 30.0 if ray_address(self.cluster)[0] else 3.0, signals=installed())
             self.watch.start()
         try:
             self.check_resources()
