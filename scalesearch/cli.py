@@ -182,6 +182,7 @@ MAIN_KEYS = {
                          "(family.compare_paper: the paper's too)"),
         ("family.phis", "the members emitted (negative: below B0)"),
         ("cluster.address", "host:port of a Ray cluster (null: $RAY_ADDRESS if set, else start Ray here)"),
+        ("cluster.storage", "Ray Tune's experiments on several nodes: a path all see or a URI (s3://, gs://)"),
         ("resume", "continue or extend the newest run with these settings (or hydra.run.dir=RUN)"),
         ("verbose", "0 quiet, 1 the tool's progress, 2 also Ray Tune's tables"),
     ],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copyreg
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ __all__ = [
     "ModelConfig", "ValidateConfig", "ReportConfig", "SearchAppConfig", "GenerateConfig", "ReportAppConfig",
     "ValidateAppConfig", "AblateAppConfig", "NASConfig", "ChainConfig", "NASAppConfig", "CompareAppConfig", "ALLOWED",
     "check_search_app", "check_proxy", "check_resources", "check_family", "check_report", "MOVED", "migrate_settings",
-    "check_moved", "check_validate", "check_nas", "check_phis", "check_address", "ray_address",
+    "check_moved", "check_validate", "check_nas", "check_phis", "check_address", "check_tune_storage", "ray_address",
     "check_environment", "check_generate", "check_seeds", "MAX_SEED", "AUTO_SAMPLERS", "check_sampler", "make_sampler",
     "search_sampler", "nas_sampler", "check_storage", "check_race", "trial_budget", "flatten",
 ]
@@ -201,6 +202,9 @@ class ClusterConfig:
     num_gpus: Optional[int] = None
     include_dashboard: bool = False
     dashboard_host: str = "127.0.0.1"
+    # Ray Tune's experiments (trial states, what a resume restores): null = <run dir>/tune on the driver (one node);
+    # on several nodes an absolute path every node sees (NFS) or a pyarrow URI (s3://..., gs://...)
+    storage: Optional[str] = None
 
 
 @dataclass
@@ -648,9 +652,18 @@ def nas_sampler(n: NASConfig):
     return make_sampler(name, n.sampler_kwargs, "nas", n.seed)
 
 
+def check_tune_storage(storage: str | None) -> None:
+    """``cluster.storage`` is null, an absolute path or a URI with a scheme (Ray Tune's ``storage_path``)."""
+    if storage is not None and not (os.path.isabs(storage) or re.match(r"^[a-z][a-z0-9+.-]*://.", storage)):
+        raise ValueError(f"cluster.storage={storage!r} is neither an absolute path nor a URI; allowed: null "
+                         "(<run dir>/tune, one node), a path every node sees (/mnt/nfs/scalesearch), or a URI "
+                         "(s3://bucket/scalesearch, gs://...)")
+
+
 def check_environment(cfg: SearchAppConfig) -> None:
     """What can be checked about this machine / the cluster address before anything is written."""
     c, s = cfg.cluster, cfg.trials
+    check_tune_storage(c.storage)
     address, where = ray_address(c)
     if address:
         check_address(address, where.split(" ")[0])

@@ -50,7 +50,8 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 from ray.tune import Callback  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
-from .config import ClusterConfig, ProxyConfig, TrialsConfig, check_address, ray_address, trial_budget
+from .config import (ClusterConfig, ProxyConfig, TrialsConfig, check_address, check_tune_storage, ray_address,
+                     trial_budget)
 from .interrupt import (IN_TUNE, INTERRUPTED, STOP_SIGNALS, Interrupted, RunStopped, abandon, deferred,
                         hand_to_tune, installed, interrupted_by, notice)
 from .io import atomic_write_csv
@@ -618,6 +619,25 @@ def init_ray(cluster: ClusterConfig, verbose: int = 1) -> bool:
     return True
 
 
+def tune_root(storage: str | None, run_dir: Path) -> str:
+    """Where a run's Ray Tune experiments lie: ``<run dir>/tune``, or with ``cluster.storage`` a folder of its own
+    there (the run directory's name and a hash of its absolute path: runs and multirun jobs sharing one storage
+    never meet; a resume finds its own)."""
+    if storage is None:
+        return str(run_dir / "tune")
+    key = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:8]
+    return f"{storage.rstrip('/')}/{Path(run_dir).name}-{key}"
+
+
+def remove_tree(where: str) -> None:
+    """Remove a folder given as a local path or a URI (pyarrow's filesystems, as Ray Tune opens its storage)."""
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(where if "://" in where else str(Path(where).resolve()))
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound:
+        fs.delete_dir(path)
+
+
 class RayWatch(threading.Thread):
     """While a Ray session is up: when its GCS stops answering — a scheduler's SIGTERM to the whole process group
     or cgroup (``timeout``, Slurm, systemd) stops a local Ray's GCS and raylet with the driver; the OOM killer —
@@ -699,6 +719,8 @@ class Runner:
 
     def __init__(self, cluster: ClusterConfig, resources: TrialsConfig, storage: Path, verbose: int = 1):
         self.cluster, self.res, self.storage, self.verbose = cluster, resources, Path(storage), verbose
+        check_tune_storage(cluster.storage)
+        self.tune_root = tune_root(cluster.storage, self.storage)
         self.started, self.data_ref, self.data_fingerprint, self.train_images = False, None, None, 0
         self._unit = None  # Runner._memory_unit, asked of Ray once
         self.watch: RayWatch | None = None
@@ -746,6 +768,11 @@ class Runner:
         if s.cpus_per_trial > cpus:
             raise ValueError(f"trials.cpus_per_trial={s.cpus_per_trial} but the Ray cluster has {cpus:g} CPU(s); "
                              f"allowed: <= {cpus:g}")
+        nodes = sum(n.get("Alive", False) for n in ray.nodes())
+        if nodes > 1 and self.cluster.storage is None:  # Tune's trials write its storage path on their node
+            raise ValueError(f"cluster.storage=null but the Ray cluster has {nodes} nodes: a trial on another node "
+                             f"writes Ray Tune's experiment folder ({self.tune_root}) on that node's disk; allowed: a "
+                             "path every node sees (/mnt/nfs/scalesearch) or a URI (s3://bucket/scalesearch, gs://...)")
 
     def slots(self) -> int:
         """How many trials the cluster runs at once with these resources."""
@@ -893,11 +920,8 @@ class Runner:
             log.info("%s: %d of %d trainings already recorded (not trained again)", stage.name, len(kept),
                      len(kept) + len(todo))
         writer = TableWriter(stage, jobs, kept, len(kept) + len(todo), unplanned)
-        tune_dir = self.storage / "tune" / stage.name
-        if tune_dir.exists():  # an interrupted attempt: its unfinished jobs start anew
-            import shutil
-
-            shutil.rmtree(tune_dir, ignore_errors=True)
+        tune_dir = f"{self.tune_root}/{stage.name}"
+        remove_tree(tune_dir)  # an interrupted attempt's experiment: its unfinished jobs start anew
         tuner = tune.Tuner(self._trainable(ctx, None), param_space={"job": tune.grid_search(todo)},
                            tune_config=self._tune_config(stage, 1, self.res.max_concurrent_trials or None),
                            run_config=self._run_config(stage, writer))
@@ -913,11 +937,11 @@ class Runner:
         ctx = self._trial_ctx(stage, [])
         writer = TableWriter(stage, {}, list(recorded.values()), stage.num_samples, unplanned)
         trainable = self._trainable(ctx, recorded)
-        tune_dir = self.storage / "tune" / stage.name
-        if tune.Tuner.can_restore(str(tune_dir)):
+        tune_dir = f"{self.tune_root}/{stage.name}"
+        if tune.Tuner.can_restore(tune_dir):
             log.info("%s: restoring the Ray Tune experiment in %s (%d finished trials kept)", stage.name, tune_dir,
                      len(recorded))
-            tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True,
+            tuner = tune.Tuner.restore(tune_dir, trainable=trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
         else:
             tuner = tune.Tuner(trainable, param_space={},
@@ -953,7 +977,7 @@ class Runner:
     def _run_config(self, stage: Stage, writer: TableWriter):
         from ray import tune
 
-        return tune.RunConfig(name=stage.name, storage_path=str(self.storage / "tune"), callbacks=[writer],
+        return tune.RunConfig(name=stage.name, storage_path=self.tune_root, callbacks=[writer],
                               verbose=0 if self.verbose < 2 else 1, progress_reporter=self._reporter(stage),
                               failure_config=tune.FailureConfig(max_failures=self.res.max_failures))
 

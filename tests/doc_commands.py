@@ -35,9 +35,10 @@ NOT_RUN = {
                                                         "starts a real two-node cluster on 127.0.0.1 instead",
     "RAY_AUTH_MODE=token ray start --address=HEAD_IP:6379": "joins a remote cluster (HEAD_IP): CI has no second machine",
     "scalesearch proxy=gpu trials.gpus_per_trial=0.25 trials.cpus_per_trial=4": "needs a GPU (CI has none)",
-    "scalesearch cluster.address=HEAD_IP:6379": "needs a remote Ray cluster (HEAD_IP); tests/test_cluster.py runs a "
+    "scalesearch cluster.address=HEAD_IP:6379 cluster.storage=/mnt/nfs/ss": "needs a remote Ray cluster (HEAD_IP); tests/test_cluster.py runs a "
                                                 "search on a local two-node cluster",
-    "RAY_AUTH_MODE=token scalesearch cluster.address=HEAD_IP:6379 proxy=gpu trials.gpus_per_trial=0.25 "
+    "RAY_AUTH_MODE=token scalesearch cluster.address=HEAD_IP:6379 cluster.storage=/mnt/nfs/scalesearch proxy=gpu "
+    "trials.gpus_per_trial=0.25 "
     "trials.cpus_per_trial=3 dataset=imagefolder dataset.root=/data/mine": "needs a remote GPU cluster",
     "scalesearch dataset=imagefolder dataset.root=/data/mine proxy=gpu trials=gpu_shared": "needs a GPU",
 }

@@ -22,7 +22,7 @@ PKG = "scalesearch"
 
 # every third-party package the code may import; the table's cell after ";" lists them per module
 THIRD_PARTY = {"ray", "hydra", "omegaconf", "optuna", "sqlalchemy", "torch", "torchvision", "matplotlib", "yaml", "numpy", "PIL",
-               "scipy"}
+               "scipy", "pyarrow"}
 RUNNER = "runner"
 # (c) hydra only in cli; omegaconf in cli (module level) and validate (inside a function)
 HYDRA_OK = {"cli"}

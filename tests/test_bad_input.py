@@ -46,6 +46,8 @@ CASES = [
     ("gpus-without-gpu", "search_main", ["trials.gpus_per_trial=1"], "trials.gpus_per_trial=1"),
     ("cuda-device-without-gpu", "search_main", ["proxy.device=cuda"], "proxy.device='cuda'"),
     ("unreachable-cluster", "search_main", ["cluster.address=127.0.0.1:1"], "cluster.address='127.0.0.1:1'"),
+    ("relative-tune-storage", "search_main", ["cluster.storage=shared/tune"],
+     "cluster.storage='shared/tune' is neither an absolute path nor a URI"),
     ("unwritable-run-dir", "search_main", ["hydra.run.dir={tmp}/afile/run"], "{tmp}/afile"),
     ("zero-seeds", "search_main", ["search.n_seeds=0"], "search.n_seeds=0"),
     ("grid-delta-too-large", "search_main", ["search.delta=1.5"], "search.delta=1.5; allowed: in [0, 1)"),

@@ -14,15 +14,26 @@ from scalesearch.results import read_table
 @pytest.mark.slow
 def test_every_stage_runs_on_both_nodes_of_a_cluster(tmp_path):
     """The search, the validation, the family and the ablation all go through the runner: their trainings land on
-    the head and on the worker node."""
-    run = tmp_path / "run"
+    the head and on the worker node, Ray Tune's experiments in the declared ``cluster.storage`` (a folder of the
+    run's own), nothing of Tune in the run directory. Without the storage, the same run on two nodes is refused
+    in one line naming the setting before anything trains."""
+    run, storage = tmp_path / "run", tmp_path / "storage"
+    args = [*TINY, "search.max_points=2", "search.n_seeds=1", "validate.enabled=true", "validate.epochs_mult=1",
+            "family.train=true", "family.max_phi=2", "family.ablation=true", "family.ablation_phis=[1]"]
     with ray_cluster(tmp_path) as (address, _worker):
-        rc, out, err = run_cli("search_main", *TINY, "search.max_points=2",
-                               "search.n_seeds=1", "validate.enabled=true", "validate.epochs_mult=1",
-                               "family.train=true", "family.max_phi=2", "family.ablation=true", "family.ablation_phis=[1]",
-                               f"hydra.run.dir={run}", env={**RAY_ENV, "RAY_ADDRESS": address})
+        refused = tmp_path / "refused"
+        rc, out, err = run_cli("search_main", *args, f"hydra.run.dir={refused}", env={**RAY_ENV, "RAY_ADDRESS": address})
+        lines = [x for x in err.splitlines() if x.startswith("scalesearch:")]
+        assert rc == 2 and len(lines) == 1 and lines[0].startswith(
+            "scalesearch: error: cluster.storage=null but the Ray cluster has 2 nodes"), err[-3000:]
+        assert not (refused / "results.csv").exists() and not (refused / "tune").exists()
+        rc, out, err = run_cli("search_main", *args, f"hydra.run.dir={run}", f"cluster.storage={storage}",
+                               env={**RAY_ENV, "RAY_ADDRESS": address})
     assert rc == 0, err[-3000:]
     assert f"Ray: joining {address} (RAY_ADDRESS (cluster.address unset))" in out + err
+    assert not (run / "tune").exists(), "Tune's experiments went to the run directory"
+    [own] = storage.iterdir()
+    assert own.name.startswith("run-") and {"search", "validation", "family"} <= {d.name for d in own.iterdir()}
     for table, trained in (("results.csv", 2), ("validation.csv", 2), ("family_results.csv", 2),
                            ("ablation_results.csv", 3)):
         rows = [r for r in read_table(run / table) if not r.get("reused_from")]
@@ -72,7 +83,8 @@ def test_a_race_continues_its_trunks_on_nodes_that_cannot_see_the_run_directory(
                                "dataset.val_size=100", "proxy.batch_size=50", "dataset.image_size=32",
                                "family.train=false", "validate.enabled=false", "report.enabled=false",
                                "trials.measure_device_costs=false", "search.max_points=2", "search.rungs=[1,2]",
-                               "search.max_seeds=3", f"hydra.run.dir={run}", env={**RAY_ENV, "RAY_ADDRESS": address})
+                               "search.max_seeds=3", f"hydra.run.dir={run}", f"cluster.storage={tmp_path / 'storage'}",
+                               env={**RAY_ENV, "RAY_ADDRESS": address})
     assert rc == 0, err[-3000:]
     rows = read_table(run / "results.csv")
     top = [r for r in rows if r["rung"] == 2]

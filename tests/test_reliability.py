@@ -46,7 +46,7 @@ def test_worker_node_lost_mid_search_trials_rescheduled(tmp_path):
     stopped by killing its own processes (not `ray stop`, which stops every Ray here)."""
     run_dir, log = tmp_path / "run", tmp_path / "search.log"
     with ray_cluster(tmp_path) as (address, worker):
-        p = _start([f"cluster.address={address}", "search.max_points=3", "search.n_seeds=1", "trials.max_failures=1",
+        p = _start([f"cluster.address={address}", f"cluster.storage={tmp_path / 'storage'}", "search.max_points=3", "search.n_seeds=1", "trials.max_failures=1",
                     "proxy.epochs=3", "proxy.eval_every=1", "proxy.fault.epoch_sleep=1",
                     "verbose=0", *[o for o in TINY if not o.startswith(("proxy.epochs", "search.n_seeds"))],
                     f"hydra.run.dir={run_dir}"], log, env=RAY_ENV)
