@@ -12,9 +12,12 @@ A scheduler stops a job by signalling *all* its processes (``timeout``, Slurm, s
 terminal): Ray's own processes of a local session then die with the driver's signal — Ray's core worker may end the
 driver at once ("Raylet IPC connection failed", exit 1), or its wait on them would end, 60 s later, in Ray's own
 "Failed to connect to GCS" abort. So while a Ray session is up the runner's watch learns of a signal the moment it
-arrives (Python's wakeup fd, even while the main thread waits inside Ray) and calls :func:`notice`: the run's stop
-callbacks record it (search.json says ``interrupted``) and the one line is printed then (:func:`say`: once per
-process); when Ray's processes are gone the watch calls :func:`abandon`, which ends the process at once.
+arrives (Python's wakeup fd, even while the main thread waits inside Ray) and calls :func:`notice`: the one line is
+printed then (:func:`say`: once per process) and the run's stop callbacks record it (search.json says
+``interrupted``); when Ray's processes are gone the watch calls :func:`abandon`, which ends the process at once.
+That is a race, not a guarantee: Ray's core worker, whose raylet got the same signal, can still end the process
+first (exit 1) — then the line or the record may be missing (search.json says ``running``, as after a kill); the
+finished rows are on disk either way and ``resume=true`` continues the same.
 """
 
 from __future__ import annotations
@@ -136,14 +139,15 @@ def on_stop(callback):
 
 
 def notice(signum: int) -> None:
-    """A stop signal arrived while Ray runs the trainings (the runner's watch calls this at once): the stop
-    callbacks record it, the one line is printed now — Ray's processes, signalled with the driver's group, may
-    end the driver before it can unwind. The main thread still stops Tune gracefully (:func:`on_signal`)."""
+    """A stop signal arrived while Ray runs the trainings (the runner's watch calls this at once): the one line is
+    printed now (one write, first), then the stop callbacks record it — Ray's processes, signalled with the
+    driver's group, may end the driver before it can unwind, or even before this returns. The main thread still
+    stops Tune gracefully (:func:`on_signal`)."""
     name = signal.Signals(signum).name
+    say(stop_line(f"interrupted by {name}", _RESUME["line"]))
     for callback in list(_ON_STOP):
         with contextlib.suppress(Exception):
             callback(name)
-    say(stop_line(f"interrupted by {name}", _RESUME["line"]))
 
 
 def abandon(why: str, signum: int | None = None) -> None:
