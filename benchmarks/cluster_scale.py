@@ -7,6 +7,8 @@ driver process), the time to resume the finished run, and on how many nodes the 
 
     python benchmarks/cluster_scale.py                               # 1, 2, 4, 8 nodes × 200 trainings
     python benchmarks/cluster_scale.py --nodes 1 2 4 --trainings 120
+    python benchmarks/cluster_scale.py --nodes 1 4 --race 8          # a race with two rungs: the same on 1 and 4
+    python benchmarks/cluster_scale.py --nodes 4 --race 8 --faults   # the same race, a node and the driver killed
 
 On one machine the nodes share its cores: this measures how the orchestration grows with nodes and trials, not a
 speed-up. Results: benchmarks/results/cluster_scale.json (command, date, machine).
@@ -27,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import RAY_ENV, ray_cluster  # noqa: E402  (the suite's own real `ray start` cluster)
+from conftest import RAY_ENV, kill_session, ray_cluster, start_app, wait_for  # noqa: E402  (the suite's own real `ray start` cluster)
 
 from scalesearch.io import atomic_write_json, read_json  # noqa: E402
 from scalesearch.results import read_table  # noqa: E402
@@ -77,13 +79,134 @@ def one_size(nodes: int, trainings: int, seeds: int) -> dict:
                 "retrained_on_resume": retrained}
 
 
+def one_race(nodes: int, candidates: int) -> dict:
+    """A race with two rungs (1 and 2 epochs, 3 seeds) on ``nodes`` nodes: what it trained (best.json's spent
+    epochs, its rows), where each rung-2 row continued its trunk (on another node than the rung-1 row that saved
+    it, or the same), and its accuracies and decision (compared across sizes by :func:`main`)."""
+    with tempfile.TemporaryDirectory(prefix="cr") as tmp:
+        tmp = Path(tmp)
+        run, storage = tmp / "run", tmp / "storage"
+        with ray_cluster(tmp, head_cpus=1, workers=nodes - 1) as (address, _workers):
+            args = [*SMALL, "search=race", "search.rungs=[1,2]", "search.max_seeds=3",
+                    f"search.max_points={candidates}", f"cluster.address={address}", f"cluster.storage={storage}",
+                    f"hydra.run.dir={run}"]
+            first = driver(args, {**os.environ, **RAY_ENV})
+        rows = read_table(run / "results.csv")
+        best = read_json(run / "best.json")
+    ok = [r for r in rows if r["status"] == "ok"]
+    below = {(r["candidate"], r["seed"]): r["node"] for r in ok if float(r["rung"]) == 1}
+    top = [r for r in ok if float(r["rung"]) == 2]
+    return {"nodes": nodes, "candidates": candidates, "rows": len(rows), "ok": len(ok),
+            "rows_per_rung": {str(k): sum(float(r["rung"]) == k for r in rows) for k in (1, 2)},
+            "spent_epochs": best["race"]["spent"], "stop": best["race"]["stop"], "pick": best["candidate"],
+            "continued": sum(int(r["continued_from"]) > 0 for r in top),
+            "continued_on_another_node": sum(int(r["continued_from"]) > 0
+                                             and r["node"] != below.get((r["candidate"], r["seed"])) for r in top),
+            "nodes_used": len({r["node"] for r in ok}), "driver": first,
+            "accuracy": {r["key"]: r["accuracy"] for r in ok}}
+
+
+def _ok(run: Path, rung: int) -> int:
+    path = run / "results.csv"
+    return sum(r["status"] == "ok" and float(r["rung"]) == rung for r in read_table(path)) if path.exists() else 0
+
+
+def dead_nodes(address: str) -> list[str]:
+    """The ids (12 characters, as the tables write them) of the cluster's nodes that Ray marks dead."""
+    code = ("import json, ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
+            "print(json.dumps([n['NodeID'][:12] for n in ray.nodes() if not n['Alive']]))" % address)
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **RAY_ENV}, capture_output=True,
+                         text=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def faulty_race(nodes: int, candidates: int, out: str) -> None:
+    """The same race on ``nodes`` nodes with two faults: a worker node SIGKILLed (its whole process session: raylet,
+    workers) once a third of rung 1 has finished, then the driver SIGKILLed once 2 rung-2 trainings have finished,
+    and the run resumed with ``resume=true`` against the same (now smaller) cluster. Nothing may be lost (every
+    training finishes), nothing trained twice (a row finished before the driver's kill keeps its trial id), and
+    the rung-2 rows whose trunk the lost node saved continue it."""
+    with tempfile.TemporaryDirectory(prefix="cf") as tmp:
+        tmp = Path(tmp)
+        run, storage, log = tmp / "run", tmp / "storage", tmp / "driver.log"
+        with ray_cluster(tmp, head_cpus=1, workers=nodes - 1) as (address, workers):
+            workers = workers if isinstance(workers, list) else [workers]
+            args = [*SMALL, "search=race", "search.rungs=[1,2]", "search.max_seeds=3",
+                    f"search.max_points={candidates}", f"cluster.address={address}", f"cluster.storage={storage}",
+                    f"hydra.run.dir={run}"]
+            t0 = time.time()
+            p = start_app(args, log, env=RAY_ENV)
+            wait_for(lambda: _ok(run, 1) >= candidates, p, log, 900, "a third of rung 1")
+            kill_session(workers[0].pid)
+            node_killed_at = round(time.time() - t0, 1)
+            wait_for(lambda: _ok(run, 2) >= 2, p, log, 900, "2 rung-2 trainings")
+            kill_session(p.pid)
+            p.wait()
+            driver_killed_at = round(time.time() - t0, 1)
+            before = {r["key"]: r["trial_id"] for r in read_table(run / "results.csv") if r["status"] == "ok"}
+            lost = dead_nodes(address)
+            resumed = driver([*args, "resume=true"], {**os.environ, **RAY_ENV})
+        rows = read_table(run / "results.csv")
+        best = read_json(run / "best.json")
+    below = {(r["candidate"], r["seed"]): r["node"] for r in rows if float(r["rung"]) == 1}
+    top = [r for r in rows if float(r["rung"]) == 2]
+    result = {"nodes": nodes, "candidates": candidates, "rows": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
+              "rows_per_rung": {str(k): sum(float(r["rung"]) == k for r in rows) for k in (1, 2)},
+              "node_killed_at_s": node_killed_at, "driver_killed_at_s": driver_killed_at, "lost_nodes": lost,
+              "finished_before_driver_kill": len(before),
+              "trained_twice": sum(before[r["key"]] != r["trial_id"] for r in rows if r["key"] in before),
+              "retried_rows": sum(int(r["failures"] or 0) > 0 for r in rows),
+              "rung2_on_lost_node_trunks": sum(below.get((r["candidate"], r["seed"])) in lost for r in top),
+              "of_which_continued": sum(below.get((r["candidate"], r["seed"])) in lost
+                                        and int(r["continued_from"]) > 0 for r in top),
+              "spent_epochs": best["race"]["spent"],
+              "pick": best["candidate"], "resume": resumed, "accuracy": {r["key"]: r["accuracy"] for r in rows}}
+    atomic_write_json(out, {"command": "python benchmarks/cluster_scale.py " + " ".join(sys.argv[1:]),
+                            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
+                            f"{os.cpu_count()} cores", "settings": SMALL, "faulty_race": result})
+    print(json.dumps({k: v for k, v in result.items() if k != "accuracy"}, indent=1))
+
+
+def races(nodes: list[int], candidates: int, out: str) -> None:
+    """The race on each size; the same race must train exactly the same epochs (and rows, accuracies, decision)
+    on every size — a trunk is found whichever node continues it."""
+    sizes = []
+    for n in nodes:
+        print(f"race: {n} node(s), {candidates} candidates x 3 seeds, rungs 1 and 2 ...", file=sys.stderr, flush=True)
+        sizes.append(one_race(n, candidates))
+    ref = sizes[0]
+    for s in sizes:
+        s["same_as_first"] = {k: s[k] == ref[k] for k in ("spent_epochs", "rows_per_rung", "pick", "accuracy")}
+        print(json.dumps({k: v for k, v in s.items() if k != "accuracy"}), file=sys.stderr, flush=True)
+    atomic_write_json(out, {"command": "python benchmarks/cluster_scale.py " + " ".join(sys.argv[1:]),
+                            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
+                            f"{os.cpu_count()} cores", "settings": SMALL, "races": sizes})
+    print(f"{'nodes':>5} {'rows':>4} {'rung 1/2':>8} {'spent epochs':>12} {'continued':>9} {'on another node':>15} "
+          f"{'pick':>18} {'same as 1st':>11}")
+    for s in sizes:
+        print(f"{s['nodes']:>5} {s['rows']:>4} {s['rows_per_rung']['1']:>4}/{s['rows_per_rung']['2']:<3} "
+              f"{s['spent_epochs']:>12} {s['continued']:>9} {s['continued_on_another_node']:>15} {s['pick']:>18} "
+              f"{str(all(s['same_as_first'].values())):>11}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--trainings", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cluster_scale.json"))
+    ap.add_argument("--race", type=int, metavar="CANDIDATES", default=0,
+                    help="instead: a race of CANDIDATES x 3 seeds with rungs 1 and 2 on each size")
+    ap.add_argument("--faults", action="store_true", help="with --race, on the largest size: a node and then the "
+                    "driver SIGKILLed mid-race, the run resumed against the same cluster")
+    ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    if a.race and a.faults:
+        faulty_race(max(a.nodes), a.race, a.out or str(ROOT / "benchmarks" / "results" / "cluster_race_faults.json"))
+        return
+    if a.race:
+        races(a.nodes, a.race, a.out or str(ROOT / "benchmarks" / "results" / "cluster_race.json"))
+        return
+    a.out = a.out or str(ROOT / "benchmarks" / "results" / "cluster_scale.json")
     sizes = []
     for n in a.nodes:
         print(f"{n} node(s), {a.trainings} trainings ...", file=sys.stderr, flush=True)

@@ -165,7 +165,10 @@ def ray_cluster(log_dir: Path, head_cpus: int = 1, workers: int = 1, worker_pref
     `ray start --address`, 1 CPU each, each command after ``worker_prefix``). Yields (address, the worker Popen,
     or the list of them with several). The cluster lives in its own --temp-dir (one per node), so
     /tmp/ray/ray_current_cluster never points at it, and it is stopped by killing its own process sessions (not
-    `ray stop`, which would stop every Ray on the machine)."""
+    `ray stop`, which would stop every Ray on the machine). Everything here connects to 127.0.0.1; Ray itself
+    replaces a loopback ``--node-ip-address`` by this machine's own interface address (Ray 2.60,
+    ``ray._private.services.resolve_ip_for_localhost``), which its processes register and use among themselves —
+    an address of this machine, so nothing leaves it."""
     penv = {**os.environ, **RAY_ENV}
     temps = [tempfile.mkdtemp(prefix="rc", dir="/tmp") for _ in range(1 + workers)]  # short: socket paths <= 107 B
     port = free_port()
