@@ -73,6 +73,50 @@ def test_worker_node_lost_mid_search_trials_rescheduled(tmp_path):
     assert (run_dir / "best.json").exists()
 
 
+@pytest.mark.slow
+def test_a_node_then_the_driver_killed_mid_race_resumed_against_the_same_cluster(tmp_path):
+    """A race (2 candidates × 3 seeds, rungs 1 and 2) on a head + one worker node: the worker node's process tree
+    is SIGKILLed once each node has finished a rung-1 training (rung 1 still going on), then the driver's whole session once a rung-2 training has
+    finished; the same command with resume=true against the same cluster (the head alone now) finishes the race.
+    Nothing lost, nothing trained twice (every training finished before the driver's kill keeps its trial id),
+    and every rung-2 training continues its trunk — those the lost node saved too (they live with the driver)."""
+    run_dir, log = tmp_path / "run", tmp_path / "race.log"
+    with ray_cluster(tmp_path) as (address, worker):
+        args = [f"cluster.address={address}", f"cluster.storage={tmp_path / 'storage'}", "search=race",
+                "search.rungs=[1,2]", "search.max_seeds=3", "search.max_points=2", "proxy.fault.epoch_sleep=1",
+                "verbose=0", *[o for o in TINY if not o.startswith("search.n_seeds")], f"hydra.run.dir={run_dir}"]
+        p = _start(args, log, env=RAY_ENV)
+        try:
+            def both_nodes_done_one_and_rung_1_goes_on():
+                done = [r["node"] for r in _rows(run_dir) if r["status"] == "ok"]
+                return set(done) if len(set(done)) == 2 and len(done) < 6 else None
+
+            running = _wait(both_nodes_done_one_and_rung_1_goes_on, p, log, 240,
+                            "a rung-1 training finished on each node, rung 1 not yet over")
+            assert not kill_session(worker.pid), "worker node processes still alive"
+            _wait(lambda: any(r["status"] == "ok" and float(r["rung"]) == 2 for r in _rows(run_dir)), p, log, 400,
+                  "a finished rung-2 training")
+        finally:
+            assert not kill_session(p.pid), "driver processes still alive"
+            p.wait()
+        before = {r["key"]: r["trial_id"] for r in _rows(run_dir) if r["status"] == "ok"}
+        resumed = _start([*args, "resume=true"], log, env=RAY_ENV)
+        try:
+            assert resumed.wait(timeout=600) == 0, log.read_text()[-3000:]
+        finally:
+            kill_session(resumed.pid)
+    rows = _rows(run_dir)
+    assert len(rows) == 12 and all(r["status"] == "ok" for r in rows), [(r["key"], r["status"]) for r in rows]
+    assert all(before[r["key"]] == r["trial_id"] for r in rows if r["key"] in before), "trained twice"
+    assert len(before) < 12, "the driver was killed before the race ended"
+    trained_on = {(r["candidate"], r["seed"]): r["node"] for r in rows if float(r["rung"]) == 1}
+    top = [r for r in rows if float(r["rung"]) == 2]
+    assert all(int(r["continued_from"]) > 0 for r in top), [(r["key"], r["continued_from"]) for r in top]
+    lost = set(running) - {r["node"] for r in rows if r["key"] not in before}
+    assert any(trained_on[(r["candidate"], r["seed"])] in lost for r in top), "no trunk of the lost node continued"
+    assert json.loads((run_dir / "best.json").read_text())["race"]["spent"] > 0
+
+
 # ---------------------------------------------------------------- 4. atomic artifacts
 def test_interrupted_atomic_write_keeps_the_old_complete_file(tmp_path, monkeypatch):
     """A write that dies midway (in the data write, or before the rename) leaves the previous
