@@ -9,6 +9,7 @@ driver process), the time to resume the finished run, and on how many nodes the 
     python benchmarks/cluster_scale.py --nodes 1 2 4 --trainings 120
     python benchmarks/cluster_scale.py --nodes 1 4 --race 8          # a race with two rungs: the same on 1 and 4
     python benchmarks/cluster_scale.py --nodes 4 --race 8 --faults   # the same race, a node and the driver killed
+    python benchmarks/cluster_scale.py --nodes 2 --shared 4          # a multirun, then two drivers, on one cluster
 
 On one machine the nodes share its cores: this measures how the orchestration grows with nodes and trials, not a
 speed-up. Results: benchmarks/results/cluster_scale.json (command, date, machine).
@@ -17,6 +18,8 @@ speed-up. Results: benchmarks/results/cluster_scale.json (command, date, machine
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import json
 import os
 import platform
@@ -79,6 +82,22 @@ def one_size(nodes: int, trainings: int, seeds: int) -> dict:
                 "retrained_on_resume": retrained}
 
 
+def written_since(t0: float, keep: list[Path]) -> list[str]:
+    """Files modified after ``t0`` under /tmp, $HOME and this checkout, outside ``keep`` (the run directory, the
+    storage, the nodes' own Ray temp dirs) and Python's bytecode caches: what a run wrote where it should not."""
+    out = []
+    for top in {Path("/tmp"), Path.home(), ROOT}:
+        for d, dirs, files in os.walk(top):
+            here = Path(d)
+            dirs[:] = [x for x in dirs if x not in ("__pycache__", ".git", ".venv", "proc")
+                       and not any((here / x).resolve() == k.resolve() for k in keep)]
+            for f in files:
+                with contextlib.suppress(OSError):
+                    if (here / f).stat().st_mtime > t0:
+                        out.append(str(here / f))
+    return sorted(out)
+
+
 def one_race(nodes: int, candidates: int) -> dict:
     """A race with two rungs (1 and 2 epochs, 3 seeds) on ``nodes`` nodes: what it trained (best.json's spent
     epochs, its rows), where each rung-2 row continued its trunk (on another node than the rung-1 row that saved
@@ -90,7 +109,10 @@ def one_race(nodes: int, candidates: int) -> dict:
             args = [*SMALL, "search=race", "search.rungs=[1,2]", "search.max_seeds=3",
                     f"search.max_points={candidates}", f"cluster.address={address}", f"cluster.storage={storage}",
                     f"hydra.run.dir={run}"]
+            t0 = time.time()
             first = driver(args, {**os.environ, **RAY_ENV})
+            temps = [Path(t) for t in glob.glob("/tmp/rc*") if Path(t).stat().st_mtime >= t0 - 600]
+            stray = written_since(t0, [tmp, *temps])
         rows = read_table(run / "results.csv")
         best = read_json(run / "best.json")
     ok = [r for r in rows if r["status"] == "ok"]
@@ -102,7 +124,7 @@ def one_race(nodes: int, candidates: int) -> dict:
             "continued": sum(int(r["continued_from"]) > 0 for r in top),
             "continued_on_another_node": sum(int(r["continued_from"]) > 0
                                              and r["node"] != below.get((r["candidate"], r["seed"])) for r in top),
-            "nodes_used": len({r["node"] for r in ok}), "driver": first,
+            "nodes_used": len({r["node"] for r in ok}), "driver": first, "written_elsewhere": stray,
             "accuracy": {r["key"]: r["accuracy"] for r in ok}}
 
 
@@ -167,6 +189,44 @@ def faulty_race(nodes: int, candidates: int, out: str) -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "accuracy"}, indent=1))
 
 
+def shared(nodes: int, points: int, out: str) -> None:
+    """Runs sharing one cluster of ``nodes`` nodes and one ``cluster.storage``: a Hydra multirun of two jobs (one
+    driver, its jobs one after the other, each joining the cluster), then two drivers at the same time (what a
+    parallel launcher, or two users, do); then the same multirun with a new local Ray per job (``cluster.num_cpus``
+    = nodes), for reference. Per run: its trainings, on how many nodes, its own experiment folder."""
+    with tempfile.TemporaryDirectory(prefix="cm") as tmp:
+        tmp = Path(tmp)
+        storage, env = tmp / "storage", {**os.environ, **RAY_ENV}
+        with ray_cluster(tmp, head_cpus=1, workers=nodes - 1) as (address, _workers):
+            common = [*SMALL, "search.n_seeds=2", f"cluster.address={address}", f"cluster.storage={storage}"]
+            multi = driver(["-m", f"search.max_points={points},{points + 1}", *common,
+                            f"hydra.sweep.dir={tmp / 'multi'}"], env)
+            t0 = time.time()
+            ps = [start_app([*common, f"search.max_points={points}", f"seed={i}", f"hydra.run.dir={tmp / f'p{i}'}"],
+                            tmp / f"p{i}.log", env=RAY_ENV) for i in (0, 1)]
+            codes = [p.wait() for p in ps]
+            together = round(time.time() - t0, 2)
+        local = driver(["-m", f"search.max_points={points},{points + 1}", *SMALL, "search.n_seeds=2",
+                        f"cluster.num_cpus={nodes}", f"hydra.sweep.dir={tmp / 'local'}"], env)
+        runs = {f"multirun job {j}": tmp / "multi" / f"{j}_synthetic" for j in (0, 1)} | \
+               {f"parallel driver {i}": tmp / f"p{i}" for i in (0, 1)}
+        result = {"nodes": nodes, "multirun_driver": multi, "multirun_with_a_local_ray_per_job": local,
+                  "parallel_exit_codes": codes, "parallel_wall_s": together,
+                  "experiments_in_storage": sorted(x.name for x in storage.iterdir()), "runs": {}}
+        for d in ("local",):
+            result[f"{d}_jobs_ok"] = [sum(r["status"] == "ok" for r in read_table(tmp / d / f"{j}_synthetic" /
+                                                                                  "results.csv")) for j in (0, 1)]
+        for name, run in runs.items():
+            rows = read_table(run / "results.csv")
+            result["runs"][name] = {"trainings": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
+                                    "nodes_used": len({r["node"] for r in rows}),
+                                    "status": read_json(run / "search.json")["status"]}
+    atomic_write_json(out, {"command": "python benchmarks/cluster_scale.py " + " ".join(sys.argv[1:]),
+                            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
+                            f"{os.cpu_count()} cores", "settings": SMALL, "shared": result})
+    print(json.dumps(result, indent=1))
+
+
 def races(nodes: list[int], candidates: int, out: str) -> None:
     """The race on each size; the same race must train exactly the same epochs (and rows, accuracies, decision)
     on every size — a trunk is found whichever node continues it."""
@@ -198,8 +258,13 @@ def main() -> None:
                     help="instead: a race of CANDIDATES x 3 seeds with rungs 1 and 2 on each size")
     ap.add_argument("--faults", action="store_true", help="with --race, on the largest size: a node and then the "
                     "driver SIGKILLed mid-race, the run resumed against the same cluster")
+    ap.add_argument("--shared", type=int, metavar="POINTS", default=0,
+                    help="instead: a two-job multirun, then two drivers at once, on one cluster of the largest size")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    if a.shared:
+        shared(max(a.nodes), a.shared, a.out or str(ROOT / "benchmarks" / "results" / "cluster_shared.json"))
+        return
     if a.race and a.faults:
         faulty_race(max(a.nodes), a.race, a.out or str(ROOT / "benchmarks" / "results" / "cluster_race_faults.json"))
         return
