@@ -499,9 +499,8 @@ def _race(run: _SearchJob, runner, stage, candidates: list[dict]) -> None:
     rule = race_rule(run.cfg.search)
     by_name = {c["candidate"]: c for c in candidates}
     order = {name: i for i, name in enumerate(by_name)}
-    unit, length = ("steps", run.budget.steps) if run.budget.steps else ("epochs", run.budget.epochs)
-    lengths = [rung_epochs(length, m) for m in rule.rungs]
-    steps = _RungSteps(run, lengths, runner.trunk_store() if run.cfg.search.cooldown else None)
+    steps = _RungSteps.of(run, rule, runner)
+    unit, lengths = steps.unit, steps.lengths
     first = len(candidates) * rule.n_seeds * lengths[0]
     if rule.budget is not None and first > rule.budget:
         raise ValueError(f"search.budget={rule.budget:g} {unit} is less than the race's first look ({len(candidates)} "
@@ -549,8 +548,17 @@ class _RungSteps:
     """The steps of every rung: a trunk and its cooldown (search.cooldown > 0), else one separate training; and the
     cost of a rung's training in the proxy's unit (epochs, or steps with proxy.steps)."""
 
+    @classmethod
+    def of(cls, run: _SearchJob, rule: RaceRule, runner) -> "_RungSteps":
+        """The race's rungs: each rung's length in the proxy's unit (its multiplier × proxy.epochs, or × proxy.steps),
+        the trunks kept by the runner's TrunkStore when the rungs continue them (search.cooldown > 0)."""
+        length = run.budget.steps or run.budget.epochs
+        return cls(run, [rung_epochs(length, m) for m in rule.rungs],
+                   runner.trunk_store() if run.cfg.search.cooldown else None)
+
     def __init__(self, run: _SearchJob, lengths: list[int], store: str | None = None):
         b, self.cooldown, self.store = run.budget, run.cfg.search.cooldown, store  # store: the TrunkStore's name
+        self.lengths, self.unit = lengths, "steps" if b.steps else "epochs"
         self.per_unit = 1 if b.steps else steps_per_epoch(b.batch_size, len(run.data.train_y))
         self.totals = [n * self.per_unit for n in lengths]
         self.split = [rung_steps(t, self.cooldown) for t in self.totals]
@@ -707,9 +715,7 @@ def _race_confirmation_jobs(run: _SearchJob, cand: dict, seeds: list[int], runne
     """The optimum trained as the race trained its pick at the deciding rung: that rung's trunk and cooldown, from
     scratch (it has no trunk below) — the same training as a continued one (proxy.train_rung), so they compare."""
     rule = race_rule(run.cfg.search)
-    length = run.budget.steps or run.budget.epochs
-    steps = _RungSteps(run, [rung_epochs(length, m) for m in rule.rungs],
-                       runner.trunk_store() if run.cfg.search.cooldown else None)
+    steps = _RungSteps.of(run, rule, runner)
     r = rule.rungs.index(run.race_rows[0]["rung"])
     return [_race_job(cand, r, seed - run.cfg.seed, i, rule, run, steps) for i, seed in enumerate(seeds)]
 
