@@ -42,6 +42,13 @@ SMALL = ["proxy.epochs=1", "dataset.train_size=40", "dataset.val_size=20", "prox
          "trials.measure_device_costs=false", "verbose=0"]
 
 
+def save(out: str, **figures) -> None:
+    """The benchmark's result file: its command, date and machine, the settings, then ``figures``."""
+    atomic_write_json(out, {"command": "python benchmarks/cluster_scale.py " + " ".join(sys.argv[1:]),
+                            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
+                            f"{os.cpu_count()} cores", "settings": SMALL, **figures})
+
+
 def driver(args: list[str], env: dict) -> dict:
     """Run the search app as the user does; its wall, CPU seconds and peak RSS (this process only)."""
     cmd = [sys.executable, "-c", "import sys; from scalesearch.cli import search_main as m; "
@@ -183,9 +190,7 @@ def faulty_race(nodes: int, candidates: int, out: str) -> None:
                                         and int(r["continued_from"]) > 0 for r in top),
               "spent_epochs": best["race"]["spent"],
               "pick": best["candidate"], "resume": resumed, "accuracy": {r["key"]: r["accuracy"] for r in rows}}
-    atomic_write_json(out, {"command": "python benchmarks/cluster_scale.py " + " ".join(sys.argv[1:]),
-                            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
-                            f"{os.cpu_count()} cores", "settings": SMALL, "faulty_race": result})
+    save(out, faulty_race=result)
     print(json.dumps({k: v for k, v in result.items() if k != "accuracy"}, indent=1))
 
 
@@ -221,9 +226,7 @@ def shared(nodes: int, points: int, out: str) -> None:
             result["runs"][name] = {"trainings": len(rows), "ok": sum(r["status"] == "ok" for r in rows),
                                     "nodes_used": len({r["node"] for r in rows}),
                                     "status": read_json(run / "search.json")["status"]}
-    atomic_write_json(out, {"command": "python benchmarks/cluster_scale.py " + " ".join(sys.argv[1:]),
-                            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
-                            f"{os.cpu_count()} cores", "settings": SMALL, "shared": result})
+    save(out, shared=result)
     print(json.dumps(result, indent=1))
 
 
@@ -238,9 +241,7 @@ def races(nodes: list[int], candidates: int, out: str) -> None:
     for s in sizes:
         s["same_as_first"] = {k: s[k] == ref[k] for k in ("spent_epochs", "rows_per_rung", "pick", "accuracy")}
         print(json.dumps({k: v for k, v in s.items() if k != "accuracy"}), file=sys.stderr, flush=True)
-    atomic_write_json(out, {"command": "python benchmarks/cluster_scale.py " + " ".join(sys.argv[1:]),
-                            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
-                            f"{os.cpu_count()} cores", "settings": SMALL, "races": sizes})
+    save(out, races=sizes)
     print(f"{'nodes':>5} {'rows':>4} {'rung 1/2':>8} {'spent epochs':>12} {'continued':>9} {'on another node':>15} "
           f"{'pick':>18} {'same as 1st':>11}")
     for s in sizes:
@@ -277,9 +278,7 @@ def main() -> None:
         print(f"{n} node(s), {a.trainings} trainings ...", file=sys.stderr, flush=True)
         sizes.append(one_size(n, a.trainings, a.seeds))
         print(json.dumps(sizes[-1]), file=sys.stderr, flush=True)
-    atomic_write_json(a.out, {"command": "python benchmarks/cluster_scale.py " + " ".join(sys.argv[1:]),
-                              "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
-                              f"{os.cpu_count()} cores", "settings": SMALL, "sizes": sizes})
+    save(a.out, sizes=sizes)
     print(f"{'nodes':>5} {'trainings':>9} {'used':>4} {'trials/min':>10} {'overhead/trial s':>16} "
           f"{'driver CPU s':>12} {'driver peak MiB':>15} {'resume s':>8}")
     for s in sizes:
