@@ -1,6 +1,6 @@
-"""``python -m scalesearch`` — the search app (same as the ``scalesearch`` console script)."""
+"""``python -m scalesearch`` — the search app (same as the ``scalesearch`` console script, under its supervisor)."""
 
-from .cli import main
+from .supervise import main
 
 if __name__ == "__main__":
     main()

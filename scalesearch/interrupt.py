@@ -15,9 +15,10 @@ driver at once ("Raylet IPC connection failed", exit 1), or its wait on them wou
 arrives (Python's wakeup fd, even while the main thread waits inside Ray) and calls :func:`notice`: the one line is
 printed then (:func:`say`: once per process) and the run's stop callbacks record it (search.json says
 ``interrupted``); when Ray's processes are gone the watch calls :func:`abandon`, which ends the process at once.
-That is a race, not a guarantee: Ray's core worker, whose raylet got the same signal, can still end the process
-first (exit 1) — then the line or the record may be missing (search.json says ``running``, as after a kill); the
-finished rows are on disk either way and ``resume=true`` continues the same.
+Ray's core worker, whose raylet got the same signal, can still end the process first (exit 1), before the line
+or the record: so the console scripts run the app under a supervisor (:mod:`scalesearch.supervise`) that forwards a
+signal to its group to the app alone (Ray's processes are not signalled) and, where every process was signalled,
+outlives the app to say the line and record the stop itself (the app tells it what to say: :func:`tell`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 __all__ = ["INTERRUPTED", "IN_TUNE", "Interrupted", "RunStopped", "on_signal", "interrupted_by", "install",
            "install_early", "reinstall", "deferred", "hand_to_tune", "raise_if_interrupted", "set_resume_line",
-           "stop_line", "say", "notice", "on_stop", "abandon", "STOP_SIGNALS", "installed"]
+           "stop_line", "say", "notice", "on_stop", "abandon", "STOP_SIGNALS", "installed", "SUPERVISOR_FD",
+           "report_to", "tell", "mark_interrupted"]
 
 # set by the SIGINT/SIGTERM handler (:func:`on_signal`): Tune stops every trial and nothing ending after it is
 # recorded as finished; the runner then raises Interrupted
@@ -43,6 +46,8 @@ _RESUME: dict = {"line": None}  # the app's resume command (:func:`set_resume_li
 _SAID = threading.Event()  # the one stop line is printed (:func:`say`)
 _ON_STOP: list = []  # the run's stop callbacks (:func:`on_stop`), called with the signal's name
 _LOCK = threading.Lock()
+SUPERVISOR_FD = "SCALESEARCH_SUPERVISOR_FD"  # the pipe to the console script's supervisor (scalesearch.supervise)
+_TELL: dict = {"fd": None}  # that pipe, in the supervised app (:func:`report_to`)
 # the signals that stop a run cleanly: Ctrl-C, a scheduler's or kill's SIGTERM, a closed terminal's SIGHUP
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
@@ -106,8 +111,32 @@ def hand_to_tune() -> None:
 
 
 def set_resume_line(line: str | None) -> None:
-    """The command that resumes this app's run, for a stop that cannot unwind (:func:`abandon`)."""
+    """The command that resumes this app's run, for a stop that cannot unwind (:func:`abandon`) — and for the
+    supervisor, should the process end before it says it."""
     _RESUME["line"] = line
+    tell("resume", line or "")
+
+
+def report_to(fd: int) -> None:
+    """In an app run by the console scripts' supervisor: tell it, through pipe ``fd``, the resume line, the run's
+    record (search.json) and that the stop line is said (:func:`tell`)."""
+    _TELL["fd"] = fd
+
+
+def tell(kind: str, value: str = "") -> None:
+    """One message to the supervisor (``kind<TAB>value``, one write), if this app has one; never an error."""
+    if _TELL["fd"] is not None:
+        with contextlib.suppress(OSError, ValueError):
+            os.write(_TELL["fd"], f"{kind}\t{value}".replace("\n", " ").encode() + b"\n")
+
+
+def mark_interrupted(doc: dict, signal_name: str) -> bool:
+    """A run's record (search.json's document) marked as stopped by ``signal_name`` — only while it says
+    ``running`` (a resume sets it ``running`` again); returns whether it changed."""
+    if doc.get("status") != "running":
+        return False
+    doc.update(status="interrupted", interrupted={"signal": signal_name, "at": time.time()})
+    return True
 
 
 def stop_line(what: str, resume: str | None) -> str:
@@ -123,6 +152,7 @@ def say(line: str) -> None:
         if _SAID.is_set():
             return
         _SAID.set()
+    tell("said")
     with contextlib.suppress(OSError, ValueError):
         print(line, file=sys.stderr, flush=True)
 
@@ -186,6 +216,7 @@ _INSTALLED = threading.Event()
 
 
 def _early(signum, frame) -> None:
+    tell("said")
     print(f"scalesearch: interrupted by {signal.Signals(signum).name} while starting: nothing was started",
           file=sys.stderr, flush=True)
     os._exit(128 + signum)

@@ -25,7 +25,7 @@ from pathlib import Path
 from .config import SearchAppConfig, TrialsConfig, flatten, migrate_settings, search_sampler, trial_budget
 from .data import accuracy_half_width, load_data
 from .generate import write_family
-from .interrupt import interrupted_by, on_stop
+from .interrupt import interrupted_by, mark_interrupted, on_stop, tell
 from .io import atomic_write_json, atomic_write_text, read_json
 from .plan import (SEARCH_ROW, OptunaSpace, budget_with_epochs_mult, family_jobs, family_probes, is_paper, job,
                    make_optuna_job, search_jobs, select_grid, train_id, validation_jobs)
@@ -181,6 +181,8 @@ class _State:
     def write(self):
         with self.lock:
             atomic_write_json(self.path, self.doc)
+            if not self.written:
+                tell("record", str(self.path))  # the supervisor's, should the process end before it records a stop
             self.written = True
 
     def stage(self, name: str, status: str, **extra):
@@ -193,9 +195,8 @@ class _State:
     def interrupted(self, signal_name: str):
         """A stop signal came (SIGINT, SIGTERM, SIGHUP): status ``interrupted`` (a resume sets it ``running``)."""
         with self.lock:
-            if self.doc.get("status") != "running" or not self.written:
+            if not self.written or not mark_interrupted(self.doc, signal_name):
                 return  # (a resume interrupted before its first write leaves search.json as it was)
-            self.doc.update(status="interrupted", interrupted={"signal": signal_name, "at": time.time()})
         self.write()
 
 

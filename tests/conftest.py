@@ -147,6 +147,15 @@ def start_app(args, log: Path, env=None, cwd=None, app="search_main") -> subproc
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def start_script(name: str, args, log: Path, env=None, cwd=None) -> subprocess.Popen:
+    """An installed console script (the path users run: the supervisor and its app) in its own session."""
+    e = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    e.update(env or {})
+    with open(log, "ab") as out:
+        return subprocess.Popen([str(Path(sys.executable).parent / name), *args], cwd=cwd or ROOT, env=e, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
 def wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float, what: str):
     deadline = time.time() + timeout
     while time.time() < deadline:

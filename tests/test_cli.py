@@ -86,10 +86,11 @@ def _help_sections(text: str) -> tuple[dict[str, list[str]], list[str]]:
 
 
 # ---------------------------------------------------------------- console scripts, --help, --version
-def test_every_console_script_is_an_app_of_the_cli():
+def test_every_console_script_is_an_app_of_the_cli_under_the_supervisor():
     assert SCRIPTS, "pyproject.toml has no [project.scripts]"
     for name, (module, fn) in SCRIPTS.items():
-        assert module == "scalesearch.cli" and fn in APPS, f"{name} = {module}:{fn} is not an app of scalesearch.cli"
+        assert module == "scalesearch.supervise" and fn in APPS and hasattr(cli, fn), \
+            f"{name} = {module}:{fn} is not an app of scalesearch.cli under scalesearch.supervise"
         assert name == APPS[fn][2], f"console script {name} runs {fn}, whose --help and --version say {APPS[fn][2]}"
 
 
