@@ -47,8 +47,10 @@ def run(app: str) -> int:
     read_end, write_end = os.pipe()
     watch = _Watch()
     watch.install()
-    code = (f"import sys; sys.argv[0] = {sys.argv[0]!r}; from scalesearch.supervise import child; "
-            f"child({app!r})")
+    # the child sees what the script saw: its argv[0] and its first import path (``-c`` would put the working
+    # directory first, where a user's yaml.py or signal.py would shadow the real one)
+    code = (f"import sys; sys.path[:1] = {sys.path[:1]!r} if sys.path[:1] == [''] else sys.path[:1]; "
+            f"sys.argv[0] = {sys.argv[0]!r}; from scalesearch.supervise import child; child({app!r})")
     env = {**os.environ, SUPERVISOR_FD: str(write_end), _PARENT: str(os.getpid())}
     proc = subprocess.Popen([sys.executable, "-c", code, *sys.argv[1:]], env=env, pass_fds=(write_end,),
                             preexec_fn=os.setpgrp)  # (one thread here: preexec_fn is safe)
