@@ -274,6 +274,16 @@ def _override_value(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def _answer(text: str) -> None:
+    """Print ``--help``'s or ``--version``'s answer and exit 0; a reader that closed the pipe early (``| head``) is
+    not an error (Python would print a BrokenPipeError traceback): the rest goes nowhere."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
+
+
 def _pre_hydra(config_name: str, prog: str) -> None:
     """--version, --help, and the checks that must come before Hydra creates the run directory: the command
     line composed as Hydra will compose it (a multirun: each job of the sweep; a bad override, an unknown key or a
@@ -281,11 +291,9 @@ def _pre_hydra(config_name: str, prog: str) -> None:
     continues."""
     argv = sys.argv[1:]
     if "--version" in argv or "-V" in argv:
-        print(f"{prog} {__version__}")
-        sys.exit(0)
+        _answer(f"{prog} {__version__}")
     if "--help" in argv or "-h" in argv:
-        print(app_help(config_name, prog))
-        sys.exit(0)
+        _answer(app_help(config_name, prog))
     try:
         _early_checks(config_name, argv, prog)
     except (UserError, ValueError) as e:

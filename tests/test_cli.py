@@ -94,6 +94,19 @@ def test_every_console_script_is_an_app_of_the_cli_under_the_supervisor():
         assert name == APPS[fn][2], f"console script {name} runs {fn}, whose --help and --version say {APPS[fn][2]}"
 
 
+def test_help_into_a_closed_pipe_is_not_an_error(tmp_path):
+    """``scalesearch --help | head -1``: the reader is gone before the help is written (closed at once here, while
+    the app still imports) — exit 0, no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([str(Path(sys.executable).parent / "scalesearch"), "--help"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 def test_every_app_has_a_console_script():
     assert {fn for _, fn in SCRIPTS.values()} >= set(APPS) - {"search_main"}
 
