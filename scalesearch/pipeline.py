@@ -801,13 +801,16 @@ def _extend_advice(run: _SearchJob) -> None:
             or (MIN_SEEDS if d.get("n", 0) < MIN_SEEDS else None))
     if s.strategy == "race" and not (v.get("decided") or v.get("decided_within")):
         return _race_advice(run, want)
-    if v.get("decided") or s.strategy != "grid" or not want or v.get("equivalent"):
+    if v.get("decided") or not want or v.get("equivalent"):
         return
     n = max(int(want), s.n_seeds + 1)
     if n > MAX_EXTEND * s.n_seeds:  # a command nobody would run is not a next step
+        v["out_of_reach"] = {"seeds": n, "most": MAX_EXTEND * s.n_seeds, "times": MAX_EXTEND}
         v["text"] = v["text"].rstrip() + (f" No extension command is printed: {n} seeds per candidate is more than "
                                           f"{MAX_EXTEND}× this run's {s.n_seeds}, so more seeds are not a practical "
                                           "way to decide at this budget.")
+        return
+    if s.strategy != "grid":
         return
     cmd = extend_command(run.run_dir, run.cfg, n)
     new = len({r["candidate"] for r in run.rows if r.get("status") == "ok"}) * (n - s.n_seeds)
@@ -877,7 +880,7 @@ def _write(run: _SearchJob) -> dict:
         **{k: run.verdict.get(k) for k in ("confidence_set", "decided", "method", "level", "excluded",
                                            "vs_runner_up", "vs_paper", "seeds_needed", "seeds_method",
                                            "equivalent", "regret_bound", "regret_bound_method", "decided_within",
-                                           "next_command", "within_command", "headline")},
+                                           "next_command", "within_command", "out_of_reach", "headline")},
         "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows),
         "n_ok": sum(x["status"] == "ok" for x in run.rows),
         "n_infeasible": len(run.infeasible), **run.context, "proxy_budget": dataclasses.asdict(cfg.proxy),

@@ -224,6 +224,9 @@ def next_step(v: dict) -> str | None:
         return more
     if v.get("equivalent"):
         return "**Next:** the top two are probably equal at this budget: a longer budget might separate them."
+    if far := v.get("out_of_reach"):  # not a seed count nobody would train: what to do with what the run shows
+        return (f"**Next:** more seeds would not decide at this budget (over {far['times']}× this run's): take the "
+                "pick, or lengthen proxy.epochs.")
     if v.get("seeds_needed"):
         return (f"**Next:** a longer budget — at this one about {v['seeds_needed']} seeds per candidate would be "
                 "needed to decide.")

@@ -44,6 +44,9 @@ def test_more_seeds_on_a_finished_grid_run_train_only_the_new_seeds(tmp_path):
         too_many = best["seeds_needed"] > 4 * 3
         assert (best["next_command"] is None) == too_many, best["next_command"]
         assert ("No extension command is printed" in best["verdict"]) == too_many
+        nxt = [x for x in (run / "summary.md").read_text().splitlines() if x.startswith("**Next:**")]
+        want = "**Next:** more seeds would not decide" if too_many else f"**Next:** `{best['next_command']}`"
+        assert len(nxt) == 1 and nxt[0].startswith(want), nxt  # never a seed count nobody would train
 
 
 def test_an_optuna_runs_seeds_define_it_but_a_grid_runs_do_not():

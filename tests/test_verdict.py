@@ -9,7 +9,7 @@ import pytest
 
 from scalesearch.results import aggregate, fmt_mean_ci
 from scalesearch.stats import noise_sd_bound, seeds_to_decide, t_quantile
-from scalesearch.verdict import decide, fidelity, pooled_sd, summary_markdown, verdict
+from scalesearch.verdict import decide, fidelity, next_step, pooled_sd, summary_markdown, verdict
 
 
 def rows(table: dict[str, list[float]], alpha=None):
@@ -105,6 +105,17 @@ def test_one_or_two_seeds_decide_nothing():
     assert "**Next:** run at least 3 seeds" in md and "± 0" not in md
     v, _ = run_verdict({"a": [0.9, 0.91], "b": [0.1, 0.11]})  # a huge gap, but 2 seeds
     assert v["decided"] is False and v["confidence_set"] == ["a", "b"] and "decisions need ≥ 3" in v["text"]
+
+
+def test_the_next_step_never_quotes_a_seed_count_nobody_would_train():
+    # issue 34: the conservative plan can ask for thousands of seeds; the summary's one next step then says what a
+    # person would do (the pipeline marks the plan out of reach past 4x the run's seeds)
+    v, _ = run_verdict({"a": [0.50, 0.62, 0.41], "b": [0.49, 0.60, 0.43], "c": [0.30, 0.52, 0.45]})
+    assert not v["decided"] and v["seeds_needed"], v
+    assert str(v["seeds_needed"]) in next_step(v)  # within reach: the count is the advice
+    far = next_step({**v, "out_of_reach": {"seeds": v["seeds_needed"], "most": 12, "times": 4}})
+    assert far.startswith("**Next:** more seeds would not decide at this budget (over 4× this run's)"), far
+    assert str(v["seeds_needed"]) not in far and "proxy.epochs" in far
 
 
 def test_the_paper_not_in_the_deciding_stage_is_said_truthfully():
