@@ -195,30 +195,38 @@ def faulty_race(nodes: int, candidates: int, out: str) -> None:
 
 
 def shared(nodes: int, points: int, out: str) -> None:
-    """Runs sharing one cluster of ``nodes`` nodes and one ``cluster.storage``: a Hydra multirun of two jobs (one
-    driver, its jobs one after the other, each joining the cluster), then two drivers at the same time (what a
-    parallel launcher, or two users, do); then the same multirun with a new local Ray per job (``cluster.num_cpus``
-    = nodes), for reference. Per run: its trainings, on how many nodes, its own experiment folder."""
+    """Runs sharing one cluster of ``nodes`` nodes and one ``cluster.storage``: a Hydra multirun of two jobs with
+    Hydra's basic launcher (one driver, its jobs one after the other, each joining the cluster), the same multirun
+    with the joblib launcher (both jobs at once, in its worker processes, each joining the cluster), then two
+    drivers started at the same time (two users); then both multiruns with a new local Ray per job
+    (``cluster.num_cpus`` = nodes), for reference. Per run: its trainings, on how many nodes, its own experiment
+    folder."""
+    parallel = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     with tempfile.TemporaryDirectory(prefix="cm") as tmp:
         tmp = Path(tmp)
         storage, env = tmp / "storage", {**os.environ, **RAY_ENV}
+        sweep = ["-m", f"search.max_points={points},{points + 1}", *SMALL, "search.n_seeds=2"]
         with ray_cluster(tmp, head_cpus=1, workers=nodes - 1) as (address, _workers):
-            common = [*SMALL, "search.n_seeds=2", f"cluster.address={address}", f"cluster.storage={storage}"]
-            multi = driver(["-m", f"search.max_points={points},{points + 1}", *common,
-                            f"hydra.sweep.dir={tmp / 'multi'}"], env)
+            joined = [f"cluster.address={address}", f"cluster.storage={storage}"]
+            multi = driver([*sweep, *joined, f"hydra.sweep.dir={tmp / 'multi'}"], env)
+            multi_parallel = driver([*sweep, *joined, *parallel, f"hydra.sweep.dir={tmp / 'multi_parallel'}"], env)
             t0 = time.time()
-            ps = [start_app([*common, f"search.max_points={points}", f"seed={i}", f"hydra.run.dir={tmp / f'p{i}'}"],
-                            tmp / f"p{i}.log", env=RAY_ENV) for i in (0, 1)]
+            ps = [start_app([*SMALL, "search.n_seeds=2", *joined, f"search.max_points={points}", f"seed={i}",
+                             f"hydra.run.dir={tmp / f'p{i}'}"], tmp / f"p{i}.log", env=RAY_ENV) for i in (0, 1)]
             codes = [p.wait() for p in ps]
             together = round(time.time() - t0, 2)
-        local = driver(["-m", f"search.max_points={points},{points + 1}", *SMALL, "search.n_seeds=2",
-                        f"cluster.num_cpus={nodes}", f"hydra.sweep.dir={tmp / 'local'}"], env)
+        local = driver([*sweep, f"cluster.num_cpus={nodes}", f"hydra.sweep.dir={tmp / 'local'}"], env)
+        local_parallel = driver([*sweep, f"cluster.num_cpus={nodes}", *parallel,
+                                 f"hydra.sweep.dir={tmp / 'local_parallel'}"], env)
         runs = {f"multirun job {j}": tmp / "multi" / f"{j}_synthetic" for j in (0, 1)} | \
+               {f"parallel multirun job {j}": tmp / "multi_parallel" / f"{j}_synthetic" for j in (0, 1)} | \
                {f"parallel driver {i}": tmp / f"p{i}" for i in (0, 1)}
-        result = {"nodes": nodes, "multirun_driver": multi, "multirun_with_a_local_ray_per_job": local,
+        result = {"nodes": nodes, "multirun_driver": multi, "parallel_multirun_driver": multi_parallel,
+                  "multirun_with_a_local_ray_per_job": local,
+                  "parallel_multirun_with_a_local_ray_per_job": local_parallel,
                   "parallel_exit_codes": codes, "parallel_wall_s": together,
                   "experiments_in_storage": sorted(x.name for x in storage.iterdir()), "runs": {}}
-        for d in ("local",):
+        for d in ("local", "local_parallel"):
             result[f"{d}_jobs_ok"] = [sum(r["status"] == "ok" for r in read_table(tmp / d / f"{j}_synthetic" /
                                                                                   "results.csv")) for j in (0, 1)]
         for name, run in runs.items():
@@ -260,7 +268,8 @@ def main() -> None:
     ap.add_argument("--faults", action="store_true", help="with --race, on the largest size: a node and then the "
                     "driver SIGKILLed mid-race, the run resumed against the same cluster")
     ap.add_argument("--shared", type=int, metavar="POINTS", default=0,
-                    help="instead: a two-job multirun, then two drivers at once, on one cluster of the largest size")
+                    help="instead: a two-job multirun (basic and joblib launchers), then two drivers at once, on one "
+                    "cluster of the largest size; both multiruns again with a local Ray per job")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     if a.shared:

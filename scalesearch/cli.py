@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import __version__
 from . import config as C
+from . import multirun
 from . import rundir as R
 from .paths import CONF_DIR as _CONF_PATH
 from .interrupt import RunStopped, interrupted_by, say, set_resume_line, stop_line
@@ -517,15 +518,21 @@ def hydra_app(config_name: str, prog: str, job, resume_hint=None):
     with one-line user errors and clean interrupts."""
     _, schema = SCHEMAS[config_name]
 
-    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
     @friendly_errors(resume_hint)
-    def app(cfg: DictConfig):
+    def work(cfg: DictConfig):
         return job(to_object(cfg, schema), run_dir())
+
+    @hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")
+    def app(cfg: DictConfig):
+        with multirun.job():  # a parallel multirun's job, in a worker process: stops as a single run does
+            return work(cfg)
 
     def entry():
         _pre_hydra(config_name, prog)  # writes nothing: a signal here is install_early's one line, exit 130 / 143
         try:
             _install_signal_handlers()
+            if _is_multirun(sys.argv[1:]):
+                multirun.host()  # a launcher's jobs in worker processes get the stop, and say its line
             return app()
         except SystemExit:
             raise

@@ -35,7 +35,7 @@ from pathlib import Path
 __all__ = ["INTERRUPTED", "IN_TUNE", "Interrupted", "RunStopped", "on_signal", "interrupted_by", "install",
            "install_early", "reinstall", "deferred", "hand_to_tune", "raise_if_interrupted", "set_resume_line",
            "stop_line", "say", "notice", "on_stop", "abandon", "STOP_SIGNALS", "installed", "SUPERVISOR_FD",
-           "report_to", "tell", "mark_interrupted"]
+           "report_to", "tell", "mark_interrupted", "said_elsewhere"]
 
 # set by the SIGINT/SIGTERM handler (:func:`on_signal`): Tune stops every trial and nothing ending after it is
 # recorded as finished; the runner then raises Interrupted
@@ -155,6 +155,14 @@ def say(line: str) -> None:
     tell("said")
     with contextlib.suppress(OSError, ValueError):
         print(line, file=sys.stderr, flush=True)
+
+
+def said_elsewhere() -> None:
+    """The stop lines are said by other processes (a parallel multirun's jobs, :mod:`scalesearch.multirun`):
+    this one adds none."""
+    with _LOCK:
+        _SAID.set()
+    tell("said")
 
 
 @contextlib.contextmanager

@@ -41,6 +41,9 @@ NOT_RUN = {
     "trials.gpus_per_trial=0.25 "
     "trials.cpus_per_trial=3 dataset=imagefolder dataset.root=/data/mine": "needs a remote GPU cluster",
     "scalesearch dataset=imagefolder dataset.root=/data/mine proxy=gpu trials=gpu_shared": "needs a GPU",
+    "RAY_AUTH_MODE=token scalesearch -m dataset=imagefolder dataset.root=/data/a,/data/b hydra/launcher=joblib "
+    "hydra.launcher.n_jobs=2 cluster.address=HEAD_IP:6379 cluster.storage=/mnt/nfs/scalesearch":
+        "needs a remote Ray cluster (HEAD_IP); tests/test_interrupts.py runs a parallel multirun on a local cluster",
 }
 
 # overrides that only shrink data or counts (never epochs, seeds, stages or the code path), per app

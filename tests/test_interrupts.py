@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, kill_session, session_pids, start_script
+from conftest import RAY_ENV, TINY, kill_session, ray_cluster, session_pids, start_script
 from conftest import start_app as _start
 from conftest import wait_for as _wait
 from scalesearch.results import read_table
@@ -162,6 +162,48 @@ def test_every_process_of_the_job_signalled_at_once_still_ends_with_the_line_and
     rows = read_table(run_dir / "results.csv")
     assert len(rows) == 4 and all(r["status"] == "ok" for r in rows), rows
     assert all({r["key"]: r["trial_id"] for r in rows}[k] == v for k, v in before.items()), "trained again"
+
+
+@pytest.mark.slow
+def test_a_parallel_multirun_on_one_cluster_stops_every_job_with_its_own_line_and_resumes(tmp_path):
+    """Issue 37: ``scalesearch -m seed=0,1 hydra/launcher=joblib cluster.address=…`` — two jobs at once, in the
+    launcher's worker processes, both joining one `ray start` cluster. Ctrl-C (SIGINT to the script) reaches the
+    Hydra process, which hands it to both jobs: exit 130 within seconds, one line per job with its own resume
+    command, each search.json ``interrupted``; each job then resumes with its command and trains only the rest."""
+    sweep, log = tmp_path / "multi", tmp_path / "multirun.log"
+    with ray_cluster(tmp_path, head_cpus=2, workers=0) as (address, _):
+        common = ["search.max_points=2", "trials.max_concurrent_trials=1", "proxy.fault.epoch_sleep=0.5", *TINY,
+                  f"cluster.address={address}"]
+        p = start_script("scalesearch", ["-m", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                         *common, f"hydra.sweep.dir={sweep}"], log, env=RAY_ENV, cwd=tmp_path)
+        jobs = [sweep / f"{j}_synthetic" for j in (0, 1)]
+        try:
+            _wait(lambda: all(_ok(d, "results.csv") >= 1 for d in jobs), p, log, 300, "a training of each job")
+            t0 = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            assert p.wait(timeout=120) == 130, log.read_text()[-3000:]
+            waited = time.monotonic() - t0
+        finally:
+            kill_session(p.pid)
+            p.wait()
+        out = log.read_text()
+        assert waited < 45 and out.count(f"Ray: joining {address}") == 2, out[-3000:]  # both jobs on the cluster
+        lines = [x for x in out.splitlines() if x.startswith("scalesearch: ")]
+        assert sorted(x.rsplit("hydra.run.dir=", 1)[-1].split()[0] for x in lines) == [str(d) for d in jobs], lines
+        assert all(x.startswith("scalesearch: interrupted by SIGINT") for x in lines), lines
+        before = {}
+        for d in jobs:
+            state = json.loads((d / "search.json").read_text())
+            assert state["status"] == "interrupted" and state["interrupted"]["signal"] == "SIGINT", state["status"]
+            before[d] = {r["key"]: r["trial_id"] for r in read_table(d / "results.csv") if r["status"] == "ok"}
+        resumed = [start_script("scalesearch", [*common, f"seed={j}", "resume=true", f"hydra.run.dir={d}"],
+                                tmp_path / f"resume{j}.log", env=RAY_ENV, cwd=tmp_path) for j, d in enumerate(jobs)]
+        for j, r in enumerate(resumed):
+            assert r.wait(timeout=600) == 0, (tmp_path / f"resume{j}.log").read_text()[-3000:]
+    for d in jobs:
+        rows = read_table(d / "results.csv")
+        assert len(rows) == 4 and all(r["status"] == "ok" for r in rows), rows
+        assert all({r["key"]: r["trial_id"] for r in rows}[k] == v for k, v in before[d].items()), "trained again"
 
 
 @pytest.mark.slow
