@@ -97,10 +97,18 @@ class MBConv(nn.Module):
         return x + self.drop_path(out) if self.residual else out
 
 
+def _at_least_one(where: str, **counts) -> None:
+    """Counts a network is built with (classes, input channels): integers ≥ 1, else one line naming the value."""
+    for key, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{where}: {key}={value!r}; allowed: an integer >= 1")
+
+
 class EfficientNet(nn.Module):
     def __init__(self, spec: ModelSpec | dict, num_classes: int = 1000, in_channels: int = 3):
         super().__init__()
         self.spec = spec = ModelSpec.of(spec, "EfficientNet(spec)")
+        _at_least_one("EfficientNet", num_classes=num_classes, in_channels=in_channels)
         bn = partial(nn.BatchNorm2d, eps=spec.bn_eps, momentum=spec.bn_momentum)
         self.stem = ConvBNAct(in_channels, spec.stem_channels, 3, 2, bn=bn)
         stages, cin, index, total = [], spec.stem_channels, 0, spec.num_blocks
@@ -266,12 +274,14 @@ def model_cost(resolution: int, in_channels: int = 3, *, num_classes: int = 1000
 
 
 # ---------------------------------------------------------------- using a spec elsewhere
-def to_torchvision(spec: ModelSpec, num_classes: int = 1000) -> nn.Module:
+def to_torchvision(spec: ModelSpec | dict, num_classes: int = 1000) -> nn.Module:
     """The same network as torchvision's ``EfficientNet`` (its module names, no scalesearch needed to load
     the weights later): stages as ``MBConvConfig`` rows with multipliers 1, explicit head width."""
     from torchvision.models.efficientnet import EfficientNet as TVEfficientNet
     from torchvision.models.efficientnet import MBConvConfig
 
+    spec = ModelSpec.of(spec, "to_torchvision(spec)")
+    _at_least_one("to_torchvision", num_classes=num_classes)
     if any(st.se_ratio != 0.25 for st in spec.stages):
         raise ValueError("to_torchvision: torchvision's MBConv has a fixed squeeze-excite ratio of 0.25; this spec has "
                          f"{sorted({st.se_ratio for st in spec.stages})}; allowed: specs with se_ratio 0.25 "

@@ -80,7 +80,8 @@ class StageSpec:
     repeats: int
     se_ratio: float = 0.25
 
-    def __post_init__(self):
+    def __post_init__(self):  # every builder (build_model, EfficientNet, to_torchvision, the dict form) checks here
+        _checked(self, _STAGE_RULES, ())
         if self.kernel % 2 == 0:
             raise ValueError(f"kernel={self.kernel} is even: padding kernel // 2 keeps a feature map's size only for "
                              "odd kernels; allowed: an odd kernel size (1, 3, 5, 7, ...)")
@@ -99,8 +100,18 @@ def _number(where: str, key: str, value, kind: type, low: float):
         ok = float(value).is_integer()
     if not ok or value < low:
         what = "an integer" if kind is int else "a number"
-        raise ValueError(f"{where}: {key}={value!r}; allowed: {what} >= {low}")
+        raise ValueError(f"{where + ': ' if where else ''}{key}={value!r}; allowed: {what} >= {low}")
     return kind(value)
+
+
+def _checked(obj, rules: dict, below_one: tuple) -> None:
+    """A frozen spec's numbers checked against ``rules`` (one-line ValueError naming the field and what is allowed)
+    and stored as their kind (16.0 channels become 16)."""
+    for key, (kind, low) in rules.items():
+        object.__setattr__(obj, key, _number("", key, getattr(obj, key), kind, low))
+    for key in below_one:
+        if getattr(obj, key) >= 1:
+            raise ValueError(f"{key}={getattr(obj, key)!r}; allowed: a number in [0, 1)")
 
 
 def _unwrap(d):
@@ -120,6 +131,13 @@ class ModelSpec:
     drop_path: float = 0.2
     bn_eps: float = 1e-3
     bn_momentum: float = 0.01
+
+    def __post_init__(self):  # every builder checks here: an empty network, or a stage that is not a StageSpec
+        stages = tuple(self.stages) if isinstance(self.stages, (list, tuple)) else ()
+        if not stages or not all(isinstance(st, StageSpec) for st in stages):
+            raise ValueError(f"stages={self.stages!r}; allowed: a non-empty tuple of StageSpec")
+        object.__setattr__(self, "stages", stages)
+        _checked(self, _MODEL_RULES, _BELOW_ONE)
 
     @property
     def num_blocks(self) -> int:
@@ -162,16 +180,14 @@ class ModelSpec:
                 raise ValueError(f"{at}: {s!r} is not a mapping; allowed: keys {', '.join(_STAGE_RULES)}")
             if set(s) - set(_STAGE_RULES) or set(s) < set(_STAGE_RULES) - {"se_ratio"}:
                 raise ValueError(f"{at}: keys {sorted(s)}; allowed: {', '.join(_STAGE_RULES)} (se_ratio optional)")
-            values = {k: _number(at, k, v, *_STAGE_RULES[k]) for k, v in s.items()}
             try:
-                out.append(StageSpec(**values))
+                out.append(StageSpec(**s))
             except ValueError as e:
                 raise ValueError(f"{at}: {e}") from None
-        rest = {k: _number(where, k, v, *_MODEL_RULES[k]) for k, v in d.items() if k != "stages"}
-        for k in _BELOW_ONE:
-            if k in rest and rest[k] >= 1:
-                raise ValueError(f"{where}: {k}={rest[k]!r}; allowed: a number in [0, 1)")
-        return cls(stages=tuple(out), **rest)
+        try:
+            return cls(stages=tuple(out), **{k: v for k, v in d.items() if k != "stages"})
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
 
 
 #                 expand kernel stride  out  repeats      (Tan & Le 2019, Table 1)

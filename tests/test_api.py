@@ -61,3 +61,27 @@ def test_a_search_from_python_is_the_commands_run_and_resumes(tmp_path):
     # progress on stderr (no logging was set up), and the resume trained nothing
     assert "run directory: " in p.stderr and "(resumed)" in p.stderr
     assert not out["retrained"] and out["rows"] == 2 * 3  # 2 candidates × 3 seeds, each trained once
+
+
+def test_the_builders_check_their_input_alike_and_build_the_same_network():
+    """Issue 34: every builder (ModelSpec/StageSpec themselves, so build_model, EfficientNet, to_torchvision and the
+    dict form) refuses the same bad input with one line naming the value, and what one builds the other builds."""
+    import torch
+
+    from scalesearch import B0, ModelSpec, StageSpec, build_model, count_params, to_torchvision
+
+    for make, line in [(lambda: ModelSpec(stages=()), r"^stages=\(\); allowed: a non-empty tuple of StageSpec"),
+                       (lambda: StageSpec(1, 3, 1, 16, 0), r"^repeats=0; allowed: an integer >= 1"),
+                       (lambda: StageSpec(1, 3, 1, 16, 1, se_ratio=-1), r"^se_ratio=-1; allowed: a number >= 0"),
+                       (lambda: ModelSpec(stages=B0.stages, dropout=1.5), r"^dropout=1.5; allowed: a number in \[0, 1\)"),
+                       (lambda: build_model("b0", num_classes=0), r"^EfficientNet: num_classes=0; allowed: an integer"),
+                       (lambda: to_torchvision(B0, num_classes=0), r"^to_torchvision: num_classes=0; allowed"),
+                       (lambda: build_model(spec={"stages": []}), r"'stages' is missing or empty")]:
+        with pytest.raises(ValueError, match=line):
+            make()
+    small = ModelSpec(stages=(StageSpec(1, 3, 1, 16, 1), StageSpec(6, 3, 2, 24, 2)), head_channels=64)
+    ours, theirs = build_model(spec=small, num_classes=10), to_torchvision(small.to_dict(), num_classes=10)
+    x = torch.randn(2, 3, 32, 32)
+    assert ours.eval()(x).shape == theirs.eval()(x).shape == (2, 10)
+    assert count_params(ours) == sum(p.numel() for p in theirs.parameters())
+    assert StageSpec(1, 3, 1, 16.0, 1).out_channels == 16 and isinstance(StageSpec(1, 3, 1, 16.0, 1).out_channels, int)
