@@ -440,6 +440,17 @@ def _searcher_job(trial, stage: Stage) -> dict | None:
         return None
 
 
+def trial_name(trial) -> str:
+    """Tune's name of a trial — its folder in the run's Tune storage, and what TensorBoard and Ray's dashboard
+    show: Tune's id and the training's key (candidate and seed), not Tune's dump of the job dict and its spec."""
+    job = trial.config.get("job") if isinstance(trial.config, dict) else None
+    key = job.get("key") if isinstance(job, dict) else None
+    return f"{trial.trial_id}_{re.sub(_UNSAFE, '_', str(key))[:80]}" if key else trial.trial_id
+
+
+_UNSAFE = r"[^\w.-]"  # characters a trial's folder name does without
+
+
 def _eta(done: int, total: int, elapsed: float) -> str:
     if done == 0 or done >= total:
         return ""
@@ -972,7 +983,8 @@ class Runner:
                                search_alg=FinishedOnly(stage.searcher) if isinstance(stage, SearcherStage) else None,
                                scheduler=stage.scheduler,
                                num_samples=num_samples, max_concurrent_trials=concurrent,
-                               reuse_actors=self.res.reuse_actors)
+                               reuse_actors=self.res.reuse_actors, trial_name_creator=trial_name,
+                               trial_dirname_creator=trial_name)
 
     def _run_config(self, stage: Stage, writer: TableWriter):
         from ray import tune

@@ -23,6 +23,8 @@ def test_more_seeds_on_a_finished_grid_run_train_only_the_new_seeds(tmp_path):
     rc, out, err = run_cli("search_main", *BASE, "search.n_seeds=2", f"hydra.run.dir={run}")
     assert rc == 0, err[-3000:]
     first = {r["key"]: r["trial_id"] for r in _rows(run / "results.csv")}
+    trials = sorted(p.name for p in (run / "tune" / "search").iterdir() if p.is_dir())  # issue 34: Tune's folders
+    assert sorted(n.split("_", 2)[2] for n in trials) == sorted(k.replace("/", "_") for k in first), trials  # by key
     best = json.loads((run / "best.json").read_text())
     assert not best["decided"] and best["n_seeds"] == 2
     cmd = best["next_command"]
