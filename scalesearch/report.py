@@ -512,7 +512,8 @@ def plot_landscape(ranked: list[dict], rows: list[dict], best: dict | None = Non
     if best is not None:
         ax.scatter([best["alpha"]], [best["beta"]], marker="*", s=420, facecolors="none", edgecolors="red",
                    linewidths=1.6, label=f"best (α={best['alpha']:g}, β={best['beta']:g}, γ={best['gamma']:g})")
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="validation accuracy (%, mean over ok seeds)")
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax,
+                 label="proxy accuracy (%: the search's mean over ok seeds)")
     return finish_axes(fig, ax, path, "α: depth multiplier per unit of φ (×)",
                         "β: width multiplier per unit of φ (×)",
                         "Search landscape (labels: effective γ, mean accuracy ± 95 % half-width)",
@@ -533,8 +534,8 @@ def plot_seed_spread(ranked: list[dict], chance: float | None = None, path=None,
     chance_line(ax, chance)
     ax.set_xticks(range(len(top)), [f"{c['alpha']:g}/{c['beta']:g}/{c['gamma']:g}" for c in top], rotation=30,
                   fontsize=7)
-    return finish_axes(fig, ax, path, "candidate α/β/γ, best first", "validation accuracy (%)",
-                        "Seed spread of the top candidates")
+    return finish_axes(fig, ax, path, "candidate α/β/γ, best first", "proxy accuracy (%, the search's trainings)",
+                        "Seed spread of the search's top candidates")
 
 
 def plot_fidelity(proxy: list[dict], validation: list[dict], chance: float | None = None, best: str | None = None,
@@ -659,7 +660,7 @@ def plot_optuna_history(rows: list[dict], path=None, chance: float | None = None
         best.append(running if running > -math.inf else float("nan"))
     ax.step(x, best, where="post", c="tab:red", label="best candidate mean so far")
     chance_line(ax, chance)
-    return finish_axes(fig, ax, path, "trial number (in creation order)", "validation accuracy (%)",
+    return finish_axes(fig, ax, path, "trial number (in creation order)", "proxy accuracy (%, the search's trials)",
                         "Optuna optimisation history")
 
 

@@ -184,8 +184,10 @@ def test_plots_are_labelled_with_uncertainty_and_chance(tmp_path):
     ranked = aggregate(rows)
     ax, cbar = plot_landscape(ranked, rows, {"alpha": 1.2, "beta": 1.0, "gamma": 1.0}, tmp_path / "l.png").axes
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "ok (2 candidates)" in labels and "stopped (1 candidates)" in labels and "accuracy (%" in cbar.get_ylabel()
+    assert "ok (2 candidates)" in labels and "stopped (1 candidates)" in labels
+    assert cbar.get_ylabel().startswith("proxy accuracy (%")  # issue 34: the search's means, not the validation's
     ax = plot_optuna_history(rows, tmp_path / "h.png", chance=0.1).axes[0]
+    assert ax.get_ylabel().startswith("proxy accuracy")
     step = next(ln for ln in ax.get_lines() if ln.get_label() == "best candidate mean so far")
     assert list(step.get_ydata()) == pytest.approx([32.5, 32.5, 32.5, 42.5, 42.5])  # candidate means; stopped never count
     for name in ("f", "l", "h"):
