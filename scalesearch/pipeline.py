@@ -29,7 +29,7 @@ from .interrupt import interrupted_by, mark_interrupted, on_stop, tell
 from .io import atomic_write_json, atomic_write_text, read_json
 from .plan import (SEARCH_ROW, OptunaSpace, budget_with_epochs_mult, family_jobs, family_probes, is_paper, job,
                    make_optuna_job, search_jobs, select_grid, train_id, validation_jobs)
-from .proxy import rung_steps, steps_per_epoch
+from .proxy import rung_steps, steps_per_epoch, train_batch
 from .race import STOPS, RaceRule, race, rung_epochs, story
 from .results import (CONFIRMATION_COLUMNS, FAMILY_COLUMNS, FINISHED, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS,
                       aggregate, read_table)
@@ -141,9 +141,14 @@ def depth_rounding(cfg) -> str:
     return r if r != "auto" else ("total" if cfg.search.constraint == "measured" else "stage")
 
 
-def budget_str(p) -> str:
+def budget_str(p, n_train: int | None = None) -> str:
+    """A budget as the run's texts say it; with ``n_train``, the batch the trainings used (proxy.train_batch caps
+    proxy.batch_size at the training images)."""
     size = f"{p.steps} steps" if p.steps else f"{p.epochs} epochs"
-    return f"{size}, batch {p.batch_size}, {p.optimizer} lr {p.lr:g}"
+    used = train_batch(p.batch_size, n_train) if n_train else p.batch_size
+    batch = (f"batch {used} (proxy.batch_size={p.batch_size}, capped at the {n_train} training images)"
+             if used != p.batch_size else f"batch {p.batch_size}")
+    return f"{size}, {batch}, {p.optimizer} lr {p.lr:g}"
 
 
 def run_context(cfg: SearchAppConfig, data) -> dict:
@@ -158,7 +163,7 @@ def run_context(cfg: SearchAppConfig, data) -> dict:
     return {"dataset": data.name, "dataset_fingerprint": data.fingerprint, "num_classes": data.num_classes,
             "chance": 1.0 / data.num_classes, "base_resolution": data.base_resolution, "val_images": n_val,
             "val_half_width": round(accuracy_half_width(n_val), 4), "strategy": s.strategy, "constraint": s.constraint,
-            "constraint_text": text, "cost": s.cost, "phi": s.phi, "budget": budget_str(cfg.proxy),
+            "constraint_text": text, "cost": s.cost, "phi": s.phi, "budget": budget_str(cfg.proxy, len(data.train_y)),
             "seeds": [cfg.seed + k for k in range(s.n_seeds)], "depth_rounding": depth_rounding(cfg),
             "resolution_multiple": s.resolution_multiple}
 
@@ -667,9 +672,10 @@ def _decide(run: _SearchJob) -> None:
     budget = budget_with_epochs_mult(run.budget, cfg.validate.epochs_mult) if validated else run.budget
     if run.race is not None and run.race_rows:
         budget = _race_job_budget(run.budget, run.race_rows[0]["rung"])
+    n = len(run.data.train_y)
     run.verdict = verdict(d_ranked, d_rows, run.decided_by, paper=run.paper, fid=run.fid, chance=run.context["chance"],
-                          budget=budget_str(budget), val_n=run.context["val_images"],
-                          half_width=run.context["val_half_width"], proxy_budget=budget_str(run.budget),
+                          budget=budget_str(budget, n), val_n=run.context["val_images"],
+                          half_width=run.context["val_half_width"], proxy_budget=budget_str(run.budget, n),
                           constraint=s.constraint, paper_searched=paper_searched,
                           base_resolution=run.data.base_resolution, race=race_facts)
     _extend_advice(run)

@@ -58,3 +58,14 @@ def test_an_optuna_runs_seeds_define_it_but_a_grid_runs_do_not():
         assert bool(settings_diff(old, new)) is differs, (strategy, settings_diff(old, new))
     old = dataclasses.asdict(compose_search("search.n_seeds=2", "proxy.epochs=5"))
     assert settings_diff(old, compose_search("search.n_seeds=4", "proxy.epochs=3")) == ["proxy.epochs: 5 there, 3 here"]
+
+
+def test_the_budget_says_the_batch_the_trainings_used():
+    """Issue 34: proxy.batch_size=100000 on 40 training images trains with batches of 40, and the texts say so."""
+    from scalesearch.config import ProxyConfig
+    from scalesearch.pipeline import budget_str
+
+    p = ProxyConfig(batch_size=100000)
+    assert budget_str(p, 40) == (f"{p.epochs} epochs, batch 40 (proxy.batch_size=100000, capped at the 40 training "
+                                 f"images), {p.optimizer} lr {p.lr:g}")
+    assert budget_str(p, 200000) == budget_str(p) == f"{p.epochs} epochs, batch 100000, {p.optimizer} lr {p.lr:g}"
