@@ -177,6 +177,7 @@ class _State:
         self.doc = {"fingerprint": config_fingerprint(cfg), "started": time.time(), "stages": {},
                     **(old or {}), "config": dataclasses.asdict(cfg), "status": "running", "data": data}
         self.doc.pop("interrupted", None)
+        self.doc.pop("error", None)
         self.lock, self.written = threading.Lock(), False  # the watch thread writes too (:meth:`interrupted`)
         # a new run is on record at once; a resume writes when its first stage starts, so that a refusal before
         # it (Ray's resources, the plan, the tables, the data) leaves a finished run's search.json as it was
@@ -195,6 +196,16 @@ class _State:
         when = {"started": now} if status == "running" else {"finished": now}
         with self.lock:
             self.doc["stages"][name] = {**self.doc["stages"].get(name, {}), "status": status, **when, **extra}
+        self.write()
+
+    def failed(self, e: Exception):
+        """The run ended on an error after it was on record (a refusal by the memory estimate, Ray, a table):
+        status ``failed`` with the error's first line, never a ``running`` nobody runs (a resume sets it again)."""
+        line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        with self.lock:
+            if not self.written or self.doc.get("status") != "running":
+                return
+            self.doc.update(status="failed", error=line)
         self.write()
 
     def interrupted(self, signal_name: str):
@@ -379,11 +390,13 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
                 _confirm(run, runner, ctx)
                 _train_family(run, runner, ctx)
                 _ablate(run, runner, ctx)
+            return _write(run)
         except BaseException as e:
             if (stop := interrupted_by(e)) is not None:
                 run.state.interrupted(signal.Signals(stop.signum).name)
+            elif isinstance(e, Exception):
+                run.state.failed(e)
             raise
-        return _write(run)
 
 
 def _plan(cfg: SearchAppConfig, run_dir: Path, space, baseline) -> _SearchJob:

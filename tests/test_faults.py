@@ -3,6 +3,7 @@ cannot go on, trainings too large for a trial's memory, signals at every moment 
 conflicting or unplanned rows. Real processes, real Ray, real signals."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -115,6 +116,8 @@ def test_a_training_too_large_for_a_trials_memory_is_refused_before_anything_tra
         assert "needs about" in err[0] and "a training can get at most about" in err[0] and what in err[0], err
         assert "Traceback" not in out
         assert not any(r["status"] for r in _rows(run / "results.csv")) if (run / "results.csv").exists() else True
+        state = json.loads((run / "search.json").read_text())  # issue 34: not a "running" that nothing runs
+        assert state["status"] == "failed" and state["error"] in err[0], state.get("status")
 
 
 def test_a_family_too_large_for_a_trials_memory_is_refused_before_the_search_trains(tmp_path):
