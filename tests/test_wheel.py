@@ -85,3 +85,13 @@ def test_wheel_works_from_any_directory(tmp_path):
     best = json.loads((tmp_path / "run" / "best.json").read_text())
     assert {"alpha", "beta", "gamma", "accuracy_mean"} <= set(best), best
     assert not list(elsewhere.iterdir()), "the apps wrote into the working directory"
+
+
+def test_every_conf_group_folder_is_a_package_of_the_wheel():
+    """pyproject's package list names every conf/ group folder (issue 34: conf/trials was missing; setuptools then
+    warns "Package would be ignored")."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {f"scalesearch.conf.{d.name}" for d in (ROOT / "conf").iterdir() if d.is_dir()}
+    assert folders and folders <= listed, sorted(folders - listed)
