@@ -7,7 +7,7 @@ start, and then exits 128 + signal with nothing more to say.
 The jobs find the Hydra process through one environment variable, ``SCALESEARCH_MULTIRUN`` = ``<pid>:<folder>``
 (inherited by the launcher's workers): a running job holds a file named by its pid in the folder, and a file
 ``STOP`` there turns away the jobs that have not started. Jobs in the Hydra process itself (the basic launcher)
-take no part: the app's own handler stops them. Standard library only."""
+take no part: the app's own handler stops them. Standard library only (and scalesearch.io)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from . import interrupt
+from .io import atomic_write_text
 
 __all__ = ["ENV", "host", "job"]
 
@@ -67,7 +68,7 @@ def _on_signal(signum, frame) -> None:
             with contextlib.suppress(OSError):
                 os.kill(pid, signum)
         return
-    (folder / "STOP").write_text(str(signum))  # first: a job registers, then looks for it (no job slips between)
+    atomic_write_text(folder / "STOP", str(signum))  # first: a job registers, then looks for it (none slips between)
     jobs = _running(folder)
     if not jobs:  # the jobs run in this process (the basic launcher), or none has started: a single run's stop
         return interrupt.on_signal(signum, frame)
