@@ -84,7 +84,9 @@ def test_a_node_then_the_driver_killed_mid_race_resumed_against_the_same_cluster
     with ray_cluster(tmp_path) as (address, worker):
         args = [f"cluster.address={address}", f"cluster.storage={tmp_path / 'storage'}", "search=race",
                 "search.rungs=[1,2]", "search.max_seeds=3", "search.max_points=2", "proxy.fault.epoch_sleep=1",
-                "verbose=0", *[o for o in TINY if not o.startswith("search.n_seeds")], f"hydra.run.dir={run_dir}"]
+                # a retry Ray places before it has marked the killed node dead fails there again (seen once in a
+                # loaded CI run: the row ended `error`); the subject here is what is kept, not Ray's detection time
+                "trials.max_failures=2", "verbose=0", *[o for o in TINY if not o.startswith("search.n_seeds")], f"hydra.run.dir={run_dir}"]
         p = _start(args, log, env=RAY_ENV)
         try:
             def both_nodes_done_one_and_rung_1_goes_on():
@@ -106,7 +108,8 @@ def test_a_node_then_the_driver_killed_mid_race_resumed_against_the_same_cluster
         finally:
             kill_session(resumed.pid)
     rows = _rows(run_dir)
-    assert len(rows) == 12 and all(r["status"] == "ok" for r in rows), [(r["key"], r["status"]) for r in rows]
+    assert len(rows) == 12 and all(r["status"] == "ok" for r in rows), \
+        [(r["key"], r["status"], r["failures"], r["error"][:300]) for r in rows if r["status"] != "ok"]
     assert all(before[r["key"]] == r["trial_id"] for r in rows if r["key"] in before), "trained twice"
     assert len(before) < 12, "the driver was killed before the race ended"
     trained_on = {(r["candidate"], r["seed"]): r["node"] for r in rows if float(r["rung"]) == 1}
