@@ -39,10 +39,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from scalesearch.race import RaceRule, race
-from scalesearch.results import aggregate
-from scalesearch.stats import confidence_set, regret_bound
-from scalesearch.verdict import verdict
+from scalesearch.plan.race import RaceRule, race
+from scalesearch.decide.results import aggregate
+from scalesearch.decide.stats import confidence_set, regret_bound
+from scalesearch.decide.verdict import verdict
 
 N_VAL = 400
 SD, SHARED_SD = 0.02, 0.01

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import RAY_ENV, kill_session, ray_cluster, start_app, wait_for  # noqa: E402  (the suite's own real `ray start` cluster)
 
 from scalesearch.io import atomic_write_json, read_json  # noqa: E402
-from scalesearch.results import read_table  # noqa: E402
+from scalesearch.decide.results import read_table  # noqa: E402
 
 SMALL = ["proxy.epochs=1", "dataset.train_size=40", "dataset.val_size=20", "proxy.batch_size=20",
          "dataset.image_size=32", "report.enabled=false", "family.train=false", "validate.enabled=false",
@@ -51,7 +51,7 @@ def save(out: str, **figures) -> None:
 
 def driver(args: list[str], env: dict) -> dict:
     """Run the search app as the user does; its wall, CPU seconds and peak RSS (this process only)."""
-    cmd = [sys.executable, "-c", "import sys; from scalesearch.cli import search_main as m; "
+    cmd = [sys.executable, "-c", "import sys; from scalesearch.apps.cli import search_main as m; "
            "sys.argv[0]='scalesearch'; m()", *args]
     t0 = time.time()
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -2,7 +2,7 @@
 
 For every (candidate, seed) the rungs are trained twice: as the race trains them (one trunk at constant learning
 rate continued from rung to rung, each rung's last ``cooldown`` of the steps annealed on a copy and evaluated:
-``scalesearch.proxy.train_rung``), and as separate trainings with the proxy's cosine schedule
+``scalesearch.train.proxy.train_rung``), and as separate trainings with the proxy's cosine schedule
 (``train_proxy``) of each rung's length. Reported per rung: the mean of (continued − cosine) over the pairs with
 its 95 % paired t interval and the seed sd (agreement within seed noise?), and the epochs each way (the compute
 saved). Real images: the shared CIFAR-10 JPEGs.
@@ -23,10 +23,10 @@ import torch
 from omegaconf import OmegaConf
 
 from scalesearch.config import DatasetConfig, ProxyConfig
-from scalesearch.data import load_data
-from scalesearch.proxy import rung_steps, train_batch, train_proxy, train_rung
-from scalesearch.spec import B0, scale
-from scalesearch.stats import mean_ci, paired_difference
+from scalesearch.train.data import load_data
+from scalesearch.train.proxy import rung_steps, train_batch, train_proxy, train_rung
+from scalesearch.scaling.spec import B0, scale
+from scalesearch.decide.stats import mean_ci, paired_difference
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"

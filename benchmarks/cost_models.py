@@ -4,7 +4,7 @@ For the candidates of the default grid and for every feasible (α, β) of the de
 measured constraint, base 40 px, synthetic data shape), on this machine's CPU with one torch thread:
 MACs and conv activations (counted on the meta device), inference latency (batch 8) and training-step time (batch
 32) — each measured ``--repeats`` times (warm-up, then the median of timed repeats over ``--min-run-time`` s:
-scalesearch.cost.measure_latency / measure_train_step).
+scalesearch.scaling.cost.measure_latency / measure_train_step).
 
 It reports the Spearman correlation of MACs vs latency, MACs vs training step and activations vs latency over the
 candidates, the spread of latency among candidates whose MACs are within ±10 % of the target (the "equal-FLOPs,
@@ -25,14 +25,14 @@ from pathlib import Path
 
 import torch
 
-from scalesearch.cost import measure_latency, measure_train_step
+from scalesearch.scaling.cost import measure_latency, measure_train_step
 from scalesearch.io import atomic_write_json
-from scalesearch.model import EfficientNet, spec_cost
-from scalesearch.plan import select_grid
-from scalesearch.scaling import Scaler
-from scalesearch.space import load_space
-from scalesearch.spec import B0, ModelSpec
-from scalesearch.stats import bootstrap_ci, spearman_rho
+from scalesearch.scaling.model import EfficientNet, spec_cost
+from scalesearch.plan.jobs import select_grid
+from scalesearch.scaling.scaler import Scaler
+from scalesearch.plan.space import load_space
+from scalesearch.scaling.spec import B0, ModelSpec
+from scalesearch.decide.stats import bootstrap_ci, spearman_rho
 
 
 def measure(spec: ModelSpec, resolution: int, repeats: int, min_run_time: float) -> dict:

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import CIFAR_TAR, compose_search, extract_cifar  # noqa: E402
 
 from scalesearch.io import atomic_write_json, read_json  # noqa: E402
-from scalesearch.results import aggregate, fmt_mean_ci, read_table  # noqa: E402
+from scalesearch.decide.results import aggregate, fmt_mean_ci, read_table  # noqa: E402
 from scalesearch.pipeline import run_search  # noqa: E402
-from scalesearch.verdict import pooled_sd  # noqa: E402
+from scalesearch.decide.verdict import pooled_sd  # noqa: E402
 
 
 def one_mode(root: Path, mode: str, args) -> dict:

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import compose_search  # noqa: E402  (real Hydra composition)
 
-from scalesearch.data import load_data  # noqa: E402
+from scalesearch.train.data import load_data  # noqa: E402
 from scalesearch.io import atomic_write_json  # noqa: E402
-from scalesearch.proxy import train_proxy  # noqa: E402
-from scalesearch.spec import B0, scale  # noqa: E402
+from scalesearch.train.proxy import train_proxy  # noqa: E402
+from scalesearch.scaling.spec import B0, scale  # noqa: E402
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""The optimum of the model over shares (scalesearch.optimum) against known truths.
+"""The optimum of the model over shares (scalesearch.decide.optimum) against known truths.
 
 Same simulated runs as benchmarks/shares_sim.py (the CIFAR-10 recording's 20 candidates as built, seed sd 0.02,
 normal / t (3 df) / shared seed offsets, accuracies quantised to 1/400; one budget ``20x3`` or a race's two rungs
@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # a script beside shar
 from shares_sim import (NOISES, PAPER, PEAK, QUANT, _noise, candidates, paper_p, replicate, scaler,  # noqa: E402
                         truth)
 
-from scalesearch.confirm import measured_gain  # noqa: E402
-from scalesearch.plan import select_grid  # noqa: E402
-from scalesearch.scaling import Scaler  # noqa: E402
-from scalesearch.shares import share_table  # noqa: E402
-from scalesearch.space import load_space  # noqa: E402
-from scalesearch.stats import confidence_set  # noqa: E402
+from scalesearch.plan.confirm import measured_gain  # noqa: E402
+from scalesearch.plan.jobs import select_grid  # noqa: E402
+from scalesearch.scaling.scaler import Scaler  # noqa: E402
+from scalesearch.decide.shares import share_table  # noqa: E402
+from scalesearch.plan.space import load_space  # noqa: E402
+from scalesearch.decide.stats import confidence_set  # noqa: E402
 
 TRUTHS = ("peaked", "curved", "flat", "linear", "ridge", "interaction")
 DESIGNS = ("20x3", "race20x3")

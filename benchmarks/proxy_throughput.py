@@ -4,7 +4,7 @@ synthetic tensors of the same shape. Everything is measured in the same run, int
 each side's best round counts (the least disturbed by other processes on the machine; the median
 is kept in the JSON too), so the ratios hold even when the absolute numbers drift.
 
-* trainer   — :class:`scalesearch.proxy.TrainStep` on B0 (the code ``train_proxy`` runs): uint8
+* trainer   — :class:`scalesearch.train.proxy.TrainStep` on B0 (the code ``train_proxy`` runs): uint8
               batch gathered on the device → resize → random crop + flip → normalise → forward →
               backward → optimizer step (conf/proxy/cpu.yaml or gpu.yaml: AdamW) → LR schedule.
 * reference — ``torchvision.models.efficientnet_b0``: a ready float batch on the device →
@@ -13,7 +13,7 @@ is kept in the JSON too), so the ratios hold even when the absolute numbers drif
               optimizer and hyperparameters, dropout and drop-path; torch's default optimizer
               implementation, where the trainer uses the fused one.
 * real data — the trainer fed from CIFAR-10 JPEGs (../shared/datasets) decoded once by
-              ``scalesearch.data`` (32 px uint8 on the device, resized per batch), against the
+              ``scalesearch.train.data`` (32 px uint8 on the device, resized per batch), against the
               trainer fed random uint8 tensors already at the model's input shape.
 
     python benchmarks/proxy_throughput.py                      # CPU defaults, ~2 minutes
@@ -39,9 +39,9 @@ import torchvision
 from omegaconf import OmegaConf
 
 from scalesearch.config import DatasetConfig, ProxyConfig
-from scalesearch.data import load_data
-from scalesearch.proxy import TrainStep, build_proxy_model, resolve_device
-from scalesearch.spec import B0
+from scalesearch.train.data import load_data
+from scalesearch.train.proxy import TrainStep, build_proxy_model, resolve_device
+from scalesearch.scaling.spec import B0
 
 HERE = Path(__file__).resolve().parent
 CIFAR_TAR = HERE.parents[1] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"

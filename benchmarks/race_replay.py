@@ -6,8 +6,8 @@ over all seeds at the top rung. Each replicate shuffles the order of the seeds (
 that order), then every strategy runs on the same order:
 
 * ``uniform-N``: every candidate with N seeds at the top rung; pick = the best mean; decided = the 95 % confidence
-  set (scalesearch.stats.confidence_set) holds one candidate.
-* ``race``: scalesearch.race.race with the given rule (continued rungs: cost (1 − c)·ΔE + c·E, c = cooldown).
+  set (scalesearch.decide.stats.confidence_set) holds one candidate.
+* ``race``: scalesearch.plan.race.race with the given rule (continued rungs: cost (1 − c)·ΔE + c·E, c = cooldown).
 * ``race-δD``: the same race with ``search.delta=D`` (``--deltas``): it also stops at a top-rung look where the
   leader is within D of the best at 95 % family-wise; "within δ" counts how often it stopped so, "δ held" how often
   the table's truth agrees (the truth of the best − the truth of its pick ≤ D).
@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as st
 
-from scalesearch.race import RaceRule, race
-from scalesearch.stats import confidence_set
+from scalesearch.plan.race import RaceRule, race
+from scalesearch.decide.stats import confidence_set
 
 
 def load(path, only_rungs=None) -> tuple[list[str], list[float], np.ndarray]:

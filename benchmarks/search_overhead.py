@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import compose_search  # noqa: E402  (real Hydra composition)
 
 from scalesearch.io import atomic_write_json, read_json  # noqa: E402
-from scalesearch.results import read_table  # noqa: E402
+from scalesearch.decide.results import read_table  # noqa: E402
 from scalesearch.pipeline import run_search  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def default_run(python_path: Path | None, cwd: Path) -> dict:
     run = Path(tempfile.mkdtemp(prefix="default-"))
     t0 = time.time()
     p = subprocess.run([sys.executable, "-c", "import scalesearch, sys; print(scalesearch.__file__, file=sys.stderr); "
-                        "from scalesearch.cli import search_main; search_main()", f"hydra.run.dir={run}"],
+                        "from scalesearch.apps.cli import search_main; search_main()", f"hydra.run.dir={run}"],
                        cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     wall = time.time() - t0
     if p.returncode != 0:

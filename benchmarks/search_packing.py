@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import compose_search  # noqa: E402  (real Hydra composition)
 
-from scalesearch.results import read_table  # noqa: E402
+from scalesearch.decide.results import read_table  # noqa: E402
 from scalesearch.pipeline import run_search  # noqa: E402
 
 

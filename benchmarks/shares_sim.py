@@ -1,4 +1,4 @@
-"""The model over shares (scalesearch.shares) against known truths, and on the committed CIFAR-10 recording.
+"""The model over shares (scalesearch.decide.shares) against known truths, and on the committed CIFAR-10 recording.
 
 **Simulation.** The design is the recording's 20 candidates as the product builds them (CIFAR-10 at base 40 px,
 their realized shares); a truth gives each candidate a mean accuracy from its proportions (d, w, r):
@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scalesearch.scaling import Scaler
-from scalesearch.shares import DIMENSIONS, run_share_model, share_table
-from scalesearch.stats import confidence_set
+from scalesearch.scaling.scaler import Scaler
+from scalesearch.decide.shares import DIMENSIONS, run_share_model, share_table
+from scalesearch.decide.stats import confidence_set
 
 RECORDING = Path(__file__).resolve().parent / "results" / "race_record_cifar.csv"
 NOISES = ("normal", "t3", "shared")

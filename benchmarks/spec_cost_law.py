@@ -1,4 +1,4 @@
-"""What the part law (scalesearch.model: each distinct part traced at three probe sizes, every other size from its
+"""What the part law (scalesearch.scaling.model: each distinct part traced at three probe sizes, every other size from its
 affine law) saves where a run counts costs: emitting a family under the measured constraint, whose resolutions are
 solved by bisection (many sizes per member), and planning the default grid.
 
@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import scalesearch.model as M
-from scalesearch.cost import Cost, count_cost, count_module
+import scalesearch.scaling.model as M
+from scalesearch.scaling.cost import Cost, count_cost, count_module
 from scalesearch.io import atomic_write_json
-from scalesearch.plan import select_grid
-from scalesearch.scaling import Coefficients, Scaler
-from scalesearch.space import load_space
+from scalesearch.plan.jobs import select_grid
+from scalesearch.scaling.scaler import Coefficients, Scaler
+from scalesearch.plan.space import load_space
 
 OUT = Path(__file__).parent / "results" / "spec_cost_law.json"
 

@@ -9,14 +9,14 @@ from importlib import import_module
 __version__ = "0.3.0"
 
 _PUBLIC = {
-    "Cost": "cost", "count_cost": "cost", "count_params": "cost",
-    "EfficientNet": "model", "build_model": "model", "build_spec": "model", "spec_cost": "model",
-    "to_torchvision": "model",
-    "PAPER": "scaling", "Coefficients": "scaling", "FamilyMember": "scaling", "family": "scaling",
-    "family_markdown": "scaling", "load_family": "scaling",
-    "B0": "spec", "OFFICIAL": "spec", "ModelSpec": "spec", "StageSpec": "spec", "round_channels": "spec",
-    "round_repeats": "spec", "scale": "spec",
-    "search": "cli", "SearchResult": "pipeline",
+    "Cost": "scaling.cost", "count_cost": "scaling.cost", "count_params": "scaling.cost",
+    "EfficientNet": "scaling.model", "build_model": "scaling.model", "build_spec": "scaling.model",
+    "spec_cost": "scaling.model", "to_torchvision": "scaling.model",
+    "PAPER": "scaling.scaler", "Coefficients": "scaling.scaler", "FamilyMember": "scaling.scaler",
+    "family": "scaling.scaler", "family_markdown": "scaling.scaler", "load_family": "scaling.scaler",
+    "B0": "scaling.spec", "OFFICIAL": "scaling.spec", "ModelSpec": "scaling.spec", "StageSpec": "scaling.spec",
+    "round_channels": "scaling.spec", "round_repeats": "scaling.spec", "scale": "scaling.spec",
+    "search": "apps.cli", "SearchResult": "pipeline",
 }
 
 __all__ = sorted(_PUBLIC)

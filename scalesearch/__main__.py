@@ -1,6 +1,6 @@
 """``python -m scalesearch`` — the search app (same as the ``scalesearch`` console script, under its supervisor)."""
 
-from .supervise import main
+from .apps.supervise import main
 
 if __name__ == "__main__":
     main()

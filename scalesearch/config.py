@@ -733,8 +733,8 @@ def check_search_app(cfg: SearchAppConfig) -> None:
 
 
 def check_race(cfg: SearchAppConfig) -> None:
-    """The race's rule (scalesearch.race.RaceRule checks it) and what it cannot be combined with."""
-    from .race import RaceRule
+    """The race's rule (scalesearch.plan.race.RaceRule checks it) and what it cannot be combined with."""
+    from .plan.race import RaceRule
 
     s = cfg.search
     RaceRule(tuple(s.rungs), s.n_seeds, s.max_seeds, s.seed_step, s.budget, delta=s.delta, eta=s.eta)
@@ -781,8 +781,8 @@ def check_generate(cfg: GenerateConfig) -> None:
 
 def _check_generate_phis(cfg: GenerateConfig) -> None:
     """Every member of the formula family is buildable (scaling.check_phi)."""
-    from .scaling import Coefficients, check_phi, member_name
-    from .spec import load_baseline
+    from .scaling.scaler import Coefficients, check_phi, member_name
+    from .scaling.spec import load_baseline
 
     c = Coefficients(cfg.alpha, cfg.beta, cfg.gamma)
     baseline = load_baseline(cfg.baseline)

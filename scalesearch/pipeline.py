@@ -1,7 +1,7 @@
 """The main job: plan → search → validate → decide → family → (paper family, ablation) → artifacts.
 
 ``run_search(cfg, run_dir)`` checks every setting, loads the data once, and runs each stage's
-trainings through one :class:`~scalesearch.runner.Runner` (Ray Tune trials; a 2-node cluster runs
+trainings through one :class:`~scalesearch.run.runner.Runner` (Ray Tune trials; a 2-node cluster runs
 them on both nodes). Every stage's table is written as it grows; ``search.json`` says which stages
 are done, so an interrupted run (SIGKILL, SIGINT, SIGTERM) resumes with ``resume=true`` and trains
 only what no table records. The report only reads the tables and renders.
@@ -23,23 +23,23 @@ from pathlib import Path
 
 
 from .config import SearchAppConfig, TrialsConfig, flatten, migrate_settings, search_sampler, trial_budget
-from .data import accuracy_half_width, load_data
-from .generate import write_family
-from .interrupt import interrupted_by, mark_interrupted, on_stop, tell
+from .train.data import accuracy_half_width, load_data
+from .apps.generate import write_family
+from .run.interrupt import interrupted_by, mark_interrupted, on_stop, tell
 from .io import atomic_write_json, atomic_write_text, read_json
-from .plan import (SEARCH_ROW, OptunaSpace, budget_with_epochs_mult, family_jobs, family_probes, is_paper, job,
+from .plan.jobs import (SEARCH_ROW, OptunaSpace, budget_with_epochs_mult, family_jobs, family_probes, is_paper, job,
                    make_optuna_job, search_jobs, select_grid, train_id, validation_jobs)
-from .proxy import rung_steps, steps_per_epoch, train_batch
-from .race import STOPS, RaceRule, race, rung_epochs, story
-from .results import (CONFIRMATION_COLUMNS, FAMILY_COLUMNS, FINISHED, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS,
+from .train.proxy import rung_steps, steps_per_epoch, train_batch
+from .plan.race import STOPS, RaceRule, race, rung_epochs, story
+from .decide.results import (CONFIRMATION_COLUMNS, FAMILY_COLUMNS, FINISHED, SEARCH_COLUMNS, TABLES, VALIDATION_COLUMNS,
                       aggregate, read_table)
-from .rundir import SEARCH, check_same_data, claim, data_summary
-from .scaling import PAPER, DEVICE_COSTS, Coefficients, Scaler, candidate_id
-from .confirm import Confirmation, confirm, confirmation_jobs
-from .shares import ShareModel, run_share_model
-from .space import check_search_inputs
-from .stats import MIN_SEEDS
-from .verdict import decide, fidelity, pooled_sd, summary_markdown, verdict
+from .run.rundir import SEARCH, check_same_data, claim, data_summary
+from .scaling.scaler import PAPER, DEVICE_COSTS, Coefficients, Scaler, candidate_id
+from .plan.confirm import Confirmation, confirm, confirmation_jobs
+from .decide.shares import ShareModel, run_share_model
+from .plan.space import check_search_inputs
+from .decide.stats import MIN_SEEDS
+from .decide.verdict import decide, fidelity, pooled_sd, summary_markdown, verdict
 
 log = logging.getLogger("scalesearch")
 
@@ -228,7 +228,7 @@ def _describe(r: dict) -> str:
 
 def _search_stage(cfg, run_dir, space, scaler, ctx, data):
     """The search stage (grid jobs or an Optuna searcher) and the infeasible candidates met."""
-    from .runner import JobStage, SearcherStage
+    from .run.runner import JobStage, SearcherStage
 
     s = cfg.search
     seeds = [cfg.seed + k for k in range(s.n_seeds)]
@@ -377,7 +377,7 @@ def run_search(cfg: SearchAppConfig, run_dir: Path) -> dict | None:
     Returns best.json's content."""
     space, baseline = check_search_inputs(cfg)  # bad input fails here, in seconds: before the run dir, data, Ray
     with claim(run_dir, SEARCH) as run_dir:  # this process's run (else refused: another app's, or in use)
-        from .runner import Runner
+        from .run.runner import Runner
 
         run = _plan(cfg, run_dir, space, baseline)
         try:
@@ -438,7 +438,7 @@ def stored_data(run_dir: Path, state: dict) -> dict | None:
 
 
 def _trial_context(run: _SearchJob, runner):
-    from .runner import trial_context
+    from .run.runner import trial_context
 
     s, d = run.cfg.search, run.data
     ctx = trial_context(run.cfg.proxy, run.cfg.trials, d, budget=run.budget, metric=s.metric)
@@ -495,8 +495,8 @@ def _check_family_memory(run: _SearchJob, runner, ctx, candidates: list[dict] | 
 
 def _ablation_probes(run: _SearchJob, picks: list[Coefficients]) -> list[dict]:
     """The ablation's trainings for every compound coefficients the search may pick (and the paper's)."""
-    from .ablation import ablation_scaler, ablation_variants
-    from .plan import ablation_jobs
+    from .run.ablation import ablation_scaler, ablation_variants
+    from .plan.jobs import ablation_jobs
 
     d = run.data
     scaler = ablation_scaler(run.baseline, d, depth_rounding(run.cfg))
@@ -637,7 +637,7 @@ def _race_fidelity(run: _SearchJob) -> dict | None:
 
 def _validate(run: _SearchJob, runner, ctx) -> None:
     """The proxy-fidelity audit: the top-k and random-k candidates retrained longer with the search's seeds."""
-    from .runner import JobStage
+    from .run.runner import JobStage
 
     cfg = run.cfg
     if cfg.search.strategy == "race":  # the rungs measure the fidelity: no separate validation stage
@@ -705,7 +705,7 @@ def _confirm(run: _SearchJob, runner, ctx) -> None:
     """The confirmation run: the model's optimum, when it is located and no candidate of the run, trained with the
     pick's seeds at the deciding budget; the confidence set of the best over the two decides the family's
     coefficients (``decided_by`` "confirmation" when the optimum wins)."""
-    from .runner import JobStage
+    from .run.runner import JobStage
 
     o = run.shares.optimum if run.shares is not None else None
     if o is None or o.status != "located" or o.trained or o.alpha is None:
@@ -842,7 +842,7 @@ def _extend_advice(run: _SearchJob) -> None:
 def _train_family(run: _SearchJob, runner, ctx) -> None:
     """The family stage: the searched members up to family.max_phi (and the paper's), each with family.seeds seeds;
     trainings an earlier stage already did (B1 = the candidate) are reused."""
-    from .runner import JobStage
+    from .run.runner import JobStage
 
     cfg, r = run.cfg, run.cfg.family
     if not (r.train or r.compare_paper):
@@ -863,7 +863,7 @@ def _train_family(run: _SearchJob, runner, ctx) -> None:
 
 
 def _ablate(run: _SearchJob, runner, ctx) -> None:
-    from .ablation import run_ablation_stage
+    from .run.ablation import run_ablation_stage
 
     cfg = run.cfg
     if not cfg.family.ablation:
@@ -924,7 +924,7 @@ def _write(run: _SearchJob) -> dict:
     log.info("best: %s (decided by %s) — %s", best["candidate"], run.decided_by,
              run.verdict["text"].split(" — ")[0].strip("*"))
     if cfg.report.enabled:
-        from .report import write_report
+        from .report.writer import write_report
 
         run.state.stage("report", "running")
         write_report(run.run_dir, cfg.report)

@@ -28,7 +28,7 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
     e.pop("HYDRA_FULL_ERROR", None)
     e.update(env or {})
     p = subprocess.run(
-        [sys.executable, "-c", f"import sys; from scalesearch.cli import {args[0]} as m; sys.argv[0]='{args[0]}'; m()", *args[1:]],
+        [sys.executable, "-c", f"import sys; from scalesearch.apps.cli import {args[0]} as m; sys.argv[0]='{args[0]}'; m()", *args[1:]],
         cwd=cwd or ROOT, env=e, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )
     return p.returncode, p.stdout, p.stderr
@@ -80,7 +80,7 @@ def compose_search(*overrides):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from scalesearch.cli import CONF_DIR
+    from scalesearch.apps.cli import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
@@ -143,7 +143,7 @@ def start_app(args, log: Path, env=None, cwd=None, app="search_main") -> subproc
     e = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     e.update(env or {})
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-c", f"from scalesearch.cli import {app}; {app}()", *args], cwd=cwd or ROOT, env=e, stdout=out,
+        return subprocess.Popen([sys.executable, "-c", f"from scalesearch.apps.cli import {app}; {app}()", *args], cwd=cwd or ROOT, env=e, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -74,7 +74,7 @@ def readme_lines() -> list[str]:
 
 def help_lines() -> list[str]:
     """The examples every app's ``--help`` prints."""
-    from scalesearch.cli import help_examples
+    from scalesearch.apps.cli import help_examples
 
     return [line for name in sorted(set(APPS.values())) for line in help_examples(name)]
 
@@ -279,7 +279,7 @@ SUMMARY_WORDS = 120  # issue 34: summary.md's verdict at a glance, read in 30 se
 def _check_search_run(best_json: Path) -> None:
     import json
 
-    from scalesearch.results import read_table
+    from scalesearch.decide.results import read_table
 
     shares = json.loads(best_json.read_text())["shares"]  # the model over shares, and its sentence leads summary.md
     assert shares["status"] in ("fitted", "not_estimable") and shares["sentence"], shares
@@ -300,7 +300,7 @@ def _check_study(run_dir: Path) -> None:
     import optuna
     import pytest
 
-    from scalesearch.results import aggregate, read_table
+    from scalesearch.decide.results import aggregate, read_table
 
     study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'optuna.db'}")
     done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]

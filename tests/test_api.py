@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 
 import scalesearch
-from scalesearch.cli import UserError
+from scalesearch.apps.cli import UserError
 
 SMALL = ["dataset.train_size=40", "dataset.val_size=20", "dataset.train_per_class=6", "dataset.val_per_class=3",
          "search.max_points=2", "validate.enabled=false", "family.max_phi=1"]

@@ -159,7 +159,7 @@ def run_case(case, tmp: Path, full_error=False):
         env["HYDRA_FULL_ERROR"] = "1"
     t = time.time()
     try:
-        p = subprocess.run([sys.executable, "-c", f"from scalesearch.cli import {app} as m; m()", *args],
+        p = subprocess.run([sys.executable, "-c", f"from scalesearch.apps.cli import {app} as m; m()", *args],
                            cwd=opts.get("cwd", str(ROOT)).format(tmp=tmp), env=env, capture_output=True, text=True,
                            timeout=LIMIT_S * 2, stdin=subprocess.DEVNULL)
         rc, err = p.returncode, p.stderr

@@ -14,9 +14,9 @@ import pytest
 from test_bad_input import assert_refused, run_case
 
 from scalesearch.config import MAX_SEED, check_seeds, check_storage, make_sampler
-from scalesearch.results import read_table
-from scalesearch.scaling import MAX_BLOCKS, check_phi, phi_range
-from scalesearch.spec import B0, ModelSpec, StageSpec
+from scalesearch.decide.results import read_table
+from scalesearch.scaling.scaler import MAX_BLOCKS, check_phi, phi_range
+from scalesearch.scaling.spec import B0, ModelSpec, StageSpec
 
 PAPER_HIGHS = (2.0, math.sqrt(2.1), math.sqrt(2.1))  # search_spaces/compound.yaml: the largest alpha, beta, gamma
 HEADER = "key,candidate,alpha,beta,gamma,seed,status,accuracy,loss\n"

@@ -18,11 +18,11 @@ from conftest import ROOT, TINY, run_cli
 from omegaconf import OmegaConf
 
 import scalesearch
-from scalesearch import cli
+from scalesearch.apps import cli
 from scalesearch import config as C
-from scalesearch.results import read_table
+from scalesearch.decide.results import read_table
 
-# every entry point of scalesearch.cli -> (its config in conf/, its dataclass, its program name)
+# every entry point of scalesearch.apps.cli -> (its config in conf/, its dataclass, its program name)
 APPS = {
     "main": ("config", C.SearchAppConfig, "scalesearch"),
     "search_main": ("config", C.SearchAppConfig, "scalesearch"),
@@ -89,8 +89,8 @@ def _help_sections(text: str) -> tuple[dict[str, list[str]], list[str]]:
 def test_every_console_script_is_an_app_of_the_cli_under_the_supervisor():
     assert SCRIPTS, "pyproject.toml has no [project.scripts]"
     for name, (module, fn) in SCRIPTS.items():
-        assert module == "scalesearch.supervise" and fn in APPS and hasattr(cli, fn), \
-            f"{name} = {module}:{fn} is not an app of scalesearch.cli under scalesearch.supervise"
+        assert module == "scalesearch.apps.supervise" and fn in APPS and hasattr(cli, fn), \
+            f"{name} = {module}:{fn} is not an app of scalesearch.apps.cli under scalesearch.apps.supervise"
         assert name == APPS[fn][2], f"console script {name} runs {fn}, whose --help and --version say {APPS[fn][2]}"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RAY_ENV, TINY, ray_cluster, run_cli
-from scalesearch.results import read_table
+from scalesearch.decide.results import read_table
 
 
 @pytest.mark.slow

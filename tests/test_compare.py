@@ -65,10 +65,10 @@ def _rows(table, n_seeds=3):
 
 
 def test_confidence_set_recomputed_or_read_from_best_json():
-    from scalesearch.compare import confidence_set
+    from scalesearch.apps.compare import confidence_set
 
     rows = _rows({"a": [0.70, 0.72, 0.71], "b": [0.69, 0.73, 0.70], "c": [0.40, 0.41, 0.42]})
-    # recomputed by scalesearch.stats.confidence_set: c is beaten clearly, a and b are not told apart
+    # recomputed by scalesearch.decide.stats.confidence_set: c is beaten clearly, a and b are not told apart
     assert [c["candidate"] for c in confidence_set(rows, {"val_images": 400})] == ["a", "b"]
     # best.json's own set wins (it is what the verdict said)
     assert [c["candidate"] for c in confidence_set(rows, {"confidence_set": ["a"]})] == ["a"]
@@ -77,9 +77,9 @@ def test_confidence_set_recomputed_or_read_from_best_json():
 
 
 def test_compare_markdown_states_the_set_and_the_decision(tmp_path):
-    from scalesearch.compare import compare_markdown, confidence_set
-    from scalesearch.results import aggregate
-    from scalesearch.verdict import verdict
+    from scalesearch.apps.compare import compare_markdown, confidence_set
+    from scalesearch.decide.results import aggregate
+    from scalesearch.decide.verdict import verdict
 
     rows = _rows({"a": [0.70, 0.72, 0.71], "b": [0.50, 0.51, 0.49], "c": [0.40, 0.41, 0.42]})
     ranked = aggregate(rows)

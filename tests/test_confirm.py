@@ -10,12 +10,12 @@ import pytest
 
 import scalesearch.pipeline as search_module
 from conftest import TINY, compose_search
-from scalesearch.confirm import confirm, confirmation_jobs
+from scalesearch.plan.confirm import confirm, confirmation_jobs
 from scalesearch.config import ProxyConfig
-from scalesearch.results import TABLES, read_table
+from scalesearch.decide.results import TABLES, read_table
 from scalesearch.pipeline import run_search
-from scalesearch.shares import run_share_model, share_table
-from scalesearch.stats import confidence_set
+from scalesearch.decide.shares import run_share_model, share_table
+from scalesearch.decide.stats import confidence_set
 
 OPT = {"candidate": "a1.3-b1.05-g1.2", "alpha": 1.3, "beta": 1.05, "gamma": 1.2}
 
@@ -127,7 +127,7 @@ def test_a_run_whose_model_locates_an_untrained_optimum_trains_it_and_decides(ra
     summary = (tmp_path / "summary.md").read_text()
     assert f"**Confirmation:** {c['sentence']}" in summary and "**Where it peaks:**" in summary
     from scalesearch.config import ReportConfig
-    from scalesearch.report import write_report
+    from scalesearch.report.writer import write_report
 
     report = write_report(tmp_path, ReportConfig()).read_text()
     assert f"**Confirmation run** (confirmation.csv): {c['sentence']}" in report

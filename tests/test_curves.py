@@ -1,4 +1,4 @@
-"""scalesearch.curves: the saturating accuracy-vs-cost fit recovers a known curve, extrapolates with an
+"""scalesearch.decide.curves: the saturating accuracy-vs-cost fit recovers a known curve, extrapolates with an
 interval that covers the truth and widens with distance, holds out the largest member, stays flat on
 flat data and monotone always, and rejects bad input in one line."""
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from scalesearch.curves import FORM, fit_curve, holdout, predict
+from scalesearch.decide.curves import FORM, fit_curve, holdout, predict
 
 A, B, P = 0.9, 0.5, 0.5
 

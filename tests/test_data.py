@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from scalesearch import data as D
+from scalesearch.train import data as D
 from scalesearch.config import DatasetConfig
-from scalesearch.data import DATASETS, augment, load_data, normalize, resize
+from scalesearch.train.data import DATASETS, augment, load_data, normalize, resize
 
 
 @pytest.fixture(autouse=True)

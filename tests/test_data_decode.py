@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from conftest import compose_search
-from scalesearch import data as D
-from scalesearch.data import load_data
+from scalesearch.train import data as D
+from scalesearch.train.data import load_data
 
 SIDE = 24
 GRADIENT = np.linspace(0, 65535, SIDE * SIDE).reshape(SIDE, SIDE).astype(np.uint16)  # every 16-bit level band

@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 from conftest import TINY, run_cli
-from scalesearch import data as D
+from scalesearch.train import data as D
 from scalesearch.config import DatasetConfig
-from scalesearch.data import accuracy_half_width, load_data
+from scalesearch.train.data import accuracy_half_width, load_data
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from conftest import load_benchmark
 
-from scalesearch.results import aggregate
-from scalesearch.stats import confidence_set, regret_bound
-from scalesearch.verdict import verdict
+from scalesearch.decide.results import aggregate
+from scalesearch.decide.stats import confidence_set, regret_bound
+from scalesearch.decide.verdict import verdict
 
 N_VAL = 400
 SHARED_SD, OWN_SD = 0.012, 0.016  # sqrt(0.012² + 0.016²) = 0.02 total seed sd

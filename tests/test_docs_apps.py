@@ -9,7 +9,7 @@ import pytest
 from conftest import CIFAR_TAR
 
 import doc_commands as D
-from scalesearch.results import read_table
+from scalesearch.decide.results import read_table
 
 pytestmark = pytest.mark.slow
 OTHER = [c for c in D.runnable() if D.split(c)[1] != "scalesearch"]

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import scipy.stats as st
 
-from scalesearch.curves import holdout
-from scalesearch.report import curve_analysis, family_table, pick_cost_effective
+from scalesearch.decide.curves import holdout
+from scalesearch.report.writer import curve_analysis, family_table, pick_cost_effective
 from scalesearch.config import ReportConfig
 
 THRESHOLD = 0.01

@@ -16,10 +16,10 @@ import torchvision
 
 from scalesearch import (B0, OFFICIAL, PAPER, Coefficients, ModelSpec, StageSpec, build_model, build_spec, count_cost,
                          family, load_family, round_channels, round_repeats, scale, spec_cost, to_torchvision)
-from scalesearch.generate import write_family
-from scalesearch.model import EfficientNet, model_cost, timm_arch_def
-from scalesearch.scaling import check_member_dims, dropout_for_phi, fit_phi, member_name
-from scalesearch.spec import official, scale_depths
+from scalesearch.apps.generate import write_family
+from scalesearch.scaling.model import EfficientNet, model_cost, timm_arch_def
+from scalesearch.scaling.scaler import check_member_dims, dropout_for_phi, fit_phi, member_name
+from scalesearch.scaling.spec import official, scale_depths
 
 B0_REPEATS = [1, 2, 2, 3, 3, 4, 1]
 
@@ -456,7 +456,7 @@ def test_measured_family_hits_target_within_a_pixel_step(coeffs):
 
 def test_measured_family_member_b1_is_the_searched_candidate():
     """With the search's gamma range, the measured B1 is the planner's candidate itself (same spec, resolution)."""
-    from scalesearch.scaling import Scaler
+    from scalesearch.scaling.scaler import Scaler
 
     planner = Scaler(B0, 224, 10, 3, constraint="measured", gamma_range=(1.0, 1.5), resolution_multiple=1,
                      depth_rounding="total")
@@ -530,7 +530,7 @@ def test_squeeze_excite_and_drop_path_are_torchvisions():
     state dict and the same random draws."""
     from torchvision.ops import SqueezeExcitation, StochasticDepth
 
-    from scalesearch.model import DropPath, SqueezeExcite
+    from scalesearch.scaling.model import DropPath, SqueezeExcite
 
     torch.manual_seed(0)
     ours, theirs = SqueezeExcite(16, 4), SqueezeExcitation(16, 4, activation=torch.nn.SiLU)

@@ -13,10 +13,10 @@ from torchvision.models.efficientnet import MBConvConfig
 
 from conftest import run_cli
 from scalesearch.config import GenerateConfig
-from scalesearch.generate import run_generate
-from scalesearch.model import spec_cost, timm_arch_def
-from scalesearch.scaling import load_family
-from scalesearch.spec import B0, ModelSpec, scale
+from scalesearch.apps.generate import run_generate
+from scalesearch.scaling.model import spec_cost, timm_arch_def
+from scalesearch.scaling.scaler import load_family
+from scalesearch.scaling.spec import B0, ModelSpec, scale
 
 KEYS = ["name", "phi", "depth_mult", "width_mult", "resolution", "dropout", "params", "macs", "activations", "macs_ratio",
         "activations_ratio", "ideal_ratio", "spec", "constraint"]

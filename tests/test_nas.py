@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from conftest import run_cli
-from scalesearch.cost import count_cost, count_params
-from scalesearch.spec import load_baseline
-from scalesearch.model import build_model
+from scalesearch.scaling.cost import count_cost, count_params
+from scalesearch.scaling.spec import load_baseline
+from scalesearch.scaling.model import build_model
 from scalesearch.config import NASAppConfig
-from scalesearch.nas import arch_string, load_block_space, objective_value, pareto_front, run_nas, check_nas_app
-from scalesearch.spec import B0, ModelSpec, round_channels
+from scalesearch.apps.nas import arch_string, load_block_space, objective_value, pareto_front, run_nas, check_nas_app
+from scalesearch.scaling.spec import B0, ModelSpec, round_channels
 
 TINY = ["dataset.train_size=200", "dataset.val_size=100", "dataset.image_size=32", "dataset.base_resolution=32",
         "proxy.epochs=1", "proxy.batch_size=50", "trials.measure_device_costs=false", "verbose=0"]
@@ -25,7 +25,7 @@ def compose_nas(*overrides) -> NASAppConfig:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from scalesearch.cli import CONF_DIR
+    from scalesearch.apps.cli import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return OmegaConf.to_object(compose(config_name="nas", overrides=list(overrides)))
@@ -224,7 +224,7 @@ def test_chained_experiment_emits_family_of_found_baseline(tmp_path):
     assert fam[0]["macs"] == baseline["macs"]
     assert fam[1]["params"] > fam[0]["params"] and math.isclose(fam[1]["depth_mult"], best["alpha"], abs_tol=1e-3)
     # the coefficient search trained scaled copies of the found baseline, not of B0
-    from scalesearch.results import read_table
+    from scalesearch.decide.results import read_table
 
     rows = read_table(coeff / "results.csv")
     assert rows and all(r["status"] == "ok" for r in rows)

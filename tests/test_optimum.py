@@ -1,4 +1,4 @@
-"""Where the compute peaks (scalesearch.optimum, issue 36): the quadratic's optimum, its 95 % region, the
+"""Where the compute peaks (scalesearch.decide.optimum, issue 36): the quadratic's optimum, its 95 % region, the
 coefficients that build it and its gains — located only where the data show curvature, and against known truths
 (benchmarks/optimum_sim.py, fewer replicates)."""
 
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from conftest import load_benchmark
-from scalesearch.optimum import Option, Optimum, best_options, gain_bound, quadratic_design
-from scalesearch.plan import select_grid
-from scalesearch.render import plot_shares
-from scalesearch.scaling import Scaler
-from scalesearch.shares import (ShareModel, SharePoint, fit_share_model, realized_shares, run_share_model,
+from scalesearch.decide.optimum import Option, Optimum, best_options, gain_bound, quadratic_design
+from scalesearch.plan.jobs import select_grid
+from scalesearch.report.render import plot_shares
+from scalesearch.scaling.scaler import Scaler
+from scalesearch.decide.shares import (ShareModel, SharePoint, fit_share_model, realized_shares, run_share_model,
                                shares_markdown)
-from scalesearch.space import load_space
+from scalesearch.plan.space import load_space
 
 SCALER = Scaler(base_resolution=40, num_classes=10, constraint="measured", resolution_multiple=1, gamma_range=(1.0, 1.5))
 sim = load_benchmark("shares_sim")

@@ -14,14 +14,14 @@ import optuna
 import pytest
 
 from scalesearch.config import ProxyConfig
-from scalesearch.model import spec_cost
-from scalesearch.plan import (SEARCH_ROW, OptunaSpace, ablation_jobs, budget_with_epochs_mult, family_jobs, is_paper,
+from scalesearch.scaling.model import spec_cost
+from scalesearch.plan.jobs import (SEARCH_ROW, OptunaSpace, ablation_jobs, budget_with_epochs_mult, family_jobs, is_paper,
                               job, search_jobs, select_grid, validation_jobs)
-from scalesearch.results import aggregate
-from scalesearch.plan import train_id
-from scalesearch.scaling import PAPER, Coefficients, Scaler, candidate_id, family
-from scalesearch.space import load_space
-from scalesearch.spec import B0, ModelSpec, scale
+from scalesearch.decide.results import aggregate
+from scalesearch.plan.jobs import train_id
+from scalesearch.scaling.scaler import PAPER, Coefficients, Scaler, candidate_id, family
+from scalesearch.plan.space import load_space
+from scalesearch.scaling.spec import B0, ModelSpec, scale
 
 SPACE = load_space("compound")
 NUM_CLASSES = 10
@@ -367,7 +367,7 @@ def test_solve_resolution_equals_a_brute_force_search():
     exactly when the target lies between the costs one grid step beyond the range's ends."""
     import random
 
-    from scalesearch.scaling import solve_resolution
+    from scalesearch.scaling.scaler import solve_resolution
 
     rng = random.Random(0)
     for _ in range(3000):
@@ -418,8 +418,8 @@ def test_the_surface_design_spreads_distinct_points_of_the_shares_triangle():
     paper's kept), farthest-point over the triangle — the all-depth corner (the farthest from the paper's shares)
     comes second; with no limit, one candidate per distinct point."""
     from conftest import compose_search
-    from scalesearch.plan import shares_design
-    from scalesearch.shares import share_table
+    from scalesearch.plan.jobs import shares_design
+    from scalesearch.decide.shares import share_table
 
     s = Scaler(base_resolution=40, num_classes=NUM_CLASSES, constraint="measured", resolution_multiple=1,
                gamma_range=(SPACE.gamma.low, SPACE.gamma.high))

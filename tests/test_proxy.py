@@ -14,10 +14,10 @@ import torch
 from omegaconf import OmegaConf
 
 from scalesearch.config import DatasetConfig, FaultConfig, ProxyConfig, check_proxy
-from scalesearch.data import ProxyData, load_data
-from scalesearch.model import spec_cost
-from scalesearch.proxy import build_proxy_model, train_proxy
-from scalesearch.spec import B0, scale
+from scalesearch.train.data import ProxyData, load_data
+from scalesearch.scaling.model import spec_cost
+from scalesearch.train.proxy import build_proxy_model, train_proxy
+from scalesearch.scaling.spec import B0, scale
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EPOCH_KEYS = {"epoch", "accuracy", "loss", "train_loss", "images_per_s"}

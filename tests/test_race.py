@@ -1,6 +1,6 @@
 """The race (search.strategy=race): its rule, its claims against a known truth, and its continued trainings.
 
-* The rule (:func:`scalesearch.race.race`) is a pure function of the trainings recorded: replayed in parts or at
+* The rule (:func:`scalesearch.plan.race.race`) is a pure function of the trainings recorded: replayed in parts or at
   once it asks for the same trainings and reaches the same state.
 * Simulated against a known truth (accuracy = truth + a seed effect shared by the candidates + own noise, seed sd
   0.02 as on CIFAR-10, quantised to 1/400): the true best is dropped in at most 5 % of races — with equal noise,
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from scalesearch.race import RaceRule, race
-from scalesearch.stats import confidence_set, pooled_residual_sd
+from scalesearch.plan.race import RaceRule, race
+from scalesearch.decide.stats import confidence_set, pooled_residual_sd
 
 N_VAL = 400
 SHARED_SD, OWN_SD = 0.012, 0.016
@@ -205,7 +205,7 @@ def test_the_looks_correction_is_in_the_set():
 @pytest.fixture(scope="module")
 def tiny():
     from scalesearch.config import DatasetConfig
-    from scalesearch.data import load_data
+    from scalesearch.train.data import load_data
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -217,8 +217,8 @@ def test_a_continued_rung_is_bit_identical_to_its_trunk_trained_from_scratch(tin
     rung 2 trained from scratch; the cooldown branch does not disturb the trunk."""
     from test_proxy import budget
 
-    from scalesearch.proxy import rung_steps, train_rung
-    from scalesearch.spec import B0
+    from scalesearch.train.proxy import rung_steps, train_rung
+    from scalesearch.scaling.spec import B0
 
     b = budget(epochs=1, batch_size=16)  # 8 steps per epoch
     t1, c1 = rung_steps(2 * 8, 0.3)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RAY_ENV, ROOT, TINY, compose_search, kill_session, ray_cluster, start_app as _start, wait_for as _wait
-from scalesearch.results import read_table
+from scalesearch.decide.results import read_table
 
 PACKAGE = ROOT / "scalesearch"
 
@@ -125,8 +125,8 @@ def test_interrupted_atomic_write_keeps_the_old_complete_file(tmp_path, monkeypa
     """A write that dies midway (in the data write, or before the rename) leaves the previous
     best.json / family.json untouched and no temp file behind."""
     from scalesearch import io as sio
-    from scalesearch.generate import write_family
-    from scalesearch.scaling import PAPER, family
+    from scalesearch.apps.generate import write_family
+    from scalesearch.scaling.scaler import PAPER, family
 
     best = tmp_path / "best.json"
     sio.atomic_write_json(best, {"alpha": 1.2, "note": "old"})
@@ -258,10 +258,10 @@ def test_every_torch_load_uses_weights_only():
 
 
 def test_archive_extraction_refuses_path_traversal(tmp_path):
-    from scalesearch import data
+    from scalesearch.train import data
 
     if not hasattr(data, "safe_extract"):
-        pytest.skip("scalesearch.data has no safe_extract: archives (.tar/.zip dataset roots) are not supported yet")
+        pytest.skip("scalesearch.train.data has no safe_extract: archives (.tar/.zip dataset roots) are not supported yet")
     evil = tmp_path / "evil.tar"
     payload = tmp_path / "payload.txt"
     payload.write_text("owned\n")
@@ -279,7 +279,7 @@ def test_dashboard_off_by_default_and_bound_to_localhost(monkeypatch):
     """init_ray's real kwargs to ray.init (the call itself is captured: no Ray starts)."""
     import ray
 
-    from scalesearch.runner import init_ray
+    from scalesearch.run.runner import init_ray
 
     calls = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)

@@ -12,12 +12,12 @@ import scipy.stats as st
 
 from conftest import ROOT, TINY, run_cli
 from scalesearch.config import ReportConfig
-from scalesearch.report import (curve_analysis, diminishing_returns, family_curve, family_table, load_run,
+from scalesearch.report.writer import (curve_analysis, diminishing_returns, family_curve, family_table, load_run,
                                 pick_cost_effective, pick_statement, plot_family, plot_landscape, plot_optuna_history,
                                 pooled_df, step_evidence)
-from scalesearch.model import spec_cost
-from scalesearch.results import aggregate, read_table
-from scalesearch.spec import B0, scale
+from scalesearch.scaling.model import spec_cost
+from scalesearch.decide.results import aggregate, read_table
+from scalesearch.scaling.spec import B0, scale
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""A run directory belongs to one app and one live process (scalesearch/rundir.py), and a resume checks what it
+"""A run directory belongs to one app and one live process (scalesearch/run/rundir.py), and a resume checks what it
 resumes: real processes on one tiny image-folder search (12 training images), which is live while a second run and
 a resume are refused, then finished, then resumed on other data, claimed by the generator, and killed."""
 
@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from conftest import TINY, kill_session, run_cli, start_app, wait_for
-from scalesearch import rundir
-from scalesearch.results import read_table
+from scalesearch.run import rundir
+from scalesearch.decide.results import read_table
 
 ARGS = [*(o for o in TINY if not o.startswith(("search.n_seeds=", "proxy.batch_size="))), "search.n_seeds=1",
         "proxy.batch_size=4", "search.max_points=2", "trials.max_concurrent_trials=1", "proxy.fault.epoch_sleep=8",
@@ -193,11 +193,11 @@ def _holder_pid(run_dir: Path):
 
 
 # ---------------------------------------------------------------- the module itself (in process, fast)
-CLAIM = ("import sys; from scalesearch import rundir as R\n"
+CLAIM = ("import sys; from scalesearch.run import rundir as R\n"
          "try:\n  R.claim(sys.argv[1], R.SEARCH).__enter__(); print('took it')\nexcept ValueError as e: print(e)")
 
 
-PRECHECK = ("import sys; from scalesearch import rundir as R\n"
+PRECHECK = ("import sys; from scalesearch.run import rundir as R\n"
             "try:\n  R.precheck(sys.argv[1], R.SEARCH); print('free')\nexcept ValueError as e: print(e)")
 
 

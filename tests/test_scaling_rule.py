@@ -1,4 +1,4 @@
-"""The scaling rule has one owner (:class:`scalesearch.scaling.Scaler`, issue 20), and moving it there changed no
+"""The scaling rule has one owner (:class:`scalesearch.scaling.scaler.Scaler`, issue 20), and moving it there changed no
 output: the grid's candidates (measured and nominal, MACs and activations, two bases and pixel steps), the families
 (formula under both constraints, two bases, three coefficient sets, below B0; the official table) and the
 ablation's variants and jobs equal ``tests/golden/scaling_rule.json``, written by the code *before* the Scaler
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from scalesearch.ablation import ablation_variants
+from scalesearch.run.ablation import ablation_variants
 from scalesearch.config import ProxyConfig
-from scalesearch.plan import ablation_jobs, select_grid
-from scalesearch.scaling import PAPER, Coefficients, Scaler
-from scalesearch.space import load_space
-from scalesearch.spec import B0
+from scalesearch.plan.jobs import ablation_jobs, select_grid
+from scalesearch.scaling.scaler import PAPER, Coefficients, Scaler
+from scalesearch.plan.space import load_space
+from scalesearch.scaling.spec import B0
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "scaling_rule.json").read_text())
 SPACE = load_space("compound")

@@ -7,10 +7,10 @@ import math
 import pytest
 
 from conftest import TINY, compose_search, run_cli
-from scalesearch.model import spec_cost
-from scalesearch.results import read_table
+from scalesearch.scaling.model import spec_cost
+from scalesearch.decide.results import read_table
 from scalesearch.pipeline import run_search
-from scalesearch.spec import B0, scale
+from scalesearch.scaling.spec import B0, scale
 
 
 def _search_rows(run_dir):

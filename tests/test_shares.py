@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import load_benchmark
-from scalesearch.scaling import Scaler
-from scalesearch.shares import DIMENSIONS, SharePoint, ShareModel, Shares, fit_share_model, realized_shares, run_share_model
+from scalesearch.scaling.scaler import Scaler
+from scalesearch.decide.shares import DIMENSIONS, SharePoint, ShareModel, Shares, fit_share_model, realized_shares, run_share_model
 
 SCALER = Scaler(base_resolution=40, num_classes=10)
 sim = load_benchmark("shares_sim")

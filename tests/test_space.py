@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from scalesearch import PAPER, Coefficients
-from scalesearch.space import CompoundSpace, Range, compound_spaces, load_space
+from scalesearch.plan.space import CompoundSpace, Range, compound_spaces, load_space
 
 GOOD = "alpha: {low: 1, high: 2}\nbeta: {low: 1, high: 1.5}\ngamma: {low: 1, high: 1.5}\n"
 

@@ -1,4 +1,4 @@
-"""scalesearch.stats: t quantiles, intervals, paired differences, the confidence set of the best, TOST, the noise
+"""scalesearch.decide.stats: t quantiles, intervals, paired differences, the confidence set of the best, TOST, the noise
 bound, rank correlations, bootstraps, power — known inputs against values computed by hand (or from closed
 forms) in the test."""
 
@@ -10,7 +10,7 @@ import pytest
 
 from scipy import stats as st
 
-from scalesearch.stats import (bootstrap_ci, confidence_set, kendall_tau, mean_ci, noise_sd_bound, paired_difference,
+from scalesearch.decide.stats import (bootstrap_ci, confidence_set, kendall_tau, mean_ci, noise_sd_bound, paired_difference,
                                pooled_residual_sd, power_to_decide, rank_agreement, sd_ratio_quantile, seeds_to_decide,
                                spearman_rho, t_quantile, tost)
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import run_cli
 from ray.tune.search import Searcher
 
-from scalesearch.results import read_table
-from scalesearch.runner import FinishedOnly
+from scalesearch.decide.results import read_table
+from scalesearch.run.runner import FinishedOnly
 
 
 class Recorder(Searcher):

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from scalesearch.results import aggregate, fmt_mean_ci
-from scalesearch.stats import noise_sd_bound, seeds_to_decide, t_quantile
-from scalesearch.verdict import decide, fidelity, next_step, pooled_sd, summary_markdown, verdict
+from scalesearch.decide.results import aggregate, fmt_mean_ci
+from scalesearch.decide.stats import noise_sd_bound, seeds_to_decide, t_quantile
+from scalesearch.decide.verdict import decide, fidelity, next_step, pooled_sd, summary_markdown, verdict
 
 
 def rows(table: dict[str, list[float]], alpha=None):

@@ -68,7 +68,7 @@ def test_wheel_works_from_any_directory(tmp_path):
 
     elsewhere = tmp_path / "elsewhere"  # neither the repository nor the build tree
     elsewhere.mkdir()
-    out = run([py, "-c", "import scalesearch; from scalesearch.cli import CONF_DIR; from scalesearch.space import SPACES_DIR;"
+    out = run([py, "-c", "import scalesearch; from scalesearch.apps.cli import CONF_DIR; from scalesearch.plan.space import SPACES_DIR;"
                "print(scalesearch.__file__); print(CONF_DIR); print(SPACES_DIR)"], cwd=elsewhere).split()
     pkg = purelib / "scalesearch"
     assert [Path(p) for p in out] == [pkg / "__init__.py", pkg / "conf", pkg / "search_spaces"], out
@@ -87,11 +87,12 @@ def test_wheel_works_from_any_directory(tmp_path):
     assert not list(elsewhere.iterdir()), "the apps wrote into the working directory"
 
 
-def test_every_conf_group_folder_is_a_package_of_the_wheel():
-    """pyproject's package list names every conf/ group folder (issue 34: conf/trials was missing; setuptools then
-    warns "Package would be ignored")."""
+def test_every_package_folder_is_listed_for_the_wheel():
+    """pyproject's package list names every sub-package of the code and every conf/ group folder (issue 34:
+    conf/trials was missing; setuptools then warns "Package would be ignored")."""
     import tomllib
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    folders = {f"scalesearch.conf.{d.name}" for d in (ROOT / "conf").iterdir() if d.is_dir()}
-    assert folders and folders <= listed, sorted(folders - listed)
+    folders = {f"scalesearch.conf.{d.name}" for d in (ROOT / "conf").iterdir() if d.is_dir() and d.name[0] != "_"}
+    code = {".".join(f.parent.relative_to(ROOT).parts) for f in (ROOT / "scalesearch").rglob("__init__.py")}
+    assert len(code) > 1 and folders and folders | code <= listed, sorted((folders | code) - listed)
