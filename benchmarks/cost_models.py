@@ -32,7 +32,7 @@ from scalesearch.plan.jobs import select_grid
 from scalesearch.scaling.scaler import Scaler
 from scalesearch.plan.space import load_space
 from scalesearch.scaling.spec import B0, ModelSpec
-from scalesearch.decide.stats import bootstrap_ci, spearman_rho
+from scalesearch.decide.ranks import bootstrap_ci, spearman_rho
 
 
 def measure(spec: ModelSpec, resolution: int, repeats: int, min_run_time: float) -> dict:

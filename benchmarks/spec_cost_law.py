@@ -28,7 +28,8 @@ import scalesearch.scaling.model as M
 from scalesearch.scaling.cost import Cost, count_cost, count_module
 from scalesearch.io import atomic_write_json
 from scalesearch.plan.jobs import select_grid
-from scalesearch.scaling.scaler import Coefficients, Scaler
+from scalesearch.scaling.coefficients import Coefficients
+from scalesearch.scaling.scaler import Scaler
 from scalesearch.plan.space import load_space
 
 OUT = Path(__file__).parent / "results" / "spec_cost_law.json"

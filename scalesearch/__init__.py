@@ -12,11 +12,11 @@ _PUBLIC = {
     "Cost": "scaling.cost", "count_cost": "scaling.cost", "count_params": "scaling.cost",
     "EfficientNet": "scaling.model", "build_model": "scaling.model", "build_spec": "scaling.model",
     "spec_cost": "scaling.model", "to_torchvision": "scaling.model",
-    "PAPER": "scaling.scaler", "Coefficients": "scaling.scaler", "FamilyMember": "scaling.scaler",
+    "PAPER": "scaling.coefficients", "Coefficients": "scaling.coefficients", "FamilyMember": "scaling.scaler",
     "family": "scaling.scaler", "family_markdown": "scaling.scaler", "load_family": "scaling.scaler",
     "B0": "scaling.spec", "OFFICIAL": "scaling.spec", "ModelSpec": "scaling.spec", "StageSpec": "scaling.spec",
     "round_channels": "scaling.spec", "round_repeats": "scaling.spec", "scale": "scaling.spec",
-    "search": "apps.cli", "SearchResult": "pipeline",
+    "search": "apps.cli", "SearchResult": "pipeline", "UserError": "apps.compose",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -74,7 +74,7 @@ def readme_lines() -> list[str]:
 
 def help_lines() -> list[str]:
     """The examples every app's ``--help`` prints."""
-    from scalesearch.apps.cli import help_examples
+    from scalesearch.apps.help import help_examples
 
     return [line for name in sorted(set(APPS.values())) for line in help_examples(name)]
 

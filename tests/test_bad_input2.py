@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from test_bad_input import assert_refused, run_case
 
-from scalesearch.config import MAX_SEED, check_seeds, check_storage, make_sampler
+from scalesearch.config import MAX_SEED
+from scalesearch.plan.preflight import check_seeds
+from scalesearch.plan.samplers import check_storage, make_sampler
 from scalesearch.decide.results import read_table
-from scalesearch.scaling.scaler import MAX_BLOCKS, check_phi, phi_range
+from scalesearch.scaling.coefficients import MAX_BLOCKS, check_phi, phi_range
 from scalesearch.scaling.spec import B0, ModelSpec, StageSpec
 
 PAPER_HIGHS = (2.0, math.sqrt(2.1), math.sqrt(2.1))  # search_spaces/compound.yaml: the largest alpha, beta, gamma

@@ -11,7 +11,9 @@ import pytest
 from conftest import run_cli
 
 from scalesearch import config as C
-from scalesearch.pipeline import config_fingerprint, settings_diff
+from scalesearch.plan import preflight as P
+from scalesearch.plan import samplers as S
+from scalesearch.run.resume import config_fingerprint, settings_diff
 from test_cli import compose, in_process
 
 OLD_STORED = {  # search.json's "config" as scalesearch 0.2 wrote it (the moved keys in their old places)
@@ -28,7 +30,7 @@ OLD_STORED = {  # search.json's "config" as scalesearch 0.2 wrote it (the moved 
 }
 
 
-@pytest.mark.parametrize("old, new", sorted(C.MOVED.items()))
+@pytest.mark.parametrize("old, new", sorted(P.MOVED.items()))
 def test_a_moved_key_is_one_line_naming_its_new_place_before_hydra_makes_a_directory(tmp_path, capsys, old, new):
     code, out, err = in_process("main", f"{old}=1", f"hydra.run.dir={tmp_path / 'run'}", capsys=capsys)
     assert code == 2 and out == "", err
@@ -45,7 +47,7 @@ def test_the_ablate_and_nas_apps_take_trials_not_search_for_their_resources(caps
 
 
 def test_an_older_runs_settings_are_read_with_each_moved_key_in_its_new_place():
-    new = C.migrate_settings(OLD_STORED)
+    new = P.migrate_settings(OLD_STORED)
     assert new["trials"] == {"cpus_per_trial": 2, "gpus_per_trial": 0, "max_concurrent_trials": None,
                              "max_failures": 3, "reuse_actors": True, "measure_device_costs": False,
                              "latency_batch": 8, "cost_min_run_time": 0.1}
@@ -55,7 +57,7 @@ def test_an_older_runs_settings_are_read_with_each_moved_key_in_its_new_place():
     assert set(new["search"]) == {f.name for f in dataclasses.fields(C.SearchConfig)}
     assert "family_phis" not in new and OLD_STORED["search"]["cpus_per_trial"] == 2  # the input is not changed
     now = dataclasses.asdict(C.SearchAppConfig())
-    assert C.migrate_settings(now) == now  # this version's settings come back equal
+    assert P.migrate_settings(now) == now  # this version's settings come back equal
     assert settings_diff(OLD_STORED, C.SearchAppConfig()) == []  # so an older run resumes with the same settings
 
 
@@ -96,7 +98,7 @@ def test_every_sampler_pickles_as_ray_tune_saves_its_searcher(name):
 
     if not hasattr(optuna.samplers, name):
         pytest.skip(f"this optuna has no {name}")
-    sampler = C.make_sampler(name, {}, "nas", 0)
+    sampler = S.make_sampler(name, {}, "nas", 0)
     for dumps, loads in ((pickle.dumps, pickle.loads), (cloudpickle.dumps, cloudpickle.loads)):
         back = loads(dumps(sampler))
         assert type(back) is type(sampler)
@@ -110,8 +112,8 @@ def test_search_delta_sets_the_within_region_in_every_strategy(strategy):
     from omegaconf import OmegaConf
 
     base = ["search=race", "search.n_seeds=3"] if strategy == "race" else [f"search={strategy}"]
-    C.check_search_app(OmegaConf.to_object(compose("config", *base, "search.delta=0.02")))
+    P.check_search_app(OmegaConf.to_object(compose("config", *base, "search.delta=0.02")))
     with pytest.raises(ValueError, match=r"^search\.delta=1\.5; allowed: in \[0, 1\)"):
-        C.check_search_app(OmegaConf.to_object(compose("config", *base, "search.delta=1.5")))
+        P.check_search_app(OmegaConf.to_object(compose("config", *base, "search.delta=1.5")))
     a, b = (OmegaConf.to_object(compose("config", *base, f"search.delta={d}")) for d in (0.01, 0.03))
     assert config_fingerprint(a) == config_fingerprint(b)

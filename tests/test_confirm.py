@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-import scalesearch.pipeline as search_module
+import scalesearch.run.stages as search_module
 from conftest import TINY, compose_search
 from scalesearch.plan.confirm import confirm, confirmation_jobs
 from scalesearch.config import ProxyConfig

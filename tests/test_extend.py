@@ -8,7 +8,7 @@ import shlex
 
 from conftest import TINY, compose_search, run_cli
 
-from scalesearch.pipeline import settings_diff
+from scalesearch.run.resume import settings_diff
 
 BASE = [a for a in TINY if not a.startswith("search.n_seeds")] + ["search.max_points=2"]
 
@@ -63,7 +63,7 @@ def test_an_optuna_runs_seeds_define_it_but_a_grid_runs_do_not():
 def test_the_budget_says_the_batch_the_trainings_used():
     """Issue 34: proxy.batch_size=100000 on 40 training images trains with batches of 40, and the texts say so."""
     from scalesearch.config import ProxyConfig
-    from scalesearch.pipeline import budget_str
+    from scalesearch.run.resume import budget_str
 
     p = ProxyConfig(batch_size=100000)
     assert budget_str(p, 40) == (f"{p.epochs} epochs, batch 40 (proxy.batch_size=100000, capped at the 40 training "

@@ -23,7 +23,7 @@ import pytest
 import scipy.stats as st
 
 from scalesearch.decide.curves import holdout
-from scalesearch.report.writer import curve_analysis, family_table, pick_cost_effective
+from scalesearch.report.family import curve_analysis, family_table, pick_cost_effective
 from scalesearch.config import ReportConfig
 
 THRESHOLD = 0.01

@@ -142,7 +142,8 @@ def test_a_family_too_large_for_a_trials_memory_is_refused_before_the_search_tra
 
     from scalesearch.scaling.cost import PROCESS_BASE_BYTES, Cost, estimate_train_memory
     from scalesearch.plan.jobs import family_probes
-    from scalesearch.scaling.scaler import Coefficients, Scaler
+    from scalesearch.scaling.coefficients import Coefficients
+    from scalesearch.scaling.scaler import Scaler
 
     share = float(re.search(r"a training can get at most about ([\d.]+) GiB", err[0]).group(1)) * 2**30
     plan = json.loads((run / "candidates.json").read_text())["candidates"]
@@ -165,7 +166,7 @@ def test_a_training_over_one_trials_share_requests_the_resources_of_as_many_tria
     8.4 GiB was over a share of 7.3 GiB). A searcher's trial (its job is made in the trial) asks for one share."""
     from scalesearch.config import ProxyConfig
     from scalesearch.scaling.cost import PROCESS_BASE_BYTES, Cost, estimate_train_memory
-    from scalesearch.run.runner import TrialContext, memory_need, trial_resources
+    from scalesearch.run.trial import TrialContext, memory_need, trial_resources
 
     ctx = TrialContext(budget=ProxyConfig(batch_size=32), num_classes=10, in_channels=3, train_images=1000)
     row = {"params": 33_900_000, "macs": 0, "activations": 10_000_000}
@@ -266,11 +267,11 @@ PRE_HYDRA_SIGINT = """
 import os, signal, sys
 sys.argv = ["scalesearch", *sys.argv[1:]]
 from scalesearch.apps import cli
-checks = cli._early_checks
+checks = cli.early_checks
 def interrupted_checks(*a):  # the signal arrives while the command line is composed and checked
     os.kill(os.getpid(), signal.SIGINT)
     return checks(*a)
-cli._early_checks = interrupted_checks
+cli.early_checks = interrupted_checks
 cli.main()
 """
 
@@ -302,7 +303,7 @@ def test_conflicting_duplicate_rows_are_refused_and_unplanned_rows_kept_with_a_w
     """A results.csv with one training twice and different accuracies (0.15, 0.9): before, the last silently
     won. Now one line naming the file, both lines and values. A row for a candidate the run does not plan:
     before, deleted without a message; now reported (file, line, values) and kept in the table."""
-    from scalesearch.run.runner import recorded_rows
+    from scalesearch.run.tables import recorded_rows
 
     row = {"key": "a1.2-b1.1/s0", "status": "ok", "accuracy": "0.15", "index": "0"}
     path = tmp_path / "results.csv"
@@ -351,7 +352,7 @@ def test_the_heap_a_trial_freed_goes_back_to_the_os_before_the_next_trial():
     code = """
 import re
 from pathlib import Path
-from scalesearch.run.runner import release_heap
+from scalesearch.run.trial import release_heap
 rss = lambda: int(re.search(r"RssAnon:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
 blocks = [bytes(range(256)) * 256 for _ in range(6400)]
 kept = blocks[::16]

@@ -18,7 +18,7 @@ from scalesearch import (B0, OFFICIAL, PAPER, Coefficients, ModelSpec, StageSpec
                          family, load_family, round_channels, round_repeats, scale, spec_cost, to_torchvision)
 from scalesearch.apps.generate import write_family
 from scalesearch.scaling.model import EfficientNet, model_cost, timm_arch_def
-from scalesearch.scaling.scaler import check_member_dims, dropout_for_phi, fit_phi, member_name
+from scalesearch.scaling.coefficients import check_member_dims, dropout_for_phi, fit_phi, member_name
 from scalesearch.scaling.spec import official, scale_depths
 
 B0_REPEATS = [1, 2, 2, 3, 3, 4, 1]

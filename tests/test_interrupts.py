@@ -240,7 +240,7 @@ def test_a_gone_ray_ends_the_process_with_the_resume_line(signum, code, what):
     port = _closed_port()
     flag = f"INTERRUPTED.set(); INTERRUPTED.signum = {int(signum)}; " if signum else ""
     code_ = (f"import threading; from scalesearch.run.interrupt import INTERRUPTED, set_resume_line; {flag}"
-             "set_resume_line('scalesearch resume=true hydra.run.dir=RUN'); from scalesearch.run.runner import RayWatch; "
+             "set_resume_line('scalesearch resume=true hydra.run.dir=RUN'); from scalesearch.run.session import RayWatch; "
              f"RayWatch('127.0.0.1:{port}', patience=0.5, every=0.2).start(); threading.Event().wait(60)")
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-c", code_], capture_output=True, text=True, timeout=120)
@@ -255,7 +255,7 @@ def test_a_gone_ray_ends_the_process_with_the_resume_line(signum, code, what):
 _SIGNALLED = """
 import socket, threading, time
 from scalesearch.run import interrupt
-from scalesearch.run.runner import RayWatch
+from scalesearch.run.session import RayWatch
 interrupt.install(); interrupt.IN_TUNE.set(); interrupt.set_resume_line("scalesearch resume=true hydra.run.dir=RUN")
 gcs = socket.create_server(("127.0.0.1", 0))
 watch = RayWatch("127.0.0.1:%d" % gcs.getsockname()[1], patience=3.0, every=1.0, signals=True)

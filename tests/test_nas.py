@@ -13,7 +13,8 @@ from scalesearch.scaling.cost import count_cost, count_params
 from scalesearch.scaling.spec import load_baseline
 from scalesearch.scaling.model import build_model
 from scalesearch.config import NASAppConfig
-from scalesearch.apps.nas import arch_string, load_block_space, objective_value, pareto_front, run_nas, check_nas_app
+from scalesearch.apps.nas import check_nas_app, objective_value, pareto_front, run_nas
+from scalesearch.plan.blocks import arch_string, load_block_space
 from scalesearch.scaling.spec import B0, ModelSpec, round_channels
 
 TINY = ["dataset.train_size=200", "dataset.val_size=100", "dataset.image_size=32", "dataset.base_resolution=32",

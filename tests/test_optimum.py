@@ -12,8 +12,8 @@ from scalesearch.decide.optimum import Option, Optimum, best_options, gain_bound
 from scalesearch.plan.jobs import select_grid
 from scalesearch.report.render import plot_shares
 from scalesearch.scaling.scaler import Scaler
-from scalesearch.decide.shares import (ShareModel, SharePoint, fit_share_model, realized_shares, run_share_model,
-                               shares_markdown)
+from scalesearch.decide.shares import ShareModel, SharePoint, fit_share_model, realized_shares, run_share_model
+from scalesearch.report.summary import shares_markdown
 from scalesearch.plan.space import load_space
 
 SCALER = Scaler(base_resolution=40, num_classes=10, constraint="measured", resolution_multiple=1, gamma_range=(1.0, 1.5))

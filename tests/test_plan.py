@@ -19,7 +19,8 @@ from scalesearch.plan.jobs import (SEARCH_ROW, OptunaSpace, ablation_jobs, budge
                               job, search_jobs, select_grid, validation_jobs)
 from scalesearch.decide.results import aggregate
 from scalesearch.plan.jobs import train_id
-from scalesearch.scaling.scaler import PAPER, Coefficients, Scaler, candidate_id, family
+from scalesearch.scaling.coefficients import PAPER, Coefficients, candidate_id
+from scalesearch.scaling.scaler import Scaler, family
 from scalesearch.plan.space import load_space
 from scalesearch.scaling.spec import B0, ModelSpec, scale
 
@@ -367,7 +368,7 @@ def test_solve_resolution_equals_a_brute_force_search():
     exactly when the target lies between the costs one grid step beyond the range's ends."""
     import random
 
-    from scalesearch.scaling.scaler import solve_resolution
+    from scalesearch.scaling.coefficients import solve_resolution
 
     rng = random.Random(0)
     for _ in range(3000):

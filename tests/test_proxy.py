@@ -13,7 +13,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from scalesearch.config import DatasetConfig, FaultConfig, ProxyConfig, check_proxy
+from scalesearch.config import DatasetConfig, FaultConfig, ProxyConfig
+from scalesearch.plan.preflight import check_proxy
 from scalesearch.train.data import ProxyData, load_data
 from scalesearch.scaling.model import spec_cost
 from scalesearch.train.proxy import build_proxy_model, train_proxy

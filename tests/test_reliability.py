@@ -126,7 +126,8 @@ def test_interrupted_atomic_write_keeps_the_old_complete_file(tmp_path, monkeypa
     best.json / family.json untouched and no temp file behind."""
     from scalesearch import io as sio
     from scalesearch.apps.generate import write_family
-    from scalesearch.scaling.scaler import PAPER, family
+    from scalesearch.scaling.coefficients import PAPER
+    from scalesearch.scaling.scaler import family
 
     best = tmp_path / "best.json"
     sio.atomic_write_json(best, {"alpha": 1.2, "note": "old"})
@@ -258,10 +259,10 @@ def test_every_torch_load_uses_weights_only():
 
 
 def test_archive_extraction_refuses_path_traversal(tmp_path):
-    from scalesearch.train import data
+    from scalesearch.train import archives as data
 
     if not hasattr(data, "safe_extract"):
-        pytest.skip("scalesearch.train.data has no safe_extract: archives (.tar/.zip dataset roots) are not supported yet")
+        pytest.skip("scalesearch.train.archives has no safe_extract: archives (.tar/.zip dataset roots) are not supported yet")
     evil = tmp_path / "evil.tar"
     payload = tmp_path / "payload.txt"
     payload.write_text("owned\n")
@@ -279,7 +280,7 @@ def test_dashboard_off_by_default_and_bound_to_localhost(monkeypatch):
     """init_ray's real kwargs to ray.init (the call itself is captured: no Ray starts)."""
     import ray
 
-    from scalesearch.run.runner import init_ray
+    from scalesearch.run.session import init_ray
 
     calls = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
@@ -301,7 +302,7 @@ def test_resume_finds_the_newest_run_with_the_same_settings(tmp_path):
     import dataclasses
 
     from scalesearch.io import atomic_write_json
-    from scalesearch.pipeline import find_resumable, prepare_run_dir
+    from scalesearch.run.resume import find_resumable, prepare_run_dir
 
     cfg = compose_search("resume=true", *TINY)
     other = compose_search("resume=true", "seed=7", *TINY)

@@ -12,9 +12,10 @@ import scipy.stats as st
 
 from conftest import ROOT, TINY, run_cli
 from scalesearch.config import ReportConfig
-from scalesearch.report.writer import (curve_analysis, diminishing_returns, family_curve, family_table, load_run,
-                                pick_cost_effective, pick_statement, plot_family, plot_landscape, plot_optuna_history,
-                                pooled_df, step_evidence)
+from scalesearch.report.family import (curve_analysis, diminishing_returns, family_curve, family_table,
+                                pick_cost_effective, pick_statement, pooled_df, step_evidence)
+from scalesearch.report.plots import plot_family, plot_landscape, plot_optuna_history
+from scalesearch.report.writer import load_run
 from scalesearch.scaling.model import spec_cost
 from scalesearch.decide.results import aggregate, read_table
 from scalesearch.scaling.spec import B0, scale

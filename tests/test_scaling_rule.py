@@ -13,7 +13,8 @@ import pytest
 from scalesearch.run.ablation import ablation_variants
 from scalesearch.config import ProxyConfig
 from scalesearch.plan.jobs import ablation_jobs, select_grid
-from scalesearch.scaling.scaler import PAPER, Coefficients, Scaler
+from scalesearch.scaling.coefficients import PAPER, Coefficients
+from scalesearch.scaling.scaler import Scaler
 from scalesearch.plan.space import load_space
 from scalesearch.scaling.spec import B0
 

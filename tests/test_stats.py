@@ -10,9 +10,9 @@ import pytest
 
 from scipy import stats as st
 
-from scalesearch.decide.stats import (bootstrap_ci, confidence_set, kendall_tau, mean_ci, noise_sd_bound, paired_difference,
-                               pooled_residual_sd, power_to_decide, rank_agreement, sd_ratio_quantile, seeds_to_decide,
-                               spearman_rho, t_quantile, tost)
+from scalesearch.decide.ranks import bootstrap_ci, kendall_tau, rank_agreement, spearman_rho
+from scalesearch.decide.stats import (confidence_set, mean_ci, noise_sd_bound, paired_difference, pooled_residual_sd,
+                               power_to_decide, sd_ratio_quantile, seeds_to_decide, t_quantile, tost)
 
 # ---------------------------------------------------------------- t_quantile
 # Printed t tables (two-sided), 4 decimals.

@@ -1,6 +1,6 @@
 """What Ray Tune shows the searcher (issue 19): only evaluated epochs, one value per finished training.
 
-Unit level: runner.FinishedOnly between Tune and a recording searcher. End to end: the single-seed Optuna search
+Unit level: searcher.FinishedOnly between Tune and a recording searcher. End to end: the single-seed Optuna search
 of the issue's report, at the default proxy budget (2 epochs, evaluated after the last only), with a real
 SQLite study read back: one COMPLETE value per trial, equal to the table's accuracy, no intermediate value."""
 
@@ -12,7 +12,7 @@ from conftest import run_cli
 from ray.tune.search import Searcher
 
 from scalesearch.decide.results import read_table
-from scalesearch.run.runner import FinishedOnly
+from scalesearch.run.searcher import FinishedOnly
 
 
 class Recorder(Searcher):
@@ -79,7 +79,7 @@ def test_the_optuna_sampler_is_seeded_by_seed_whatever_its_class():
     import optuna
 
     from conftest import compose_search
-    from scalesearch.config import search_sampler
+    from scalesearch.plan.samplers import search_sampler
 
     def suggest(*overrides):
         study = optuna.create_study(sampler=search_sampler(compose_search("search=optuna", *overrides)))

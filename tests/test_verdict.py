@@ -9,7 +9,8 @@ import pytest
 
 from scalesearch.decide.results import aggregate, fmt_mean_ci
 from scalesearch.decide.stats import noise_sd_bound, seeds_to_decide, t_quantile
-from scalesearch.decide.verdict import decide, fidelity, next_step, pooled_sd, summary_markdown, verdict
+from scalesearch.decide.verdict import decide, fidelity, pooled_sd, verdict
+from scalesearch.report.summary import next_step, summary_markdown
 
 
 def rows(table: dict[str, list[float]], alpha=None):

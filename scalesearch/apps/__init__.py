@@ -1,2 +1,3 @@
-"""The command-line apps and their routing: cli (Hydra entry points and the Python front door), supervise (the
-console scripts' process), generate, rerender, validate, nas, compare."""
+"""The command-line apps: cli (Hydra entry points and the Python front door), compose (the command line composed and
+checked before Hydra runs), help, supervise (the console scripts' process), generate, rerender, validate, nas,
+compare."""

@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..config import CompareAppConfig, flatten, migrate_settings
+from ..config import CompareAppConfig, flatten
+from ..plan.preflight import migrate_settings
 from ..io import atomic_write_json, atomic_write_text, read_run_json, save_png
 from ..report.render import error_bars, log_x_axis
 from ..decide.results import TABLES, aggregate, deciding_rows, fmt_mean_ci, per_seed, read_table
 from ..run.rundir import COMPARE, claim
-from ..scaling.scaler import PAPER
+from ..scaling.coefficients import PAPER
 from ..decide.shares import SHARE_METHOD, ShareModel
 from ..decide import stats
 
@@ -60,8 +61,8 @@ def _defining(config: dict) -> dict:
 
 
 def load_runs(paths: list[Path]) -> list[dict]:
-    from ..report.writer import family_table
-    from ..pipeline import read_state
+    from ..report.family import family_table
+    from ..run.resume import read_state
 
     runs = []
     for p in paths:

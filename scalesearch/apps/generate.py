@@ -11,11 +11,13 @@ import logging
 import warnings
 from pathlib import Path
 
-from ..config import GenerateConfig, check_generate
+from ..config import GenerateConfig
+from ..plan.preflight import check_generate
 from ..io import atomic_write_json, atomic_write_text
 from ..scaling.model import timm_arch_def
 from ..run.rundir import GENERATE, claim
-from ..scaling.scaler import Coefficients, family, family_markdown
+from ..scaling.coefficients import Coefficients
+from ..scaling.scaler import family, family_markdown
 from ..scaling.spec import load_baseline  # noqa: F401  (re-exported: generate.load_baseline)
 
 log = logging.getLogger("scalesearch")
@@ -82,7 +84,8 @@ def run_generate(cfg: GenerateConfig, out_dir: Path) -> list:
 
 def _checked(cfg: GenerateConfig) -> tuple:
     """(coefficients, baseline spec) once every value is checked (one-line ValueErrors; nothing written):
-    :func:`~scalesearch.config.check_generate` (the CLI's check before Hydra), then the coefficients' constraint."""
+    :func:`~scalesearch.plan.preflight.check_generate` (the CLI's check before Hydra), then the coefficients'
+    constraint."""
     check_generate(cfg)
     coeffs = Coefficients(cfg.alpha, cfg.beta, cfg.gamma)
     if cfg.mode == "formula" and not coeffs.satisfies(cfg.target, cfg.tolerance):

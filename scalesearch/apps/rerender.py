@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import ReportAppConfig, check_report
+from ..config import ReportAppConfig
+from ..plan.preflight import check_report
 from ..report.writer import load_run, write_report
 from ..run.rundir import REPORT, claim
 

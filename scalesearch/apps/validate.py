@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..config import SearchAppConfig, ValidateAppConfig, check_validate, migrate_settings
+from ..config import SearchAppConfig, ValidateAppConfig
+from ..plan.preflight import check_validate, migrate_settings
 from ..run.rundir import VALIDATE, claim
 
 __all__ = ["load_settings", "run_validate_app"]
@@ -22,7 +23,7 @@ def load_settings(run_dir: str | Path) -> SearchAppConfig:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from ..pipeline import read_state
+    from ..run.resume import read_state
 
     state = read_state(Path(run_dir))
     if state is None:

@@ -39,7 +39,7 @@ from scipy import stats as st
 from .optimum import WITHIN, Option, Optimum, locate_optimum
 
 __all__ = ["DIMENSIONS", "GATE", "SHARE_LEVEL", "SHARE_METHOD", "MIN_DF", "Shares", "SharePoint", "Effect",
-           "ShareModel", "realized_shares", "share_table", "fit_share_model", "run_share_model", "shares_markdown"]
+           "ShareModel", "realized_shares", "share_table", "fit_share_model", "run_share_model"]
 
 DIMENSIONS = ("depth", "width", "resolution")
 SHARE_LEVEL = 0.95
@@ -389,32 +389,3 @@ def run_share_model(rows: list[dict], validation_rows: list[dict], scaler, phi: 
                 for o, k in rows
                 if sum(astuple(built[k])) > 0]
     return fit_share_model(points, options=buildable, paper=paper, delta=WITHIN if delta is None else delta)
-
-
-def shares_markdown(model: ShareModel, sentence: bool = True) -> list[str]:
-    """The summary's and report's section on the model: its sentence (unless the page leads with it), effects,
-    checks and method."""
-    L = ["## How the compute splits (model over shares)", ""] + ([model.sentence, ""] if sentence else [])
-    if model.status == "fitted":
-        L += ["| dimension | effect per unit share | 95 % interval | p |", "|---|---|---|---|"]
-        L += [f"| {e.dimension}{' (matters)' if e.dimension in model.matters else ''} | {e.estimate:+.4f} | "
-              f"[{e.low:+.4f}, {e.high:+.4f}] | {e.p_value:.2g} |" for e in model.effects]
-        checks = [f"{model.n_candidates} candidates, {model.n_trainings} trainings, {model.df} residual df, "
-                  f"residual sd of the means {model.residual_sd:.4f}"]
-        if model.surface_p is not None:
-            checks.append(f"every shape term, quadratic included, p = {model.surface_p:.2g}")
-        if model.lack_of_fit_p is not None:
-            checks.append(f"lack of fit against the seeds' own scatter p = {model.lack_of_fit_p:.2g}")
-        checks.append("curvature not identified by this design" if model.curvature_p is None else
-                      f"curvature (quadratic terms) p = {model.curvature_p:.2g}"
-                      + (": the effects are averages over the candidates' triangle" if model.curvature_p <
-                         1 - model.level else ""))
-        if model.budget_shift_p is not None:
-            checks.append(f"slopes shift between budgets ({model.budgets[0]} → {model.budgets[-1]}) p = "
-                          f"{model.budget_shift_p:.2g}")
-        L += ["", "Checks: " + "; ".join(checks) + ".", ""]
-    o = model.optimum
-    if o is not None and o.status in ("located", "outside", "no_maximum"):
-        L += [f"**Where the compute peaks:** {o.sentence}", ""]
-    L += [f"Method: {model.method}" + (f"; {o.method}" if o is not None and o.status == "located" else "") + ".", ""]
-    return L

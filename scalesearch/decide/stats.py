@@ -12,14 +12,11 @@
 * :func:`tost` — the two one-sided paired t-tests of equivalence within ± a margin.
 * :func:`noise_sd_bound` — an upper confidence bound of the seed noise that holds for tails up to a Student t
   with 3 df (the two-way residual sd over a simulated quantile).
-* :func:`kendall_tau`, :func:`spearman_rho` — rank agreement (``scipy.stats.kendalltau`` τ-b,
-  ``scipy.stats.spearmanr``); :func:`bootstrap_ci` — a percentile bootstrap of either over pairs
-  (``scipy.stats.bootstrap``); :func:`rank_agreement` — τ and ρ of two sets of per-candidate means with
-  scipy's p-values and no interval (``NO_RANK_INTERVAL`` says why).
 * :func:`seeds_to_decide` — how many seeds the confidence set needs to hold only the best, planned for the
   least favourable case (every rival a margin behind at once), with the selection this implies.
 
-Every result is a plain float/int/None or a dict/list of them.
+Every result is a plain float/int/None or a dict/list of them. The rank statistics (Kendall τ, Spearman ρ, their
+bootstrap, the proxy's rank agreement) are in :mod:`scalesearch.decide.ranks`.
 """
 
 from __future__ import annotations
@@ -27,16 +24,15 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
 import numpy as np
 from scipy import stats as st
 
 __all__ = ["t_quantile", "mean_ci", "paired_difference", "confidence_set", "regret_bound", "tost",
-           "noise_sd_bound", "pooled_residual_sd", "kendall_tau", "spearman_rho", "bootstrap_ci", "rank_agreement",
-           "power_to_decide", "seeds_to_decide", "sd_ratio_quantile", "NO_RANK_INTERVAL", "MIN_SEEDS", "ADVICE_POWER",
-           "NOISE_BOUND_LEVEL", "NOISE_TAILS_DF"]
+           "noise_sd_bound", "pooled_residual_sd", "power_to_decide", "seeds_to_decide", "sd_ratio_quantile",
+           "check_level", "MIN_SEEDS", "ADVICE_POWER", "NOISE_BOUND_LEVEL", "NOISE_TAILS_DF"]
 
 MIN_SEEDS = 3  # shared seeds a decision (exclusion from the set, equivalence) needs
 ADVICE_POWER = 0.8  # the power the seeds advice plans for
@@ -44,7 +40,7 @@ NOISE_BOUND_LEVEL = 0.95  # the level of the noise bound the seeds advice plans 
 
 
 # ---------------------------------------------------------------- validation helpers
-def _check_level(level: float, name: str = "level") -> float:
+def check_level(level: float, name: str = "level") -> float:
     """``level`` as a float strictly between 0 and 1, else a one-line ValueError."""
     if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0.0 < float(level) < 1.0:
         raise ValueError(f"{name} must be a number strictly between 0 and 1, got {level!r}")
@@ -74,7 +70,7 @@ def t_quantile(df: int, level: float = 0.95) -> float:
     """
     if isinstance(df, bool) or not isinstance(df, numbers.Integral) or df < 1:
         raise ValueError(f"df must be an integer >= 1, got {df!r}")
-    level = _check_level(level)
+    level = check_level(level)
     return float(st.t.ppf((1.0 + level) / 2.0, df))
 
 
@@ -84,7 +80,7 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> dict:
     Returns {"n", "mean", "std" (sample, ddof=1), "half_width", "low", "high"}; with one value the
     spread is unknown, so std/half_width/low/high are None. No values → ValueError.
     """
-    level = _check_level(level)
+    level = check_level(level)
     xs = np.asarray(_finite_floats(values), dtype=float)
     if xs.size == 0:
         raise ValueError("values must hold at least one number, got none")
@@ -120,7 +116,7 @@ def paired_difference(a: Mapping, b: Mapping, level: float = 0.95, n_val: int | 
     when the interval excludes 0, False when it contains it, None without an interval (< 2 common seeds).
     ``pooled`` = (residual sd, df) of :func:`pooled_residual_sd`: the difference's sd is √2 × it, with its df.
     """
-    level = _check_level(level)
+    level = check_level(level)
     seeds, d = _diffs(a, b)
     out = {"n": len(seeds), "seeds": seeds, "mean": None, "std": None, "sd_used": None, "low": None, "high": None,
            "distinguishable": None, "level": level, "method": f"paired Student-t interval, {100 * level:g} % two-sided"}
@@ -207,7 +203,7 @@ def regret_bound(seeds: Mapping[str, Mapping], pick: str, n_val: int | None = No
     stricter), so the bound, the set and a race's drops and "decided" hold together at ``level`` over all looks.
     A candidate sharing fewer than MIN_SEEDS seeds with the pick leaves no bound (None). Returns {"bound", "vs"
     (the candidate that sets it), "alpha_each", "method"}."""
-    level = _check_level(level)
+    level = check_level(level)
     names, m = _matrix(seeds)
     k = len(names)
     alpha_each = (1.0 - level) / max(k - 1, 1) / int(looks)
@@ -252,7 +248,7 @@ def confidence_set(seeds: Mapping[str, Mapping], n_val: int | None = None, level
     Returns {"members" (best mean first), "excluded" {i: {"by", "p"}}, "decided", "k", "alpha_each",
     "max_shared", "level", "method", "note"}.
     """
-    level = _check_level(level)
+    level = check_level(level)
     names, m = _matrix(seeds)
     k = len(names)
     if isinstance(looks, bool) or not isinstance(looks, numbers.Integral) or looks < 1:
@@ -292,7 +288,7 @@ def tost(a: Mapping, b: Mapping, margin: float = 0.01, level: float = 0.95, n_va
     """Equivalence of a and b within ± ``margin``: two one-sided paired Student-t tests (TOST), each at
     α = 1 − ``level``, sd floored at 1/n_val. Returns {"n", "mean", "sd_used", "p_value" (the larger of the
     two), "equivalent" (None with fewer than MIN_SEEDS shared seeds), "margin", "level", "method"}."""
-    level = _check_level(level)
+    level = check_level(level)
     seeds, d = _diffs(a, b)
     out = {"n": len(seeds), "mean": float(d.mean()) if d.size else None, "sd_used": None, "p_value": None,
            "equivalent": None, "margin": margin, "level": level,
@@ -331,7 +327,7 @@ def noise_sd_bound(seeds: Mapping[str, Mapping], level: float = NOISE_BOUND_LEVE
     the 80 % χ² bound was below the true sd in 30–56 % of simulated runs (Bonett's kurtosis-adjusted bound in up
     to 60 %: the sample kurtosis of a few heavy-tailed seeds is small too). Returns {"sd", "bound", "df", "level",
     "method"}; sd/bound None below 2 such candidates or 2 seeds."""
-    level = _check_level(level)
+    level = check_level(level)
     names, m = _matrix(seeds)
     full = m[np.all(np.isfinite(m), axis=1)] if m.size else m
     sd, df = pooled_residual_sd(m) if m.size else (None, 0)
@@ -341,87 +337,6 @@ def noise_sd_bound(seeds: Mapping[str, Mapping], level: float = NOISE_BOUND_LEVE
     if sd is None:
         return out
     return {**out, "bound": sd / sd_ratio_quantile(*full.shape, round(1.0 - level, 6))}
-
-
-# ---------------------------------------------------------------- rank correlations
-def _pair_arrays(x, y) -> tuple[np.ndarray, np.ndarray]:
-    """x and y as float arrays of one length, else a one-line ValueError."""
-    xa, ya = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
-    if xa.shape != ya.shape:
-        raise ValueError(f"x and y must have the same length, got {xa.size} and {ya.size}")
-    return xa, ya
-
-
-def _rank_stat(fn, x, y) -> tuple[float, float]:
-    """(statistic, p-value) of a scipy rank correlation; nan for < 2 points, a constant input or a nan."""
-    xa, ya = _pair_arrays(x, y)
-    if xa.size < 2 or not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
-        return float("nan"), float("nan")
-    if np.all(xa == xa[0]) or np.all(ya == ya[0]):
-        return float("nan"), float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        r = fn(xa, ya)
-    return float(r.statistic), float(r.pvalue)
-
-
-def kendall_tau(x, y) -> float:
-    """Kendall's τ-b (``scipy.stats.kendalltau``; ties drop out of the denominator). nan when undefined."""
-    return _rank_stat(st.kendalltau, x, y)[0]
-
-
-def spearman_rho(x, y) -> float:
-    """Spearman's ρ (``scipy.stats.spearmanr``; ties get their average rank). nan when undefined."""
-    return _rank_stat(st.spearmanr, x, y)[0]
-
-
-def _percentile(reps: np.ndarray, n_boot: int, level: float) -> tuple[float | None, float | None]:
-    """Percentile interval of the finite replicates; (None, None) when fewer than half (or 2) are finite."""
-    reps = reps[np.isfinite(reps)]
-    if reps.size < max(2, math.ceil(0.5 * n_boot)):
-        return None, None
-    low, high = np.quantile(reps, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return float(low), float(high)
-
-
-def bootstrap_ci(stat: Callable, x, y, n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float | None, float | None]:
-    """Percentile bootstrap interval of ``stat(x, y)`` resampling (x_i, y_i) pairs (``scipy.stats.bootstrap``,
-    paired). Deterministic (numpy Generator seeded by ``seed``). Replicates where the statistic is nan are
-    dropped; with fewer than half of them left, or fewer than 2 pairs, the interval is (None, None)."""
-    level = _check_level(level)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 1:
-        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
-    xa, ya = _pair_arrays(x, y)
-    if xa.size < 2:
-        return None, None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = st.bootstrap((xa, ya), lambda a, b: stat(a, b), paired=True, vectorized=False, n_resamples=int(n_boot),
-                           method="percentile", confidence_level=level, rng=np.random.default_rng(seed))
-    return _percentile(np.asarray(res.bootstrap_distribution, dtype=float), int(n_boot), level)
-
-
-# Why rank_agreement gives no interval: the τ of noisy per-candidate means is biased toward 0 (the seed noise
-# swaps close candidates), and resampling the seeds adds that noise a second time; simulated (20 candidates whose
-# true means span 0.047, seed sd 0.02, 8 seeds, true τ 0.73), a 95 % percentile bootstrap interval covered the τ of
-# the true means in 4 % of replicates, basic and shifted variants in 40–66 %, a one-sided lower bound failed for
-# τ ≤ 0 (tests/test_stats.py keeps the bias and the p-value's level under test).
-NO_RANK_INTERVAL = ("no interval: the τ of noisy means is biased toward 0 and no bootstrap interval of it covered the "
-                    "τ of the true means at its level in simulation; the p-value (H0: no association) holds")
-
-
-def rank_agreement(proxy: list[list[float]], validation: list[list[float]]) -> dict:
-    """τ-b and ρ between the per-candidate means of ``proxy`` and ``validation`` (lists of per-seed accuracies,
-    one per candidate), with scipy's p-values (H0: no association). No interval (``NO_RANK_INTERVAL``): a τ here
-    is an estimate biased toward 0 by the seed noise — a lower τ than the true means' is expected."""
-    x = [float(np.mean(a)) for a in proxy]
-    y = [float(np.mean(a)) for a in validation]
-    tau, tau_p = _rank_stat(st.kendalltau, x, y)
-    rho, rho_p = _rank_stat(st.spearmanr, x, y)
-    return {"tau": tau, "tau_p": tau_p, "rho": rho, "rho_p": rho_p,
-            "method": f"Kendall τ-b and Spearman ρ of the per-candidate means, scipy p-values (H0: no association); "
-                      f"{NO_RANK_INTERVAL}"}
 
 
 # ---------------------------------------------------------------- power

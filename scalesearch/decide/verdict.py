@@ -9,23 +9,21 @@
   paper's point are compared inside that frame (Bonferroni-adjusted paired t bounds); costs beside every
   comparison; when undecided, either "probably equal" (TOST) or how many seeds would decide, planned for the
   least favourable lead of the margin with a heavy-tail-proof upper bound of the noise (``ADVICE_CHECKED``).
-* :func:`summary_markdown` — ``summary.md``: the verdict at a glance first, then the rankings, then the verdict in
-  full.
 
-Pure functions of the tables' rows (no Ray, no torch).
+Pure functions of the tables' rows (no Ray, no torch). ``summary.md`` around the verdict is
+:mod:`scalesearch.report.summary`.
 """
 
 from __future__ import annotations
 
 import math
 
-from .results import aggregate, fmt_mean_ci, md_table, per_seed
-from .shares import ShareModel, shares_markdown
-from .stats import (ADVICE_POWER, MIN_SEEDS, NO_RANK_INTERVAL, confidence_set, noise_sd_bound, paired_difference,
-                    rank_agreement, regret_bound, seeds_to_decide, tost)
+from .ranks import NO_RANK_INTERVAL, rank_agreement
+from .results import aggregate, fmt_mean_ci, per_seed
+from .stats import (ADVICE_POWER, MIN_SEEDS, confidence_set, noise_sd_bound, paired_difference, regret_bound,
+                    seeds_to_decide, tost)
 
-__all__ = ["fidelity", "decide", "verdict", "summary_markdown", "pooled_sd", "coeff_str", "paper_label",
-           "ranking_table", "MIN_FIDELITY"]
+__all__ = ["fidelity", "decide", "verdict", "pooled_sd", "coeff_str", "paper_label", "more_seeds", "MIN_FIDELITY"]
 
 MIN_FIDELITY = 5  # candidates a rank correlation needs to be printed at all
 MAX_LISTED = 6  # confidence-set members named in the text
@@ -54,7 +52,7 @@ def _num(x):
 def fidelity(proxy_ranked: list[dict], validation_rows: list[dict], top_k: int = 1) -> dict:
     """Agreement of the proxy ranking with the validation ranking over the validated candidates.
 
-    τ/ρ (:func:`scalesearch.decide.stats.rank_agreement`) only over ≥ MIN_FIDELITY (5) candidates — below that they
+    τ/ρ (:func:`scalesearch.decide.ranks.rank_agreement`) only over ≥ MIN_FIDELITY (5) candidates — below that they
     are None with a note; top-1 regret (validation accuracy lost by trusting the proxy's pick, a point
     estimate), top-k overlap and the picks over ≥ 2."""
     val = {c["candidate"]: c for c in aggregate(validation_rows)}
@@ -186,7 +184,7 @@ def _decided_by(stage: str) -> str:
     return _DECIDED_BY.get(stage, f"the {stage} stage")
 
 
-def _more_seeds(n: int) -> str | None:
+def more_seeds(n: int) -> str | None:
     """The first rule of what to run next: fewer than MIN_SEEDS shared seeds decide nothing."""
     if n >= MIN_SEEDS:
         return None
@@ -211,26 +209,6 @@ def _headline(best: dict, stage: str, out: dict, cs: dict) -> list[str]:
         state = (f"**Not distinguishable at this budget:** {len(cs['members'])} of {cs['k']} candidates are in the "
                  f"{100 * cs['level']:g} % confidence set of the best{lead}.")
     return [pick, state]
-
-
-def next_step(v: dict) -> str | None:
-    """The verdict's next step in one line (None when decided): the exact command when one is printed, else what
-    would decide — the full text has the reasons."""
-    if v.get("decided") or v.get("decided_within") is not None or v.get("k", 0) < 2:
-        return None
-    if v.get("next_command"):
-        return f"**Next:** `{v['next_command']}`"
-    if more := _more_seeds((v.get("vs_runner_up") or {}).get("n", MIN_SEEDS)):
-        return more
-    if v.get("equivalent"):
-        return "**Next:** the top two are probably equal at this budget: a longer budget might separate them."
-    if far := v.get("out_of_reach"):  # not a seed count nobody would train: what to do with what the run shows
-        return (f"**Next:** more seeds would not decide at this budget (over {far['times']}× this run's): take the "
-                "pick, or lengthen proxy.epochs.")
-    if v.get("seeds_needed"):
-        return (f"**Next:** a longer budget — at this one about {v['seeds_needed']} seeds per candidate would be "
-                "needed to decide.")
-    return None
 
 
 def _with_paused(cs: dict, paused: list[str]) -> dict:
@@ -382,7 +360,7 @@ def _advice(out, ranked, seeds, cs, n_val, margin, level, longer="proxy.epochs, 
     d = out.get("vs_runner_up")
     if d is None:
         return []
-    if more := _more_seeds(d["n"]):
+    if more := more_seeds(d["n"]):
         return [more]
     eq = tost(seeds[ranked[0]["candidate"]], seeds[ranked[1]["candidate"]], margin, level, n_val)
     out["equivalent"] = eq["equivalent"]
@@ -405,73 +383,3 @@ def _advice(out, ranked, seeds, cs, n_val, margin, level, longer="proxy.epochs, 
             f"led every other candidate by {margin:g}; planned with a {100 * noise['level']:g} % upper bound of the "
             f"seed noise ({noise['bound']:.3f}) that allows for heavy tails — {ADVICE_CHECKED}. Or a longer budget "
             f"({longer})."]
-
-
-def ranking_table(ranked: list[dict], paper: str | None, limit: int = 10) -> str:
-    """The candidates best first with every cost beside the accuracy: the measured cost ratio (of the constraint's
-    kind), MACs, activations, and the latency and training step measured on the trials' device."""
-    def num(v, scale=1.0, nd=2):
-        return "—" if v is None else f"{v / scale:.{nd}f}"
-
-    rows = []
-    for i, c in enumerate(ranked[:limit], 1):
-        mark = " (paper)" if c["candidate"] == paper else ""
-        rows.append([i, f"{c['alpha']:g}{mark}", f"{c['beta']:g}", f"{c['gamma']:g}", c.get("resolution") or "—",
-                     num(c.get("cost_ratio")), num(c.get("macs"), 1e6), num(c.get("activations"), 1e6, 3),
-                     num(c.get("latency_ms")), num(c.get("train_step_ms"), 1, 1), fmt_mean_ci(c, 4),
-                     ", ".join(f"{a:.3f}" for a in c["accuracies"])])
-    return md_table(["rank", "α", "β", "γ", "resolution (px)", "measured cost / baseline", "MACs (M)",
-                   "activations (M)", "latency (ms)", "train step (ms)", "accuracy, 95 % CI", "per seed"], rows)
-
-
-def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: list[dict], infeasible: list[dict],
-                     paper: str | None, fid: dict | None, validation_ranked: list[dict] | None,
-                     shares: ShareModel | None = None, confirmation: str | None = None) -> str:
-    """summary.md: how the compute splits (one sentence), where it peaks and the confirmation run's outcome (when
-    there are), the verdict at a glance and its next step, the rankings, then the verdict in full with its methods,
-    the run's settings, the model over shares, and what was not ranked and why."""
-    statuses: dict[str, int] = {}
-    for r in rows:
-        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    L = ["# scalesearch summary", ""]
-    if shares is not None:
-        L += [f"**How the compute splits:** {shares.sentence}", ""]
-        if shares.optimum is not None and shares.optimum.status == "located":
-            L += [f"**Where it peaks:** {shares.optimum.brief}", ""]
-    if confirmation:
-        L += [f"**Confirmation:** {confirmation}", ""]
-    if v:
-        L += [line for h in [*v.get("headline", [v["text"]]), next_step(v)] if h for line in (h, "")]
-        L += ["The verdict in full, with its methods, follows the rankings.", ""]
-    else:
-        L += ["**No candidate finished ok: there is no answer.** See the table below.", ""]
-    run = [f"- dataset: {context['dataset']} ({context['num_classes']} classes, chance {context['chance']:.3f}), "
-           f"base resolution {context['base_resolution']} px, strategy: {context['strategy']}",
-           f"- constraint: {context['constraint']} — {context['constraint_text']}",
-           f"- proxy budget: {context['budget']}; seeds {context['seeds']}",
-           f"- trials: {len(rows)} ({', '.join(f'{k}: {n}' for k, n in sorted(statuses.items()))})",
-           "- intervals are 95 % Student-t intervals over seeds (each candidate as if chosen in advance); "
-           "differences are paired over the shared seeds; the verdict's set holds the best with 95 % confidence "
-           "(Bonferroni over each candidate's k − 1 tests); a candidate outside it failed one such test, which is not "
-           "a family-wise claim that it is worse", ""]
-    if validation_ranked:
-        L += ["## Validation ranking (decides)", "", ranking_table(validation_ranked, paper), ""]
-        if fid:
-            L += [(f"Fidelity: τ = {fid['kendall_tau']}, ρ = {fid['spearman_rho']} "
-                   f"({fid.get('method')}), " if fid.get("kendall_tau") is not None else
-                   f"Fidelity: {fid.get('note')}; ")
-                  + f"top-1 regret {fid['top1_regret']}, top-{fid.get('k')} overlap {fid['topk_overlap']} over "
-                  f"{fid['n_candidates']} candidates (fidelity.json).", ""]
-    L += ["## Proxy ranking (the search)", "", ranking_table(ranked, paper), ""]
-    L += (["## The verdict in full", "", v["text"], ""] if v else []) + ["## The run", "", *run]
-    if shares is not None:
-        L += shares_markdown(shares, sentence=False)
-    if infeasible:
-        L += ["## Infeasible candidates (not trained)", "",
-              md_table(["α", "β", "why"], [[c["alpha"], c["beta"], c["reason"]] for c in infeasible]), ""]
-    bad = [r for r in rows if r["status"] not in ("ok",)]
-    if bad:
-        L += ["## Trials not ranked", "", md_table(["trial", "candidate", "seed", "status", "detail"],
-                                                  [[r.get("key"), r.get("candidate"), r.get("seed"), r["status"],
-                                                    (r.get("error") or "").replace("|", "/")] for r in bad]), ""]
-    return "\n".join(L).rstrip() + "\n"

@@ -1,2 +1,3 @@
-"""What to train: the constrained search spaces (space), the candidates and the jobs of every stage (jobs), the
-race's rule (race) and the confirmation run at the model's optimum (confirm)."""
+"""What to train: the settings' checks before anything trains (preflight, samplers), the search spaces (space, and
+blocks for the baseline search), the candidates and the jobs of every stage (jobs), the race's rule (race) and the
+confirmation at the model's optimum (confirm)."""

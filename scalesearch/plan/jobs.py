@@ -5,7 +5,7 @@ spec (depth α^φ, width β^φ, rounded as the builder rounds them) and its prox
 
 * ``constraint=measured``: solved on whole pixels (multiples of ``search.resolution_multiple``) so
   that the measured cost (``search.cost``) of the built proxy over the baseline proxy's is as close to
-  target^φ as the pixel grid allows (:func:`scalesearch.scaling.scaler.solve_resolution`); a candidate whose
+  target^φ as the pixel grid allows (:func:`scalesearch.scaling.coefficients.solve_resolution`); a candidate whose
   closest cost is further than ``search.cost_tolerance`` from the target is ``infeasible`` (with the
   reason) and never trained. The effective γ = (resolution / base)^(1/φ) is what is recorded.
 * ``constraint=nominal`` (the paper): resolution round(base·γ^φ); the measured cost is reported and
@@ -31,7 +31,8 @@ from functools import partial
 from typing import Callable
 
 from ..config import ProxyConfig
-from ..scaling.scaler import PAPER, Coefficients, Scaler, candidate_id, member_name
+from ..scaling.coefficients import PAPER, Coefficients, candidate_id, member_name
+from ..scaling.scaler import Scaler
 from ..decide.shares import share_table
 
 __all__ = ["select_grid", "shares_design", "OptunaSpace", "search_jobs", "validation_jobs", "family_jobs",

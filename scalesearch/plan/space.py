@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from ..config import check_environment, check_search_app
-from ..scaling.scaler import PAPER, Coefficients, check_family_phis, check_phi
+from .preflight import check_environment, check_search_app
+from ..scaling.coefficients import PAPER, Coefficients, check_family_phis, check_phi
 from ..scaling.spec import load_baseline
 
 __all__ = ["Range", "CompoundSpace", "load_space", "check_search_inputs", "SPACES_DIR"]

@@ -1,2 +1,3 @@
-"""Where trainings run: Ray Tune trials through one runner (runner), the race's trunks (trunks), the Fig. 8
-ablation stage (ablation), the run directory and its resume (rundir), stops (interrupt, multirun)."""
+"""Where trainings run: Ray Tune trials through one runner (runner, session, trial, tables, searcher, trunks), the
+stages' drivers (stages, racing, ablation), the run directory, what defines a run and how it resumes (rundir,
+resume), and stops (interrupt, multirun)."""

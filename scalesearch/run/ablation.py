@@ -25,7 +25,8 @@ from ..io import atomic_write_json, atomic_write_text, read_json
 from ..report.render import ablation_markdown, plot_ablation
 from ..decide.results import ABLATION_COLUMNS, TABLES
 from .rundir import ABLATE, claim
-from ..scaling.scaler import PAPER, Coefficients, Scaler
+from ..scaling.coefficients import PAPER, Coefficients
+from ..scaling.scaler import Scaler
 from ..scaling.spec import ModelSpec
 from ..decide.stats import mean_ci
 
@@ -64,7 +65,7 @@ def ablation_variants(scaler: Scaler, phis=(1, 2), compound: dict[str, Coefficie
 def summarize_ablation(variants: list[dict], rows: list[dict], meta: dict) -> dict:
     """ablation.json: every variant with its measured cost and mean accuracy over its ``ok`` seeds (95 % t
     interval), from the stage's rows."""
-    from ..scaling.scaler import member_name
+    from ..scaling.coefficients import member_name
 
     by_key: dict = {}
     for r in rows:
@@ -160,7 +161,7 @@ def run_ablate_app(cfg: AblateAppConfig, out_dir: Path) -> dict:
     """The ``scalesearch-ablate`` job. With ``run_dir`` set, the searched best is one compound variant and
     the artifacts go into that run directory (the report links them); otherwise into ``out_dir``. The
     directory is held for this process (a search run's while nothing else runs in it; else an ablation's own)."""
-    from ..config import check_proxy, check_resources, check_seeds
+    from ..plan.preflight import check_proxy, check_resources, check_seeds
 
     check_proxy(cfg.proxy, cfg.trials.gpus_per_trial)
     check_resources(cfg.trials)
@@ -186,7 +187,8 @@ def _ablate(cfg: AblateAppConfig, run_dir: Path | None, out_dir: Path, compound:
     """The ablation trained in the held directory (``run_dir``, else ``out_dir``)."""
     from ..train.data import load_data
     from ..scaling.spec import load_baseline
-    from .runner import Runner, trial_context
+    from .runner import Runner
+    from .trial import trial_context
 
     best = read_json(run_dir / "best.json") if run_dir and (run_dir / "best.json").is_file() else {}
     target = run_dir or out_dir

@@ -1,1 +1,2 @@
-"""One training: the datasets decoded once (data) and the proxy run of a scaled baseline (proxy)."""
+"""One training: the datasets (data: what a trial reads; images, archives, synthetic: decoded once on the driver)
+and the proxy run of a scaled baseline (proxy)."""
