@@ -218,7 +218,7 @@ def _calls(tree):
 
 
 def _modules():
-    return [(p, ast.parse(p.read_text(), str(p))) for p in sorted(PACKAGE.glob("*.py"))]
+    return [(p, ast.parse(p.read_text(), str(p))) for p in sorted(PACKAGE.rglob("*.py"))]
 
 
 def test_artifacts_are_only_written_through_scalesearch_io():
