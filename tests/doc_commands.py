@@ -266,11 +266,32 @@ def check_search_command(command: str, ws: Workspace, cifar_tar: Path) -> None:
         assert "resum" in out.lower(), out[-2000:]
     else:
         assert len(bests) == (2 if "-m" in words else 1), (wrote, out[-2000:])
+    if command == "scalesearch":  # the built-in default: the golden's trainings (tests/test_golden_run.py)
+        check_same_trainings(bests[0].parent)
     for b in bests:
         _check_search_run(b)
         assert json.loads(b.read_text())["verdict"]
     if "search.storage=sqlite:///optuna.db" in words:
         _check_study(bests[0].parent)
+
+
+GOLDEN = Path(__file__).parent / "golden" / "default_run"
+# the tables' columns that a clock, a host or the float path of the CPU that trained them sets
+MEASURED = {"index", "accuracy", "loss", "latency_ms", "train_step_ms", "device", "images_per_s", "wall_s", "node",
+            "trial_id", "finished_at", "proxy_mean", "error", "failures", "reused_from"}
+
+
+def check_same_trainings(run_dir: Path) -> None:
+    """A fresh default run (``run_dir``) trained the golden's search and validation trainings (issue 34): the same
+    columns, and rows with the same candidates, seeds, budgets, sizes, costs and training ids."""
+    from scalesearch.decide.results import read_table
+
+    for table in ("results.csv", "validation.csv"):
+        got, want = read_table(run_dir / table), read_table(GOLDEN / "tables" / table)
+        assert [list(r) for r in got] == [list(r) for r in want], table
+        keep = [k for k in want[0] if k not in MEASURED]
+        rows = [sorted(({k: r[k] for k in keep} for r in t), key=lambda r: r["key"]) for t in (got, want)]
+        assert rows[0] == rows[1], (table, rows)
 
 
 SUMMARY_WORDS = 120  # issue 34: summary.md's verdict at a glance, read in 30 seconds

@@ -39,8 +39,8 @@ FINISHED = ("ok", "diverged", "stopped", "error", "infeasible")
 
 _TEXT = {"key", "candidate", "cost", "cost_flag", "device", "status", "error", "node", "trial_id", "train_id",
          "reused_from", "selected_as", "family", "name", "method", "arch", "cost_kind", "is_b0", "pareto", "spec_json"}
-_INT = {"index", "seed", "resolution", "blocks", "epochs", "params", "macs", "activations", "failures", "finished_at",
-        "continued_from"}
+_INT = {"index", "seed", "resolution", "blocks", "epochs", "budget_epochs", "params", "macs", "activations", "failures",
+        "finished_at", "continued_from"}
 
 
 def _parse(path: Path, line: int, row: dict) -> dict:
