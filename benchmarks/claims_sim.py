@@ -43,6 +43,7 @@ from scalesearch.plan.race import RaceRule, race
 from scalesearch.decide.results import aggregate
 from scalesearch.decide.stats import confidence_set, regret_bound
 from scalesearch.decide.verdict import verdict
+from scalesearch.report.verdict import verdict_words
 
 N_VAL = 400
 SD, SHARED_SD = 0.02, 0.01
@@ -76,9 +77,12 @@ def table(acc: np.ndarray) -> list[dict]:
 
 
 def run_verdict(acc: np.ndarray) -> dict:
+    """The verdict's facts with its words as ``text`` (what best.json's ``verdict`` prints)."""
     rows = table(acc)
-    return verdict(aggregate(rows), rows, "search", paper="c0", fid=None, chance=0.1, budget="2 epochs",
-                   val_n=N_VAL, base_resolution=32, margin=MARGIN)
+    ranked = aggregate(rows)
+    v = verdict(ranked, rows, "search", paper="c0", fid=None, chance=0.1, budget="2 epochs", val_n=N_VAL,
+                base_resolution=32, margin=MARGIN)
+    return {**v.to_dict(), "text": verdict_words(v, ranked).text}
 
 
 def seeds_of(acc: np.ndarray) -> dict:

@@ -161,7 +161,7 @@ def _write(run: SearchJob) -> dict:
                         "target": run.space.target, "in_channels": data.in_channels})
     write_summary(run)
     log.info("best: %s (decided by %s) — %s", best["candidate"], run.decided_by,
-             run.verdict["text"].split(" — ")[0].strip("*"))
+             run.words.text.split(" — ")[0].strip("*"))
     if cfg.report.enabled:
         from .report.writer import write_report
 

@@ -84,7 +84,7 @@ def test_compare_markdown_states_the_set_and_the_decision(tmp_path):
     rows = _rows({"a": [0.70, 0.72, 0.71], "b": [0.50, 0.51, 0.49], "c": [0.40, 0.41, 0.42]})
     ranked = aggregate(rows)
     v = verdict(ranked, rows, "search", paper="c", fid=None, chance=0.1, budget="2 epochs", val_n=400)
-    best = {**ranked[0], **{k: v[k] for k in ("confidence_set", "decided", "vs_paper", "vs_runner_up")},
+    best = {**ranked[0], **{k: getattr(v, k) for k in ("confidence_set", "decided", "vs_paper", "vs_runner_up")},
             "decided_by": "search", "num_classes": 10}
     run = {"path": tmp_path, "config": {"dataset": {"name": "synthetic"}, "seed": 0}, "best": best, "fidelity": None,
            "rows": rows}

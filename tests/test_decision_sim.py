@@ -20,6 +20,7 @@ from conftest import load_benchmark
 from scalesearch.decide.results import aggregate
 from scalesearch.decide.stats import confidence_set, regret_bound
 from scalesearch.decide.verdict import verdict
+from scalesearch.report.verdict import verdict_words
 
 N_VAL = 400
 SHARED_SD, OWN_SD = 0.012, 0.016  # sqrt(0.012² + 0.016²) = 0.02 total seed sd
@@ -35,9 +36,12 @@ def draw(rng, means, n_seeds):
 
 
 def run(acc):
+    """The verdict's facts with its words as ``text`` (what best.json's ``verdict`` prints)."""
     rows = table(acc)
-    return verdict(aggregate(rows), rows, "search", paper="c0", fid=None, chance=0.1, budget="2 epochs", val_n=N_VAL,
-                   base_resolution=32)
+    ranked = aggregate(rows)
+    v = verdict(ranked, rows, "search", paper="c0", fid=None, chance=0.1, budget="2 epochs", val_n=N_VAL,
+                base_resolution=32)
+    return {**v.to_dict(), "text": verdict_words(v, ranked).text}
 
 
 def rates(k, n_seeds, means=None, reps=1000, seed=0):

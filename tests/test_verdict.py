@@ -9,8 +9,18 @@ import pytest
 
 from scalesearch.decide.results import aggregate, fmt_mean_ci
 from scalesearch.decide.stats import noise_sd_bound, seeds_to_decide, t_quantile
-from scalesearch.decide.verdict import decide, fidelity, pooled_sd, verdict
+from scalesearch.decide.verdict import decide, fidelity, pooled_sd
+from scalesearch.decide.verdict import verdict as verdict_facts
 from scalesearch.report.summary import next_step, summary_markdown
+from scalesearch.report.verdict import Extension, VerdictWords, verdict_words
+
+
+def verdict(ranked, rows, *args, **kw) -> dict:
+    """The verdict as best.json holds it: decide/'s facts with report/'s words ("text", "headline")."""
+    v = verdict_facts(ranked, rows, *args, **kw)
+    assert not any(hasattr(v, k) for k in ("text", "headline"))  # the facts carry no words
+    words = verdict_words(v, ranked)
+    return {**v.to_dict(), "text": words.text, "headline": words.headline, "facts": v}
 
 
 def rows(table: dict[str, list[float]], alpha=None):
@@ -67,7 +77,7 @@ def test_a_clear_winner_is_called_one():
     assert "the paper's point is outside the 95 % confidence set of the best (excluded by the recommendation)" \
         in v["text"] and "worse" not in v["text"]
     assert "Next:" not in v["text"] and v["seeds_needed"] is None and v["equivalent"] is None
-    assert json.loads(json.dumps(v))["confidence_set"] == ["a"]  # best.json stores it
+    assert json.loads(json.dumps(v["facts"].to_dict()))["confidence_set"] == ["a"]  # best.json stores it
 
 
 def test_the_paper_outside_the_set_because_of_another_candidate():
@@ -101,7 +111,8 @@ def test_one_or_two_seeds_decide_nothing():
     assert "± 0.0000" not in v["text"] and "±0.000" not in v["text"]
     md = summary_markdown({"dataset": "d", "num_classes": 10, "chance": 0.1, "base_resolution": 40, "strategy": "grid",
                            "constraint": "measured", "constraint_text": "t", "budget": "b", "seeds": [0]},
-                          v, ranked, rows({"a": [0.6], "b": [0.5]}), [], None, None, None)
+                          v["facts"], None, VerdictWords(v["text"], v["headline"]), ranked,
+                          rows({"a": [0.6], "b": [0.5]}), [], None, None, None)
     assert md.splitlines()[2] == v["headline"][0] and v["text"] in md and "(1 seed, no spread)" in md
     assert "**Next:** run at least 3 seeds" in md and "± 0" not in md
     v, _ = run_verdict({"a": [0.9, 0.91], "b": [0.1, 0.11]})  # a huge gap, but 2 seeds
@@ -113,8 +124,8 @@ def test_the_next_step_never_quotes_a_seed_count_nobody_would_train():
     # person would do (the pipeline marks the plan out of reach past 4x the run's seeds)
     v, _ = run_verdict({"a": [0.50, 0.62, 0.41], "b": [0.49, 0.60, 0.43], "c": [0.30, 0.52, 0.45]})
     assert not v["decided"] and v["seeds_needed"], v
-    assert str(v["seeds_needed"]) in next_step(v)  # within reach: the count is the advice
-    far = next_step({**v, "out_of_reach": {"seeds": v["seeds_needed"], "most": 12, "times": 4}})
+    assert str(v["seeds_needed"]) in next_step(v["facts"])  # within reach: the count is the advice
+    far = next_step(v["facts"], Extension(out_of_reach={"seeds": v["seeds_needed"], "most": 12, "times": 4}))
     assert far.startswith("**Next:** more seeds would not decide at this budget (over 4× this run's)"), far
     assert str(v["seeds_needed"]) not in far and "proxy.epochs" in far
 

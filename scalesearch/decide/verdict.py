@@ -1,4 +1,4 @@
-"""How sure the answer is: proxy fidelity, which stage decides, and a verdict a person can act on.
+"""How sure the answer is: proxy fidelity, which stage decides, and the verdict's facts (no words).
 
 * :func:`fidelity` — the proxy's agreement with the longer validation training over the validated candidates:
   Kendall τ-b and Spearman ρ of the means (only over ≥ 5 candidates) with scipy's p-values and 95 % percentile
@@ -6,31 +6,28 @@
 * :func:`decide` — the validated ranking decides when the validation stage ran; else the search's.
 * :func:`verdict` — built around the 95 % family-wise confidence set of the best
   (:func:`scalesearch.decide.stats.confidence_set`): "decided" only when it holds one candidate; the runner-up and the
-  paper's point are compared inside that frame (Bonferroni-adjusted paired t bounds); costs beside every
-  comparison; when undecided, either "probably equal" (TOST) or how many seeds would decide, planned for the
-  least favourable lead of the margin with a heavy-tail-proof upper bound of the noise (``ADVICE_CHECKED``).
+  paper's point are compared inside that frame (Bonferroni-adjusted paired t bounds); when undecided, how much better
+  than the pick the best can be (the regret bound), and either "probably equal" (TOST) or how many seeds would
+  decide, planned for the least favourable lead of the margin with a heavy-tail-proof upper bound of the noise.
 
-Pure functions of the tables' rows (no Ray, no torch). ``summary.md`` around the verdict is
-:mod:`scalesearch.report.summary`.
+Pure functions of the tables' rows (no Ray, no torch), returning facts only: the verdict's words (best.json's
+``verdict`` and ``headline``, summary.md, the console) are :mod:`scalesearch.report.verdict`'s.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
-from .ranks import NO_RANK_INTERVAL, rank_agreement
-from .results import aggregate, fmt_mean_ci, per_seed
+from .ranks import rank_agreement
+from .results import aggregate, per_seed
 from .stats import (ADVICE_POWER, MIN_SEEDS, confidence_set, noise_sd_bound, paired_difference, regret_bound,
                     seeds_to_decide, tost)
 
-__all__ = ["fidelity", "decide", "verdict", "pooled_sd", "coeff_str", "paper_label", "more_seeds", "MIN_FIDELITY"]
+__all__ = ["Verdict", "fidelity", "decide", "verdict", "pooled_sd", "MIN_FIDELITY", "ADVICE_CHECKED"]
 
 MIN_FIDELITY = 5  # candidates a rank correlation needs to be printed at all
-MAX_LISTED = 6  # confidence-set members named in the text
-
-
-def coeff_str(c: dict) -> str:
-    return f"α={c['alpha']:g}, β={c['beta']:g}, γ={c['gamma']:g}"
 
 
 def pooled_sd(ranked: list[dict]) -> float | None:
@@ -94,33 +91,60 @@ def decide(search_ranked: list[dict], validation_ranked: list[dict] | None) -> t
     return search_ranked[0], "search"
 
 
-def paper_label(constraint: str) -> str:
-    return ("the paper's α=1.2, β=1.1 (at equal measured cost: γ solved)" if constraint == "measured"
-            else "the paper's point (1.2, 1.1, 1.15)")
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict's facts (:func:`verdict`), no words: best.json's verdict keys and what report/verdict's words need.
 
+    The set: ``confidence_set`` (its members, the paused ones included), ``decided`` (it holds only ``best``),
+    ``excluded`` ({candidate: the test that excluded it}), ``method``, ``level``, ``k`` (candidates compared),
+    ``alpha_each`` (each test's level), ``looks`` and ``pooled`` (a race's Bonferroni over looks, pooled noise),
+    ``paused`` (a race's untested candidates), ``set_note``. The comparisons: ``vs_runner_up`` and ``vs_paper``
+    (paired differences with their bounds at ``alpha_each``; None where there is none), ``regret_bound`` (how much
+    better than ``best`` the best can be, at ``level``; None when decided) and ``decided_within`` (a race stopped within
+    search.delta). What to run next, when undecided: ``advice`` ("more_seeds", "equivalent" with ``tost_p``, "seeds"
+    with ``seeds_needed`` and the noise bound ``noise_sd_upper`` at ``noise_level``, or None). The inputs the words
+    repeat: ``decided_by``, ``budget``, ``proxy_budget``, ``chance``, ``val_n``, ``half_width``, ``base_resolution``,
+    ``constraint``, ``paper``, ``paper_searched``, ``fidelity``, ``race``, ``margin``."""
+    best: str
+    decided_by: str
+    budget: str
+    chance: float
+    confidence_set: list
+    decided: bool
+    method: str
+    level: float
+    excluded: dict
+    k: int
+    alpha_each: float
+    looks: int
+    pooled: bool
+    paused: list
+    set_note: str
+    vs_runner_up: dict | None
+    vs_paper: dict | None
+    regret_bound: float | None = None
+    regret_bound_method: str | None = None
+    decided_within: float | None = None
+    advice: str | None = None
+    equivalent: bool | None = None
+    tost_p: float | None = None
+    seeds_needed: int | None = None
+    seeds_method: str | None = None
+    noise_sd_upper: float | None = None
+    noise_level: float | None = None
+    race: dict | None = None
+    fidelity: dict | None = None
+    paper: str | None = None
+    paper_searched: dict | None = None
+    constraint: str = "nominal"
+    proxy_budget: str | None = None
+    base_resolution: int | None = None
+    val_n: int | None = None
+    half_width: float | None = None
+    margin: float = 0.01
 
-def _cap(s: str) -> str:
-    return s[0].upper() + s[1:]
-
-
-def _cost(c: dict) -> str:
-    """"cost 2.00× baseline (macs)", from the entry's measured ``cost_ratio`` and ``cost`` kind."""
-    if c.get("cost_ratio") is None:
-        return "cost not measured"
-    return f"cost {c['cost_ratio']:.2f}× baseline" + (f" ({c['cost']})" if c.get("cost") else "")
-
-
-def _bounds_text(d: dict, cs: dict) -> str:
-    """best − other with its Bonferroni-adjusted paired t bounds, and how it was computed."""
-    if d["n"] == 0:
-        return "no seed in common"
-    if d["low"] is None:
-        return f"{d['mean']:+.3f} over 1 seed (no spread: no interval)"
-    looks = cs.get("looks", 1)
-    at = "α/(k−1)" if looks == 1 else f"α/({looks}·(k−1))"
-    sd = "; sd: the pooled seed noise" if cs.get("pooled") else ""
-    return (f"{d['mean']:+.3f} [{max(-1.0, d['low']):+.3f}, {min(1.0, d['high']):+.3f}] over {d['n']} paired seeds "
-            f"(paired t interval at 1 − {at}, k = {cs['k']}: the set's per-test level{sd}; sd ≥ 1/n_val)")
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def _compare(seeds: dict, best: str, other: str, cs: dict, n_val: int | None) -> dict:
@@ -137,78 +161,35 @@ def verdict(ranked: list[dict], rows: list[dict], stage: str, *, paper: str | No
             chance: float, budget: str, val_n: int | None = None, half_width: float | None = None,
             proxy_budget: str | None = None, constraint: str = "nominal", paper_searched: dict | None = None,
             base_resolution: int | None = None, level: float = 0.95, margin: float = 0.01,
-            race: dict | None = None) -> dict:
-    """The verdict over the deciding stage's ``ranked`` candidates and ``rows``, around the ``level``
+            race: dict | None = None) -> Verdict:
+    """The verdict's facts over the deciding stage's ``ranked`` candidates and ``rows``, around the ``level``
     family-wise confidence set of the best. ``paper``: the paper's candidate id in this stage (None: not in
     it); ``paper_searched``: the paper's entry in the search ranking (None: infeasible or not in the grid);
     ``val_n``: validation images (accuracy resolution 1/val_n); ``margin``: the TOST equivalence margin.
     ``race``: the race's last look ({"looks": L, "pooled": bool, "text": its story, "stop", "delta"}) — the set
-    is that look's (Bonferroni over the race's L looks, pooled noise), and the story follows the recommendation;
-    stopped within δ (search.delta), the verdict says "decided within δ" and advises nothing more; ``paused``
-    (search.eta): candidates no test excluded but the race stopped training — they stay in the set, so nothing is
-    decided while any is paused.
-    Returns the facts (best.json keys) and ``text``, one paragraph."""
+    is that look's (Bonferroni over the race's L looks, pooled noise); stopped within δ (search.delta), it is
+    "decided within δ" and advises nothing more; ``paused`` (search.eta): candidates no test excluded but the race
+    stopped training — they stay in the set, so nothing is decided while any is paused.
+    Returns the facts: :class:`Verdict`."""
     best, seeds = ranked[0], per_seed(rows)
-    by_id = {c["candidate"]: c for c in ranked}
     looks, pooled = (race["looks"], race["pooled"]) if race else (1, False)
     cs = confidence_set({c["candidate"]: seeds[c["candidate"]] for c in ranked}, val_n, level, looks=looks,
                         pooled=pooled)
     cs = _with_paused(cs, list((race or {}).get("paused") or []))
-    out = {"best": best["candidate"], "decided_by": stage, "budget": budget, "chance": chance,
-           "confidence_set": cs["members"], "decided": cs["decided"], "method": cs["method"],
-           "level": level, "excluded": cs["excluded"], "seeds_needed": None,
-           "equivalent": None, "regret_bound": None, "decided_within": None}
-    parts = [_head(best, len(ranked), stage, budget, proxy_budget, base_resolution), _set_text(cs, by_id, val_n)]
-    parts += [race["text"]] if race else []
-    parts += _regret_text(out, ranked, seeds, cs, val_n, race)
-    parts += _runner_up(out, ranked, seeds, cs, val_n)
-    parts += _paper(out, best, by_id, seeds, cs, val_n, paper, paper_searched, constraint, stage)
-    parts += _fidelity_text(fid, best)
-    if not (cs["decided"] or out.get("decided_within")):
-        parts += _advice(out, ranked, seeds, cs, val_n, margin, level, longer="proxy.epochs, search.rungs" if race
-                         else "proxy.epochs, validate.epochs_mult")
-    if best["accuracy_mean"] is not None and best["accuracy_mean"] < chance + 0.05:
-        parts.append(f"Warning: the best accuracy {best['accuracy_mean']:.3f} is barely above chance ({chance:.3f}): "
-                     "this ranking is noise; raise proxy.epochs or the data.")
-    if half_width is not None and half_width > 0.05:
-        parts.append(f"Each accuracy is measured on {val_n} validation images: ±{half_width:.3f} (95 %) at best.")
-    out["text"] = " ".join(p for p in parts if p)
-    out["k"], out["headline"] = cs["k"], _headline(best, stage, out, cs)
-    return out
-
-
-_DECIDED_BY = {"validation": "the validation stage", "race": "the race's last look", "search": "the proxy search"}
-
-
-def _decided_by(stage: str) -> str:
-    return _DECIDED_BY.get(stage, f"the {stage} stage")
-
-
-def more_seeds(n: int) -> str | None:
-    """The first rule of what to run next: fewer than MIN_SEEDS shared seeds decide nothing."""
-    if n >= MIN_SEEDS:
-        return None
-    return (f"**Next:** run at least {MIN_SEEDS} seeds (search.n_seeds={MIN_SEEDS}): decisions need ≥ {MIN_SEEDS} "
-            "shared seeds.")
-
-
-def _headline(best: dict, stage: str, out: dict, cs: dict) -> list[str]:
-    """The verdict at a glance (summary.md's top, before the rankings): the pick, its accuracy and cost, and whether
-    anything is decided — the methods, bounds and comparisons are in the full text (``out["text"]``)."""
-    pick = (f"**Recommended: {coeff_str(best)}** — accuracy {fmt_mean_ci(best)}, {_cost(best)}, decided by "
-            f"{_decided_by(stage)}.")
-    bound = out.get("regret_bound")
-    lead = f"; the best of them is at most {bound:.3f} better than this pick" if bound is not None else ""
-    if cs["k"] < 2:
-        state = "Only one candidate finished: there is nothing to compare it with."
-    elif cs["decided"]:
-        state = f"**Decided at {100 * cs['level']:g} % family-wise:** the confidence set of the best holds only it."
-    elif out.get("decided_within") is not None:
-        state = f"**Decided within δ = {out['decided_within']:g}** (search.delta){lead}."
-    else:
-        state = (f"**Not distinguishable at this budget:** {len(cs['members'])} of {cs['k']} candidates are in the "
-                 f"{100 * cs['level']:g} % confidence set of the best{lead}.")
-    return [pick, state]
+    facts = {"best": best["candidate"], "decided_by": stage, "budget": budget, "chance": chance,
+             "confidence_set": cs["members"], "decided": cs["decided"], "method": cs["method"], "level": level,
+             "excluded": cs["excluded"], "k": cs["k"], "alpha_each": cs["alpha_each"], "looks": cs.get("looks", 1),
+             "pooled": bool(cs.get("pooled")), "paused": cs["paused"], "set_note": cs["note"], "race": race,
+             "fidelity": fid, "paper": paper, "paper_searched": paper_searched, "constraint": constraint,
+             "proxy_budget": proxy_budget, "base_resolution": base_resolution, "val_n": val_n, "half_width": half_width,
+             "margin": margin}
+    by_id = {c["candidate"]: c for c in ranked}
+    facts["vs_runner_up"] = _runner_up(ranked, seeds, cs, val_n)
+    facts["vs_paper"] = _paper(best["candidate"], by_id, seeds, cs, val_n, paper)
+    facts.update(_regret(ranked, seeds, cs, val_n, race))
+    if not (cs["decided"] or facts.get("decided_within")):
+        facts.update(_advice(facts["vs_runner_up"], ranked, seeds, cs, val_n, margin, level))
+    return Verdict(**facts)
 
 
 def _with_paused(cs: dict, paused: list[str]) -> dict:
@@ -218,168 +199,66 @@ def _with_paused(cs: dict, paused: list[str]) -> dict:
     return {**cs, "paused": paused, "members": cs["members"] + paused, "decided": False}
 
 
-def _head(best: dict, k: int, stage: str, budget: str, proxy_budget: str | None, base: int | None) -> str:
-    """The recommendation, its accuracy with the selection caveat, its cost, the stage, the meaning of γ."""
-    caveat = (f" Its interval is a 95 % t interval as if it had been chosen in advance: it is the largest of {k} "
-              "means, so it is optimistic (not shrunk).") if k > 1 and best.get("accuracy_low") is not None else ""
-    why = {"validation": f" (the proxy ran {proxy_budget})", "race": " (its rungs replace the validation stage)",
-           "search": " (no validation stage)"}.get(stage, "")
-    text = (f"**Recommended: {coeff_str(best)}** — accuracy {fmt_mean_ci(best)}, {_cost(best)}, at {budget}, "
-            f"decided by {_decided_by(stage)}{why}.{caveat}")
-    if base:
-        text += (f" Its γ = {best['gamma']:g} is the effective resolution multiplier (resolution/base per unit φ): "
-                 f"specific to this base resolution of {base} px.")
-    return text
-
-
-def _member(c: dict) -> str:
-    return f"{coeff_str(c)} ({c['accuracy_mean']:.3f}, {_cost(c)})"
-
-
-def _set_text(cs: dict, by_id: dict, n_val: int | None) -> str:
-    """The primary statement: the confidence set of the best, decided or not, with its method."""
-    over = ("α/(k−1)" if cs.get("looks", 1) == 1
-            else f"α/({cs['looks']}·(k−1)) over the race's {cs['looks']} looks")
-    sd = ", with the seed noise pooled over the candidates (two-way residual sd)" if cs.get("pooled") else ""
-    how = (f"two-sided paired t-tests over the shared seeds{sd}, Bonferroni {over} = {cs['alpha_each']:.4f} per "
-           f"candidate (Holm's first step), sd floored at 1/n_val" + (f" = 1/{n_val}" if n_val else " (n_val unknown: "
-           "no floor)") + "; the set holds the best with 95 % confidence, each exclusion is one such test")
-    if cs["k"] < 2:
-        return "Only one candidate finished: there is nothing to compare it with."
-    if cs["decided"]:
-        return (f"**Decided at {100 * cs['level']:g} % family-wise**: the confidence set of the best holds only it "
-                f"({how}).")
-    tested = [c for c in cs["members"] if c not in cs["paused"]]
-    names = [_member(by_id[c]) for c in tested[:MAX_LISTED]]
-    more = len(tested) - len(names)
-    n = len(cs["paused"])
-    paused = (f" It also holds the {n} candidate{'s' if n != 1 else ''} the race paused before its last look "
-              "(search.eta: a budget choice, not a test — untested there, so not excluded): nothing is decided "
-              f"while {'it is' if n == 1 else 'they are'} paused." if cs["paused"] else "")
-    of = f"of the {cs['k']} candidates of the last look" if cs["paused"] else f"of {cs['k']} candidates"
-    return (f"**Not distinguishable at this budget**: the {100 * cs['level']:g} % family-wise confidence set of the "
-            f"best holds {len(tested)} {of} — " + "; ".join(names)
-            + (f"; and {more} more" if more else "") + f" ({how})." + paused
-            + (f" {_cap(cs['note'])}." if cs["note"] else ""))
-
-
-def _regret_text(out: dict, ranked: list[dict], seeds: dict, cs: dict, n_val: int | None, race: dict | None) -> list:
+def _regret(ranked: list[dict], seeds: dict, cs: dict, n_val: int | None, race: dict | None) -> dict:
     """How much better than the recommendation the best of the candidates can be (stats.regret_bound, over the set's
     tests and level), and a race's "decided within δ" (search.delta) when that stopped it."""
     if cs["k"] < 2 or cs["decided"]:
-        return []
+        return {}
     looks, pooled = (race["looks"], race["pooled"]) if race else (1, False)
     b = regret_bound({c["candidate"]: seeds[c["candidate"]] for c in ranked}, ranked[0]["candidate"], n_val,
                      cs["level"], looks, pooled)
     if b["bound"] is None:
-        return []
+        return {}
     within = bool(race) and race.get("stop") == "within_delta"
-    out.update(regret_bound=round(b["bound"], 6), regret_bound_method=b["method"],
-               decided_within=race["delta"] if within else None)
-    head = f"**Decided within δ = {race['delta']:g}** (search.delta): " if within else ""
-    n_all = (race or {}).get("candidates") or cs["k"]
-    which = f"the {cs['k']}" if n_all == cs["k"] else \
-        f"the {n_all} (the {n_all - cs['k']} not in the last look were dropped at the family-wise level)"
-    paused = f" The {_n(len(cs['paused']), 'paused candidate')} not covered by this bound." if cs["paused"] else ""
-    return [f"{head}{'t' if within else 'T'}he best of {which} is at most {b['bound']:.3f} better than the "
-            f"recommendation ({b['method']}).{paused}"]
+    return {"regret_bound": round(b["bound"], 6), "regret_bound_method": b["method"],
+            "decided_within": race["delta"] if within else None}
 
 
-def _n(n: int, what: str) -> str:
-    return f"{n} {what}" + (" is" if n == 1 else "s are")
-
-
-def _runner_up(out: dict, ranked: list[dict], seeds: dict, cs: dict, n_val: int | None) -> list[str]:
+def _runner_up(ranked: list[dict], seeds: dict, cs: dict, n_val: int | None) -> dict | None:
     if len(ranked) < 2:
-        out["vs_runner_up"] = None
-        return []
+        return None
     ru = ranked[1]
     d = _compare(seeds, ranked[0]["candidate"], ru["candidate"], cs, n_val)
-    out["vs_runner_up"] = {**d, "runner_up": ru["candidate"], "cost_ratio": ru.get("cost_ratio")}
-    where = ("outside the 95 % confidence set of the best" if not d["in_set"] else
-             "inside the confidence set: not distinguishable")
-    return [f"The runner-up ({coeff_str(ru)}, {_cost(ru)}): best − it = {_bounds_text(d, cs)} — {where}."]
+    return {**d, "runner_up": ru["candidate"], "cost_ratio": ru.get("cost_ratio")}
 
 
-def _paper(out, best, by_id, seeds, cs, n_val, paper, paper_searched, constraint, stage) -> list[str]:
-    """The paper's point inside the frame of the set, or why it is not in this stage."""
-    label = paper_label(constraint)
+def _paper(best: str, by_id: dict, seeds: dict, cs: dict, n_val: int | None, paper: str | None) -> dict | None:
+    """The paper's point inside the frame of the set (None: not in this stage)."""
     if paper is None:
-        out["vs_paper"] = None
-        if paper_searched is not None and stage == "validation":
-            return [f"{_cap(label)} was searched (proxy accuracy {fmt_mean_ci(paper_searched)}, "
-                    f"{_cost(paper_searched)}) but not validated: no comparison at this budget."]
-        return [f"{_cap(label)} was not evaluated (infeasible at this base resolution, or not in the grid)."]
-    if paper == best["candidate"]:
-        out["vs_paper"] = {"n": 0, "mean": 0.0, "same": True, "in_set": True}
-        return [f"It is {label}."]
-    pc = by_id[paper]
-    d = _compare(seeds, best["candidate"], paper, cs, n_val)
-    out["vs_paper"] = {**d, "same": False, "cost_ratio": pc.get("cost_ratio")}
-    if d["in_set"]:
-        word = "not distinguishable from it (inside the confidence set)"
-    elif d["excluded_by"] == best["candidate"]:
-        word = "the paper's point is outside the 95 % confidence set of the best (excluded by the recommendation)"
-    else:
-        word = (f"the paper's point is outside the 95 % confidence set of the best (excluded by "
-                f"{coeff_str(by_id[d['excluded_by']])})")
-    return [f"Against {label} ({coeff_str(pc)}, {_cost(pc)}): best − it = {_bounds_text(d, cs)} — {word}."]
-
-
-def _fidelity_text(fid: dict | None, best: dict) -> list[str]:
-    if fid is None:
-        return ["Proxy fidelity was not measured (validate.enabled=false): a short proxy's ranking may not hold at "
-                "longer training (Bello et al. 2021)."]
-    parts = []
-    if fid.get("proxy_pick"):
-        regret = fid.get("top1_regret")
-        parts.append("The proxy's own pick agrees." if fid["proxy_pick"] == best["candidate"] else
-                     f"The proxy's own pick ({fid['proxy_pick']}) differs"
-                     + (f": trusting it would lose {regret:.3f} accuracy at the longer budget (point estimate)"
-                        if regret is not None else "") + ".")
-    if fid.get("kendall_tau") is None:
-        return parts + [_cap(fid.get("note") or "proxy fidelity not measurable") + "."]
-    p = f"p = {fid['tau_p']:.2g} for τ = 0 (scipy kendalltau); " if fid.get("tau_p") is not None else ""
-    across = (f" across rungs ({fid['rungs'][0]:g}× against {fid['rungs'][1]:g}× proxy.epochs)" if fid.get("rungs")
-              else "")
-    return parts + [f"Proxy fidelity{across} over {fid['n_candidates']} candidates: "
-                    f"Kendall τ = {fid['kendall_tau']:+.2f} ({p}{NO_RANK_INTERVAL})."]
+        return None
+    if paper == best:
+        return {"n": 0, "mean": 0.0, "same": True, "in_set": True}
+    d = _compare(seeds, best, paper, cs, n_val)
+    return {**d, "same": False, "cost_ratio": by_id[paper].get("cost_ratio")}
 
 
 # What the seeds advice was measured to do (benchmarks/claims_sim.py, 2,000 runs per setting; tests/test_claims_sim.py
-# keeps it ≤ 20 %): printed with it.
+# keeps it ≤ 20 %): its words print it.
 ADVICE_CHECKED = ("in simulation (k = 2, 5, 20 candidates; 3 and 8 seeds; normal, t(3) and shared-seed noise) it was "
                   "below the seeds actually needed in at most 12 % of runs")
 
 
-def _advice(out, ranked, seeds, cs, n_val, margin, level, longer="proxy.epochs, validate.epochs_mult") -> list[str]:
-    """What to run next when undecided: ≥ 3 seeds; or "probably equal" (TOST); or the seeds per candidate that
-    decide with 80 % power if the best led every rival by ``margin`` (stats.seeds_to_decide: the selected
-    runner-up, the set's own α per test), planned with a heavy-tail-proof upper bound of the seed noise
-    (stats.noise_sd_bound)."""
-    d = out.get("vs_runner_up")
+def _advice(d: dict | None, ranked: list[dict], seeds: dict, cs: dict, n_val: int | None, margin: float,
+            level: float) -> dict:
+    """What to run next when undecided (``advice``): "more_seeds" (< MIN_SEEDS shared seeds with the runner-up ``d``);
+    "equivalent" (TOST: the top two probably equal within ``margin``); or "seeds": the seeds per candidate that decide
+    with 80 % power if the best led every rival by ``margin`` (stats.seeds_to_decide: the selected runner-up, the
+    set's own α per test), planned with a heavy-tail-proof upper bound of the seed noise (stats.noise_sd_bound)."""
     if d is None:
-        return []
-    if more := more_seeds(d["n"]):
-        return [more]
+        return {}
+    if d["n"] < MIN_SEEDS:
+        return {"advice": "more_seeds"}
     eq = tost(seeds[ranked[0]["candidate"]], seeds[ranked[1]["candidate"]], margin, level, n_val)
-    out["equivalent"] = eq["equivalent"]
+    out = {"equivalent": eq["equivalent"], "tost_p": eq["p_value"]}
     if eq["equivalent"]:
-        return [f"**Next:** the top two are probably equal at this budget (TOST, margin {margin:g}, {100 * level:g} %: "
-                f"p = {eq['p_value']:.2g}); more seeds will not separate them — a longer budget ({longer}) "
-                "might."]
+        return {**out, "advice": "equivalent"}
     noise = noise_sd_bound({c["candidate"]: seeds[c["candidate"]] for c in ranked})
     if noise["bound"] is None:
-        return []
+        return out
     sd_diff = max(math.sqrt(2.0) * noise["bound"], 1.0 / n_val if n_val else 0.0)
     n = seeds_to_decide(cs["k"], margin, sd_diff, cs["alpha_each"])
-    out.update(seeds_needed=n, noise_sd_upper=round(noise["bound"], 6),
-               seeds_method=(f"{100 * ADVICE_POWER:g} % power for the confidence set to hold only the best when it "
+    return {**out, "seeds_needed": n, "noise_sd_upper": round(noise["bound"], 6), "noise_level": noise["level"],
+            "advice": "seeds" if n is not None else None,
+            "seeds_method": (f"{100 * ADVICE_POWER:g} % power for the confidence set to hold only the best when it "
                              f"leads all {cs['k'] - 1} rivals by {margin:g} at once; per-seed noise: {noise['method']}"
-                             f" ({noise['bound']:.4f}, from {noise['sd']:.4f} over {noise['df']} df)"))
-    if n is None:
-        return []
-    return [f"**Next:** about {n} seeds per candidate would decide (with {100 * ADVICE_POWER:g} % power) if the best "
-            f"led every other candidate by {margin:g}; planned with a {100 * noise['level']:g} % upper bound of the "
-            f"seed noise ({noise['bound']:.3f}) that allows for heavy tails — {ADVICE_CHECKED}. Or a longer budget "
-            f"({longer})."]
+                             f" ({noise['bound']:.4f}, from {noise['sd']:.4f} over {noise['df']} df)")}

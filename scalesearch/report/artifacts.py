@@ -13,14 +13,15 @@ from pathlib import Path
 
 from ..config import SearchAppConfig
 from ..decide.stats import MIN_SEEDS
-from ..decide.verdict import pooled_sd
+from ..decide.verdict import Verdict, pooled_sd
 from ..io import atomic_write_text
 from ..plan.race import STOPS, RaceRule
 from .summary import summary_markdown
+from .verdict import Extension
 
 log = logging.getLogger("scalesearch")
 
-__all__ = ["MAX_EXTEND", "extend_command", "given_overrides", "race_facts", "race_advice", "extend_advice",
+__all__ = ["MAX_EXTEND", "Extension", "extend_command", "given_overrides", "race_facts", "race_advice", "extend_advice",
            "best_facts", "write_summary"]
 
 MAX_EXTEND = 4  # the most seeds, as a multiple of the run's, an extension command asks for (the race: of max_seeds)
@@ -65,61 +66,60 @@ def race_facts(st, rule: RaceRule, unit: str) -> dict:
             "next_look_cost": st.next_cost, "rule": dataclasses.asdict(rule)}
 
 
-def race_advice(v: dict, cfg: SearchAppConfig, run_dir: Path, st, want: int | None) -> None:
-    """An undecided race (``st``: its last state): the verdict ``v`` gets the command that buys its next look
-    (budget), more seeds at the top rung, or another rung (the top two probably equal at this length); and the
-    search.delta its trainings already decide."""
+def race_advice(cfg: SearchAppConfig, run_dir: Path, st, want: int | None, equivalent: bool | None) -> Extension:
+    """An undecided race (``st``: its last state): the command that buys its next look (budget), more seeds at the top
+    rung, or another rung (the top two probably equal at this length); and the search.delta its trainings already
+    decide."""
     s = cfg.search
     if st.stop == "budget":
         settings, what = {"budget": st.spent + st.next_cost}, f"its next look ({st.next_cost:g} more)"
     elif st.paused:  # the paused candidates first: nothing is decided while they are untested
         k = len(st.paused)
         settings, what = {"eta": None}, f"the {k} paused candidate{'s' if k != 1 else ''} on from where they paused"
-    elif v.get("equivalent") or not want or want > MAX_EXTEND * s.max_seeds:  # more seeds would not pay: longer
+    elif equivalent or not want or want > MAX_EXTEND * s.max_seeds:  # more seeds would not pay: longer
         rungs = [*s.rungs, 2 * s.rungs[-1]]
         settings, what = {"rungs": rungs}, f"a longer rung ({_override(rungs)} × proxy.epochs) for the contenders"
     else:
         n = max(int(want), s.max_seeds + s.seed_step)
         settings, what = {"max_seeds": n}, f"up to {n} seeds for the {len(st.alive)} contenders"
     cmd = extend_command(run_dir, cfg, **settings)
-    v["next_command"] = cmd
-    v["text"] = v["text"].rstrip() + (f" Extend this race in place (it replays its looks from the table, trains only "
-                                      f"{what}, and decides again): `{cmd}`")
+    text = (f"Extend this race in place (it replays its looks from the table, trains only {what}, and decides again): "
+            f"`{cmd}`")
     log.info("next: %s", cmd)
     bound = st.looks[-1].get("bound") if st.looks else None
+    within = None
     if bound is not None and 0 < bound < 0.999 and not st.paused:
         delta = math.ceil(bound * 1000 + 1e-6) / 1000  # at least the last look's bound: it stops there at the latest
-        v["within_command"] = extend_command(run_dir, cfg, delta=delta)
-        v["text"] += (f" Or decide within δ = {delta:g} from the trainings already made (the bound above; nothing "
-                      f"new trains): `{v['within_command']}`")
+        within = extend_command(run_dir, cfg, delta=delta)
+        text += (f" Or decide within δ = {delta:g} from the trainings already made (the bound above; nothing "
+                 f"new trains): `{within}`")
+    return Extension(next_command=cmd, within_command=within, text=text)
 
 
-def extend_advice(v: dict, cfg: SearchAppConfig, run_dir: Path, rows: list[dict], race=None) -> None:
-    """An undecided grid run (``rows``: its search trainings) or race (``race``: its last state): the verdict ``v``'s
-    "Next:" gets the exact command that extends it in place, when it asks for at most MAX_EXTEND× the run's seeds."""
+def extend_advice(v: Verdict, cfg: SearchAppConfig, run_dir: Path, rows: list[dict], race=None) -> Extension:
+    """What an undecided grid run (``rows``: its search trainings) or race (``race``: its last state) with the verdict
+    ``v`` can run next: the exact command that extends it in place, when it asks for at most MAX_EXTEND× the run's
+    seeds."""
     s = cfg.search
-    d = v.get("vs_runner_up") or {}
-    want = (v.get("seeds_needed")
-            or (MIN_SEEDS if d.get("n", 0) < MIN_SEEDS else None))
-    if s.strategy == "race" and not (v.get("decided") or v.get("decided_within")):
-        return race_advice(v, cfg, run_dir, race, want)
-    if v.get("decided") or not want or v.get("equivalent"):
-        return
+    d = v.vs_runner_up or {}
+    want = v.seeds_needed or (MIN_SEEDS if d.get("n", 0) < MIN_SEEDS else None)
+    if s.strategy == "race" and not (v.decided or v.decided_within):
+        return race_advice(cfg, run_dir, race, want, v.equivalent)
+    if v.decided or not want or v.equivalent:
+        return Extension()
     n = max(int(want), s.n_seeds + 1)
     if n > MAX_EXTEND * s.n_seeds:  # a command nobody would run is not a next step
-        v["out_of_reach"] = {"seeds": n, "most": MAX_EXTEND * s.n_seeds, "times": MAX_EXTEND}
-        v["text"] = v["text"].rstrip() + (f" No extension command is printed: {n} seeds per candidate is more than "
-                                          f"{MAX_EXTEND}× this run's {s.n_seeds}, so more seeds are not a practical "
-                                          "way to decide at this budget.")
-        return
+        why = (f"No extension command is printed: {n} seeds per candidate is more than {MAX_EXTEND}× this run's "
+               f"{s.n_seeds}, so more seeds are not a practical way to decide at this budget.")
+        return Extension(out_of_reach={"seeds": n, "most": MAX_EXTEND * s.n_seeds, "times": MAX_EXTEND}, text=why)
     if s.strategy != "grid":
-        return
+        return Extension()
     cmd = extend_command(run_dir, cfg, n)
     new = len({r["candidate"] for r in rows if r.get("status") == "ok"}) * (n - s.n_seeds)
-    v["next_command"] = cmd
-    v["text"] = v["text"].rstrip() + (f" Extend this run in place (trains only the {n - s.n_seeds} new seeds of each "
-                                      f"candidate, about {new} search trainings, and decides again): `{cmd}`")
     log.info("next: %s  (adds %d seeds per candidate; finished trainings are kept)", cmd, n - s.n_seeds)
+    return Extension(next_command=cmd, text=f"Extend this run in place (trains only the {n - s.n_seeds} new seeds of "
+                                            f"each candidate, about {new} search trainings, and decides again): "
+                                            f"`{cmd}`")
 
 
 def best_facts(run, *, wall: float, race: dict | None, paper: str | None, validation_budget: dict | None) -> dict:
@@ -140,11 +140,13 @@ def best_facts(run, *, wall: float, race: dict | None, paper: str | None, valida
         "gamma_note": f"γ = resolution / base resolution ({best['resolution']}/{data.base_resolution} px at "
                       f"φ={s.phi:g}): specific to this base resolution; the same (α, β) at another base solves to "
                       "another γ",
-        "verdict": run.verdict["text"],
-        **{k: run.verdict.get(k) for k in ("confidence_set", "decided", "method", "level", "excluded",
-                                           "vs_runner_up", "vs_paper", "seeds_needed", "seeds_method",
-                                           "equivalent", "regret_bound", "regret_bound_method", "decided_within",
-                                           "next_command", "within_command", "out_of_reach", "headline")},
+        "verdict": run.words.text,
+        **{k: getattr(run.verdict, k) for k in ("confidence_set", "decided", "method", "level", "excluded",
+                                                "vs_runner_up", "vs_paper", "seeds_needed", "seeds_method",
+                                                "equivalent", "regret_bound", "regret_bound_method",
+                                                "decided_within")},
+        **{k: getattr(run.extension, k) for k in ("next_command", "within_command", "out_of_reach")},
+        "headline": run.words.headline,
         "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows),
         "n_ok": sum(x["status"] == "ok" for x in run.rows),
         "n_infeasible": len(run.infeasible), **run.context, "proxy_budget": dataclasses.asdict(cfg.proxy),
@@ -159,7 +161,6 @@ def best_facts(run, *, wall: float, race: dict | None, paper: str | None, valida
 
 def write_summary(run) -> None:
     """summary.md from the run's facts (``run``: its SearchJob, read only)."""
-    atomic_write_text(run.run_dir / "summary.md", summary_markdown(run.context, run.verdict, run.ranked, run.rows,
-                                                                   run.infeasible, run.paper, run.fid, run.v_ranked,
-                                                                   run.shares,
-                                                                   run.confirmation and run.confirmation.sentence))
+    md = summary_markdown(run.context, run.verdict, run.extension, run.words, run.ranked, run.rows, run.infeasible,
+                          run.paper, run.fid, run.v_ranked, run.shares, run.confirmation and run.confirmation.sentence)
+    atomic_write_text(run.run_dir / "summary.md", md)

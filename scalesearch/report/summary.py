@@ -6,7 +6,8 @@ model over shares as markdown.
 * :func:`next_step` — the verdict's next step in one line; :func:`ranking_table` — the candidates with every cost;
   :func:`shares_markdown` — the section on the model over shares (summary.md and report.md).
 
-The verdict's facts and its paragraph are :mod:`scalesearch.decide.verdict`'s; this module only lays them out.
+The verdict's facts are :mod:`scalesearch.decide.verdict`'s, its words :mod:`scalesearch.report.verdict`'s; this
+module only lays them out.
 """
 
 from __future__ import annotations
@@ -14,16 +15,31 @@ from __future__ import annotations
 from ..decide.results import fmt_mean_ci, md_table
 from ..decide.shares import ShareModel
 from ..decide.stats import MIN_SEEDS
-from ..decide.verdict import more_seeds
+from ..decide.verdict import Verdict
+from .verdict import Extension, VerdictWords, more_seeds
 
 __all__ = ["summary_markdown", "next_step", "ranking_table", "shares_markdown"]
 
 
-def next_step(v: dict) -> str | None:
-    """The verdict's next step in one line (None when decided): the exact command when one is printed, else what
-    would decide — the full text has the reasons."""
-    if v.get("decided") or v.get("decided_within") is not None or v.get("k", 0) < 2:
+def next_step(v: Verdict, ext: Extension | None = None) -> str | None:
+    """The verdict's next step in one line (None when decided): the exact command when one is printed (``ext``:
+    report.artifacts.Extension), else what would decide — the full text has the reasons."""
+    ext = ext or Extension()
+    if v.decided or v.decided_within is not None or v.k < 2:
         return None
+    if ext.next_command:
+        return f"**Next:** `{ext.next_command}`"
+    if more := more_seeds((v.vs_runner_up or {}).get("n", MIN_SEEDS)):
+        return more
+    if v.equivalent:
+        return "**Next:** the top two are probably equal at this budget: a longer budget might separate them."
+    if far := ext.out_of_reach:  # not a seed count nobody would train: what to do with what the run shows
+        return (f"**Next:** more seeds would not decide at this budget (over {far['times']}× this run's): take the "
+                "pick, or lengthen proxy.epochs.")
+    if v.seeds_needed:
+        return (f"**Next:** a longer budget — at this one about {v.seeds_needed} seeds per candidate would be "
+                "needed to decide.")
+    return None
     if v.get("next_command"):
         return f"**Next:** `{v['next_command']}`"
     if more := more_seeds((v.get("vs_runner_up") or {}).get("n", MIN_SEEDS)):
@@ -85,12 +101,15 @@ def ranking_table(ranked: list[dict], paper: str | None, limit: int = 10) -> str
                    "activations (M)", "latency (ms)", "train step (ms)", "accuracy, 95 % CI", "per seed"], rows)
 
 
-def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: list[dict], infeasible: list[dict],
-                     paper: str | None, fid: dict | None, validation_ranked: list[dict] | None,
+def summary_markdown(context: dict, v: Verdict | None, ext: Extension | None, words: VerdictWords | None,
+                     ranked: list[dict], rows: list[dict], infeasible: list[dict], paper: str | None,
+                     fid: dict | None, validation_ranked: list[dict] | None,
                      shares: ShareModel | None = None, confirmation: str | None = None) -> str:
     """summary.md: how the compute splits (one sentence), where it peaks and the confirmation run's outcome (when
     there are), the verdict at a glance and its next step, the rankings, then the verdict in full with its methods,
-    the run's settings, the model over shares, and what was not ranked and why."""
+    the run's settings, the model over shares, and what was not ranked and why. ``v``: the verdict's facts, ``words``
+    ``ext`` what to run next (report.artifacts.Extension), ``words`` its words
+    (report.verdict.verdict_words)."""
     statuses: dict[str, int] = {}
     for r in rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -102,7 +121,7 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
     if confirmation:
         L += [f"**Confirmation:** {confirmation}", ""]
     if v:
-        L += [line for h in [*v.get("headline", [v["text"]]), next_step(v)] if h for line in (h, "")]
+        L += [line for h in [*words.headline, next_step(v, ext)] if h for line in (h, "")]
         L += ["The verdict in full, with its methods, follows the rankings.", ""]
     else:
         L += ["**No candidate finished ok: there is no answer.** See the table below.", ""]
@@ -124,7 +143,7 @@ def summary_markdown(context: dict, v: dict | None, ranked: list[dict], rows: li
                   + f"top-1 regret {fid['top1_regret']}, top-{fid.get('k')} overlap {fid['topk_overlap']} over "
                   f"{fid['n_candidates']} candidates (fidelity.json).", ""]
     L += ["## Proxy ranking (the search)", "", ranking_table(ranked, paper), ""]
-    L += (["## The verdict in full", "", v["text"], ""] if v else []) + ["## The run", "", *run]
+    L += (["## The verdict in full", "", words.text, ""] if v else []) + ["## The run", "", *run]
     if shares is not None:
         L += shares_markdown(shares, sentence=False)
     if infeasible:

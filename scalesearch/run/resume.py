@@ -14,9 +14,11 @@ from pathlib import Path
 
 from ..config import SearchAppConfig, TrialsConfig, flatten
 from ..decide.shares import ShareModel
+from ..decide.verdict import Verdict
 from ..io import atomic_write_json, read_json
 from ..plan.confirm import Confirmation
 from ..plan.preflight import migrate_settings
+from ..report.verdict import Extension, VerdictWords
 from ..scaling.coefficients import Coefficients
 from ..scaling.scaler import Scaler
 from ..train.data import accuracy_half_width
@@ -236,7 +238,9 @@ class SearchJob:
     best: dict | None = None
     decided_by: str = "search"
     paper: str | None = None
-    verdict: dict | None = None
+    verdict: Verdict | None = None  # the verdict's facts (decide.verdict)
+    extension: Extension | None = None  # what an undecided run can run next (report.artifacts.extend_advice)
+    words: VerdictWords | None = None  # the verdict's words (report.verdict), ending with the extension
     members: list = dataclasses.field(default_factory=list)
     f_rows: list = dataclasses.field(default_factory=list)
     race: object = None  # the race's last state (search.strategy=race)

@@ -18,6 +18,7 @@ from ..plan.jobs import (OptunaSpace, budget_with_epochs_mult, family_jobs, fami
                          search_jobs, select_grid, validation_jobs)
 from ..plan.samplers import search_sampler
 from ..report.artifacts import extend_advice, write_summary
+from ..report.verdict import verdict_words
 from ..scaling.coefficients import PAPER, Coefficients, candidate_id
 from .racing import drop_trunks, race_confirmation_jobs, race_fidelity, race_rule, rung_budget, run_race
 from .resume import SearchJob, budget_str, config_fingerprint, depth_rounding
@@ -218,7 +219,8 @@ def decide_best(run: SearchJob) -> None:
                           half_width=run.context["val_half_width"], proxy_budget=budget_str(run.budget, n),
                           constraint=s.constraint, paper_searched=paper_searched,
                           base_resolution=run.data.base_resolution, race=race_facts)
-    extend_advice(run.verdict, cfg, run.run_dir, run.rows, run.race)
+    run.extension = extend_advice(run.verdict, cfg, run.run_dir, run.rows, run.race)
+    run.words = verdict_words(run.verdict, d_ranked, run.extension.text)
     run.decision = (d_rows, budget)
     run.shares = run_share_model(run.rows, run.v_rows, run.scaler, s.phi, paper=run.paper, options=lambda: select_grid(
         run.space, run.scaler, s.phi, 1, None, s.include_paper)[0], delta=s.delta)
