@@ -1,5 +1,5 @@
-"""``--help`` of every app: its title, its config groups with their options, its main keys with their defaults, and
-the example commands of its conf YAML's header (one line each)."""
+"""``--help`` of every app: its title, its config groups with their options, its main keys with their defaults and their
+fields' brief help, and the example commands of its conf YAML's header (one line each)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from .. import __version__
+from ..config import brief, setting_help
 from ..paths import CONF_DIR
 
 __all__ = ["GROUPS", "MAIN_KEYS", "TITLES", "group_options", "help_examples", "app_help", "override_value"]
@@ -16,48 +17,18 @@ GROUPS = {"config": ["dataset", "proxy", "search", "trials", "cluster", "experim
           "ablate": ["dataset", "proxy", "trials", "cluster"], "validate": ["cluster"]}
 
 
+# which keys each app's --help shows, in order; the words are the fields' help (config.setting_help, its brief)
 MAIN_KEYS = {
-    "config": [
-        ("search.strategy", "grid: the constrained lattice; optuna: sample the surface"),
-        ("search.constraint", "measured: every candidate at target^φ measured cost as built; "
-                              "nominal: the paper's α·β²·γ²"),
-        ("search.cost", "what is held equal: macs, activations, latency or train_step "
-                        "(measured on the trials' device)"),
-        ("search.n_seeds", "seeds per candidate (a decision needs >= 3)"),
-        ("search.max_points", "grid size (farthest-point sampling over the surface; null: all)"),
-        ("search.phi", "the compound coefficient the candidates are built at"),
-        ("trials.cpus_per_trial", "Ray resources per trial (also trials.gpus_per_trial, e.g. 0.25 = 4 trials per GPU)"),
-        ("proxy.epochs", "the proxy budget (also proxy.batch_size, proxy.lr, proxy.optimizer)"),
-        ("dataset.name", "synthetic, imagefolder (dataset.root=DIR or ARCHIVE), cifar10, cifar100, svhn, fashionmnist"),
-        ("dataset.base_resolution", "the baseline proxy's input size"),
-        ("validate.enabled", "retrain the top validate.top_k + validate.random_k candidates "
-                             "validate.epochs_mult times longer"),
-        ("family.train", "proxy-train the found family up to family.max_phi "
-                         "(family.compare_paper: the paper's too)"),
-        ("family.phis", "the members emitted (negative: below B0)"),
-        ("cluster.address", "host:port of a Ray cluster (null: $RAY_ADDRESS if set, else start Ray here)"),
-        ("cluster.storage", "Ray Tune's experiments on several nodes: a path all see or a URI (s3://, gs://)"),
-        ("resume", "continue or extend the newest run with these settings (or hydra.run.dir=RUN)"),
-        ("verbose", "0 quiet, 1 the tool's progress, 2 also Ray Tune's tables"),
-    ],
-    "generate": [("alpha, beta, gamma", "the coefficients"), ("mode", "formula or official (the published B0..B7)"),
-                 ("constraint", "nominal (resolution base·γ^φ) or measured (resolution solved: cost target^φ)"),
-                 ("phis", "the members, e.g. [-1,0,1,2] (negative: below B0)"), ("base_resolution", "B0's input size"),
-                 ("num_classes", "classifier width"), ("baseline", "a baseline.json from scalesearch-nas")],
-    "validate": [("run_dir", "a finished search run"), ("validate.top_k", "top candidates retrained"),
-                 ("validate.random_k", "random others retrained"), ("validate.epochs_mult", "how much longer")],
-    "report": [("run_dir", "a search run to re-render"), ("report.pick_rule", "marginal or knee"),
-               ("report.min_gain_per_doubling", "the marginal rule's threshold"),
-               ("report.top_k", "rows of the ranking")],
-    "ablate": [("run_dir", "a search run: its best is one compound variant, results go there"),
-               ("phis", "nominal cost 2^φ per variant"), ("seeds", "seeds per variant"),
-               ("compound", "[best, paper]")],
-    "nas": [("nas.objective", "weighted (MnasNet reward) or pareto"), ("nas.cost", "macs or latency"),
-            ("nas.num_samples", "architectures tried"),
-            ("chain.search", "then search the coefficients on the found baseline"),
-            ("resume", "continue an interrupted NAS (hydra.run.dir=RUN)")],
-    "compare": [("runs", "a Hydra multirun directory and/or run directories, e.g. runs=[multirun/2026-11-26_10-00-00]"),
-                ("out_dir", "where compare.md / compare.json / plots go (default: the Hydra run directory)")],
+    "config": ["search.strategy", "search.constraint", "search.cost", "search.n_seeds", "search.max_points",
+               "search.phi", "trials.cpus_per_trial", "trials.gpus_per_trial", "proxy.epochs", "proxy.batch_size",
+               "dataset.name", "dataset.base_resolution", "validate.enabled", "family.train", "family.compare_paper",
+               "family.phis", "cluster.address", "cluster.storage", "resume", "verbose"],
+    "generate": ["alpha", "beta", "gamma", "mode", "constraint", "phis", "base_resolution", "num_classes", "baseline"],
+    "validate": ["run_dir", "validate.top_k", "validate.random_k", "validate.epochs_mult"],
+    "report": ["run_dir", "report.pick_rule", "report.min_gain_per_doubling", "report.top_k"],
+    "ablate": ["run_dir", "phis", "seeds", "compound"],
+    "nas": ["nas.objective", "nas.cost", "nas.num_samples", "chain.search", "resume"],
+    "compare": ["runs", "out_dir"],
 }
 
 
@@ -109,11 +80,10 @@ def app_help(config_name: str, prog: str, schema) -> str:
         lines.append("")
     lines.append("main keys (default):")
     defaults = OmegaConf.structured(schema)
-    for key, text in MAIN_KEYS[config_name]:
-        value = OmegaConf.select(defaults, key.split(",")[0].strip(), default=None)
-        shown = f"{key}={override_value(OmegaConf.to_object(value) if OmegaConf.is_config(value) else value)}" \
-            if "," not in key else key
-        lines.append(f"  {shown:<34} {text}")
+    for key in MAIN_KEYS[config_name]:
+        value = OmegaConf.select(defaults, key)
+        shown = f"{key}={override_value(OmegaConf.to_object(value) if OmegaConf.is_config(value) else value)}"
+        lines.append(f"  {shown:<34} {brief(setting_help(schema, key))}")
     examples = help_examples(config_name)
     if examples:
         lines += ["", "examples:"] + [f"  {e}" for e in examples]
