@@ -25,7 +25,7 @@ Measured (``--reps`` replicates per setting):
 
 Run: ``python benchmarks/claims_sim.py --reps 2000 --out benchmarks/results/claims_sim.json`` (about 10 min on
 one core; the regret bound gets 4 × reps: two close candidates are its worst case, where its miss rate is about
-its level); tests/test_claims_sim.py runs the same functions with fewer replicates.
+its level); tests/decide/test_claims_sim.py runs the same functions with fewer replicates.
 """
 
 from __future__ import annotations

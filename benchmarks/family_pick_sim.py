@@ -6,9 +6,9 @@ steeper curve; seed noise normal, Student t(3) scaled to the sd, or normal plus 
 the members trained with that seed; accuracies quantised to 1/400; 1, 3 or 10 seeds per member; the search's noise
 sd passed as an estimate with 20 df (as the product passes it) or not at all (the members' own spread). For the rule
 and for the old rule (no precision gate, on the same bounds): P(decided), P(decided and wrong), P(right | decided)
-with its counts. Also the power figures of the small-noise scenarios of tests/test_family_sim.py.
+with its counts. Also the power figures of the small-noise scenarios of tests/decide/test_family_sim.py.
 
-The harness is tests/test_family_sim.py (loaded by path).
+The harness is tests/decide/test_family_sim.py (loaded by path).
 
     python benchmarks/family_pick_sim.py [--reps 2000] [--sds 0.02 0.01 0.005 0.002] [--out OUT.json]
 """
@@ -29,7 +29,7 @@ OUT = ROOT / "benchmarks" / "results" / "family_pick_sim.json"
 
 
 def harness():
-    """tests/test_family_sim.py as a module (the simulation the tests assert on)."""
+    """tests/decide/test_family_sim.py as a module (the simulation the tests assert on)."""
     sys.path.insert(0, str(ROOT / "tests"))
     spec = importlib.util.spec_from_file_location("test_family_sim", ROOT / "tests" / "test_family_sim.py")
     mod = importlib.util.module_from_spec(spec)

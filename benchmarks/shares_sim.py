@@ -26,7 +26,7 @@ race's trainings) and with rung 2 alone; leave-one-candidate-out: the 95 % predi
 on the 19 others (3 seeds, rung 2) against the held-out candidate's 8-seed mean.
 
 Run: ``python benchmarks/shares_sim.py --reps 1000 --out benchmarks/results/shares_sim.json`` (about 4 min on
-one core); tests/test_shares.py runs the same functions with fewer replicates.
+one core); tests/decide/test_shares.py runs the same functions with fewer replicates.
 """
 
 from __future__ import annotations

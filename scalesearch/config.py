@@ -1,7 +1,7 @@
 """Structured configs (plain dataclasses): the one source of truth for every setting, its default, its description
 (``setting(default, help)``: the field's ``help`` metadata) and, where the values form a fixed set, its allowed values
 (``ALLOWED``). A help's first line is its brief (``brief``): the comment beside the key in ``conf/*.yaml`` (or none)
-and its ``--help`` line; ``setting_help(schema, "search.cost")`` finds a help (tests/test_settings_help.py).
+and its ``--help`` line; ``setting_help(schema, "search.cost")`` finds a help (tests/apps/test_settings_help.py).
 
 ``apps/cli`` registers the app configs with Hydra's ConfigStore, so every YAML in ``conf/`` is validated against
 these types; the shipped YAML defaults equal the dataclass defaults (tested). Library code takes the dataclasses

@@ -86,7 +86,7 @@ def bootstrap_ci(stat: Callable, x, y, n_boot: int = 2000, level: float = 0.95,
 # swaps close candidates), and resampling the seeds adds that noise a second time; simulated (20 candidates whose
 # true means span 0.047, seed sd 0.02, 8 seeds, true τ 0.73), a 95 % percentile bootstrap interval covered the τ of
 # the true means in 4 % of replicates, basic and shifted variants in 40–66 %, a one-sided lower bound failed for
-# τ ≤ 0 (tests/test_stats.py keeps the bias and the p-value's level under test).
+# τ ≤ 0 (tests/decide/test_stats.py keeps the bias and the p-value's level under test).
 NO_RANK_INTERVAL = ("no interval: the τ of noisy means is biased toward 0 and no bootstrap interval of it covered the "
                     "τ of the true means at its level in simulation; the p-value (H0: no association) holds")
 

@@ -232,8 +232,8 @@ def _paper(best: str, by_id: dict, seeds: dict, cs: dict, n_val: int | None, pap
     return {**d, "same": False, "cost_ratio": by_id[paper].get("cost_ratio")}
 
 
-# What the seeds advice was measured to do (benchmarks/claims_sim.py, 2,000 runs per setting; tests/test_claims_sim.py
-# keeps it ≤ 20 %): its words print it.
+# What the seeds advice was measured to do (benchmarks/claims_sim.py, 2,000 runs per setting;
+# tests/decide/test_claims_sim.py keeps it ≤ 20 %): its words print it.
 ADVICE_CHECKED = ("in simulation (k = 2, 5, 20 candidates; 3 and 8 seeds; normal, t(3) and shared-seed noise) it was "
                   "below the seeds actually needed in at most 12 % of runs")
 
