@@ -146,7 +146,7 @@ def best_facts(run, *, wall: float, race: dict | None, paper: str | None, valida
                                                 "equivalent", "regret_bound", "regret_bound_method",
                                                 "decided_within")},
         **{k: getattr(run.extension, k) for k in ("next_command", "within_command", "out_of_reach")},
-        "headline": run.words.headline,
+        "headline": run.words.headline, "methods": run.words.methods,
         "noise_sd": pooled_sd(run.ranked), "n_trials": len(run.rows),
         "n_ok": sum(x["status"] == "ok" for x in run.rows),
         "n_infeasible": len(run.infeasible), **run.context, "proxy_budget": dataclasses.asdict(cfg.proxy),

@@ -2,9 +2,10 @@
 model over shares as markdown.
 
 * :func:`summary_markdown` — ``summary.md``: the verdict at a glance first, then the rankings, then the verdict in
-  full.
+  full, and last how it was computed.
 * :func:`next_step` — the verdict's next step in one line; :func:`ranking_table` — the candidates with every cost;
-  :func:`shares_markdown` — the section on the model over shares (summary.md and report.md).
+  :func:`shares_markdown` — the section on the model over shares, :func:`how_computed` — the methods, each once
+  (summary.md and report.md).
 
 The verdict's facts are :mod:`scalesearch.decide.verdict`'s, its words :mod:`scalesearch.report.verdict`'s; this
 module only lays them out.
@@ -18,7 +19,13 @@ from ..decide.stats import MIN_SEEDS
 from ..decide.verdict import Verdict
 from .verdict import Extension, VerdictWords, more_seeds
 
-__all__ = ["summary_markdown", "next_step", "ranking_table", "shares_markdown"]
+__all__ = ["summary_markdown", "next_step", "ranking_table", "shares_markdown", "how_computed"]
+
+
+def how_computed(methods: list[str]) -> list[str]:
+    """The last section of summary.md and report.md: how the verdict's numbers were computed, each method once
+    (report.verdict.VerdictWords.methods, stored in best.json's ``methods``)."""
+    return ["## How this was computed", "", *(f"- {m}" for m in methods), ""] if methods else []
 
 
 def next_step(v: Verdict, ext: Extension | None = None) -> str | None:
@@ -106,9 +113,9 @@ def summary_markdown(context: dict, v: Verdict | None, ext: Extension | None, wo
                      fid: dict | None, validation_ranked: list[dict] | None,
                      shares: ShareModel | None = None, confirmation: str | None = None) -> str:
     """summary.md: how the compute splits (one sentence), where it peaks and the confirmation run's outcome (when
-    there are), the verdict at a glance and its next step, the rankings, then the verdict in full with its methods,
-    the run's settings, the model over shares, and what was not ranked and why. ``v``: the verdict's facts, ``words``
-    ``ext`` what to run next (report.artifacts.Extension), ``words`` its words
+    there are), the verdict at a glance and its next step, the rankings, then the verdict in full, the run's
+    settings, the model over shares, what was not ranked and why, and how the verdict was computed. ``v``: the
+    verdict's facts, ``ext`` what to run next (report.verdict.Extension), ``words`` its words
     (report.verdict.verdict_words)."""
     statuses: dict[str, int] = {}
     for r in rows:
@@ -122,18 +129,14 @@ def summary_markdown(context: dict, v: Verdict | None, ext: Extension | None, wo
         L += [f"**Confirmation:** {confirmation}", ""]
     if v:
         L += [line for h in [*words.headline, next_step(v, ext)] if h for line in (h, "")]
-        L += ["The verdict in full, with its methods, follows the rankings.", ""]
+        L += ["The verdict in full, then its methods, follow the rankings.", ""]
     else:
         L += ["**No candidate finished ok: there is no answer.** See the table below.", ""]
     run = [f"- dataset: {context['dataset']} ({context['num_classes']} classes, chance {context['chance']:.3f}), "
            f"base resolution {context['base_resolution']} px, strategy: {context['strategy']}",
            f"- constraint: {context['constraint']} — {context['constraint_text']}",
            f"- proxy budget: {context['budget']}; seeds {context['seeds']}",
-           f"- trials: {len(rows)} ({', '.join(f'{k}: {n}' for k, n in sorted(statuses.items()))})",
-           "- intervals are 95 % Student-t intervals over seeds (each candidate as if chosen in advance); "
-           "differences are paired over the shared seeds; the verdict's set holds the best with 95 % confidence "
-           "(Bonferroni over each candidate's k − 1 tests); a candidate outside it failed one such test, which is not "
-           "a family-wise claim that it is worse", ""]
+           f"- trials: {len(rows)} ({', '.join(f'{k}: {n}' for k, n in sorted(statuses.items()))})", ""]
     if validation_ranked:
         L += ["## Validation ranking (decides)", "", ranking_table(validation_ranked, paper), ""]
         if fid:
@@ -154,4 +157,5 @@ def summary_markdown(context: dict, v: Verdict | None, ext: Extension | None, wo
         L += ["## Trials not ranked", "", md_table(["trial", "candidate", "seed", "status", "detail"],
                                                   [[r.get("key"), r.get("candidate"), r.get("seed"), r["status"],
                                                     (r.get("error") or "").replace("|", "/")] for r in bad]), ""]
+    L += how_computed(words.methods if words else [])
     return "\n".join(L).rstrip() + "\n"

@@ -1,15 +1,15 @@
 """The verdict's words: one renderer of :func:`scalesearch.decide.verdict.verdict`'s facts for best.json
 (``verdict``, ``headline``), summary.md and the console.
 
-* :func:`verdict_words` — the headline (the pick; decided or not, with the regret bound) and the paragraph in full:
-  the recommendation with its caveats, the confidence set with its method, the race's story, the regret bound, the
-  runner-up and the paper's point with their Bonferroni bounds, the proxy's fidelity, and what to run next.
+* :func:`verdict_words` — the headline (the pick; decided or not, with the regret bound), the paragraph in full (the
+  recommendation, the confidence set, the race's story, the regret bound, the runner-up and the paper's point with
+  their Bonferroni bounds, the proxy's fidelity, what to run next) and, apart, each of its methods once.
 * :func:`more_seeds` — the first rule of what to run next, shared with summary.md's "Next:" line.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..decide.ranks import NO_RANK_INTERVAL
 from ..decide.results import fmt_mean_ci
@@ -23,10 +23,12 @@ MAX_LISTED = 6  # confidence-set members named in the text
 
 @dataclass(frozen=True)
 class VerdictWords:
-    """The verdict in words: ``headline`` (summary.md's top, before the rankings) and ``text`` (the paragraph in full,
-    ending with the command that extends an undecided run)."""
+    """The verdict in words: ``headline`` (summary.md's top, before the rankings), ``text`` (the paragraph in full,
+    ending with the command that extends an undecided run) and ``methods`` (how each number of it was computed, one
+    line each, stated once: summary.md's and report.md's "How this was computed")."""
     text: str
     headline: list[str]
+    methods: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def verdict_words(v: Verdict, ranked: list[dict], extension: str = "") -> Verdic
     """The words of the verdict ``v`` (decide.verdict's facts) over the deciding stage's ``ranked`` candidates; the
     paragraph ends with ``extension`` (report.artifacts.Extension's sentences: the command that extends the run)."""
     best, by_id = ranked[0], {c["candidate"]: c for c in ranked}
-    parts = [_head(best, len(ranked), v), _set_text(v, by_id)]
+    parts = [_head(best, v), _set_text(v, by_id)]
     parts += [v.race["text"]] if v.race else []
     parts += _regret_text(v)
     parts += _runner_up(v, by_id)
@@ -75,7 +77,39 @@ def verdict_words(v: Verdict, ranked: list[dict], extension: str = "") -> Verdic
     if v.half_width is not None and v.half_width > 0.05:
         parts.append(f"Each accuracy is measured on {v.val_n} validation images: ±{v.half_width:.3f} (95 %) at "
                      "best.")
-    return VerdictWords(text=" ".join(p for p in [*parts, extension] if p), headline=_headline(best, v))
+    return VerdictWords(text=" ".join(p for p in [*parts, extension] if p), headline=_headline(best, v),
+                        methods=_methods(v, len(ranked), best))
+
+
+def _methods(v: Verdict, k: int, best: dict) -> list[str]:
+    """How the verdict's numbers were computed, each method once."""
+    level = f"{100 * v.level:g} %"
+    out = ["**Accuracies:** top-1 validation accuracy of short proxy trainings, the mean over seeds with a 95 % "
+           "Student-t interval, each candidate as if chosen in advance"
+           + (f"; the pick's is the largest of {k} means, so its interval is optimistic (not shrunk)"
+              if k > 1 and best.get("accuracy_low") is not None else "") + "."]
+    if v.k < 2:
+        return out
+    n_val = v.val_n
+    over = "α/(k−1)" if v.looks == 1 else f"α/({v.looks}·(k−1)) over the race's {v.looks} looks"
+    sd = ", with the seed noise pooled over the candidates (two-way residual sd)" if v.pooled else ""
+    floor = f"sd floored at 1/n_val = 1/{n_val}" if n_val else "no sd floor (n_val unknown)"
+    out.append(f"**Confidence set of the best ({level} family-wise):** two-sided paired t-tests over the shared "
+               f"seeds{sd}, Bonferroni {over} = {v.alpha_each:.4f} per candidate (Holm's first step), {floor}; a "
+               "candidate outside it failed one such test, which is not a family-wise claim that it is worse.")
+    at = "α/(k−1)" if v.looks == 1 else f"α/({v.looks}·(k−1))"
+    pooled = "; sd: the pooled seed noise" if v.pooled else ""
+    out.append(f"**Differences** (best − another): paired over the shared seeds, with t intervals at the set's "
+               f"per-test level 1 − {at} (k = {v.k}){pooled}; sd ≥ 1/n_val.")
+    if v.regret_bound is not None:
+        out.append(f"**Bound on the best's lead:** {v.regret_bound_method}.")
+    if v.advice == "equivalent":
+        out.append(f"**Probably equal:** two one-sided tests (TOST) of the top two at margin {v.margin:g}, {level}.")
+    if v.advice == "seeds":
+        out.append(f"**Seeds that would decide:** {v.seeds_method}; {ADVICE_CHECKED}.")
+    if (v.fidelity or {}).get("kendall_tau") is not None:
+        out.append(f"**Proxy fidelity:** Kendall τ-b with scipy's p-value for τ = 0; {NO_RANK_INTERVAL}.")
+    return out
 
 
 def _cap(s: str) -> str:
@@ -90,16 +124,12 @@ def _cost(c: dict) -> str:
 
 
 def _bounds_text(d: dict, v: Verdict) -> str:
-    """best − other with its Bonferroni-adjusted paired t bounds, and how it was computed."""
+    """best − other with its Bonferroni-adjusted paired t bounds (their method: ``_methods``)."""
     if d["n"] == 0:
         return "no seed in common"
     if d["low"] is None:
         return f"{d['mean']:+.3f} over 1 seed (no spread: no interval)"
-    looks = v.looks
-    at = "α/(k−1)" if looks == 1 else f"α/({looks}·(k−1))"
-    sd = "; sd: the pooled seed noise" if v.pooled else ""
-    return (f"{d['mean']:+.3f} [{max(-1.0, d['low']):+.3f}, {min(1.0, d['high']):+.3f}] over {d['n']} paired seeds "
-            f"(paired t interval at 1 − {at}, k = {v.k}: the set's per-test level{sd}; sd ≥ 1/n_val)")
+    return f"{d['mean']:+.3f} [{max(-1.0, d['low']):+.3f}, {min(1.0, d['high']):+.3f}] over {d['n']} paired seeds"
 
 
 _DECIDED_BY = {"validation": "the validation stage", "race": "the race's last look", "search": "the proxy search"}
@@ -128,15 +158,13 @@ def _headline(best: dict, v: Verdict) -> list[str]:
     return [pick, state]
 
 
-def _head(best: dict, k: int, v: Verdict) -> str:
-    """The recommendation, its accuracy with the selection caveat, its cost, the stage, the meaning of γ."""
-    caveat = (f" Its interval is a 95 % t interval as if it had been chosen in advance: it is the largest of {k} "
-              "means, so it is optimistic (not shrunk).") if k > 1 and best.get("accuracy_low") is not None else ""
+def _head(best: dict, v: Verdict) -> str:
+    """The recommendation, its accuracy, its cost, the stage, the meaning of γ."""
     stage = v.decided_by
     why = {"validation": f" (the proxy ran {v.proxy_budget})",
            "race": " (its rungs replace the validation stage)", "search": " (no validation stage)"}.get(stage, "")
     text = (f"**Recommended: {coeff_str(best)}** — accuracy {fmt_mean_ci(best)}, {_cost(best)}, at {v.budget}, "
-            f"decided by {_decided_by(stage)}{why}.{caveat}")
+            f"decided by {_decided_by(stage)}{why}.")
     if v.base_resolution:
         text += (f" Its γ = {best['gamma']:g} is the effective resolution multiplier (resolution/base per unit φ): "
                  f"specific to this base resolution of {v.base_resolution} px.")
@@ -148,19 +176,11 @@ def _member(c: dict) -> str:
 
 
 def _set_text(v: Verdict, by_id: dict) -> str:
-    """The primary statement: the confidence set of the best, decided or not, with its method."""
-    n_val = v.val_n
-    over = ("α/(k−1)" if v.looks == 1
-            else f"α/({v.looks}·(k−1)) over the race's {v.looks} looks")
-    sd = ", with the seed noise pooled over the candidates (two-way residual sd)" if v.pooled else ""
-    how = (f"two-sided paired t-tests over the shared seeds{sd}, Bonferroni {over} = {v.alpha_each:.4f} per "
-           f"candidate (Holm's first step), sd floored at 1/n_val" + (f" = 1/{n_val}" if n_val else " (n_val unknown: "
-           "no floor)") + "; the set holds the best with 95 % confidence, each exclusion is one such test")
+    """The primary statement: the confidence set of the best, decided or not (its method: ``_methods``)."""
     if v.k < 2:
         return "Only one candidate finished: there is nothing to compare it with."
     if v.decided:
-        return (f"**Decided at {100 * v.level:g} % family-wise**: the confidence set of the best holds only it "
-                f"({how}).")
+        return f"**Decided at {100 * v.level:g} % family-wise**: the confidence set of the best holds only it."
     paused_ids = v.paused or []
     tested = [c for c in v.confidence_set if c not in paused_ids]
     names = [_member(by_id[c]) for c in tested[:MAX_LISTED]]
@@ -172,7 +192,7 @@ def _set_text(v: Verdict, by_id: dict) -> str:
     of = f"of the {v.k} candidates of the last look" if paused_ids else f"of {v.k} candidates"
     return (f"**Not distinguishable at this budget**: the {100 * v.level:g} % family-wise confidence set of the "
             f"best holds {len(tested)} {of} — " + "; ".join(names)
-            + (f"; and {more} more" if more else "") + f" ({how})." + paused
+            + (f"; and {more} more" if more else "") + "." + paused
             + (f" {_cap(v.set_note)}." if v.set_note else ""))
 
 
@@ -192,7 +212,7 @@ def _regret_text(v: Verdict) -> list[str]:
         f"the {n_all} (the {n_all - v.k} not in the last look were dropped at the family-wise level)"
     paused = f" The {_n(len(v.paused), 'paused candidate')} not covered by this bound." if v.paused else ""
     return [f"{head}{'t' if within else 'T'}he best of {which} is at most {v.regret_bound:.3f} better than the "
-            f"recommendation ({v.regret_bound_method}).{paused}"]
+            f"recommendation.{paused}"]
 
 
 def _runner_up(v: Verdict, by_id: dict) -> list[str]:
@@ -240,11 +260,11 @@ def _fidelity_text(fid: dict | None, best: dict) -> list[str]:
                         if regret is not None else "") + ".")
     if fid.get("kendall_tau") is None:
         return parts + [_cap(fid.get("note") or "proxy fidelity not measurable") + "."]
-    p = f"p = {fid['tau_p']:.2g} for τ = 0 (scipy kendalltau); " if fid.get("tau_p") is not None else ""
+    p = f" (p = {fid['tau_p']:.2g} for τ = 0)" if fid.get("tau_p") is not None else ""
     across = (f" across rungs ({fid['rungs'][0]:g}× against {fid['rungs'][1]:g}× proxy.epochs)" if fid.get("rungs")
               else "")
     return parts + [f"Proxy fidelity{across} over {fid['n_candidates']} candidates: "
-                    f"Kendall τ = {fid['kendall_tau']:+.2f} ({p}{NO_RANK_INTERVAL})."]
+                    f"Kendall τ = {fid['kendall_tau']:+.2f}{p}."]
 
 
 def _advice(v: Verdict) -> list[str]:
@@ -254,12 +274,9 @@ def _advice(v: Verdict) -> list[str]:
     if v.advice == "more_seeds":
         return [more_seeds(v.vs_runner_up["n"])]
     if v.advice == "equivalent":
-        return [f"**Next:** the top two are probably equal at this budget (TOST, margin {v.margin:g}, "
-                f"{100 * v.level:g} %: p = {v.tost_p:.2g}); more seeds will not separate them — a longer budget "
-                f"({longer}) might."]
+        return [f"**Next:** the top two are probably equal at this budget, within {v.margin:g} (p = {v.tost_p:.2g}); "
+                f"more seeds will not separate them — a longer budget ({longer}) might."]
     if v.advice == "seeds":
         return [f"**Next:** about {v.seeds_needed} seeds per candidate would decide (with {100 * ADVICE_POWER:g} % "
-                f"power) if the best led every other candidate by {v.margin:g}; planned with a "
-                f"{100 * v.noise_level:g} % upper bound of the seed noise ({v.noise_sd_upper:.3f}) that allows "
-                f"for heavy tails — {ADVICE_CHECKED}. Or a longer budget ({longer})."]
+                f"power) if the best led every other candidate by {v.margin:g}. Or a longer budget ({longer})."]
     return []

@@ -37,7 +37,7 @@ from ..io import atomic_write_json, atomic_write_text, read_run_json
 from ..decide.results import TABLES, aggregate, deciding_rows, fmt_mean_ci, md_table, read_table
 from ..decide.shares import ShareModel
 from ..decide.ranks import spearman_rho
-from .summary import ranking_table, shares_markdown
+from .summary import how_computed, ranking_table, shares_markdown
 from .family import (curve_analysis, family_curve, family_table, fmt_bound, paper_table, pick_cost_effective,
                      pick_statement, pooled_df, rule_statement, step_evidence)
 from .plots import plot_family, plot_fidelity, plot_landscape, plot_optuna_history, plot_seed_spread
@@ -232,6 +232,7 @@ def report_markdown(run: RunTables, report_cfg: ReportConfig, plots: dict[str, s
         L += [ablation_markdown(run.ablation)]
         if "ablation" in plots:
             L += [f"![ablation: accuracy vs MACs per scaling method]({plots['ablation']})", ""]
+    L += how_computed(b.get("methods") or [])
     return "\n".join(L).rstrip() + "\n"
 
 

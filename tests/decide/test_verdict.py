@@ -20,7 +20,8 @@ def verdict(ranked, rows, *args, **kw) -> dict:
     v = verdict_facts(ranked, rows, *args, **kw)
     assert not any(hasattr(v, k) for k in ("text", "headline"))  # the facts carry no words
     words = verdict_words(v, ranked)
-    return {**v.to_dict(), "text": words.text, "headline": words.headline, "facts": v}
+    return {**v.to_dict(), "text": words.text, "headline": words.headline, "methods": "\n".join(words.methods),
+            "facts": v}
 
 
 def rows(table: dict[str, list[float]], alpha=None):
@@ -63,9 +64,11 @@ def test_a_tie_is_not_distinguishable_and_says_how_many_seeds_would_tell():
     assert v["equivalent"] is False and "Student t with 3 df" in v["seeds_method"]
     assert "**Not distinguishable at this budget**" in v["text"]
     assert f"about {v['seeds_needed']} seeds per candidate would decide" in v["text"]
-    assert "95 % upper bound of the seed noise" in v["text"] and "in simulation" in v["text"]
+    assert v["seeds_method"] in v["methods"] and "in simulation" in v["methods"]  # the plan's noise bound, checked
+    # the paragraph states results; each method is stated once, apart (summary.md's "How this was computed")
+    assert "Bonferroni" not in v["text"] and "paired t" not in v["text"] and "Bonferroni α/(k−1)" in v["methods"]
     assert "not distinguishable from it" in v["text"]  # the paper's (α, β): also a tie
-    assert "largest of 3 means" in v["text"] and "specific to this base resolution of 40 px" in v["text"]
+    assert "largest of 3 means" in v["methods"] and "specific to this base resolution of 40 px" in v["text"]
     assert v["text"].count("cost 2.00× baseline") >= 3  # the winner, the runner-up and the paper
 
 
@@ -92,7 +95,8 @@ def test_equal_at_this_budget_is_said_with_tost():
     a = [0.5 + 0.01 * i for i in range(8)]
     v, _ = run_verdict({"a": [x + 0.0025 * (i % 2) for i, x in enumerate(a)], "b": a})
     assert v["equivalent"] is True and v["seeds_needed"] is None and not v["decided"]
-    assert "probably equal at this budget (TOST, margin 0.01, 95 %" in v["text"] and "seeds if" not in v["text"]
+    assert "probably equal at this budget, within 0.01 (p = " in v["text"] and "seeds if" not in v["text"]
+    assert "(TOST) of the top two at margin 0.01, 95 %" in v["methods"]
 
 
 def test_a_zero_spread_difference_is_not_decided_by_quantisation():
@@ -111,7 +115,7 @@ def test_one_or_two_seeds_decide_nothing():
     assert "± 0.0000" not in v["text"] and "±0.000" not in v["text"]
     md = summary_markdown({"dataset": "d", "num_classes": 10, "chance": 0.1, "base_resolution": 40, "strategy": "grid",
                            "constraint": "measured", "constraint_text": "t", "budget": "b", "seeds": [0]},
-                          v["facts"], None, VerdictWords(v["text"], v["headline"]), ranked,
+                          v["facts"], None, VerdictWords(v["text"], v["headline"], v["methods"].split("\n")), ranked,
                           rows({"a": [0.6], "b": [0.5]}), [], None, None, None)
     assert md.splitlines()[2] == v["headline"][0] and v["text"] in md and "(1 seed, no spread)" in md
     assert "**Next:** run at least 3 seeds" in md and "± 0" not in md

@@ -270,7 +270,7 @@ def test_a_race_runs_continues_its_trunks_and_extends_in_place(tmp_path):
     best = json.loads((run / "best.json").read_text())
     assert best["decided_by"] == "race" and best["race"]["stop"] in ("top_rung", "decided")
     assert best["race"]["spent"] == 9 * 1 + 9 * (5 - 2 + 3) / 4  # rung 2: trunk 5 − 2 steps + cooldown 3 steps
-    assert "The race over 3 candidates" in best["verdict"] and "the race's 2 looks" in best["verdict"]
+    assert "The race over 3 candidates" in best["verdict"] and "the race's 2 looks" in " ".join(best["methods"])
     first = {r["key"]: r["trial_id"] for r in rows}
     summary = (run / "summary.md").read_text()
     # the same race with an indifference zone (search.delta): undecided, the verdict prints the command with the δ

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parents[1] / "golden" / "default_run"
 RESUME = "scalesearch resume=true hydra.run.dir=RUN"
 # best.json's prose: the words of the verdict and its notes (report/ writes them; a redesign may reword them)
-WORDING = {"verdict", "headline", "method", "seeds_method", "regret_bound_method", "product_note", "gamma_note",
+WORDING = {"verdict", "headline", "methods", "method", "seeds_method", "regret_bound_method", "product_note", "gamma_note",
            "constraint_text", "sentence", "note", "budget"}
 CLOCK = {"search_wall_s"}  # the resume's own wall time
 
