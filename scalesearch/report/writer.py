@@ -250,8 +250,9 @@ def _header_part(run: RunTables) -> list[str]:
             f"- search: {b['strategy']}, constraint {b['constraint']} on {b['cost']} (target {b['target']:g}^φ, φ = "
             f"{b['phi']:g}; depth rounding {b['depth_rounding']}), proxy budget {b['budget']}, seeds {b['seeds']}; "
             f"trials: {sum(statuses.values())} ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})",
-            "- accuracies are top-1 validation accuracy (a fraction) of short proxy trainings, mean over seeds with a "
-            "95 % Student-t interval; compare them with each other, not with full-training numbers", ""]
+            *([] if b.get("methods") else  # a run from before best.json's methods: the intervals said here
+              ["- accuracies are top-1 validation accuracy (a fraction) of short proxy trainings, mean over seeds with "
+               "a 95 % Student-t interval; compare them with each other, not with full-training numbers"]), ""]
 
 
 def _fidelity_part(run: RunTables, ranked: list[dict], plots: dict[str, str]) -> list[str]:
