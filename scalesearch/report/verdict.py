@@ -85,8 +85,8 @@ def _methods(v: Verdict, k: int, best: dict) -> list[str]:
     """How the verdict's numbers were computed, each method once."""
     level = f"{100 * v.level:g} %"
     out = ["**Accuracies:** top-1 validation accuracy (a fraction) of short proxy trainings — compare them with each "
-           "other, not with full-training numbers —, the mean over seeds with a 95 % Student-t interval, each candidate "
-           "as if chosen in advance"
+           "other, not with full-training numbers —, the mean over seeds with a 95 % Student-t interval, each "
+           "candidate as if chosen in advance"
            + (f"; the pick's is the largest of {k} means, so its interval is optimistic (not shrunk)"
               if k > 1 and best.get("accuracy_low") is not None else "") + "."]
     if v.k < 2:
