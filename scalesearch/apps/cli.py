@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 from .. import __version__
 from ..plan import preflight as P
 from ..run import multirun
-from ..run.interrupt import RunStopped, interrupted_by, say, set_resume_line, stop_line
+from ..run.interrupt import RunStopped, interrupted_by, line_out, say, set_resume_line, stop_line
 from .compose import (CONF_DIR, SCHEMAS, UserError, check_job, compose_config, early_checks, is_multirun,
                       newest_resumable, to_object, typed)
 from .help import app_help
@@ -49,7 +49,7 @@ def _install_signal_handlers() -> None:
 
 
 def _fail(msg: str, code: int = 2):
-    print(f"scalesearch: error: {msg}", file=sys.stderr, flush=True)
+    line_out(f"scalesearch: error: {msg}")
     sys.exit(code)
 
 

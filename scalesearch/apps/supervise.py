@@ -23,7 +23,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..run.interrupt import STOP_SIGNALS, SUPERVISOR_FD, mark_interrupted, stop_line
+from ..run.interrupt import STOP_SIGNALS, SUPERVISOR_FD, line_out, mark_interrupted, stop_line
 from ..io import atomic_write_json
 
 __all__ = ["main", "generate_main", "report_main", "ablate_main", "nas_main", "validate_main", "compare_main",
@@ -138,7 +138,7 @@ class _Watch:
                     atomic_write_json(record, doc)
         if "said" not in told:
             with contextlib.suppress(OSError, ValueError):
-                print(stop_line(f"interrupted by {name}", told.get("resume") or None), file=sys.stderr, flush=True)
+                line_out(stop_line(f"interrupted by {name}", told.get("resume") or None))
         return 128 + signum
 
 

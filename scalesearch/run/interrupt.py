@@ -35,7 +35,7 @@ from pathlib import Path
 __all__ = ["INTERRUPTED", "IN_TUNE", "Interrupted", "RunStopped", "on_signal", "interrupted_by", "install",
            "install_early", "reinstall", "deferred", "hand_to_tune", "raise_if_interrupted", "set_resume_line",
            "stop_line", "say", "notice", "on_stop", "abandon", "STOP_SIGNALS", "installed", "SUPERVISOR_FD",
-           "report_to", "tell", "mark_interrupted", "said_elsewhere"]
+           "report_to", "tell", "mark_interrupted", "said_elsewhere", "line_out"]
 
 # set by the SIGINT/SIGTERM handler (:func:`on_signal`): Tune stops every trial and nothing ending after it is
 # recorded as finished; the runner then raises Interrupted
@@ -145,6 +145,13 @@ def stop_line(what: str, resume: str | None) -> str:
     return f"scalesearch: {what}: what finished is recorded and the run stays resumable{hint}"
 
 
+def line_out(line: str) -> None:
+    """``line`` and its newline to stderr in one write: the jobs of a parallel multirun share the terminal, and a
+    stream that writes through (unbuffered) would otherwise send the newline apart, splicing two jobs' lines."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def say(line: str) -> None:
     """Print the run's one stop line, once per process (the first to come: the signal's notice, the watch's
     abandon, the app's own unwinding). A closed terminal (SIGHUP) may refuse it: that is not an error."""
@@ -154,7 +161,7 @@ def say(line: str) -> None:
         _SAID.set()
     tell("said")
     with contextlib.suppress(OSError, ValueError):
-        print(line, file=sys.stderr, flush=True)
+        line_out(line)
 
 
 def said_elsewhere() -> None:
@@ -225,8 +232,7 @@ _INSTALLED = threading.Event()
 
 def _early(signum, frame) -> None:
     tell("said")
-    print(f"scalesearch: interrupted by {signal.Signals(signum).name} while starting: nothing was started",
-          file=sys.stderr, flush=True)
+    line_out(f"scalesearch: interrupted by {signal.Signals(signum).name} while starting: nothing was started")
     os._exit(128 + signum)
 
 

@@ -206,6 +206,25 @@ def test_a_parallel_multirun_on_one_cluster_stops_every_job_with_its_own_line_an
         assert all({r["key"]: r["trial_id"] for r in rows}[k] == v for k, v in before[d].items()), "trained again"
 
 
+def test_a_stop_line_is_one_write_so_parallel_jobs_never_splice_their_lines(monkeypatch):
+    """The jobs of a parallel multirun share the terminal; with a stream that writes through, print() sent the
+    newline as a second write and two jobs' lines came out spliced into one (seen in CI: the test above failed)."""
+    from scalesearch.run.interrupt import line_out
+
+    writes = []
+
+    class Stream:
+        def write(self, s):
+            writes.append(s)
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stderr", Stream())
+    line_out("scalesearch: interrupted by SIGINT: resume with: scalesearch resume=true hydra.run.dir=RUN")
+    assert writes == ["scalesearch: interrupted by SIGINT: resume with: scalesearch resume=true hydra.run.dir=RUN\n"]
+
+
 @pytest.mark.slow
 def test_interrupted_nas_resumes_with_the_unfinished_trials(tmp_path):
     run_dir, log = tmp_path / "nas", tmp_path / "nas.log"
