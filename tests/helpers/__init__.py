@@ -45,17 +45,21 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
     return p.returncode, p.stdout, p.stderr
 
 
-def smoke_budget(**kw):
-    """conf/proxy/cpu_smoke.yaml's budget on one thread, with ``kw`` replaced: the tiny trainings of the proxy tests."""
-    import dataclasses
-
+def proxy_yaml(name: str):
+    """conf/proxy/<name>.yaml over the ProxyConfig defaults, as Hydra composes the proxy group."""
     from omegaconf import OmegaConf
 
     from scalesearch.config import ProxyConfig
 
-    smoke = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ProxyConfig),
-                                                OmegaConf.load(ROOT / "conf" / "proxy" / "cpu_smoke.yaml")))
-    return dataclasses.replace(smoke, **{"threads": 1, **kw})
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ProxyConfig),
+                                               OmegaConf.load(ROOT / "conf" / "proxy" / f"{name}.yaml")))
+
+
+def smoke_budget(**kw):
+    """conf/proxy/cpu_smoke.yaml's budget on one thread, with ``kw`` replaced: the tiny trainings of the proxy tests."""
+    import dataclasses
+
+    return dataclasses.replace(proxy_yaml("cpu_smoke"), **{"threads": 1, **kw})
 
 
 def load_benchmark(name: str):

@@ -4,15 +4,14 @@ data, budget)`` learns, runs are reproducible, divergence is reported, bad input
 Every budget runs on one torch thread: the 2 cores are shared, and 2 threads on a busy machine
 oversubscribe them (measured: ~40x slower steps)."""
 
-import dataclasses
 import math
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
+from helpers import proxy_yaml
+from helpers import smoke_budget as budget
 from scalesearch.config import DatasetConfig, FaultConfig, ProxyConfig
 from scalesearch.plan.preflight import check_proxy
 from scalesearch.train.data import ProxyData, load_data
@@ -20,20 +19,11 @@ from scalesearch.scaling.model import spec_cost
 from scalesearch.train.proxy import build_proxy_model, train_proxy
 from scalesearch.scaling.spec import B0, scale
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 EPOCH_KEYS = {"epoch", "accuracy", "loss", "train_loss", "images_per_s"}
 FINAL_KEYS = EPOCH_KEYS | {"wall_s", "epochs", "steps", "status", "resolution"}
 
 
-def proxy_yaml(name: str) -> ProxyConfig:
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ProxyConfig), OmegaConf.load(CONF / "proxy" / f"{name}.yaml")))
-
-
 SMOKE = proxy_yaml("cpu_smoke")
-
-
-def budget(**kw) -> ProxyConfig:
-    return dataclasses.replace(SMOKE, **{"threads": 1, **kw})
 
 
 @pytest.fixture(scope="module", autouse=True)
